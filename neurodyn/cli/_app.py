@@ -1,0 +1,141 @@
+"""The Typer application objects, error mapping and the options shared by every command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from neurodyn import __version__
+from neurodyn.errors import InputError
+from neurodyn.progress import set_quiet
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger("neurodyn")
+STATE: dict[str, Any] = {"verbose": 0}
+
+
+class NeurodynGroup(TyperGroup):
+    """Maps exceptions to exit codes: 2 bad input, 1 unexpected, 130 interrupted."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except InputError as exc:
+            if STATE["verbose"] > 0:
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: outputs already written are kept; rerun to resume", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            if STATE["verbose"] > 0:
+                traceback.print_exc()
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            click.echo(
+                f"error: unexpected failure: {type(exc).__name__}: {first} (rerun with -v for the traceback)",
+                err=True,
+            )
+            ctx.exit(1)
+
+
+def make_app(**kw: Any) -> typer.Typer:
+    return typer.Typer(
+        cls=NeurodynGroup,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "NEURODYN"},
+        **kw,
+    )
+
+
+app = make_app(
+    help=(
+        "neurodyn: raw neural recordings to interpretable dynamics.\n\n"
+        "Stages chain through HDF5 files: ingest -> preprocess -> affinity -> factorize -> "
+        "communities, and states / bicluster per recording. Every output records its "
+        "parameters, versions, input hashes and seed; `neurodyn inspect FILE` shows them."
+    )
+)
+simulate_app = typer.Typer(
+    no_args_is_help=True,
+    help="Write ground-truth data from neurodyn's generative models (for demos and tests).",
+)
+app.add_typer(simulate_app, name="simulate")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"neurodyn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output; -v shows tracebacks.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors; no progress bars.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file of option defaults, one table per command ([ingest], [affinity]...). "
+            "Precedence: built-in defaults < this file < NEURODYN_<COMMAND>_<OPTION> env vars < flags.",
+        ),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    STATE["verbose"] = -1 if quiet else verbose
+    set_quiet(quiet)
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log.setLevel(level)
+    if config is not None:
+        ctx.default_map = load_config(config)
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read a TOML config into click's ``default_map`` (tables per command, dashes -> _)."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(path, "no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, f"invalid TOML: {exc}") from None
+
+    def norm(d: Any) -> Any:
+        if isinstance(d, dict):
+            return {str(k).replace("-", "_"): norm(v) for k, v in d.items()}
+        return d
+
+    return norm(data)
+
+
+# -- shared options -----------------------------------------------------------------------
+Out = Annotated[
+    Path, typer.Option("--out", "-o", help="Output file; written to a temporary name and renamed when complete.")
+]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed; recorded in the output for reproducibility.")]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Parallel local worker processes (-1: all cores).")]
+Force = Annotated[bool, typer.Option("--force", help="Recompute even if the output exists and is up to date.")]
+
+
+def done(path: Path, what: str = "") -> None:
+    """Tell the user where the output went (stdout; silent under --quiet)."""
+    if STATE["verbose"] >= 0:
+        typer.echo(f"wrote {path}" + (f" ({what})" if what else ""))

@@ -1,0 +1,103 @@
+"""Ingest: read sources through the registry, select, crop, resample, write recordings.h5."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from neurodyn.connectome import Connectome
+from neurodyn.errors import InputError
+from neurodyn.io import store
+from neurodyn.io.registry import read
+from neurodyn.preprocess import resample
+from neurodyn.progress import progress
+from neurodyn.recording import Recording
+
+log = logging.getLogger(__name__)
+
+
+def select(
+    recs: Sequence[Recording],
+    *,
+    datasets: Sequence[str] = (),
+    subjects: Sequence[str] = (),
+    neurons: Sequence[str] = (),
+    labeled_only: bool = False,
+) -> list[Recording]:
+    """Filter recordings by dataset and subject, and channels by name or labelled status.
+
+    Neurons named in ``neurons`` that a recording lacks are skipped for that recording
+    (logged); a recording left with no channel is dropped.
+    """
+    out = []
+    for r in recs:
+        if datasets and r.dataset not in datasets:
+            continue
+        if subjects and r.subject not in subjects and r.id not in subjects:
+            continue
+        keep = list(r.labels)
+        if labeled_only and r.channel_info is not None and "is_labeled" in r.channel_info:
+            keep = [x for x, ok in zip(r.labels, r.channel_info["is_labeled"]) if ok]
+        if neurons:
+            wanted = set(neurons)
+            missing = wanted - set(keep)
+            if missing:
+                log.info("%s lacks %d requested neurons", r.id, len(missing))
+            keep = [x for x in keep if x in wanted]
+        if not keep:
+            log.warning("%s: no channel left after selection; skipped", r.id)
+            continue
+        out.append(r if len(keep) == r.n_channels else r.select(keep))
+    return out
+
+
+def parse_crop(text: str | None) -> tuple[float | None, float | None]:
+    """``"START:STOP"`` in seconds (either side may be empty) -> (start, stop)."""
+    if not text:
+        return None, None
+    try:
+        a, b = text.split(":")
+        return (float(a) if a else None, float(b) if b else None)
+    except ValueError:
+        raise InputError("--crop", f"expected START:STOP in seconds, got {text!r}") from None
+
+
+def ingest(
+    inputs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    format: str | None = None,
+    datasets: Sequence[str] = (),
+    subjects: Sequence[str] = (),
+    neurons: Sequence[str] = (),
+    labeled_only: bool = False,
+    resample_hz: float | None = None,
+    crop: str | None = None,
+    reader_options: Mapping[str, Any] | None = None,
+) -> Path:
+    """Read every input, select/crop/resample, and write one recordings file with provenance.
+
+    Returns the output path. Raises :class:`InputError` when nothing is left to write.
+    """
+    recs: list[Recording] = []
+    cons: list[Connectome] = []
+    for path in progress(inputs, desc="reading", unit="file"):
+        for item in read(path, format=format, **dict(reader_options or {})):
+            (cons if isinstance(item, Connectome) else recs).append(item)
+    recs = select(recs, datasets=datasets, subjects=subjects, neurons=neurons, labeled_only=labeled_only)
+    start, stop = parse_crop(crop)
+    if start is not None or stop is not None:
+        recs = [r.crop(start, stop) for r in recs]
+    if resample_hz:
+        recs = [resample(r, resample_hz) for r in recs]
+    if not recs and not cons:
+        raise InputError(inputs[0] if inputs else None, "no recording left after selection")
+    params = {
+        "format": format, "datasets": list(datasets), "subjects": list(subjects),
+        "neurons": list(neurons), "labeled_only": labeled_only, "resample_hz": resample_hz,
+        "crop": crop, "reader_options": dict(reader_options or {}),
+    }
+    return store.write_recordings(out, recs, cons, params=params, inputs=inputs)

@@ -1,0 +1,3 @@
+"""Built-in readers; importing this package registers them all."""
+
+from neurodyn.io.readers import celegans, connectome  # noqa: F401

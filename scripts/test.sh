@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install neurodyn with its test extras and run the whole suite (the README's second command).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+python3 -m pip install -q -e ".[test]" || exit 1
+python3 -m pytest -q "$@"
+rc=$?
+# pytest exits 5 when it collected no test: treat that as a failure of the suite.
+if [ "$rc" -eq 5 ]; then echo "no tests ran"; exit 1; fi
+exit $rc
