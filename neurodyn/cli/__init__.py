@@ -6,7 +6,7 @@ import sys
 
 from neurodyn.cli._app import app, simulate_app
 from neurodyn.cli import ingest, inspect, simulate  # noqa: E402,F401  (register commands)
-from neurodyn.cli import preprocess, connectome, states, bicluster, pipeline, report  # noqa: E402,F401
+from neurodyn.cli import preprocess, connectome, communities, states, bicluster, pipeline, report  # noqa: E402,F401,I001
 
 __all__ = ["app", "simulate_app", "main"]
 

@@ -1,3 +1,4 @@
 """Built-in readers; importing this package registers them all."""
 
 from neurodyn.io.readers import celegans, connectome  # noqa: F401
+from neurodyn.io.readers import native  # noqa: F401

@@ -1,0 +1,253 @@
+"""Shared figure style: colorblind-safe palettes, stable colors per index, captions, saving.
+
+Every figure module should draw through these helpers so that the same state or community
+index has the same color in every figure, matrices are ordered and labelled the same way, and
+every figure carries a caption line naming its data, parameters and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+
+#: Okabe & Ito (2008) colorblind-safe qualitative palette (black moved last).
+OKABE_ITO = (
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#009E73",  # bluish green
+    "#F0E442",  # yellow
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#CC79A7",  # reddish purple
+    "#000000",  # black
+)
+#: Color of "no group" (background neurons, label -1).
+BACKGROUND = "#BBBBBB"
+#: Sequential map for non-negative matrices and diverging map for signed ones.
+SEQUENTIAL = "viridis"
+DIVERGING = "RdBu_r"
+#: Formats ``neurodyn figures --format`` accepts.
+FORMATS = ("png", "svg", "pdf")
+#: Show neuron names on matrix axes up to this many neurons.
+MAX_TICK_LABELS = 60
+#: Above this many neurons matrices are ordered by community/cluster.
+ORDER_ABOVE = 100
+#: Time series are decimated to at most this many points for display.
+MAX_POINTS = 4000
+
+RC = {
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "image.cmap": SEQUENTIAL,
+    "svg.fonttype": "none",
+    "pdf.fonttype": 42,
+}
+
+
+def use() -> None:
+    """Apply the neurodyn rcParams (call at the start of every ``draw``)."""
+    plt.rcParams.update(RC)
+
+
+def color(index: int) -> str:
+    """Stable color of a state/community/cluster index (negative: background gray).
+
+    Indices 0-7 take the Okabe-Ito colors; larger indices cycle through viridis samples
+    at golden-ratio offsets so neighbours stay distinguishable.
+    """
+    i = int(index)
+    if i < 0:
+        return BACKGROUND
+    if i < len(OKABE_ITO):
+        return OKABE_ITO[i]
+    x = ((i - len(OKABE_ITO)) * 0.618033988749895) % 1.0
+    return matplotlib.colors.to_hex(plt.get_cmap(SEQUENTIAL)(x))
+
+
+def colors(n: int) -> list[str]:
+    """Colors of indices ``0..n-1``."""
+    return [color(i) for i in range(n)]
+
+
+def category_cmap(n: int) -> ListedColormap:
+    """A listed colormap whose entry ``k`` is :func:`color` ``(k)``, for ``imshow`` of labels."""
+    return ListedColormap(colors(max(n, 1)), name=f"neurodyn{n}")
+
+
+def group_order(groups: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Permutation that sorts items by group (background -1 last), stable within a group.
+
+    Parameters
+    ----------
+    groups : int array (N,)
+
+    Returns
+    -------
+    order : int array (N,)
+    """
+    g = np.asarray(groups, dtype=np.int64)
+    key = np.where(g < 0, np.iinfo(np.int64).max, g)
+    return np.argsort(key, kind="stable")
+
+
+def display_order(n: int, groups: Sequence[int] | np.ndarray | None) -> np.ndarray:
+    """Order for an ``n``-neuron matrix: by ``groups`` when ``n > ORDER_ABOVE``, else identity."""
+    if groups is None or n <= ORDER_ABOVE or len(groups) != n:
+        return np.arange(n)
+    return group_order(groups)
+
+
+def decimate(t: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Block-average a long time series for display only.
+
+    Parameters
+    ----------
+    t : array (T,)
+        Times (s).
+    y : array (T,) or (T, K)
+    max_points : int
+
+    Returns
+    -------
+    t_ds : array (T',), y_ds : array (T', ...)
+        Unchanged when ``T <= max_points``; otherwise means over blocks of ``ceil(T/max_points)``.
+    """
+    t = np.asarray(t, dtype=float)
+    y = np.asarray(y)
+    T = t.shape[0]
+    if T <= max_points:
+        return t, y
+    step = int(np.ceil(T / max_points))
+    n = T // step
+    tt = t[: n * step].reshape(n, step).mean(1)
+    yy = y[: n * step].reshape((n, step) + y.shape[1:]).astype(float).mean(1)
+    return tt, yy
+
+
+def decimate_labels(t: np.ndarray, z: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Subsample a discrete sequence (states) for display by taking every k-th sample."""
+    t = np.asarray(t, dtype=float)
+    z = np.asarray(z)
+    if t.shape[0] <= max_points:
+        return t, z
+    step = int(np.ceil(t.shape[0] / max_points))
+    return t[::step], z[::step]
+
+
+def label_matrix_axes(ax: Any, labels: Sequence[str], *, x: bool = True, y: bool = True) -> None:
+    """Put neuron names on matrix axes when they fit (``<= MAX_TICK_LABELS``), else index ticks."""
+    n = len(labels)
+    if n <= MAX_TICK_LABELS:
+        size = 7 if n <= 30 else max(3.5, 7 * 30 / n)
+        ticks = np.arange(n)
+        if x:
+            ax.set_xticks(ticks, [str(s) for s in labels], rotation=90, fontsize=size)
+        if y:
+            ax.set_yticks(ticks, [str(s) for s in labels], fontsize=size)
+    else:
+        if x:
+            ax.set_xlabel((ax.get_xlabel() or "neuron") + f" (index, {n} total)")
+        if y:
+            ax.set_ylabel((ax.get_ylabel() or "neuron") + f" (index, {n} total)")
+
+
+def group_boundaries(ax: Any, groups_sorted: np.ndarray) -> None:
+    """Draw thin lines between consecutive groups of an ordered matrix."""
+    g = np.asarray(groups_sorted)
+    for b in np.flatnonzero(np.diff(g) != 0):
+        ax.axhline(b + 0.5, color="white", lw=0.6)
+        ax.axvline(b + 0.5, color="white", lw=0.6)
+
+
+def shade_events(ax: Any, events: Any, *, alpha: float = 0.15) -> None:
+    """Shade stimulus/event intervals (a DataFrame with onset, offset, label; seconds)."""
+    if events is None or len(events) == 0:
+        return
+    labels = [str(x) for x in events["label"]]
+    uniq = list(dict.fromkeys(labels))
+    for on, off, lab in zip(events["onset"], events["offset"], labels):
+        if not (np.isfinite(on) and np.isfinite(off)):
+            continue
+        ax.axvspan(float(on), float(off), color=color(uniq.index(lab)), alpha=alpha, lw=0)
+
+
+def caption_text(data: str, params: Mapping[str, Any] | None = None, seed: Any = None,
+                 extra: str = "", width: int = 160) -> str:
+    """One caption line: ``data: ... | params: k=v, ... | seed: s``, wrapped to ``width``."""
+    parts = [f"data: {data}"]
+    if params:
+        kv = ", ".join(f"{k}={_short(v)}" for k, v in params.items())
+        parts.append(f"params: {kv}")
+    if seed is not None and seed != -1:
+        parts.append(f"seed: {seed}")
+    if extra:
+        parts.append(extra)
+    text = " | ".join(parts)
+    if len(text) > 3 * width:
+        text = text[: 3 * width - 3] + "..."
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def _short(v: Any) -> str:
+    s = v if isinstance(v, str) else json.dumps(v, default=str)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def caption_from(path: str | Path, extra: str = "") -> str:
+    """Caption line built from a stage file's provenance (file name, stage, parameters, seed)."""
+    from neurodyn.io.store import provenance
+
+    try:
+        p = provenance(path)
+    except Exception:  # provenance is decoration; never fail a figure over it
+        return caption_text(Path(path).name, extra=extra)
+    params = p.get("parameters") if isinstance(p.get("parameters"), dict) else None
+    data = f"{Path(path).name} (stage {p.get('stage', '?')})"
+    return caption_text(data, params, p.get("seed"), extra)
+
+
+def add_caption(fig: Any, text: str) -> None:
+    """Write ``text`` under the figure, leaving room for it."""
+    n = text.count("\n") + 1
+    h = fig.get_figheight()
+    bottom = min(0.35, (0.16 * n + 0.12) / h)
+    fig.subplots_adjust(bottom=max(fig.subplotpars.bottom, bottom + 0.06))
+    fig.text(0.01, 0.01, text, fontsize=6.5, color="#444444", ha="left", va="bottom", wrap=False)
+
+
+def safe_name(s: str) -> str:
+    """A file-name-safe version of an id (``sim/animal0`` -> ``sim_animal0``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(s)).strip("_") or "x"
+
+
+def save(fig: Any, outdir: str | Path, name: str, fmt: str = "png") -> Path:
+    """Save ``fig`` as ``outdir/name.fmt`` and close it; returns the path."""
+    if fmt not in FORMATS:
+        from neurodyn.errors import InputError
+
+        raise InputError("--format", f"unknown figure format {fmt!r}; one of {FORMATS}")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    path = outdir / f"{safe_name(name)}.{fmt}"
+    fig.savefig(path, format=fmt)
+    plt.close(fig)
+    return path
