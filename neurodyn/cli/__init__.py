@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import sys
 
+from neurodyn.cli import (  # noqa: E402,F401  (register commands)  # noqa: E402,F401,I001
+    bicluster,
+    communities,
+    connectome,
+    ingest,
+    inspect,
+    pipeline,
+    preprocess,
+    report,
+    simulate,
+    states,
+)
 from neurodyn.cli._app import app, simulate_app
-from neurodyn.cli import ingest, inspect, simulate  # noqa: E402,F401  (register commands)
-from neurodyn.cli import preprocess, connectome, communities, states, bicluster, pipeline, report  # noqa: E402,F401,I001
 
 __all__ = ["app", "simulate_app", "main"]
 

@@ -44,7 +44,7 @@ def open_h5(path: str | os.PathLike, *, require_complete: bool = True) -> h5py.F
     try:
         f = _open(p, "r")
     except OSError as exc:
-        raise InputError(p, f"not a readable HDF5 file (truncated or corrupt?): {_short(exc)}")
+        raise InputError(p, f"not a readable HDF5 file (truncated or corrupt?): {_short(exc)}") from None
     if require_complete and not bool(f.attrs.get("complete", False)):
         f.close()
         raise InputError(p, "incomplete output (its writer was interrupted); rerun the stage")

@@ -1,0 +1,340 @@
+"""Cross-method timeline: HMM-GLM states, bi-clustering states and NTF temporal factors.
+
+Aligns, for one recording, the HMM-GLM state posterior (``states.h5``), the bi-clustering
+state sequence (``bicluster.h5``) and the NTF temporal factors (``ntf.h5``, shared by all
+animals) on one time axis in seconds, with the recording's events, and scores the agreement
+of the two state partitions (adjusted Rand index, normalized mutual information).
+
+Readers here are defensive: stage layouts may differ slightly, so each piece is optional.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from neurodyn.io.store import open_h5, strings
+
+STATE_FILES = ("states.h5", "hmmglm.h5")
+BICLUSTER_FILES = ("bicluster.h5",)
+NTF_FILES = ("ntf.h5", "factorize.h5")
+RECORDING_FILES = ("preprocessed.h5", "preprocess.h5", "recordings.h5")
+
+
+# -- pure functions -------------------------------------------------------------------------
+def partition_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Adjusted Rand index and normalized mutual information of two labelings.
+
+    Parameters
+    ----------
+    a, b : int arrays (T,)
+        State labels per time bin (any integers; label identities need not match).
+
+    Returns
+    -------
+    ari, nmi : float
+        NaN when fewer than two samples.
+    """
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    a = np.asarray(a).ravel()
+    b = np.asarray(b).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"labelings differ in length: {a.shape} vs {b.shape}")
+    if a.size < 2:
+        return float("nan"), float("nan")
+    return float(adjusted_rand_score(a, b)), float(normalized_mutual_info_score(a, b))
+
+
+def resample_labels(t_src: np.ndarray, z_src: np.ndarray, t_dst: np.ndarray) -> np.ndarray:
+    """Discrete labels sampled at ``t_dst`` by the last source sample at or before each time.
+
+    Parameters
+    ----------
+    t_src : array (S,)
+        Increasing source times (s).
+    z_src : int array (S,)
+    t_dst : array (D,)
+        Target times (s); times before ``t_src[0]`` take the first label.
+
+    Returns
+    -------
+    int array (D,)
+    """
+    t_src = np.asarray(t_src, dtype=float)
+    idx = np.searchsorted(t_src, np.asarray(t_dst, dtype=float), side="right") - 1
+    return np.asarray(z_src)[np.clip(idx, 0, t_src.size - 1)]
+
+
+def common_grid(t_a: np.ndarray, t_b: np.ndarray) -> np.ndarray:
+    """The times of the coarser of two grids that fall inside both grids' spans (s)."""
+    t_a = np.asarray(t_a, dtype=float)
+    t_b = np.asarray(t_b, dtype=float)
+    base = t_a if t_a.size <= t_b.size else t_b
+    lo, hi = max(t_a[0], t_b[0]), min(t_a[-1], t_b[-1])
+    return base[(base >= lo) & (base <= hi)]
+
+
+def align_partitions(t_a: np.ndarray, z_a: np.ndarray, t_b: np.ndarray, z_b: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both state sequences sampled on :func:`common_grid` (times, labels a, labels b)."""
+    grid = common_grid(t_a, t_b)
+    return grid, resample_labels(t_a, z_a, grid), resample_labels(t_b, z_b, grid)
+
+
+# -- data ------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Timeline:
+    """Everything the cross-method timeline shows for one recording.
+
+    Attributes
+    ----------
+    recording : str
+    hmm_time : array (T,) s, hmm_posterior : array (T, K), hmm_states : int array (T,)
+    bic_time : array (S,) s, bic_states : int array (S,)
+    ntf_time : array (W,) s (window centres), ntf_factors : array (W, R), ntf_labels : list[str]
+    events : DataFrame (onset, offset, label; s)
+    ari, nmi : float, agreement of HMM-GLM and bi-clustering states (NaN if either is absent)
+    sources : dict name -> file used
+    notes : list[str]
+    """
+
+    recording: str
+    hmm_time: np.ndarray | None = None
+    hmm_posterior: np.ndarray | None = None
+    hmm_states: np.ndarray | None = None
+    bic_time: np.ndarray | None = None
+    bic_states: np.ndarray | None = None
+    ntf_time: np.ndarray | None = None
+    ntf_factors: np.ndarray | None = None
+    ntf_labels: list[str] = dataclasses.field(default_factory=list)
+    events: pd.DataFrame | None = None
+    ari: float = float("nan")
+    nmi: float = float("nan")
+    sources: dict[str, str] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def n_panels(self) -> int:
+        return sum(x is not None for x in (self.hmm_posterior, self.bic_states, self.ntf_factors))
+
+
+def find_file(rundir: Path, names: Sequence[str]) -> Path | None:
+    """First of ``names`` that exists in ``rundir``."""
+    for n in names:
+        p = Path(rundir) / n
+        if p.exists():
+            return p
+    return None
+
+
+def _rec_groups(f: h5py.File) -> dict[str, h5py.Group]:
+    """Per-recording groups of a per-recording stage file: id -> group."""
+    root = f["recordings"] if "recordings" in f and isinstance(f["recordings"], h5py.Group) else f
+    out: dict[str, h5py.Group] = {}
+    for key, g in root.items():
+        if not isinstance(g, h5py.Group):
+            continue
+        rid = g.attrs.get("id", g.attrs.get("recording", key.replace("|", "/")))
+        out[rid.decode() if isinstance(rid, bytes) else str(rid)] = g
+    return out
+
+
+def _first(g: h5py.Group, names: Sequence[str]) -> np.ndarray | None:
+    for n in names:
+        if n in g and isinstance(g[n], h5py.Dataset):
+            return g[n][()]
+    return None
+
+
+def _time_axis(g: h5py.Group, n: int, rec_times: np.ndarray | None) -> np.ndarray:
+    """Times (s) of ``n`` bins of a per-recording group: stored, recording's, or from fs/dt."""
+    t = _first(g, ("time", "times", "t"))
+    if t is not None and np.ndim(t) == 1 and len(t) == n:
+        return np.asarray(t, dtype=float)
+    if rec_times is not None and len(rec_times) == n:
+        return np.asarray(rec_times, dtype=float)
+    for key in ("dt", "bin_size", "bin_s"):
+        if key in g.attrs:
+            return np.arange(n) * float(g.attrs[key])
+    if "fs" in g.attrs:
+        return np.arange(n) / float(g.attrs["fs"])
+    if rec_times is not None and len(rec_times) > 1:
+        # binned: spread n bins over the recording's span
+        return np.linspace(rec_times[0], rec_times[-1], n)
+    return np.arange(n, dtype=float)
+
+
+def _state_labels(z: np.ndarray) -> np.ndarray:
+    """A (T,) label sequence from a (T,), or a (samples, T) array (per-time mode)."""
+    z = np.asarray(z)
+    if z.ndim == 1:
+        return z.astype(np.int64)
+    z = z.reshape(-1, z.shape[-1]).astype(np.int64)
+    z = z - z.min()
+    counts = np.apply_along_axis(np.bincount, 0, z, minlength=int(z.max()) + 1)
+    return counts.argmax(0)
+
+
+def _recording_file(rundir: Path, stage_file: Path | None) -> Path | None:
+    """The recordings file a stage read (from its provenance inputs), else a default one."""
+    if stage_file is not None:
+        try:
+            with open_h5(stage_file, require_complete=False) as f:
+                inputs = json.loads(f.attrs.get("inputs", "{}"))
+            for p in inputs:
+                q = Path(p)
+                for cand in (q, Path(rundir) / q.name):
+                    if cand.exists() and cand.suffix == ".h5" and _has_recordings(cand):
+                        return cand
+        except Exception:
+            pass
+    for n in RECORDING_FILES:
+        p = Path(rundir) / n
+        if p.exists() and _has_recordings(p):
+            return p
+    return None
+
+
+def _has_recordings(p: Path) -> bool:
+    try:
+        with open_h5(p) as f:
+            return "recordings" in f
+    except Exception:
+        return False
+
+
+def _recording_info(path: Path | None, rid: str) -> tuple[np.ndarray | None, pd.DataFrame | None]:
+    """Time stamps (s) and events of recording ``rid`` (None when unavailable)."""
+    if path is None:
+        return None, None
+    from neurodyn.io.store import read_recordings
+
+    try:
+        rec = read_recordings(path, [rid], lazy=True)[0]
+    except Exception:
+        return None, None
+    return rec.times, rec.events
+
+
+def recording_ids(rundir: Path) -> list[str]:
+    """Recordings that have HMM-GLM or bi-clustering output in ``rundir``."""
+    ids: list[str] = []
+    for names in (STATE_FILES, BICLUSTER_FILES):
+        p = find_file(rundir, names)
+        if p is None:
+            continue
+        with open_h5(p) as f:
+            for rid, g in _rec_groups(f).items():
+                if rid not in ids and any(k in g for k in ("posterior", "viterbi", "state_sequence",
+                                                             "states", "z")):
+                    ids.append(rid)
+    return ids
+
+
+def load_timeline(rundir: str | Path, recording: str) -> Timeline:
+    """Assemble the timeline of one recording from the stage files present in ``rundir``."""
+    rundir = Path(rundir)
+    tl = Timeline(recording=recording)
+    states_p = find_file(rundir, STATE_FILES)
+    bic_p = find_file(rundir, BICLUSTER_FILES)
+    ntf_p = find_file(rundir, NTF_FILES)
+    rec_p = _recording_file(rundir, states_p or bic_p)
+    rec_times, tl.events = _recording_info(rec_p, recording)
+    if rec_p is not None:
+        tl.sources["recordings"] = rec_p.name
+    if states_p is not None:
+        with open_h5(states_p) as f:
+            g = _rec_groups(f).get(recording)
+            if g is None:
+                tl.notes.append(f"{states_p.name} has no group for {recording}")
+            else:
+                post = _first(g, ("posterior", "posteriors", "gamma"))
+                vit = _first(g, ("viterbi", "states", "state_sequence"))
+                if post is not None and post.ndim == 2:
+                    tl.hmm_posterior = np.asarray(post, dtype=float)
+                    tl.hmm_states = (np.asarray(vit).astype(np.int64).ravel()
+                                     if vit is not None and np.size(vit) == post.shape[0]
+                                     else tl.hmm_posterior.argmax(1))
+                elif vit is not None:
+                    tl.hmm_states = np.asarray(vit).astype(np.int64).ravel()
+                if tl.hmm_states is not None:
+                    tl.hmm_time = _time_axis(g, tl.hmm_states.size, rec_times)
+                    tl.sources["states"] = states_p.name
+    if bic_p is not None:
+        with open_h5(bic_p) as f:
+            g = _rec_groups(f).get(recording)
+            if g is None:
+                tl.notes.append(f"{bic_p.name} has no group for {recording}")
+            else:
+                z = _first(g, ("state_sequence", "states", "z", "state_samples"))
+                if z is not None and np.size(z) > 0:
+                    tl.bic_states = _state_labels(z)
+                    tl.bic_time = _time_axis(g, tl.bic_states.size, rec_times)
+                    tl.sources["bicluster"] = bic_p.name
+    if ntf_p is not None:
+        _load_ntf(ntf_p, tl)
+    if tl.hmm_states is not None and tl.bic_states is not None:
+        _, a, b = align_partitions(tl.hmm_time, tl.hmm_states, tl.bic_time, tl.bic_states)
+        tl.ari, tl.nmi = partition_agreement(a, b)
+    return tl
+
+
+def _load_ntf(path: Path, tl: Timeline) -> None:
+    with open_h5(path) as f:
+        fac = f.get("factors")
+        time = None
+        if isinstance(fac, h5py.Group):
+            time = _first(fac, ("time", "temporal", "windows"))
+        if time is None or np.ndim(time) != 2:
+            tl.notes.append(f"{path.name} has no /factors/time")
+            return
+        W = time.shape[0]
+        win = f["windows"][()] if "windows" in f else None
+        if win is not None and np.ndim(win) == 2 and win.shape[0] == W:
+            centres = np.asarray(win, dtype=float).mean(1)
+        elif win is not None and np.ndim(win) == 1 and len(win) == W:
+            centres = np.asarray(win, dtype=float)
+        else:
+            centres = np.arange(W, dtype=float)
+            tl.notes.append(f"{path.name}: no window times; NTF factors shown by window index")
+        labels = strings(f["labels"]) if "labels" in f and f["labels"].dtype.kind == "O" else []
+        tl.ntf_time = centres
+        tl.ntf_factors = np.asarray(time, dtype=float)
+        tl.ntf_labels = labels if len(labels) == time.shape[1] else [
+            f"component {r}" for r in range(time.shape[1])]
+        tl.sources["ntf"] = path.name
+
+
+def load_timelines(rundir: str | Path, max_recordings: int | None = None) -> list[Timeline]:
+    """Timelines of every recording with state outputs (or one NTF-only timeline)."""
+    rundir = Path(rundir)
+    ids = recording_ids(rundir)
+    if max_recordings is not None:
+        ids = ids[:max_recordings]
+    if not ids and find_file(rundir, NTF_FILES) is not None:
+        tl = Timeline(recording="all animals")
+        _load_ntf(find_file(rundir, NTF_FILES), tl)
+        return [tl] if tl.ntf_factors is not None else []
+    return [load_timeline(rundir, rid) for rid in ids]
+
+
+def agreement_table(timelines: Sequence[Timeline]) -> list[dict[str, Any]]:
+    """Rows ``{recording, ari, nmi, hmm_states, bicluster_states}`` for the report."""
+    rows = []
+    for tl in timelines:
+        rows.append({
+            "recording": tl.recording,
+            "ari": tl.ari,
+            "nmi": tl.nmi,
+            "hmm_states": None if tl.hmm_states is None else int(np.unique(tl.hmm_states).size),
+            "bicluster_states": None if tl.bic_states is None else int(np.unique(tl.bic_states).size),
+        })
+    return rows
