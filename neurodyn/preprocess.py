@@ -1,13 +1,51 @@
-"""Preprocessing of recordings: resampling to a common rate (more steps in later stages)."""
+"""Preprocessing of recordings: the ``preprocess`` stage and its pure array kernels.
+
+Steps run in this fixed order; each runs only when its parameter asks for it:
+
+1. ``crop``       keep ``"START:STOP"`` seconds, or the intervals of events with that label
+                  (e.g. ``eyes_closed``); several intervals are concatenated, keeping their
+                  time stamps (the gaps show in ``time``).
+2. ``gaps``       missing samples (mask False / NaN): runs up to ``max_gap_s`` are linearly
+                  interpolated and marked observed; longer runs stay masked (their values are
+                  filled by interpolation only so that filters see finite numbers).
+3. ``reference``  EEG only: subtract the average of all EEG channels (``"average"``) or of
+                  the named channels (``"A1,A2"``) from every EEG-type channel.
+4. ``filter``     EEG only: zero-phase Butterworth band-pass (``bandpass="LO,HI"`` Hz; one
+                  side may be empty for high/low-pass; order ``filter_order``) with
+                  ``scipy.signal.sosfiltfilt``, then IIR notch(es) (``notch="50"`` or
+                  ``"50,100"``; quality ``notch_q``) with ``filtfilt``.
+5. ``detrend``    ``"linear"`` or ``"constant"`` (``scipy.signal.detrend``).
+6. ``resample``   to ``resample_hz``: regular recordings with a rational rate ratio use
+                  polyphase filtering (``scipy.signal.resample_poly``); spike counts with an
+                  integer down-sampling factor are summed into wider bins (counts kept);
+                  irregular (calcium) recordings are linearly interpolated.
+7. ``normalize``  ``"zscore"`` (per channel, observed samples) or ``"dff"`` (``(F - F0)/F0``,
+                  F0 the ``dff_percentile`` percentile per channel; not with ``detrend``).
+8. ``derivative`` replace traces by their time derivative (``numpy.gradient``, units/s).
+
+Recordings with gaps in ``time`` (after an interval crop) are processed per contiguous
+segment. What each step did is appended to ``meta["preprocess"]`` of every recording and
+summarised in the output's root attribute ``preprocess_log``.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+import scipy.signal
 
 from neurodyn.errors import InputError
 from neurodyn.recording import Recording
 
+STEPS = ("crop", "gaps", "reference", "filter", "detrend", "resample", "normalize", "derivative")
 
+
+# == pure kernels (arrays in, arrays out) =================================================
 def resample_linear(
     time: np.ndarray, traces: np.ndarray, fs: float, start: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +75,179 @@ def resample_linear(
     return grid, out
 
 
+def fill_gaps(
+    x: np.ndarray, observed: np.ndarray, max_gap: int
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Interpolate short runs of missing samples; keep long runs masked.
+
+    Parameters
+    ----------
+    x : array (T, N)
+        Values; entries where ``observed`` is False are ignored (may be NaN).
+    observed : bool array (T, N)
+    max_gap : int
+        Longest run (in samples) that is interpolated and marked observed.
+
+    Returns
+    -------
+    y : array (T, N) float64, every entry finite: missing values linearly interpolated from
+        the nearest observed neighbours (held constant beyond the first/last observation;
+        0 in a channel with no observation at all).
+    new_observed : bool array (T, N), True also on the interpolated short runs.
+    n_interpolated : int, samples newly marked observed.
+    n_masked : int, samples still unobserved.
+    """
+    y = np.array(x, dtype=np.float64)
+    obs = np.array(observed, dtype=bool)
+    T, N = y.shape
+    idx = np.arange(T)
+    n_interp = 0
+    for j in range(N):
+        ok = obs[:, j]
+        if ok.all():
+            continue
+        if not ok.any():  # nothing to interpolate from: zeros, left masked
+            y[:, j] = 0.0
+            continue
+        y[~ok, j] = np.interp(idx[~ok], idx[ok], y[ok, j])
+        # run lengths of missing samples
+        miss = np.concatenate(([False], ~ok, [False]))
+        edges = np.flatnonzero(np.diff(miss.astype(np.int8)))
+        for a, b in zip(edges[::2], edges[1::2]):
+            if b - a <= max_gap:
+                obs[a:b, j] = True
+                n_interp += b - a
+    return y, obs, n_interp, int((~obs).sum())
+
+
+def rereference(x: np.ndarray, ref: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Subtract the mean of channels ``ref`` from channels ``targets``.
+
+    Parameters
+    ----------
+    x : array (T, N)
+    ref, targets : int arrays of channel indices
+
+    Returns
+    -------
+    array (T, N) float64; columns not in ``targets`` unchanged.
+    """
+    y = np.array(x, dtype=np.float64)
+    r = y[:, ref].mean(axis=1, keepdims=True)
+    y[:, targets] -= r
+    return y
+
+
+def bandpass_sos(fs: float, low: float | None, high: float | None, order: int = 4) -> np.ndarray:
+    """Second-order sections of a Butterworth band-, high- or low-pass filter (Hz)."""
+    nyq = fs / 2.0
+    if low is not None and high is not None:
+        if not 0 < low < high < nyq:
+            raise ValueError(f"band {low}-{high} Hz must satisfy 0 < low < high < {nyq} Hz")
+        return scipy.signal.butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
+    if low is not None:
+        if not 0 < low < nyq:
+            raise ValueError(f"high-pass {low} Hz must lie in (0, {nyq}) Hz")
+        return scipy.signal.butter(order, low, btype="highpass", fs=fs, output="sos")
+    if high is not None:
+        if not 0 < high < nyq:
+            raise ValueError(f"low-pass {high} Hz must lie in (0, {nyq}) Hz")
+        return scipy.signal.butter(order, high, btype="lowpass", fs=fs, output="sos")
+    raise ValueError("a band-pass needs a low or a high cut-off")
+
+
+def apply_sos(x: np.ndarray, sos: np.ndarray) -> np.ndarray:
+    """Zero-phase filtering along time (axis 0) with ``scipy.signal.sosfiltfilt``."""
+    padlen = min(3 * (2 * len(sos) + 1), x.shape[0] - 1)
+    return scipy.signal.sosfiltfilt(sos, x, axis=0, padlen=max(padlen, 0))
+
+
+def notch(x: np.ndarray, fs: float, freq: float, q: float = 30.0) -> np.ndarray:
+    """Zero-phase IIR notch at ``freq`` Hz (``scipy.signal.iirnotch`` + ``filtfilt``)."""
+    if not 0 < freq < fs / 2:
+        raise ValueError(f"notch {freq} Hz must lie in (0, {fs / 2}) Hz")
+    b, a = scipy.signal.iirnotch(freq, q, fs=fs)
+    padlen = min(3 * max(len(a), len(b)), x.shape[0] - 1)
+    return scipy.signal.filtfilt(b, a, x, axis=0, padlen=max(padlen, 0))
+
+
+def rate_ratio(fs: float, target: float, max_denominator: int = 1000) -> tuple[int, int] | None:
+    """``(up, down)`` with ``target / fs == up / down`` (rel. 1e-9), or None if not rational."""
+    frac = Fraction(target / fs).limit_denominator(max_denominator)
+    if frac.numerator == 0 or abs(frac.numerator / frac.denominator - target / fs) > 1e-9 * (
+        target / fs
+    ):
+        return None
+    return frac.numerator, frac.denominator
+
+
+def resample_polyphase(x: np.ndarray, up: int, down: int) -> np.ndarray:
+    """Polyphase resampling along axis 0 by ``up/down`` (``scipy.signal.resample_poly``)."""
+    return scipy.signal.resample_poly(x, up, down, axis=0)
+
+
+def rebin_sum(x: np.ndarray, factor: int) -> np.ndarray:
+    """Sum consecutive groups of ``factor`` rows (a trailing partial group is summed too)."""
+    T = x.shape[0]
+    n = -(-T // factor)
+    pad = n * factor - T
+    if pad:
+        x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], dtype=x.dtype)])
+    return x.reshape(n, factor, *x.shape[1:]).sum(axis=1)
+
+
+def zscore(x: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel z-score using observed samples; constant channels become 0."""
+    x = np.asarray(x, dtype=np.float64)
+    if observed is None:
+        mu, sd = x.mean(axis=0), x.std(axis=0)
+    else:
+        xm = np.ma.masked_array(x, ~observed)
+        mu, sd = xm.mean(axis=0).filled(0.0), xm.std(axis=0).filled(0.0)
+    sd = np.where(sd > 0, sd, 1.0)
+    return (x - mu) / sd
+
+
+def dff(x: np.ndarray, percentile: float = 8.0, observed: np.ndarray | None = None
+        ) -> tuple[np.ndarray, np.ndarray]:
+    """``(F - F0) / F0`` per channel, F0 the ``percentile`` of the observed samples.
+
+    Returns the normalised array and F0 (N,). Raises ValueError where F0 is 0.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if observed is None:
+        f0 = np.percentile(x, percentile, axis=0)
+    else:
+        f0 = np.array([np.percentile(x[observed[:, j], j], percentile) for j in range(x.shape[1])])
+    if np.any(np.abs(f0) < 1e-12):
+        raise ValueError(f"dF/F baseline is zero in channels {np.flatnonzero(np.abs(f0) < 1e-12)[:5]}")
+    return (x - f0) / f0, f0
+
+
+def derivative(x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Time derivative along axis 0 (``numpy.gradient`` with the time stamps, units/s)."""
+    if x.shape[0] < 2:
+        return np.zeros_like(x, dtype=np.float64)
+    return np.gradient(np.asarray(x, dtype=np.float64), t, axis=0)
+
+
+def segments(time: np.ndarray, fs: float) -> list[slice]:
+    """Contiguous runs of ``time`` (a step over 1.5 sampling periods starts a new one)."""
+    if len(time) < 2:
+        return [slice(0, len(time))]
+    breaks = np.flatnonzero(np.diff(time) > 1.5 / fs) + 1
+    bounds = np.concatenate(([0], breaks, [len(time)]))
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def is_regular(time: np.ndarray, fs: float, rtol: float = 1e-3) -> bool:
+    """True when every step of ``time`` equals ``1/fs`` within ``rtol``."""
+    if len(time) < 2:
+        return True
+    return bool(np.allclose(np.diff(time), 1.0 / fs, rtol=rtol, atol=0))
+
+
+# == recording-level helpers ===============================================================
 def resample(rec: Recording, fs: float) -> Recording:
     """Resample a recording to ``fs`` Hz on a regular grid (linear interpolation).
 
@@ -61,3 +272,367 @@ def resample(rec: Recording, fs: float) -> Recording:
     return rec.replace(
         traces=out, time=grid, fs=float(fs), mask=new_mask, meta={**rec.meta, "resampled_from_hz": rec.fs}
     )
+
+
+def concat_intervals(rec: Recording, intervals: Any) -> Recording:
+    """Keep only samples inside the intervals (DataFrame onset/offset, seconds).
+
+    Samples of several intervals are concatenated with their own time stamps (gapped
+    ``time``); ``meta["segments"]`` lists the kept ``[onset, offset]`` pairs and events
+    overlapping none of them are dropped. Raises InputError when no sample falls inside.
+    """
+    t = rec.times
+    keep = np.zeros(t.shape, dtype=bool)
+    segs = []
+    for on, off in zip(intervals["onset"], intervals["offset"]):
+        inside = (t >= on) & (t < off)
+        if inside.any():
+            keep |= inside
+            segs.append([float(on), float(off)])
+    if not keep.any():
+        raise InputError(rec.source_file or rec.id, "no sample inside the requested intervals")
+    ev = rec.events
+    if len(ev):
+        lo = np.array([s[0] for s in segs])
+        hi = np.array([s[1] for s in segs])
+        # an event is kept when it overlaps a kept interval (a point event: lies inside one)
+        hit = [bool(np.any((o < hi) & ((f > lo) | ((f <= o) & (o >= lo)))))
+               for o, f in zip(ev["onset"], ev["offset"])]
+        ev = ev[np.array(hit, dtype=bool)]
+    return rec.replace(
+        traces=rec.data[keep],
+        time=t[keep],
+        mask=None if rec.mask is None else rec.mask[keep],
+        events=ev,
+        meta={**rec.meta, "segments": segs},
+    )
+
+
+def _src(rec: Recording) -> str:
+    return rec.id or rec.source_file
+
+
+def parse_floats(text: str | float | list | tuple | None, what: str) -> list[float | None]:
+    """``"1,40"`` / ``",40"`` / ``[1, 40]`` / ``50`` -> list of floats (None for empty sides)."""
+    if text is None:
+        return []
+    if isinstance(text, (int, float)):
+        return [float(text)]
+    parts = list(text) if isinstance(text, (list, tuple)) else str(text).split(",")
+    out: list[float | None] = []
+    for p in parts:
+        if p is None or (isinstance(p, str) and not p.strip()):
+            out.append(None)
+            continue
+        try:
+            out.append(float(p))
+        except ValueError:
+            raise InputError(f"--{what}", f"expected numbers separated by commas, got {text!r}") from None
+    return out
+
+
+def _with(rec: Recording, x: np.ndarray, **changes: Any) -> Recording:
+    return rec.replace(traces=np.asarray(x, dtype=np.float32), **changes)
+
+
+def _per_segment(rec: Recording, fn: Any) -> np.ndarray:
+    x = rec.data.astype(np.float64)
+    out = np.empty_like(x)
+    for sl in segments(rec.times, rec.fs):
+        out[sl] = fn(x[sl], sl)
+    return out
+
+
+# == the steps ============================================================================
+def step_crop(rec: Recording, crop: str) -> tuple[Recording, dict]:
+    from neurodyn.ingest import parse_crop
+
+    if ":" in crop:
+        start, stop = parse_crop(crop)
+        out = rec.crop(start, stop)
+        return out, {"step": "crop", "start": start, "stop": stop,
+                     "samples_kept": out.n_samples, "samples_before": rec.n_samples}
+    ev = rec.events[rec.events["label"].astype(str).str.strip() == crop.strip()]
+    if ev.empty:
+        labels = sorted(set(rec.events["label"].astype(str)))[:10]
+        raise InputError(_src(rec), f"no events labelled {crop!r} to crop to (labels: {labels})")
+    out = concat_intervals(rec, ev)
+    return out, {"step": "crop", "label": crop, "intervals": len(out.meta["segments"]),
+                 "samples_kept": out.n_samples, "samples_before": rec.n_samples}
+
+
+def step_gaps(rec: Recording, max_gap_s: float) -> tuple[Recording, dict]:
+    if rec.mask is None:
+        return rec, {"step": "gaps", "interpolated": 0, "masked": 0}
+    max_gap = int(np.floor(max_gap_s * rec.fs + 1e-9))
+    x = rec.data.astype(np.float64)
+    obs = rec.mask.copy()
+    n_i = 0
+    for sl in segments(rec.times, rec.fs):
+        x[sl], obs[sl], n, _ = fill_gaps(x[sl], obs[sl], max_gap)
+        n_i += n
+    n_m = int((~obs).sum())
+    out = _with(rec, x, mask=None if obs.all() else obs)
+    return out, {"step": "gaps", "max_gap_s": max_gap_s, "max_gap_samples": max_gap,
+                 "interpolated": int(n_i), "masked": n_m}
+
+
+def _eeg_channels(rec: Recording) -> np.ndarray:
+    info = rec.channel_info
+    if info is not None and "type" in info.columns:
+        return np.flatnonzero(info["type"].astype(str).to_numpy() == "eeg")
+    return np.arange(rec.n_channels)
+
+
+def step_reference(rec: Recording, reference: str) -> tuple[Recording, dict]:
+    targets = _eeg_channels(rec)
+    if targets.size == 0:
+        raise InputError(_src(rec), "re-referencing needs EEG channels; channel_info lists none")
+    if reference.strip().lower() == "average":
+        ref = targets
+        names = "average"
+    else:
+        wanted = [x.strip() for x in reference.split(",") if x.strip()]
+        index = {name: i for i, name in enumerate(rec.labels)}
+        unknown = [w for w in wanted if w not in index]
+        if unknown:
+            raise InputError("--reference", f"{_src(rec)} has no channels {unknown[:5]}")
+        ref = np.array([index[w] for w in wanted])
+        names = wanted
+    y = rereference(rec.data, ref, targets)
+    return _with(rec, y), {"step": "reference", "reference": names, "channels": int(targets.size)}
+
+
+def step_filter(rec: Recording, bandpass: list[float | None], notches: list[float],
+                order: int, q: float) -> tuple[Recording, dict]:
+    rep: dict[str, Any] = {"step": "filter"}
+    try:
+        sos = bandpass_sos(rec.fs, *bandpass, order=order) if bandpass else None
+        x = rec.data.astype(np.float64)
+        for sl in segments(rec.times, rec.fs):
+            if sos is not None:
+                x[sl] = apply_sos(x[sl], sos)
+            for f in notches:
+                x[sl] = notch(x[sl], rec.fs, f, q)
+    except ValueError as exc:
+        raise InputError("--bandpass/--notch", f"{_src(rec)}: {exc}") from None
+    if bandpass:
+        rep.update(bandpass_hz=bandpass, order=order, method="butterworth sosfiltfilt")
+    if notches:
+        rep.update(notch_hz=notches, notch_q=q, method_notch="iirnotch filtfilt")
+    return _with(rec, x), rep
+
+
+def step_detrend(rec: Recording, kind: str) -> tuple[Recording, dict]:
+    y = _per_segment(rec, lambda xs, sl: scipy.signal.detrend(xs, axis=0, type=kind))
+    return _with(rec, y), {"step": "detrend", "type": kind}
+
+
+def step_resample(rec: Recording, target: float) -> tuple[Recording, dict]:
+    if abs(target - rec.fs) < 1e-9 * rec.fs and (rec.time is None or is_regular(rec.time, rec.fs)):
+        return rec, {"step": "resample", "method": "none (already at rate)", "fs": target}
+    t = rec.times
+    x = rec.data.astype(np.float64)
+    ratio = rate_ratio(rec.fs, target)
+    regular = all(is_regular(t[sl], rec.fs) for sl in segments(t, rec.fs))
+    times, parts, masks = [], [], []
+    method = ""
+    for sl in segments(t, rec.fs):
+        ts, xs = t[sl], x[sl]
+        ms = None if rec.mask is None else rec.mask[sl]
+        if regular and ratio is not None:
+            up, down = ratio
+            if rec.modality == "spikes" and up == 1 and rec.units == "counts":
+                y = rebin_sum(xs, down)
+                method = f"sum of {down} bins (counts kept)"
+            else:
+                y = resample_polyphase(xs, up, down)
+                if rec.modality == "spikes" and rec.units == "counts":
+                    y = y * (rec.fs / target)  # expected count per new bin
+                method = f"polyphase resample_poly up={up} down={down}"
+            grid = ts[0] + np.arange(y.shape[0]) / target
+        else:
+            grid, y = resample_linear(ts, xs, target)
+            method = "linear interpolation"
+        times.append(grid)
+        parts.append(y)
+        if ms is not None:
+            near = np.clip(np.round((grid - ts[0]) * rec.fs).astype(int), 0, len(ts) - 1)
+            if not regular:
+                near = np.clip(np.searchsorted(ts, grid), 0, len(ts) - 1)
+            masks.append(ms[near])
+    new_t = np.concatenate(times)
+    y = np.concatenate(parts)
+    mask = np.concatenate(masks) if masks else None
+    one_segment = len(times) == 1
+    out = _with(rec, y, fs=float(target), time=None if one_segment and rec.time is None else new_t,
+                mask=mask, meta={**rec.meta, "resampled_from_hz": rec.fs})
+    return out, {"step": "resample", "from_hz": rec.fs, "to_hz": target, "method": method,
+                 "samples_before": rec.n_samples, "samples_after": out.n_samples}
+
+
+def step_normalize(rec: Recording, how: str, percentile: float) -> tuple[Recording, dict]:
+    obs = rec.mask
+    if how == "zscore":
+        return _with(rec, zscore(rec.data, obs), units="z"), {"step": "normalize", "method": "zscore"}
+    try:
+        y, f0 = dff(rec.data, percentile, obs)
+    except ValueError as exc:
+        raise InputError(_src(rec), str(exc)) from None
+    return _with(rec, y, units="dF/F"), {
+        "step": "normalize", "method": "dff", "percentile": percentile,
+        "f0_median": float(np.median(f0))}
+
+
+def step_derivative(rec: Recording) -> tuple[Recording, dict]:
+    t = rec.times
+    y = _per_segment(rec, lambda xs, sl: derivative(xs, t[sl]))
+    return _with(rec, y, units=f"{rec.units}/s"), {"step": "derivative", "method": "numpy.gradient"}
+
+
+def preprocess_recording(
+    rec: Recording,
+    *,
+    crop: str | None = None,
+    max_gap_s: float = 0.0,
+    reference: str | None = None,
+    bandpass: str | list | None = None,
+    notch: str | float | list | None = None,
+    filter_order: int = 4,
+    notch_q: float = 30.0,
+    detrend: str | None = None,
+    resample_hz: float | None = None,
+    normalize: str = "none",
+    dff_percentile: float = 8.0,
+    derivative: bool = False,
+) -> Recording:
+    """Apply the requested steps to one recording in the fixed order of :data:`STEPS`.
+
+    Returns a new Recording whose ``meta["preprocess"]`` lists one report per step run.
+    See the module docstring for each parameter.
+    """
+    rec = rec.load()
+    log: list[dict] = []
+    if crop:
+        rec, r = step_crop(rec, crop)
+        log.append(r)
+    if rec.mask is not None:
+        rec, r = step_gaps(rec, max_gap_s)
+        log.append(r)
+    eeg = rec.modality == "eeg"
+    band = parse_floats(bandpass, "bandpass")
+    if band and (len(band) != 2 or all(b is None for b in band)):
+        raise InputError("--bandpass", f"expected LO,HI in Hz (one side may be empty), got {bandpass!r}")
+    notches = [f for f in parse_floats(notch, "notch") if f is not None]
+    if reference:
+        if eeg:
+            rec, r = step_reference(rec, reference)
+        else:
+            r = {"step": "reference", "skipped": f"modality {rec.modality} is not eeg"}
+        log.append(r)
+    if band or notches:
+        if eeg:
+            rec, r = step_filter(rec, band, notches, filter_order, notch_q)
+        else:
+            r = {"step": "filter", "skipped": f"modality {rec.modality} is not eeg"}
+        log.append(r)
+    if detrend:
+        rec, r = step_detrend(rec, detrend)
+        log.append(r)
+    if resample_hz:
+        rec, r = step_resample(rec, float(resample_hz))
+        log.append(r)
+    if normalize != "none":
+        rec, r = step_normalize(rec, normalize, dff_percentile)
+        log.append(r)
+    if derivative:
+        rec, r = step_derivative(rec)
+        log.append(r)
+    prior = list(rec.meta.get("preprocess", []))
+    return rec.replace(meta={**rec.meta, "preprocess": prior + log})
+
+
+def check_params(params: dict[str, Any]) -> None:
+    """Validate option values before any work (raises InputError naming the option)."""
+    if params["detrend"] not in (None, "linear", "constant"):
+        raise InputError("--detrend", f"linear or constant, got {params['detrend']!r}")
+    if params["normalize"] not in ("none", "zscore", "dff"):
+        raise InputError("--normalize", f"none, zscore or dff, got {params['normalize']!r}")
+    if params["normalize"] == "dff" and params["detrend"]:
+        raise InputError("--normalize", "dff needs the raw baseline; do not combine it with --detrend")
+    if not 0 <= params["dff_percentile"] <= 100:
+        raise InputError("--dff-percentile", f"must lie in [0, 100], got {params['dff_percentile']}")
+    if params["resample_hz"] is not None and not params["resample_hz"] > 0:
+        raise InputError("--resample-hz", f"must be positive, got {params['resample_hz']}")
+    if params["max_gap_s"] < 0:
+        raise InputError("--max-gap-s", f"must be >= 0, got {params['max_gap_s']}")
+    if params["filter_order"] < 1:
+        raise InputError("--filter-order", f"must be >= 1, got {params['filter_order']}")
+
+
+def run(
+    input_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    seed: int = 0,
+    ids: list[str] | None = None,
+    crop: str | None = None,
+    max_gap_s: float = 0.0,
+    reference: str | None = None,
+    bandpass: str | None = None,
+    notch: str | None = None,
+    filter_order: int = 4,
+    notch_q: float = 30.0,
+    detrend: str | None = None,
+    resample_hz: float | None = None,
+    normalize: str = "none",
+    dff_percentile: float = 8.0,
+    derivative: bool = False,
+) -> Path:
+    """The ``preprocess`` stage: read a recordings file, apply the steps, write a new one.
+
+    Parameters
+    ----------
+    input_path : path-like
+        A recordings file (output of ``ingest`` or ``simulate``).
+    out : path-like
+        Output recordings file; connectomes of the input are copied unchanged.
+    seed : int
+        Recorded only (every step is deterministic).
+    ids : list of str, optional
+        Recordings to process (default all).
+    Other parameters: see the module docstring (steps run in the order of :data:`STEPS`).
+
+    Returns
+    -------
+    Path of the written file. Its root attribute ``preprocess_log`` (JSON) maps each
+    recording id to the list of step reports; each recording's ``meta["preprocess"]`` too.
+    """
+    from neurodyn.connectome import Connectome
+    from neurodyn.io import store
+    from neurodyn.progress import progress
+
+    params: dict[str, Any] = {
+        "ids": list(ids) if ids else None, "crop": crop, "max_gap_s": float(max_gap_s),
+        "reference": reference, "bandpass": bandpass, "notch": notch,
+        "filter_order": int(filter_order), "notch_q": float(notch_q), "detrend": detrend,
+        "resample_hz": None if resample_hz is None else float(resample_hz),
+        "normalize": normalize, "dff_percentile": float(dff_percentile),
+        "derivative": bool(derivative), "order": list(STEPS),
+    }
+    check_params(params)
+    recs = store.read_recordings(input_path, ids)
+    with store.open_h5(input_path) as f:
+        cons = [Connectome.read(g) for g in f["connectome"].values()] if "connectome" in f else []
+    step_params = {k: v for k, v in params.items() if k not in ("ids", "order")}
+    done, logs = [], {}
+    for rec in progress(recs, desc="preprocess"):
+        n_before = len(rec.meta.get("preprocess", []))
+        new = preprocess_recording(rec, **step_params)
+        done.append(new)
+        logs[new.id] = new.meta["preprocess"][n_before:]
+    return store.write_recordings(
+        out, done, cons, params=params, inputs=[input_path], seed=seed, stage="preprocess",
+        extra={"@preprocess_log": json.dumps(logs)},
+    )
+

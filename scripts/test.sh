@@ -3,6 +3,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q -e ".[test]" || exit 1
+# headless Chromium for the report test (tests marked browser); tolerant: skipped when absent
+command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || true
 python3 -m pytest -q "$@"
 rc=$?
 # pytest exits 5 when it collected no test: treat that as a failure of the suite.

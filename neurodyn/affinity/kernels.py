@@ -2,7 +2,8 @@
 
 The kernels work on plain arrays. Signals are laid out neuron-major, ``(N, T)``, so the inner
 loop over time reads contiguous memory. The full-resolution ``pair x time`` array is never
-formed: each pair's instantaneous affinity is accumulated straight into its window sums.
+formed: each pair's instantaneous affinities go into a running sum of length T (one buffer per
+pair being processed, so extra memory is O(threads x T)); window means are its differences.
 
 Kernels (``KINDS``)
 -------------------
@@ -29,7 +30,7 @@ from numba import njit, prange
 KINDS = {"differential": 0, "pearson": 1, "gaussian": 2}
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=True)
 def _instant(x: float, y: float, kind: int, inv2s2: float) -> float:
     diff = x - y
     if kind == 0:
@@ -40,7 +41,7 @@ def _instant(x: float, y: float, kind: int, inv2s2: float) -> float:
     return math.exp(-diff * diff * inv2s2)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=True)
 def windowed_affinity(
     s: np.ndarray,
     obs: np.ndarray,
@@ -79,47 +80,68 @@ def windowed_affinity(
     """
     P = pair_i.shape[0]
     W = win_start.shape[0]
+    T = 0
+    for w in range(W):
+        T = max(T, win_stop[w])
     inv2s2 = 1.0 / (2.0 * sigma * sigma)
     for p in prange(P):
         i = pair_i[p]
         j = pair_j[p]
+        if kind != 1:
+            # each sample's affinity once, then window sums as differences of running sums
+            csum = np.empty(T + 1)
+            ccount = np.empty(T + 1, dtype=np.int64)
+            csum[0] = 0.0
+            ccount[0] = 0
+            for t in range(T):
+                if obs[i, t] and obs[j, t]:
+                    csum[t + 1] = csum[t] + _instant(s[i, t], s[j, t], kind, inv2s2)
+                    ccount[t + 1] = ccount[t] + 1
+                else:
+                    csum[t + 1] = csum[t]
+                    ccount[t + 1] = ccount[t]
+            for w in range(W):
+                n = ccount[win_stop[w]] - ccount[win_start[w]]
+                if n == 0 or n < min_count[w]:
+                    out[p, w] = 0.0
+                    ok[p, w] = False
+                else:
+                    out[p, w] = (csum[win_stop[w]] - csum[win_start[w]]) / n
+                    ok[p, w] = True
+            continue
         for w in range(W):
-            a = win_start[w]
-            b = win_stop[w]
-            n = 0
-            acc = 0.0
-            sx = 0.0
-            sy = 0.0
-            for t in range(a, b):
-                if obs[i, t] and obs[j, t]:
-                    n += 1
-                    if kind == 1:
-                        sx += s[i, t]
-                        sy += s[j, t]
-                    else:
-                        acc += _instant(s[i, t], s[j, t], kind, inv2s2)
-            if n == 0 or n < min_count[w]:
-                out[p, w] = 0.0
-                ok[p, w] = False
-                continue
-            ok[p, w] = True
-            if kind != 1:
-                out[p, w] = acc / n
-                continue
-            mx = sx / n
-            my = sy / n
-            cxy = 0.0
-            cxx = 0.0
-            cyy = 0.0
-            for t in range(a, b):
-                if obs[i, t] and obs[j, t]:
-                    dx = s[i, t] - mx
-                    dy = s[j, t] - my
-                    cxy += dx * dy
-                    cxx += dx * dx
-                    cyy += dy * dy
-            if cxx > 0.0 and cyy > 0.0 and cxy > 0.0:
-                r = cxy / math.sqrt(cxx * cyy)
-                out[p, w] = min(r, 1.0)
-            else:
-                out[p, w] = 0.0
+            _pearson_window(s, obs, i, j, win_start[w], win_stop[w], min_count[w], out, ok, p, w)
+
+
+@njit(cache=True)
+def _pearson_window(s, obs, i, j, a, b, min_count, out, ok, p, w):
+    """Rectified Pearson correlation of one pair in one window (two passes, centred)."""
+    n = 0
+    sx = 0.0
+    sy = 0.0
+    for t in range(a, b):
+        if obs[i, t] and obs[j, t]:
+            n += 1
+            sx += s[i, t]
+            sy += s[j, t]
+    if n == 0 or n < min_count:
+        out[p, w] = 0.0
+        ok[p, w] = False
+        return
+    ok[p, w] = True
+    mx = sx / n
+    my = sy / n
+    cxy = 0.0
+    cxx = 0.0
+    cyy = 0.0
+    for t in range(a, b):
+        if obs[i, t] and obs[j, t]:
+            dx = s[i, t] - mx
+            dy = s[j, t] - my
+            cxy += dx * dy
+            cxx += dx * dx
+            cyy += dy * dy
+    if cxx > 0.0 and cyy > 0.0 and cxy > 0.0:
+        out[p, w] = min(cxy / math.sqrt(cxx * cyy), 1.0)
+    else:
+        out[p, w] = 0.0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from neurodyn.cli import (  # noqa: E402,F401  (register commands)  # noqa: E402,F401,I001
+# importing each command module registers its commands on `app`
+from neurodyn.cli import (  # noqa: F401
     bicluster,
     communities,
     connectome,

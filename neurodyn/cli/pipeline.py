@@ -1,1 +1,197 @@
-"""Commands of this stage (registered on import)."""
+"""``neurodyn run``, ``neurodyn status``, ``neurodyn batch`` and ``neurodyn config init|show``."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from neurodyn.cli._app import STATE, Force, app, done
+from neurodyn.errors import InputError
+
+# a plain Typer group: the root NeurodynGroup maps errors to exit codes (nesting one breaks that)
+config_app = typer.Typer(
+    no_args_is_help=True, help="Write a pipeline template or print a pipeline's resolved configuration."
+)
+app.add_typer(config_app, name="config")
+
+PipelineArg = Annotated[Path, typer.Argument(help="Pipeline file (TOML), e.g. pipelines/sample.toml.")]
+RunDir = Annotated[Path, typer.Option("--out", "-o", help="Run directory: RUNDIR/<unit>/<stage output>.")]
+Sets = Annotated[
+    list[str],
+    typer.Option("--set", help="Override a stage parameter: STAGE.PARAM=VALUE (TOML syntax; repeat)."),
+]
+Inputs = Annotated[
+    list[str], typer.Option("--input", "-i", help="Replace the pipeline's inputs (paths or globs; repeat).")
+]
+
+
+def _echo(msg: str) -> None:
+    if STATE["verbose"] >= 0:
+        typer.echo(msg)
+
+
+def _load(pipeline: Path, sets: list[str], seed: int | None, inputs: list[str]):
+    from neurodyn.pipeline import load_pipeline, parse_sets
+
+    return load_pipeline(pipeline, sets=parse_sets(sets), seed=seed, inputs=inputs or None)
+
+
+@app.command()
+def run(
+    pipeline: PipelineArg,
+    out: RunDir = Path("run"),
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", help="Parallel tasks (-1: all cores; default [pipeline] jobs or -1)."),
+    ] = None,
+    executor: Annotated[
+        str | None, typer.Option("--executor", help="local (this machine) or slurm (dask-jobqueue, [slurm] table).")
+    ] = None,
+    force: Force = False,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Recompute from this stage on (its descendants too).")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Stop after this stage.")] = None,
+    on_error: Annotated[
+        str | None,
+        typer.Option("--on-error", help="abort (default) or continue: list failures in RUNDIR/failures.json, exit 3."),
+    ] = None,
+    index: Annotated[
+        int | None, typer.Option("--index", help="Run only array task I (a unit; see `neurodyn batch`).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Pipeline seed (default [pipeline] seed).")] = None,
+    set_: Sets = [],
+    input_: Inputs = [],
+) -> None:
+    """Run a pipeline: every (unit, stage) task, skipping those already up to date.
+
+    A task is skipped when its output is complete and was made from the same parameters,
+    seed and input contents. Rerun after a failure or a kill to resume.
+
+    Example: neurodyn run pipelines/sample.toml --out run/sample --jobs 2
+    """
+    from neurodyn.pipeline import run_pipeline
+
+    pipe = _load(pipeline, set_, seed, input_)
+    jobs = int(pipe.options.get("jobs", -1)) if jobs is None else jobs
+    executor = str(pipe.options.get("executor", "local")) if executor is None else executor
+    on_error = str(pipe.options.get("on_error", "abort")) if on_error is None else on_error
+    n_units = len(pipe.units)
+    _echo(f"pipeline {pipe.name}: {n_units} unit{'s' * (n_units != 1)}, stages {', '.join(pipe.stages)}")
+    summary = run_pipeline(
+        pipe, out, jobs=jobs, executor=executor, force=force, start=start, until=until,
+        index=index, on_error=on_error, log=_echo,
+    )
+    _echo(
+        f"{summary.count('done')} ran, {summary.count('skipped')} up to date, "
+        f"{summary.count('failed')} failed, {summary.count('blocked')} blocked "
+        f"in {summary.seconds:.1f} s ({summary.executor})"
+    )
+    if summary.failures:
+        failed = [r for r in summary.failures if r["status"] == "failed"]
+        if on_error == "abort" and len(failed) == 1 and failed[0].get("kind") == "input":
+            raise InputError(None, f"{failed[0]['key']}: {failed[0]['error']}")
+        where = summary.rundir / "failures.json" if index is None else "failures listed above"
+        typer.echo(f"error: {len(failed)} task(s) failed; see {where}", err=True)
+        raise SystemExit(3)  # NeurodynGroup maps typer.Exit to 1 and typer drops click.Exit
+    outputs = sorted({str(Path(r["key"]).parent) for r in summary.results.values()})
+    done(summary.rundir, f"outputs in {', '.join(o + '/' for o in outputs[:6])}"
+         + (" ..." if len(outputs) > 6 else "") + "; `neurodyn status " + str(out) + "` lists them")
+
+
+@app.command()
+def status(
+    rundir: Annotated[Path, typer.Argument(help="A run directory written by `neurodyn run`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show done / stale / missing / failed for every unit x stage of a run (attributes only)."""
+    import json
+
+    from neurodyn.pipeline import status as get_status
+
+    t0 = time.perf_counter()
+    units, stages, table = get_status(rundir)
+    if as_json:
+        typer.echo(json.dumps([{"unit": u, "stage": s, "state": st, "reason": why}
+                               for (u, s), (st, why) in table.items()], indent=1))
+        return
+    width = max([len(u) for u in units] + [4])
+    col = max([len(s) for s in stages] + [7])
+    typer.echo("unit".ljust(width) + "  " + "  ".join(s.ljust(col) for s in stages))
+    counts: dict[str, int] = {}
+    for u in units:
+        cells = []
+        for s in stages:
+            st = table.get((u, s), ("-", ""))[0]
+            counts[st] = counts.get(st, 0) + (st != "-")
+            cells.append(st.ljust(col))
+        typer.echo(u.ljust(width) + "  " + "  ".join(cells).rstrip())
+    reasons = [(k, v) for k, v in table.items() if v[0] in ("stale", "failed")]
+    for (u, s), (st, why) in reasons[:20]:
+        typer.echo(f"  {st} {u}/{s}: {why}")
+    if len(reasons) > 20:
+        typer.echo(f"  ... {len(reasons) - 20} more")
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if n)
+    typer.echo(f"{summary} ({time.perf_counter() - t0:.2f} s)")
+
+
+@app.command()
+def batch(
+    pipeline: PipelineArg,
+    out: RunDir = Path("run"),
+    emit_sbatch: Annotated[
+        Path | None,
+        typer.Option("--emit-sbatch", help="Write a SLURM job-array script here (one array task per unit)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Pipeline seed (default [pipeline] seed).")] = None,
+    set_: Sets = [],
+) -> None:
+    """Prepare a run for clusters without a long-lived scheduler: a SLURM job-array script.
+
+    Each array task calls `neurodyn run PIPELINE --out RUNDIR --index $SLURM_ARRAY_TASK_ID`.
+    Submit with `sbatch SCRIPT`; check with `neurodyn status RUNDIR`.
+    """
+    from neurodyn.pipeline import META, sbatch_script
+
+    if emit_sbatch is None:
+        raise InputError("--emit-sbatch", "give the script path to write (e.g. --emit-sbatch run.sbatch)")
+    pipe = _load(pipeline, set_, seed, [])
+    extra = [a for kv in set_ for a in ("--set", kv)]
+    text = sbatch_script(pipe, out, extra_args=extra)
+    (out.resolve() / META / "slurm").mkdir(parents=True, exist_ok=True)
+    emit_sbatch.parent.mkdir(parents=True, exist_ok=True)
+    emit_sbatch.write_text(text)
+    os.chmod(emit_sbatch, 0o755)
+    done(emit_sbatch, f"{len(pipe.index_units())} array tasks; submit with: sbatch {emit_sbatch}")
+
+
+@config_app.command("init")
+def config_init(
+    path: Annotated[Path, typer.Argument(help="Where to write the template.")] = Path("pipeline.toml"),
+    force: Force = False,
+) -> None:
+    """Write a commented pipeline template to edit."""
+    from neurodyn.pipeline import TEMPLATE
+
+    if path.exists() and not force:
+        raise InputError(path, "exists; pass --force to overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(TEMPLATE)
+    done(path, "pipeline template; edit it, then `neurodyn config show` and `neurodyn run`")
+
+
+@config_app.command("show")
+def config_show(
+    pipeline: PipelineArg,
+    seed: Annotated[int | None, typer.Option("--seed", help="Pipeline seed (default [pipeline] seed).")] = None,
+    set_: Sets = [],
+    input_: Inputs = [],
+) -> None:
+    """Print the resolved configuration (defaults < TOML < environment < flags), with origins."""
+    from neurodyn.pipeline import format_resolved
+
+    typer.echo(format_resolved(_load(pipeline, set_, seed, input_)), nl=False)

@@ -1,1 +1,77 @@
-"""Commands of this stage (registered on import)."""
+"""Commands ``figures``, ``report`` and ``compare-connectome`` (registered on import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from neurodyn.cli._app import Seed, app, done
+
+RunDir = Annotated[Path, typer.Argument(help="Run directory holding the stage outputs (*.h5).")]
+
+
+@app.command()
+def figures(
+    rundir: RunDir,
+    format: Annotated[str, typer.Option("--format", "-f", help="Image format: png, svg or pdf.")] = "png",
+    outdir: Annotated[
+        Path | None, typer.Option("--outdir", help="Where to write (default RUNDIR/figures).")
+    ] = None,
+) -> None:
+    """Redraw every figure of a run from its HDF5 outputs, without recomputing anything."""
+    from neurodyn.report import draw_sections
+
+    sections = draw_sections(rundir, format, outdir)
+    n = 0
+    for paths, notes in sections.values():
+        n += len(paths)
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
+    done(Path(outdir) if outdir else rundir / "figures", f"{n} figure(s), {format}")
+
+
+@app.command()
+def report(
+    rundir: RunDir,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="HTML file (default RUNDIR/report.html).")
+    ] = None,
+) -> None:
+    """Write one self-contained report.html (figures embedded) with a section per stage."""
+    from neurodyn.report import build_report
+
+    done(build_report(rundir, out), "self-contained HTML; open it in any browser")
+
+
+@app.command("compare-connectome")
+def compare_connectome(
+    rundir: RunDir,
+    connectome: Annotated[
+        str,
+        typer.Option("--connectome", "-c", help="Connectome name in RUNDIR/recordings.h5 "
+                     "(/connectome/NAME) or a connectome file readable by neurodyn."),
+    ],
+    synapses: Annotated[
+        str, typer.Option("--synapses", help="Which synapses count as a connection: "
+                          "chemical, electrical or both.")
+    ] = "both",
+    n_perm: Annotated[int, typer.Option("--n-perm", help="Label permutations for the null.")] = 1000,
+    seed: Seed = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output file (default RUNDIR/compare.h5).")
+    ] = None,
+) -> None:
+    """Score inferred interactions against an anatomical connectome (ROC/PR AUC, permutation p)."""
+    from neurodyn.report.compare import compare_connectome as run_compare
+    from neurodyn.report.compare import read_scores
+
+    path = run_compare(rundir, connectome, synapses=synapses, n_perm=n_perm, seed=seed, out=out)
+    for s in read_scores(path):
+        typer.echo(
+            f"{s['source']}: ROC AUC {s['roc_auc']:.3f} (p={s['p_roc']:.3g}), PR AUC "
+            f"{s['pr_auc']:.3f} (chance {s['chance_pr_auc']:.3f}, p={s['p_pr']:.3g}); "
+            f"{s['n_neurons']} shared neurons, {s['n_only_inferred']} only inferred"
+        )
+    done(path, "connectome comparison")

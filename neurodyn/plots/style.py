@@ -188,6 +188,8 @@ def shade_events(ax: Any, events: Any, *, alpha: float = 0.15) -> None:
         if not (np.isfinite(on) and np.isfinite(off)):
             continue
         ax.axvspan(float(on), float(off), color=color(uniq.index(lab)), alpha=alpha, lw=0)
+        for x in (on, off):  # edges stay visible over opaque panels (stacked posteriors)
+            ax.axvline(float(x), color="#333333", lw=0.7, ls="--", zorder=5)
 
 
 def caption_text(data: str, params: Mapping[str, Any] | None = None, seed: Any = None,

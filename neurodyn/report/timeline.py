@@ -306,11 +306,23 @@ def _load_ntf(path: Path, tl: Timeline) -> None:
             centres = np.arange(W, dtype=float)
             tl.notes.append(f"{path.name}: no window times; NTF factors shown by window index")
         labels = strings(f["labels"]) if "labels" in f and f["labels"].dtype.kind == "O" else []
+        if tl.events is None and isinstance(f.get("events"), h5py.Group):
+            tl.events = _read_events(f["events"])
         tl.ntf_time = centres
         tl.ntf_factors = np.asarray(time, dtype=float)
         tl.ntf_labels = labels if len(labels) == time.shape[1] else [
             f"component {r}" for r in range(time.shape[1])]
         tl.sources["ntf"] = path.name
+
+
+def _read_events(g: h5py.Group) -> pd.DataFrame | None:
+    """An events table stored as one dataset per column (onset, offset, label; s)."""
+    cols = [c for c in json.loads(g.attrs.get("columns", "[]")) if c in g]
+    if not {"onset", "offset", "label"} <= set(cols):
+        return None
+    data = {c: strings(g[c]) if g[c].dtype.kind == "O" else g[c][()] for c in cols}
+    ev = pd.DataFrame(data, columns=cols)
+    return ev.drop_duplicates(subset=["onset", "offset", "label"]).reset_index(drop=True)
 
 
 def load_timelines(rundir: str | Path, max_recordings: int | None = None) -> list[Timeline]:

@@ -17,8 +17,9 @@ import pandas as pd
 
 from neurodyn.errors import InputError
 from neurodyn.io.readers._util import h5_has
+from neurodyn.io.readers.celegans_collection import as_bool
 from neurodyn.io.registry import register
-from neurodyn.names import canonical_neuron_name
+from neurodyn.names import canonical_neuron_name, resolve_ambiguous
 from neurodyn.recording import Recording
 
 TRACE_KEY = "gcamp/traces_array_F_F20"
@@ -67,7 +68,10 @@ def _labels_from_xlsx(path: Path, roi_match: np.ndarray, n_cols: int) -> dict[in
 def _labels_from_json(path: Path, worm: str) -> dict[int, tuple[str, float]]:
     table = json.loads(path.read_text())
     entries = table.get(worm, {})
-    # Layout: {worm: {"<column 1-based>": {"label": "AVAL", "confidence": 4}, ...}}
+    # Layout: {worm: {"<column 1-based>": {"label": "AVAL", "confidence": 4}, ...}}, or the
+    # collection's NeuroPAL_labels_dict.json: {worm: [that index map, extra]}
+    if isinstance(entries, list):
+        entries = entries[0] if entries and isinstance(entries[0], dict) else {}
     out = {}
     for k, v in entries.items():
         name = v.get("label") if isinstance(v, dict) else v
@@ -76,12 +80,32 @@ def _labels_from_json(path: Path, worm: str) -> dict[int, tuple[str, float]]:
     return out
 
 
+def _resolve_best(
+    best: dict[str, tuple[int, float]], written: dict[str, str]
+) -> dict[str, tuple[int, float]]:
+    """Replace ``?`` names by the nearest canonical name not stated by another column.
+
+    ``written`` receives resolved name -> label as written.
+    """
+    out = {k: v for k, v in best.items() if "?" not in k}
+    used = set(out)
+    for name, (col, conf) in sorted(((k, v) for k, v in best.items() if "?" in k), key=lambda kv: kv[1][0]):
+        res = resolve_ambiguous(name.split("#")[0], used)
+        if res is not None:
+            out[res] = (col, conf)
+            used.add(res)
+            written[res] = name.split("#")[0]
+    return out
+
+
 def _sniff(path: Path) -> bool:
     return h5_has(path, TRACE_KEY, TIME_KEY)
 
 
 @register("celegans-flavell", [".h5"], _sniff, "Flavell-lab C. elegans per-worm HDF5 (Dag2023)")
-def read_flavell_h5(path: Path, labels: str | Path | None = None) -> list[Recording]:
+def read_flavell_h5(
+    path: Path, labels: str | Path | None = None, resolve_ambiguous: bool | str = False
+) -> list[Recording]:
     """Read one worm: F/F20 traces, confocal time stamps, NeuroPAL labels, reversal events.
 
     Parameters
@@ -92,6 +116,11 @@ def read_flavell_h5(path: Path, labels: str | Path | None = None) -> list[Record
     labels : path, optional
         The NeuroPAL label spreadsheet (sheet ``labels v3 (1st audit)``) or
         ``NeuroPAL_labels_dict.json``; found beside the HDF5 file when omitted.
+    resolve_ambiguous : bool
+        False (default): L/R- or D/V-ambiguous labels stay as written (``"SMB??"``, a second
+        one ``"SMB??#2"``) with ``channel_info.ambiguous``. True: each becomes the nearest
+        unused canonical name, as the Homogenized collection does
+        (:func:`neurodyn.names.resolve_ambiguous`; unresolvable ones become unlabelled ROIs).
     """
     with h5py.File(path, "r", locking=False) as f:
         traces = np.asarray(f[TRACE_KEY][()], dtype=np.float64)
@@ -101,6 +130,9 @@ def read_flavell_h5(path: Path, labels: str | Path | None = None) -> list[Record
     if traces.ndim != 2 or traces.shape[0] != t.shape[0]:
         raise InputError(path, f"traces {traces.shape} do not match {t.shape[0]} time stamps")
     T, n = traces.shape
+    finite = np.isfinite(traces)
+    if not finite.any():
+        raise InputError(path, f"every trace in {TRACE_KEY} is NaN or infinite")
     worm = path.name.removesuffix("-data.h5")
     label_path = Path(labels) if labels else _label_file(path)
     named: dict[int, tuple[str, float]] = {}
@@ -120,9 +152,17 @@ def read_flavell_h5(path: Path, labels: str | Path | None = None) -> list[Record
             best[f"{name}#{k}"] = (col, conf)
         elif name not in best or conf > best[name][1]:
             best[name] = (col, conf)
+    written: dict[str, str] = {}
+    if as_bool(resolve_ambiguous):
+        best = _resolve_best(best, written)
     labelled = sorted(best, key=str)
     cols = [best[x][0] for x in labelled]
     rest = [c for c in range(n) if c not in set(cols)]
+    # ROIs never observed are dropped; other NaN samples are masked
+    empty = set(np.flatnonzero(~finite.any(axis=0)).tolist())
+    keep = [i for i, c in enumerate(cols) if c not in empty]
+    labelled, cols = [labelled[i] for i in keep], [cols[i] for i in keep]
+    rest = [c for c in rest if c not in empty]
     order = cols + rest
     names = labelled + [f"roi{c}" for c in rest]
     t0 = float(t[0])
@@ -134,13 +174,14 @@ def read_flavell_h5(path: Path, labels: str | Path | None = None) -> list[Record
     info = pd.DataFrame(
         {
             "is_labeled": [True] * len(labelled) + [False] * len(rest),
-            "ambiguous": ["?" in x for x in labelled] + [False] * len(rest),
+            "ambiguous": ["?" in written.get(x, x) for x in labelled] + [False] * len(rest),
             "source_column": order,
         }
     )
     return [
         Recording(
             traces=traces[:, order],
+            mask=None if finite.all() else finite[:, order],
             labels=names,
             modality="calcium",
             time=t - t0,
@@ -151,6 +192,10 @@ def read_flavell_h5(path: Path, labels: str | Path | None = None) -> list[Record
             source_file=str(path),
             events=events,
             channel_info=info,
-            meta={"time_origin_s": t0, "label_file": str(label_path) if label_path else ""},
+            meta={
+                "time_origin_s": t0,
+                "label_file": str(label_path) if label_path else "",
+                "n_dropped_all_nan": len(empty),
+            },
         )
     ]

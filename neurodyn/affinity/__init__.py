@@ -1,0 +1,1 @@
+"""Stage 1 of the dynamic functional connectome: windowed pairwise affinities between neurons."""

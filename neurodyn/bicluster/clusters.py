@@ -1,0 +1,174 @@
+"""Neuron clusters: MFM / DP partition prior, collapsed Gibbs with an auxiliary empty cluster,
+and sequentially-allocated split-merge moves.
+
+Everything here conditions on the Polya-Gamma variables omega, under which neuron i's
+likelihood is Gaussian in psi_i. The neuron's own coefficients theta_i = (d_i, c_i) have a
+Gaussian prior, so they are integrated out in closed form: ``m(i | X)`` is the marginal
+likelihood of neuron i's (augmented) data given a cluster trajectory X (T, q). Label moves
+therefore act on the joint (z_i, theta_i), drawing theta_i afresh from its conditional after
+each move, which keeps the kernel exact while letting neurons change clusters even though
+each cluster's latent axes are only defined up to rotation.
+
+Gibbs (Neal 2000, algorithm 8 with one auxiliary cluster; Miller & Harrison 2018 for MFM):
+p(z_i = k) ∝ (n_-i,k + gamma) m(i | X_k) for occupied k, and
+p(new) ∝ gamma V_N(t + 1) / V_N(t) m(i | X_aux) where the auxiliary cluster is the neuron's own
+cluster when it is a singleton, or a fresh draw (dynamics from the MNIW prior, trajectory from
+the switching-dynamics prior) otherwise. DP option: n_-i,k and dp_alpha instead.
+
+Split-merge (Dahl 2003 sequential allocation, Jain & Neal 2004): pick neurons i != j. Split:
+the cluster of i keeps its trajectory, a new trajectory X_b for j's side is proposed by FFBS
+from a fixed auto-regressive proposal model observing neuron j alone (density computable), the
+new cluster's dynamics come from their exact MNIW conditional given X_b, and the other members
+are allocated one by one in random order. The target ratio then involves the MNIW evidence
+p(X_b | s). Merge is the exact reverse (the merged cluster keeps i's trajectory), scored with the
+same allocation probabilities and FFBS density. Both are Metropolis-Hastings moves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from scipy.special import gammaln, logsumexp
+
+from neurodyn.bicluster.linalg import chol, logdet_chol, tri_inv
+
+
+def log_v_mfm(n: int, gamma: float, geom_p: float, tmax: int) -> np.ndarray:
+    """log V_n(t), t = 0..tmax, for the MFM with K ~ Geometric(geom_p) on {1, 2, ...}.
+
+    V_n(t) = sum_{k >= t} k! / (k - t)! * Gamma(gamma k) / Gamma(gamma k + n) * p(k).
+    """
+    kmax = tmax + n + 1000
+    k = np.arange(1, kmax + 1, dtype=float)
+    logpk = np.log(geom_p) + (k - 1) * np.log1p(-geom_p)
+    base = gammaln(gamma * k) - gammaln(gamma * k + n) + logpk
+    out = np.full(tmax + 1, -np.inf)
+    for t in range(tmax + 1):
+        ok = k >= t
+        terms = gammaln(k[ok] + 1) - gammaln(k[ok] - t + 1) + base[ok]
+        out[t] = logsumexp(terms)
+    return out
+
+
+class PartitionPrior:
+    """Exchangeable partition prior (MFM or DP) on neuron labels."""
+
+    def __init__(self, n: int, kind: str, mfm_gamma: float, geom_p: float, dp_alpha: float) -> None:
+        self.kind, self.gamma, self.alpha = kind, mfm_gamma, dp_alpha
+        self.logv = log_v_mfm(n, mfm_gamma, geom_p, n + 2) if kind == "mfm" else None
+
+    def existing(self, n_minus: np.ndarray) -> np.ndarray:
+        """Log weight of joining occupied clusters with ``n_minus`` other members."""
+        return np.log(n_minus + self.gamma) if self.kind == "mfm" else np.log(n_minus)
+
+    def new(self, t: int) -> float:
+        """Log weight of opening a new cluster when t others are occupied."""
+        if self.kind == "mfm":
+            return float(np.log(self.gamma) + self.logv[t + 1] - self.logv[t])
+        return float(np.log(self.alpha))
+
+    def log_prob(self, sizes: np.ndarray) -> float:
+        """log p(partition) up to a constant of n, given cluster sizes."""
+        t = sizes.size
+        if self.kind == "mfm":
+            return float(self.logv[t] + np.sum(gammaln(sizes + self.gamma) - gammaln(self.gamma)))
+        return float(t * np.log(self.alpha) + np.sum(gammaln(sizes)))
+
+
+@njit(cache=True)
+def _stats(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray, m0: np.ndarray,
+           prec: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    T, q = x.shape
+    G = np.zeros((q, q))
+    hv = np.zeros(q)
+    const = 0.0
+    g = np.empty(q)
+    for j in range(q):
+        G[j, j] = prec[j]
+        hv[j] = prec[j] * m0[j]
+        const -= 0.5 * prec[j] * m0[j] * m0[j] - 0.5 * np.log(prec[j])
+    g[0] = 1.0
+    for t in range(T):
+        a = base + x[t, 0]
+        w = om[t]
+        kk = kap[t]
+        const += kk * a - 0.5 * w * a * a
+        coef = kk - w * a
+        for j in range(1, q):
+            g[j] = x[t, j]
+        for j in range(q):
+            hv[j] += coef * g[j]
+            wg = w * g[j]
+            for l in range(j + 1):
+                G[j, l] += wg * g[l]
+    for j in range(q):
+        for l in range(j + 1, q):
+            G[j, l] = G[l, j]
+    return G, hv, const
+
+
+@njit(cache=True)
+def marginal_loglik(kap: np.ndarray, om: np.ndarray, base: np.ndarray, X: np.ndarray,
+                    m0: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    """m(i | X_k): log marginal of neuron i's augmented likelihood given trajectory X_k.
+
+    Parameters
+    ----------
+    kap, om : (N, T) PG kappa and omega.   base : (N,) fixed offsets o_i.
+    X : (K, T, q) cluster trajectories (column 0 = mu).
+    m0 : (N, q) prior means of theta_i.   prec : (q,) prior precisions of theta_i.
+
+    Returns
+    -------
+    (N, K) log marginal likelihoods (theta_i integrated out; constants in y dropped).
+    """
+    N = kap.shape[0]
+    K = X.shape[0]
+    out = np.empty((N, K))
+    for i in range(N):
+        for k in range(K):
+            G, hv, const = _stats(kap[i], om[i], base[i], X[k], m0[i], prec)
+            low = chol(G)
+            z = tri_inv(low) @ hv
+            v = const + 0.5 * (z @ z) - 0.5 * logdet_chol(low)
+            out[i, k] = v if np.isfinite(v) else -1e300
+    return out
+
+
+@njit(cache=True)
+def theta_conditional(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray,
+                      m0: np.ndarray, prec: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Draw theta_i = (d_i, c_i) (q,) from its Gaussian conditional given trajectory x (T, q)."""
+    G, hv, _ = _stats(kap, om, base, x, m0, prec)
+    li = tri_inv(chol(G))
+    cov = li.T @ li
+    mean = cov @ hv
+    return mean + chol(cov) @ noise
+
+
+@njit(cache=True)
+def obs_info(kap: np.ndarray, om: np.ndarray, base: np.ndarray, theta: np.ndarray,
+             members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Information-form pseudo-observations of a cluster trajectory from its members.
+
+    Member i sees psi_it = base_i + d_i + (1, c_i).X[t]; returns J (T, q, q), h (T, q).
+    """
+    T = kap.shape[1]
+    q = theta.shape[1]
+    J = np.zeros((T, q, q))
+    h = np.zeros((T, q))
+    g = np.empty(q)
+    for i in members:
+        g[0] = 1.0
+        for j in range(1, q):
+            g[j] = theta[i, j]
+        off = base[i] + theta[i, 0]
+        for t in range(T):
+            w = om[i, t]
+            coef = kap[i, t] - w * off
+            for j in range(q):
+                h[t, j] += coef * g[j]
+                wg = w * g[j]
+                for l in range(q):
+                    J[t, j, l] += wg * g[l]
+    return J, h

@@ -1,0 +1,180 @@
+"""Forward-filter backward-sample (FFBS) of a cluster's latent trajectory (numba), the SLDS
+prior, and a numpy Rauch-Tung-Striebel smoother used as the reference in tests.
+
+State-space model (one cluster, latent dimension q, T bins, discrete states s):
+
+    x[0] ~ N(m0, V0)
+    x[t] = b[s[t]] + A[s[t]] x[t-1] + e[t],   e[t] ~ N(0, Q[s[t]]),   t >= 1
+    observations enter in information form: log p(obs_t | x[t]) = h[t].x[t] - x[t]' J[t] x[t] / 2
+
+With Polya-Gamma augmentation the count likelihood of each neuron is exactly of this Gaussian
+form in its linear predictor, so the conditional posterior of the trajectory is Gaussian and
+FFBS draws it exactly (Carter & Kohn 1994; Fruhwirth-Schnatter 1994).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from neurodyn.bicluster.linalg import chol, mvn_logpdf_chol, spd_inv
+
+
+@njit(cache=True)
+def ffbs(
+    J: np.ndarray, h: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray, s: np.ndarray,
+    m0: np.ndarray, V0: np.ndarray, noise: np.ndarray, x_in: np.ndarray, sample: bool,
+) -> tuple[np.ndarray, float]:
+    """Draw (or evaluate) a trajectory from its Gaussian smoothing distribution.
+
+    Parameters
+    ----------
+    J : (T, q, q) observation precision per bin.   h : (T, q) observation information vector.
+    A, b, Q : (L, q, q), (L, q), (L, q, q) dynamics per discrete state.
+    s : (T,) int state of each bin (s[0] unused).
+    m0, V0 : (q,), (q, q) prior of x[0].
+    noise : (T, q) standard normal draws (used when ``sample``).
+    x_in : (T, q) trajectory to evaluate when not ``sample``.
+    sample : draw a new path (True) or score ``x_in`` (False).
+
+    Returns
+    -------
+    x : (T, q) the path (drawn, or ``x_in``).
+    logq : float, log density of the path under the smoothing distribution.
+    """
+    T, q = h.shape
+    L = A.shape[0]
+    Qinv = np.empty((L, q, q))
+    for l in range(L):
+        Qinv[l] = spd_inv(Q[l])
+    mf = np.empty((T, q))
+    Pf = np.empty((T, q, q))
+    Pinvf = np.empty((T, q, q))
+    V0inv = spd_inv(V0)
+    Pinv = V0inv + J[0]
+    P = spd_inv(Pinv)
+    mf[0] = P @ (V0inv @ m0 + h[0])
+    Pf[0] = P
+    Pinvf[0] = Pinv
+    for t in range(1, T):
+        l = s[t]
+        At = A[l]
+        mp = b[l] + At @ mf[t - 1]
+        Pp = At @ Pf[t - 1] @ At.T + Q[l]
+        Ppinv = spd_inv(Pp)
+        Pinv = Ppinv + J[t]
+        P = spd_inv(Pinv)
+        mf[t] = P @ (Ppinv @ mp + h[t])
+        Pf[t] = P
+        Pinvf[t] = Pinv
+    x = np.empty((T, q))
+    if not sample:
+        x[:] = x_in
+    low = chol(Pf[T - 1])
+    if sample:
+        x[T - 1] = mf[T - 1] + low @ noise[T - 1]
+    logq = mvn_logpdf_chol(x[T - 1], mf[T - 1], low)
+    for t in range(T - 2, -1, -1):
+        l = s[t + 1]
+        At = A[l]
+        AtQ = At.T @ Qinv[l]
+        lam = Pinvf[t] + AtQ @ At
+        eta = Pinvf[t] @ mf[t] + AtQ @ (x[t + 1] - b[l])
+        cov = spd_inv(lam)
+        mean = cov @ eta
+        low = chol(cov)
+        if sample:
+            x[t] = mean + low @ noise[t]
+        logq += mvn_logpdf_chol(x[t], mean, low)
+    return x, logq
+
+
+@njit(cache=True)
+def slds_sample(
+    A: np.ndarray, b: np.ndarray, Q: np.ndarray, s: np.ndarray, m0: np.ndarray, V0: np.ndarray,
+    noise: np.ndarray,
+) -> np.ndarray:
+    """Draw a (T, q) trajectory from the switching linear dynamics prior."""
+    T, q = noise.shape
+    L = A.shape[0]
+    lowQ = np.empty((L, q, q))
+    for l in range(L):
+        lowQ[l] = chol(Q[l])
+    x = np.empty((T, q))
+    x[0] = m0 + chol(V0) @ noise[0]
+    for t in range(1, T):
+        l = s[t]
+        x[t] = b[l] + A[l] @ x[t - 1] + lowQ[l] @ noise[t]
+    return x
+
+
+@njit(cache=True)
+def slds_logpdf(
+    x: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray, s: np.ndarray, m0: np.ndarray,
+    V0: np.ndarray,
+) -> float:
+    """log p(x | dynamics, s) of a (T, q) trajectory under the switching linear dynamics."""
+    T, q = x.shape
+    L = A.shape[0]
+    lowQ = np.empty((L, q, q))
+    for l in range(L):
+        lowQ[l] = chol(Q[l])
+    out = mvn_logpdf_chol(x[0], m0, chol(V0))
+    for t in range(1, T):
+        l = s[t]
+        out += mvn_logpdf_chol(x[t], b[l] + A[l] @ x[t - 1], lowQ[l])
+    return out
+
+
+@njit(cache=True)
+def state_loglik(X: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Log-likelihood of each transition under each discrete state, summed over clusters.
+
+    Parameters
+    ----------
+    X : (K, T, q) latent trajectories.   A, b, Q : (K, L, q, q), (K, L, q), (K, L, q, q).
+
+    Returns
+    -------
+    (T, L) array; row 0 is zero (x[0] does not depend on the state).
+    """
+    K, T, q = X.shape
+    L = A.shape[1]
+    out = np.zeros((T, L))
+    for k in range(K):
+        for l in range(L):
+            low = chol(Q[k, l])
+            Akl = A[k, l]
+            bkl = b[k, l]
+            for t in range(1, T):
+                out[t, l] += mvn_logpdf_chol(X[k, t], bkl + Akl @ X[k, t - 1], low)
+    return out
+
+
+def kalman_smoother(
+    J: np.ndarray, h: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray, s: np.ndarray,
+    m0: np.ndarray, V0: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference RTS smoother (plain numpy, covariance form) for the model of :func:`ffbs`.
+
+    Returns smoothed means (T, q) and covariances (T, q, q).
+    """
+    T, q = h.shape
+    mf, Pf, mp_all, Pp_all = np.empty((T, q)), np.empty((T, q, q)), np.empty((T, q)), np.empty((T, q, q))
+    m_pred, P_pred = m0, V0
+    for t in range(T):
+        if t > 0:
+            a = A[s[t]]
+            m_pred = b[s[t]] + a @ mf[t - 1]
+            P_pred = a @ Pf[t - 1] @ a.T + Q[s[t]]
+        mp_all[t], Pp_all[t] = m_pred, P_pred
+        P = np.linalg.inv(np.linalg.inv(P_pred) + J[t])
+        mf[t] = P @ (np.linalg.solve(P_pred, m_pred) + h[t])
+        Pf[t] = P
+    ms, Ps = mf.copy(), Pf.copy()
+    for t in range(T - 2, -1, -1):
+        a = A[s[t + 1]]
+        G = Pf[t] @ a.T @ np.linalg.inv(Pp_all[t + 1])
+        ms[t] = mf[t] + G @ (ms[t + 1] - mp_all[t + 1])
+        Ps[t] = Pf[t] + G @ (Ps[t + 1] - Pp_all[t + 1]) @ G.T
+    return ms, Ps

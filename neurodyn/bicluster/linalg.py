@@ -1,0 +1,78 @@
+"""Tiny dense linear-algebra kernels (numba) for the q x q matrices of the sampler.
+
+LAPACK calls carry microseconds of overhead each; the sampler does thousands per sweep on
+3 x 3 matrices, so these loops are much faster. All matrices are symmetric positive definite
+where stated; results are written into new arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+LOG2PI = float(np.log(2.0 * np.pi))
+
+
+@njit(cache=True)
+def chol(a: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of an SPD matrix (q, q); tiny jitter if it is numerically singular."""
+    n = a.shape[0]
+    low = np.zeros((n, n))
+    for j in range(n):
+        s = a[j, j]
+        for k in range(j):
+            s -= low[j, k] * low[j, k]
+        if s <= 1e-300:
+            s = 1e-300
+        d = np.sqrt(s)
+        low[j, j] = d
+        for i in range(j + 1, n):
+            t = a[i, j]
+            for k in range(j):
+                t -= low[i, k] * low[j, k]
+            low[i, j] = t / d
+    return low
+
+
+@njit(cache=True)
+def tri_inv(low: np.ndarray) -> np.ndarray:
+    """Inverse of a lower-triangular matrix."""
+    n = low.shape[0]
+    inv = np.zeros((n, n))
+    for j in range(n):
+        inv[j, j] = 1.0 / low[j, j]
+        for i in range(j + 1, n):
+            s = 0.0
+            for k in range(j, i):
+                s -= low[i, k] * inv[k, j]
+            inv[i, j] = s / low[i, i]
+    return inv
+
+
+@njit(cache=True)
+def spd_inv(a: np.ndarray) -> np.ndarray:
+    """Inverse of an SPD matrix via its Cholesky factor (symmetrised)."""
+    li = tri_inv(chol(a))
+    return li.T @ li
+
+
+@njit(cache=True)
+def logdet_chol(low: np.ndarray) -> float:
+    """log|A| from the Cholesky factor of A."""
+    s = 0.0
+    for i in range(low.shape[0]):
+        s += np.log(low[i, i])
+    return 2.0 * s
+
+
+@njit(cache=True)
+def mvn_logpdf_chol(x: np.ndarray, mean: np.ndarray, low: np.ndarray) -> float:
+    """log N(x; mean, L L^T) given the lower Cholesky factor L."""
+    n = x.shape[0]
+    z = np.empty(n)
+    for i in range(n):
+        t = x[i] - mean[i]
+        for k in range(i):
+            t -= low[i, k] * z[k]
+        z[i] = t / low[i, i]
+    return -0.5 * (z @ z) - 0.5 * logdet_chol(low) - 0.5 * n * LOG2PI

@@ -1,0 +1,162 @@
+"""Posterior summaries accumulated on the fly (memory flat in the number of iterations) and
+point estimates of partitions that minimise posterior expected loss.
+
+Identifiability: each cluster's latent is defined up to a shift (absorbed by d_i) and an
+invertible linear map of x (absorbed by c_i). Before accumulating, each sample is put in a
+canonical form: mu_k and x_k are centred in time (the means move into d_i), x_k is rotated to
+its principal axes (SVD), and each axis is signed so that the members' loadings sum to >= 0.
+Trajectory moments are kept per neuron, so they need no alignment of cluster labels across
+samples; the posterior mean of a point-estimate cluster is the average over its members.
+Partition summaries (co-clustering matrices) are invariant to label switching.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+
+
+def canonical_form(X: np.ndarray, theta: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical (centred, rotated, signed) trajectories and coefficients.
+
+    Parameters
+    ----------
+    X : (K, T, q) trajectories (column 0 = mu).   theta : (N, q) (d_i, c_i).   z : (N,) labels.
+
+    Returns
+    -------
+    Xc : (K, T, q), thetac : (N, q) with the same linear predictor up to a constant per neuron
+    that is moved into d_i (so psi is unchanged).
+    """
+    Xc = X.copy()
+    th = theta.copy()
+    for k in range(X.shape[0]):
+        mem = np.flatnonzero(z == k)
+        mean = Xc[k].mean(axis=0)
+        Xc[k] -= mean
+        th[mem, 0] += mean[0] + th[mem, 1:] @ mean[1:]
+        lat = Xc[k, :, 1:]
+        if lat.shape[1] == 0:
+            continue
+        _, _, vt = np.linalg.svd(lat, full_matrices=False)
+        rot = vt.T
+        Xc[k, :, 1:] = lat @ rot
+        c = th[mem, 1:] @ rot
+        sign = np.where(c.sum(axis=0) < 0, -1.0, 1.0)
+        Xc[k, :, 1:] *= sign
+        th[mem, 1:] = c * sign
+    return Xc, th
+
+
+class Accumulator:
+    """Running sums of one chain's thinned post-burn-in samples.
+
+    Holds co-clustering counts of neurons (N, N) and bins (T, T), per-neuron first and second
+    moments of the canonical trajectory (N, T, q), sums of d_i and r_i, and small traces.
+    """
+
+    def __init__(self, N: int, T: int, q: int, max_states: int) -> None:
+        self.n = 0
+        self.neuron_co = np.zeros((N, N))
+        self.state_co = np.zeros((T, T), dtype=np.float32)
+        self.lat_sum = np.zeros((N, T, q))
+        self.lat_sq = np.zeros((N, T, q))
+        self.d_sum = np.zeros(N)
+        self.r_sum = np.zeros(N)
+        self.state_occ = np.zeros(max_states)
+        self.n_clusters: list[int] = []
+        self.n_states: list[int] = []
+        self.loglik: list[float] = []
+
+    def add(self, z: np.ndarray, s: np.ndarray, X: np.ndarray, theta: np.ndarray, r: np.ndarray,
+            loglik: float, L: int) -> None:
+        """Add one sample (z (N,), s (T,), X (K, T, q), theta (N, q), r (N,))."""
+        self.n += 1
+        onehot = np.zeros((z.size, X.shape[0]))
+        onehot[np.arange(z.size), z] = 1.0
+        self.neuron_co += onehot @ onehot.T
+        sh = np.zeros((s.size, L), dtype=np.float32)
+        sh[np.arange(s.size), s] = 1.0
+        self.state_co += sh @ sh.T
+        Xc, th = canonical_form(X, theta, z)
+        per = Xc[z]
+        self.lat_sum += per
+        self.lat_sq += per * per
+        self.d_sum += th[:, 0]
+        self.r_sum += r
+        self.state_occ += np.bincount(s, minlength=L)[: self.state_occ.size]
+        self.n_clusters.append(int(X.shape[0]))
+        self.n_states.append(int(np.unique(s).size))
+        self.loglik.append(float(loglik))
+
+    def merge(self, other: Accumulator) -> None:
+        """Add another chain's sums into this one (traces are kept per chain by the caller)."""
+        self.n += other.n
+        for name in ("neuron_co", "state_co", "lat_sum", "lat_sq", "d_sum", "r_sum", "state_occ"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def binder_loss(labels: np.ndarray, psm: np.ndarray) -> float:
+    """Posterior expected Binder loss (equal costs) of a partition: sum_{i<j} |1[c_i=c_j] - P_ij|."""
+    same = labels[:, None] == labels[None, :]
+    return float(np.abs(same - psm)[np.triu_indices(labels.size, 1)].sum())
+
+
+def vi_lower_bound(labels: np.ndarray, psm: np.ndarray) -> float:
+    """Lower bound of the posterior expected variation of information (Wade & Ghahramani 2018)."""
+    same = (labels[:, None] == labels[None, :]).astype(float)
+    a = np.log2(same.sum(axis=1))
+    b = np.log2((same * psm).sum(axis=1))
+    c = np.log2(psm.sum(axis=1))
+    return float(np.mean(a - 2 * b + c))
+
+
+def relabel(labels: np.ndarray) -> np.ndarray:
+    """Relabel 0, 1, ... in order of first appearance."""
+    _, first, inv = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[inv]
+
+
+def point_estimate(psm: np.ndarray, loss: str = "binder", max_clusters: int = 30) -> np.ndarray:
+    """Partition minimising the posterior expected loss among candidates.
+
+    Candidates are the cuts (1..max_clusters groups) of average- and complete-linkage trees of
+    1 - psm, a standard search (as in mcclust / salso-style summaries) that needs no stored
+    samples. ``loss`` is "binder" or "vi" (the VI lower bound).
+    """
+    n = psm.shape[0]
+    if n == 1:
+        return np.zeros(1, dtype=int)
+    d = 1.0 - np.asarray(psm, dtype=float)
+    np.fill_diagonal(d, 0.0)
+    cond = squareform(np.clip(0.5 * (d + d.T), 0, 1), checks=False)
+    f = binder_loss if loss == "binder" else vi_lower_bound
+    best, best_loss = np.zeros(n, dtype=int), f(np.zeros(n, dtype=int), psm)
+    for method in ("average", "complete"):
+        tree = linkage(cond, method=method)
+        for k in range(2, min(n, max_clusters) + 1):
+            lab = fcluster(tree, k, criterion="maxclust") - 1
+            val = f(lab, psm)
+            if val < best_loss - 1e-12:
+                best, best_loss = lab, val
+    return relabel(best)
+
+
+def trajectory_summary(acc: Accumulator, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior mean and 95% band (mean +- 1.96 sd, Gaussian approximation) of each
+    point-estimate cluster's canonical trajectory, averaging the per-neuron moments of members.
+
+    Returns mean, lower, upper, each (K, T, q).
+    """
+    K = int(labels.max()) + 1
+    T, q = acc.lat_sum.shape[1:]
+    mean, lo, hi = np.zeros((K, T, q)), np.zeros((K, T, q)), np.zeros((K, T, q))
+    for k in range(K):
+        mem = labels == k
+        m1 = acc.lat_sum[mem].mean(axis=0) / acc.n
+        m2 = acc.lat_sq[mem].mean(axis=0) / acc.n
+        sd = np.sqrt(np.maximum(m2 - m1 * m1, 0.0))
+        mean[k], lo[k], hi[k] = m1, m1 - 1.96 * sd, m1 + 1.96 * sd
+    return mean, lo, hi

@@ -1,0 +1,375 @@
+"""Weighted stochastic block model: the description length of a partition.
+
+The model (after Peixoto 2017, "Nonparametric Bayesian inference of the microcanonical
+stochastic block model", and Peixoto 2018, "Nonparametric weighted stochastic block models")
+describes an undirected weighted graph ``(A, x)``, ``A`` the edge counts and ``x`` the
+positive real weight of each edge, in three parts, all in nats:
+
+* **partition** ``b`` of the N nodes into B non-empty blocks,
+  ``-ln P(b) = ln C(N-1, B-1) + ln N! - sum_r ln n_r! + ln N``;
+* **edges** given the block edge counts ``m_rs``:
+
+  - non-degree-corrected, simple graph (level 0, ``ENS_SIMPLE``):
+    ``sum_{r<s} ln C(n_r n_s, m_rs) + sum_r ln C(n_r (n_r - 1) / 2, m_rr)``;
+  - degree-corrected configuration model (``ENS_DC``):
+    ``-sum_{r<s} ln m_rs! - sum_r [m_rr ln 2 + ln m_rr!] + sum_r ln e_r! - sum_i ln k_i!``
+    plus the degree prior with the "distributed" hyperprior
+    ``sum_r [ln n_r! - sum_k ln eta_k^r! + ln q(e_r, n_r)]`` (``q(m, n)``: partitions of
+    ``m`` into at most ``n`` parts, ``e_r = sum_{i in r} k_i``, ``eta_k^r`` the number of
+    nodes of degree ``k`` in ``r``);
+  - non-degree-corrected multigraph (upper levels of the hierarchy, ``ENS_MULTI``):
+    ``sum_{r<s} ln multiset(n_r n_s, m_rs) + sum_r ln multiset(n_r (n_r + 1) / 2, m_rr)``;
+* **edge counts** ``m`` themselves: flat, ``ln multiset(B (B + 1) / 2, E)``, or nested: the
+  B blocks are the nodes of the next level's multigraph, described by the same model
+  (``ENS_MULTI``) recursively until a level with a single block (see :mod:`nested`);
+* **weights**: the weights of the ``m_rs`` edges between blocks r and s are i.i.d.
+  exponential with rate ``lambda_rs ~ Gamma(alpha, beta)``; integrating ``lambda_rs`` gives
+  ``-ln P(x_rs) = -alpha ln beta + ln Gamma(alpha) - ln Gamma(m_rs + alpha)
+  + (m_rs + alpha) ln(X_rs + beta)`` with ``X_rs`` the sum of the weights. We use
+  ``alpha = 1`` and ``beta`` = mean edge weight (the prior's mean rate is the inverse mean
+  weight), so description-length differences do not depend on the unit of the weights.
+  Weights are densities: the constant ``-E ln(precision)`` is omitted.
+
+Every quantity here is a pure function of plain numpy arrays; the kernels are numba-jitted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+ENS_SIMPLE = 0
+ENS_DC = 1
+ENS_MULTI = 2
+
+LQ_MAX_ENTRIES = 20_000_000  # cap on the exact ln q(m, n) table (float64 entries)
+
+
+@nb.njit(cache=True)
+def lgam(x: float) -> float:
+    return math.lgamma(x)
+
+
+@nb.njit(cache=True)
+def lbinom(n: float, k: float) -> float:
+    """``ln C(n, k)``; 0 when ``k`` is 0 or ``n``."""
+    if k <= 0.0 or k >= n:
+        return 0.0
+    return math.lgamma(n + 1.0) - math.lgamma(k + 1.0) - math.lgamma(n - k + 1.0)
+
+
+@nb.njit(cache=True)
+def lmultiset(n: float, k: float) -> float:
+    """``ln multiset(n, k) = ln C(n + k - 1, k)`` (0 when ``k`` is 0)."""
+    if k <= 0.0:
+        return 0.0
+    return lbinom(n + k - 1.0, k)
+
+
+@nb.njit(cache=True)
+def log_partitions_table(m_max: int, n_max: int) -> np.ndarray:
+    """``out[m, n] = ln q(m, n)``: log number of partitions of ``m`` into at most ``n`` parts.
+
+    Recursion ``q(m, n) = q(m, n - 1) + q(m - n, n)``, ``q(0, n) = 1``, ``q(m > 0, 0) = 0``.
+    Shape ``(m_max + 1, n_max + 1)``; entries with ``q = 0`` are ``-inf``.
+    """
+    out = np.full((m_max + 1, n_max + 1), -np.inf)
+    for n in range(n_max + 1):
+        out[0, n] = 0.0
+    for n in range(1, n_max + 1):
+        for m in range(1, m_max + 1):
+            a = out[m, n - 1]
+            c = out[m - n, n] if m >= n else -np.inf
+            if a == -np.inf:
+                out[m, n] = c
+            elif c == -np.inf:
+                out[m, n] = a
+            else:
+                hi = max(a, c)
+                out[m, n] = hi + math.log(math.exp(a - hi) + math.exp(c - hi))
+    return out
+
+
+@nb.njit(cache=True)
+def lq(table: np.ndarray, m: int, n: int) -> float:
+    """``ln q(m, n)`` from the table, or the uniform prior's ``ln multiset(n, m)`` if too big."""
+    if m == 0:
+        return 0.0
+    if n <= 0:
+        return np.inf
+    if m < table.shape[0]:
+        return table[m, min(n, table.shape[1] - 1)]
+    return lmultiset(n, m)
+
+
+@nb.njit(cache=True)
+def pair_term(ens: int, nr: int, ns: int, m: int, same: bool) -> float:
+    """Edge-placement cost of one block pair (see the module docstring)."""
+    if ens == ENS_SIMPLE:
+        if same:
+            return lbinom(nr * (nr - 1) / 2.0, m)
+        return lbinom(float(nr) * ns, m)
+    if ens == ENS_MULTI:
+        if same:
+            return lmultiset(nr * (nr + 1) / 2.0, m)
+        return lmultiset(float(nr) * ns, m)
+    # ENS_DC
+    if same:
+        return -(m * math.log(2.0) + math.lgamma(m + 1.0))
+    return -math.lgamma(m + 1.0)
+
+
+@nb.njit(cache=True)
+def weight_term(m: int, xsum: float, alpha: float, beta: float) -> float:
+    """``-ln P(weights)`` of ``m`` exponential weights summing to ``xsum`` (Gamma prior)."""
+    if m == 0:
+        return 0.0
+    return (
+        -alpha * math.log(beta)
+        + math.lgamma(alpha)
+        - math.lgamma(m + alpha)
+        + (m + alpha) * math.log(xsum + beta)
+    )
+
+
+@nb.njit(cache=True)
+def partition_term(n_nodes: int, n_blocks: int) -> float:
+    """Partition prior without its ``-sum_r ln n_r!`` part: ``ln C(N-1, B-1) + ln N! + ln N``."""
+    return lbinom(n_nodes - 1.0, n_blocks - 1.0) + math.lgamma(n_nodes + 1.0) + math.log(n_nodes)
+
+
+@nb.njit(cache=True)
+def block_stats(A: np.ndarray, X: np.ndarray, b: np.ndarray, n_blocks: int):
+    """Block sizes ``n`` (B,), edge counts ``m`` (B, B) and weight sums ``xs`` (B, B).
+
+    ``A`` (N, N) symmetric integer edge counts, diagonal = self-loop counts; ``X`` (N, N) the
+    matching weight sums. Off-diagonal ``m[r, s]`` counts edges between r and s; ``m[r, r]``
+    counts edges inside r (each once, self-loops included).
+    """
+    N = A.shape[0]
+    n = np.zeros(n_blocks, np.int64)
+    m = np.zeros((n_blocks, n_blocks), np.int64)
+    xs = np.zeros((n_blocks, n_blocks))
+    for i in range(N):
+        n[b[i]] += 1
+        for j in range(i, N):
+            if A[i, j] != 0:
+                r, s = b[i], b[j]
+                m[r, s] += A[i, j]
+                xs[r, s] += X[i, j]
+                if r != s:
+                    m[s, r] += A[i, j]
+                    xs[s, r] += X[i, j]
+    return n, m, xs
+
+
+@nb.njit(cache=True)
+def level_dl(
+    n: np.ndarray,
+    m: np.ndarray,
+    xs: np.ndarray,
+    ens: int,
+    weighted: bool,
+    alpha: float,
+    beta: float,
+) -> float:
+    """Partition prior plus pair and weight terms of one level (no DC block terms)."""
+    B = n.shape[0]
+    nnz = 0
+    total = 0.0
+    for r in range(B):
+        if n[r] == 0:
+            continue
+        nnz += 1
+        total -= math.lgamma(n[r] + 1.0)
+        for s in range(r, B):
+            if n[s] == 0:
+                continue
+            total += pair_term(ens, n[r], n[s], m[r, s], r == s)
+            if weighted:
+                total += weight_term(m[r, s], xs[r, s], alpha, beta)
+    N = 0
+    for r in range(B):
+        N += n[r]
+    return total + partition_term(N, nnz)
+
+
+@nb.njit(cache=True)
+def dc_terms(A: np.ndarray, b: np.ndarray, n_blocks: int, table: np.ndarray) -> float:
+    """Degree-corrected extras: ``sum_r [ln e_r! + ln n_r! - sum_k ln eta_k^r! + ln q(e_r, n_r)]
+    - sum_i ln k_i!`` (level 0, no self-loops)."""
+    N = A.shape[0]
+    k = np.zeros(N, np.int64)
+    for i in range(N):
+        for j in range(N):
+            k[i] += A[i, j]
+    kmax = 0
+    for i in range(N):
+        kmax = max(kmax, k[i])
+    hist = np.zeros((n_blocks, kmax + 1), np.int64)
+    e = np.zeros(n_blocks, np.int64)
+    n = np.zeros(n_blocks, np.int64)
+    total = 0.0
+    for i in range(N):
+        hist[b[i], k[i]] += 1
+        e[b[i]] += k[i]
+        n[b[i]] += 1
+        total -= math.lgamma(k[i] + 1.0)
+    for r in range(n_blocks):
+        if n[r] == 0:
+            continue
+        total += math.lgamma(e[r] + 1.0) + math.lgamma(n[r] + 1.0) + lq(table, e[r], n[r])
+        for d in range(kmax + 1):
+            total -= math.lgamma(hist[r, d] + 1.0)
+    return total
+
+
+def edges_from_weights(W: np.ndarray, threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Edge counts and weights of a weighted graph given as a dense matrix.
+
+    Parameters
+    ----------
+    W : (N, N) array
+        Symmetric non-negative weights; the diagonal is ignored.
+    threshold : float
+        Entries ``<= threshold`` are not edges.
+
+    Returns
+    -------
+    A : (N, N) int64
+        1 where ``W > threshold`` off the diagonal, else 0.
+    X : (N, N) float64
+        ``W`` on the edges, 0 elsewhere.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"weights must be a square matrix, got shape {W.shape}")
+    if not np.all(np.isfinite(W)):
+        raise ValueError("weights contain NaN or infinity")
+    if np.any(W < 0):
+        raise ValueError("weights must be non-negative")
+    if not np.allclose(W, W.T, rtol=1e-6, atol=1e-12 * max(1.0, float(np.abs(W).max(initial=0)))):
+        raise ValueError("weights must be symmetric")
+    W = 0.5 * (W + W.T)
+    A = (W > threshold).astype(np.int64)
+    np.fill_diagonal(A, 0)
+    X = np.where(A > 0, W, 0.0)
+    return A, X
+
+
+def weight_prior(X: np.ndarray, A: np.ndarray) -> tuple[float, float]:
+    """Gamma prior ``(alpha, beta)`` of the exponential rates: ``alpha = 1``, ``beta`` = mean weight."""
+    E2 = A.sum()
+    beta = float(X.sum() / E2) if E2 > 0 else 1.0
+    return 1.0, max(beta, 1e-300)
+
+
+def partitions_table_for(A: np.ndarray) -> np.ndarray:
+    """The ``ln q(m, n)`` table covering every block degree sum of ``A`` (or a 1x1 stub if too big)."""
+    N = A.shape[0]
+    m_max = int(A.sum())
+    if (m_max + 1) * (N + 1) > LQ_MAX_ENTRIES:
+        return np.zeros((1, 1))
+    return log_partitions_table(m_max, N)
+
+
+def compact(b: np.ndarray) -> np.ndarray:
+    """Relabel a membership vector to ``0..B-1`` in order of first appearance."""
+    b = np.asarray(b)
+    _, first, inv = np.unique(b, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[inv].astype(np.int64)
+
+
+def description_length(
+    W: np.ndarray,
+    b: np.ndarray,
+    *,
+    degree_corrected: bool = False,
+    weighted: bool = True,
+    threshold: float = 0.0,
+) -> float:
+    """Flat (single-level) description length of partition ``b`` of weighted graph ``W``, nats.
+
+    The block edge counts get the flat prior ``ln multiset(B (B + 1) / 2, E)``.
+
+    Parameters
+    ----------
+    W : (N, N) array
+        Symmetric non-negative weights (zero = no edge).
+    b : (N,) int array
+        Block of each node.
+    degree_corrected, weighted : bool
+        Model variant; ``weighted=False`` ignores the weights (topology only).
+    """
+    A, X = edges_from_weights(W, threshold)
+    b = compact(b)
+    B = int(b.max()) + 1
+    n, m, xs = block_stats(A, X, b, B)
+    alpha, beta = weight_prior(X, A)
+    ens = ENS_DC if degree_corrected else ENS_SIMPLE
+    dl = level_dl(n, m, xs, ens, weighted, alpha, beta)
+    if degree_corrected:
+        dl += dc_terms(A, b, B, partitions_table_for(A))
+    E = A.sum() // 2
+    return float(dl + lmultiset(B * (B + 1) / 2.0, float(E)))
+
+
+def nested_description_length(
+    W: np.ndarray,
+    levels: list[np.ndarray],
+    *,
+    degree_corrected: bool = False,
+    weighted: bool = True,
+    threshold: float = 0.0,
+) -> float:
+    """Description length of a hierarchy of partitions (nested SBM), nats.
+
+    Parameters
+    ----------
+    W : (N, N) array
+        Symmetric non-negative weights.
+    levels : list of int arrays
+        ``levels[0]`` (N,) blocks of the nodes; ``levels[l]`` (B_{l-1},) blocks of the level
+        ``l-1`` blocks. The last level must have a single block (it is appended if missing).
+    """
+    A, X = edges_from_weights(W, threshold)
+    alpha, beta = weight_prior(X, A)
+    levels = [np.asarray(x, dtype=np.int64) for x in levels]
+    b0 = levels[0]
+    B = int(b0.max()) + 1
+    n, m, xs = block_stats(A, X, b0, B)
+    ens = ENS_DC if degree_corrected else ENS_SIMPLE
+    total = level_dl(n, m, xs, ens, weighted, alpha, beta)
+    if degree_corrected:
+        total += dc_terms(A, b0, B, partitions_table_for(A))
+    return float(total + upper_levels_dl(m, levels[1:]))
+
+
+def block_graph(m: np.ndarray) -> np.ndarray:
+    """Adjacency (edge counts, self-loops on the diagonal) of the multigraph of blocks."""
+    return np.asarray(m, dtype=np.int64).copy()
+
+
+def upper_levels_dl(m: np.ndarray, upper: list[np.ndarray]) -> float:
+    """Cost of the level-0 block edge counts ``m`` (B, B) under the nested prior ``upper``.
+
+    ``upper[k]`` partitions the nodes of level ``k+1`` (the blocks of level ``k``); a final
+    single-block level is appended when missing.
+    """
+    upper = [np.asarray(x, dtype=np.int64) for x in upper]
+    if not upper or len(np.unique(upper[-1])) > 1:
+        n_top = int(upper[-1].max()) + 1 if upper else m.shape[0]
+        upper.append(np.zeros(n_top, np.int64))
+    total = 0.0
+    Ab = block_graph(m)
+    for bl in upper:
+        if bl.shape[0] != Ab.shape[0]:
+            raise ValueError("hierarchy levels do not chain (sizes differ)")
+        Bl = int(bl.max()) + 1
+        n, ml, _ = block_stats(Ab, np.zeros(Ab.shape), bl, Bl)
+        total += level_dl(n, ml, np.zeros((Bl, Bl)), ENS_MULTI, False, 1.0, 1.0)
+        Ab = block_graph(ml)
+    return float(total)

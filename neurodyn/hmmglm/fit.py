@@ -1,0 +1,269 @@
+"""EM for the HMM-GLM with restarts, relative-change convergence and an iteration cap."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from neurodyn.hmmglm import mstep
+from neurodyn.hmmglm.forward_backward import forward_backward, forward_loglik, viterbi
+from neurodyn.hmmglm.model import ModelSpec, Params, state_loglik
+from neurodyn.hmmglm.priors import PriorState, init_prior
+
+log = logging.getLogger("neurodyn.hmmglm")
+
+
+@dataclasses.dataclass
+class FitResult:
+    """Outcome of :func:`fit_hmmglm`.
+
+    Attributes
+    ----------
+    params : Params
+    prior : PriorState
+    loglik_trace : array (iterations,)
+        EM objective (log-likelihood + log priors, nats) after each E-step.
+    n_iter : int
+        EM iterations of the final (prior) stage.
+    converged : bool
+    restart_scores : array (restarts,)
+        Objective reached by each restart of the unconstrained stage.
+    """
+
+    params: Params
+    prior: PriorState
+    loglik_trace: np.ndarray
+    n_iter: int
+    converged: bool
+    restart_scores: np.ndarray
+
+
+def _weight_mask(N: int, self_history: bool) -> np.ndarray:
+    mask = np.ones((N, N), dtype=bool)
+    if not self_history:
+        np.fill_diagonal(mask, False)
+    return mask
+
+
+def _smoothed(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, width: int) -> np.ndarray:
+    out = np.empty(y.shape, np.float64)
+    for a, b in zip(starts, stops):
+        c = np.cumsum(np.asarray(y[a:b], np.float64), axis=0)
+        c = np.vstack([np.zeros((1, y.shape[1])), c])
+        n = b - a
+        lo = np.clip(np.arange(n) - width // 2, 0, n)
+        hi = np.clip(np.arange(n) + width // 2 + 1, 0, n)
+        out[a:b] = (c[hi] - c[lo]) / (hi - lo)[:, None]
+    return out
+
+
+def _kmeans(X: np.ndarray, K: int, rng: np.random.Generator, iters: int = 30) -> np.ndarray:
+    """Plain k-means++ / Lloyd; returns labels (len(X),)."""
+    C = [X[rng.integers(len(X))]]
+    for _ in range(1, K):
+        d = np.min([((X - c) ** 2).sum(1) for c in C], axis=0)
+        p = d / d.sum() if d.sum() > 0 else None
+        C.append(X[rng.choice(len(X), p=p)])
+    C = np.array(C)
+    for _ in range(iters):
+        lab = np.argmin(((X[:, None, :] - C[None]) ** 2).sum(-1), axis=1)
+        for k in range(K):
+            if np.any(lab == k):
+                C[k] = X[lab == k].mean(0)
+    return lab
+
+
+def initial_posterior(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, K: int,
+                      rng: np.random.Generator, width: int = 25) -> np.ndarray:
+    """A rough posterior (T, K) from k-means on smoothed activity (rows of a subsample)."""
+    T = y.shape[0]
+    X = _smoothed(y, starts, stops, width)
+    X = (X - X.mean(0)) / (X.std(0) + 1e-9)
+    sub = rng.choice(T, size=min(T, 20000), replace=False)
+    lab_sub = _kmeans(X[sub], K, rng)
+    C = np.array([X[sub][lab_sub == k].mean(0) if np.any(lab_sub == k) else X[sub][k]
+                  for k in range(K)])
+    lab = np.empty(T, dtype=np.int64)
+    for a in range(0, T, 1 << 16):
+        b = min(T, a + (1 << 16))
+        lab[a:b] = np.argmin(((X[a:b, None, :] - C[None]) ** 2).sum(-1), axis=1)
+    post = np.full((T, K), 0.1 / max(K - 1, 1))
+    post[np.arange(T), lab] = 0.9
+    if K == 1:
+        post[:] = 1.0
+    return post
+
+
+class _EM:
+    """State of one EM run on fixed data."""
+
+    def __init__(self, y, h, starts, stops, spec: ModelSpec, sticky: float, mstep_iter: int):
+        self.y, self.h, self.starts, self.stops = y, h, starts, stops
+        self.spec, self.sticky, self.mstep_iter = spec, sticky, mstep_iter
+        self.mask = _weight_mask(y.shape[1], spec.self_history)
+        rows = np.zeros(y.shape[0], dtype=bool)
+        for a, b in zip(starts, stops):
+            rows[a:b] = True
+        self.rows = rows
+
+    def estep(self, params: Params, prior: PriorState) -> tuple[np.ndarray, np.ndarray, float]:
+        ll = state_loglik(self.y, self.h, params, self.spec)
+        post, xi, seq_ll = forward_backward(ll, params.pi0, params.P, self.starts, self.stops)
+        obj = float(seq_ll.sum()) + prior.log_prior(params.W)
+        obj += mstep.log_transition_prior(params.P, self.sticky)
+        return post, xi, obj
+
+    def mstep(self, params: Params, prior: PriorState, post: np.ndarray, xi: np.ndarray) -> None:
+        p = post.copy()
+        p[~self.rows] = 0.0
+        subsets = mstep.state_subsets(self.y, self.h, p)
+        mstep.update_weights(params, prior, subsets, self.spec, self.mask, self.mstep_iter)
+        if prior.kind == "onehot":
+            mstep.onehot_sweep(params, prior, subsets, self.spec)
+            prior.update_table(self.mask)
+        elif prior.kind == "gaussian":
+            prior.update_gaussian(params.W, self.mask)
+        if self.spec.observation == "gaussian":
+            mstep.update_noise_var(params, subsets)
+        if params.n_states > 1:
+            params.P = mstep.update_transitions(xi, self.sticky)
+        params.pi0 = mstep.update_initial(post, self.starts)
+
+    def run(self, params: Params, prior: PriorState, max_iter: int, tol: float,
+            trace: list[float]) -> tuple[int, bool]:
+        prev = None
+        for it in range(1, max_iter + 1):
+            post, xi, obj = self.estep(params, prior)
+            if not np.isfinite(obj):
+                raise FloatingPointError("EM objective is not finite")
+            trace.append(obj)
+            if prev is not None and abs(obj - prev) <= tol * abs(prev):
+                return it, True
+            prev = obj
+            self.mstep(params, prior, post, xi)
+        return max_iter, False
+
+
+def _from_posterior(em: _EM, post: np.ndarray, K: int, N: int, spec: ModelSpec,
+                    prior: PriorState) -> Params:
+    P = np.full((K, K), 0.05 / max(K - 1, 1))
+    np.fill_diagonal(P, 0.95 if K > 1 else 1.0)
+    y = em.y[em.rows]
+    var = np.maximum(np.var(y, axis=0), 1e-4) if spec.observation == "gaussian" else np.ones(N)
+    params = Params(pi0=np.full(K, 1.0 / K), P=P, bias=np.zeros((K, N)), W=np.zeros((K, N, N)),
+                    noise_var=var)
+    m = np.clip(y.mean(0), 1e-3, None)
+    if spec.observation == "poisson":
+        params.bias[:] = {"softplus": np.log(np.expm1(m)), "exp": np.log(m),
+                          "sigmoid": -np.log(spec.rate_cap / np.minimum(m, 0.99 * spec.rate_cap) - 1)
+                          }[spec.link]
+    elif spec.observation == "bernoulli":
+        m = np.clip(m, 1e-3, 1 - 1e-3)
+        params.bias[:] = np.log(m / (1 - m))
+    else:
+        params.bias[:] = y.mean(0)
+    xi = np.zeros((K, K))
+    em.mstep(params, prior, post, xi)
+    params.P = P
+    return params
+
+
+def fit_hmmglm(
+    y: np.ndarray,
+    h: np.ndarray,
+    n_states: int,
+    *,
+    starts: np.ndarray | None = None,
+    stops: np.ndarray | None = None,
+    spec: ModelSpec | None = None,
+    prior: str = "none",
+    sigma: float | None = None,
+    l2: float = 1e-2,
+    sticky: float = 10.0,
+    restarts: int = 3,
+    max_iter: int = 100,
+    tol: float = 1e-5,
+    mstep_iter: int = 50,
+    seed: int = 0,
+) -> FitResult:
+    """Fit an HMM-GLM by EM.
+
+    The unconstrained model (``none``) is fitted from ``restarts`` k-means initialisations
+    (seeded by ``seed``) to convergence and the best objective kept; the ``gaussian`` or
+    ``onehot`` prior is then initialised from its couplings and EM continues to convergence.
+
+    Parameters
+    ----------
+    y : array (T, N)
+        Observations per bin.
+    h : array (T, N)
+        Filtered history (:func:`neurodyn.hmmglm.basis.filter_history`).
+    n_states : int
+    starts, stops : int arrays (S,), optional
+        Sequence ranges used for fitting (others rows are ignored); default all of T.
+    spec : ModelSpec
+    prior : {"none", "gaussian", "onehot"}
+    sigma : float, optional
+        Fixed prior standard deviation of the gaussian prior (learned when None).
+    l2 : float
+        Ridge on W of the ``none`` prior.
+    sticky : float
+        Extra Dirichlet pseudo-count on self-transitions.
+    restarts, max_iter, tol, mstep_iter : int, int, float, int
+        Restarts, EM iteration cap, relative-change tolerance, L-BFGS iterations per M-step.
+    seed : int
+
+    Returns
+    -------
+    FitResult
+    """
+    spec = spec or ModelSpec()
+    T, N = y.shape
+    if starts is None:
+        starts, stops = np.array([0], np.int64), np.array([T], np.int64)
+    starts = np.asarray(starts, np.int64)
+    stops = np.asarray(stops, np.int64)
+    K = int(n_states)
+    em = _EM(y, h, starts, stops, spec, sticky, mstep_iter)
+    rng = np.random.default_rng(seed)
+    best = None
+    scores = []
+    for r in range(max(1, restarts)):
+        base = PriorState(kind="none", l2=l2)
+        post = initial_posterior(y, starts, stops, K, rng)
+        post[~em.rows] = 0.0
+        params = _from_posterior(em, post, K, N, spec, base)
+        trace: list[float] = []
+        n_it, conv = em.run(params, base, max_iter, tol, trace)
+        scores.append(trace[-1])
+        log.info("restart %d: objective %.2f after %d iterations", r, trace[-1], n_it)
+        if best is None or trace[-1] > best[3][-1]:
+            best = (params, base, n_it, trace, conv)
+    params, base, n_it, trace, conv = best
+    if prior == "none":
+        return FitResult(params, base, np.asarray(trace), n_it, conv, np.asarray(scores))
+    ps = init_prior(prior, params.W, em.mask, l2=l2, sigma=sigma)
+    params = params.copy()
+    if prior == "onehot":
+        params.W = ps.adjacency * ps.strength[None]
+    trace2: list[float] = []
+    n_it, conv = em.run(params, ps, max_iter, tol, trace2)
+    return FitResult(params, ps, np.asarray(trace + trace2), n_it, conv, np.asarray(scores))
+
+
+def posterior_and_path(y: np.ndarray, h: np.ndarray, params: Params, spec: ModelSpec,
+                       starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Posterior (T, K), Viterbi path (T,) and total log-likelihood (nats) over the sequences."""
+    ll = state_loglik(y, h, params, spec)
+    post, _, seq_ll = forward_backward(ll, params.pi0, params.P, starts, stops)
+    path = viterbi(ll, params.pi0, params.P, starts, stops)
+    return post, path, float(seq_ll.sum())
+
+
+def heldout_loglik(y: np.ndarray, h: np.ndarray, params: Params, spec: ModelSpec,
+                   starts: np.ndarray, stops: np.ndarray) -> float:
+    """Marginal log-likelihood (nats) of the blocks ``[starts, stops)`` under fitted params."""
+    ll = state_loglik(y, h, params, spec)
+    return float(forward_loglik(ll, params.pi0, params.P, starts, stops).sum())

@@ -1,0 +1,245 @@
+"""HMM-GLM parameters, observation models and per-state log-likelihoods.
+
+Drive of neuron ``n`` in state ``k`` at bin ``t``::
+
+    eta[t, k, n] = bias[k, n] + sum_m W[k, n, m] * h[t, m]
+
+with ``h`` the spike history filtered by a temporal basis (:mod:`neurodyn.hmmglm.basis`).
+``W[k, n, m]`` is the influence of presynaptic neuron ``m`` on postsynaptic ``n``.
+
+Observation models (``code`` used by the kernels):
+
+=====  ==========  =========  ===========================================================
+code   observation  link       mean
+=====  ==========  =========  ===========================================================
+0      poisson      softplus   ``log(1 + exp(eta))`` counts/bin
+1      poisson      exp        ``exp(eta)``
+2      poisson      sigmoid    ``rate_cap * sigmoid(eta)`` (rate-capped, as in Li et al. 2024)
+3      bernoulli    logistic   ``p = sigmoid(eta)`` for binary events
+4      gaussian     identity   ``eta``, noise variance ``noise_var[n]`` shared by states
+=====  ==========  =========  ===========================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numba as nb
+import numpy as np
+
+OBSERVATIONS = ("poisson", "bernoulli", "gaussian")
+LINKS = ("softplus", "exp", "sigmoid")
+_LOG2PI = math.log(2.0 * math.pi)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Structural choices that are not fitted.
+
+    Parameters
+    ----------
+    observation : {"poisson", "bernoulli", "gaussian"}
+    link : {"softplus", "exp", "sigmoid"}
+        Link of the Poisson model (ignored otherwise).
+    rate_cap : float
+        Maximum rate (counts/bin) of the ``sigmoid`` link.
+    self_history : bool
+        Whether ``W[k, n, n]`` (a neuron's own history) is free; if False it is fixed to 0.
+    """
+
+    observation: str = "poisson"
+    link: str = "softplus"
+    rate_cap: float = 5.0
+    self_history: bool = True
+
+    def __post_init__(self) -> None:
+        if self.observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {OBSERVATIONS}")
+        if self.link not in LINKS:
+            raise ValueError(f"link must be one of {LINKS}")
+        if self.rate_cap <= 0:
+            raise ValueError("rate_cap must be > 0")
+
+    @property
+    def code(self) -> int:
+        if self.observation == "poisson":
+            return LINKS.index(self.link)
+        return 3 if self.observation == "bernoulli" else 4
+
+
+@dataclasses.dataclass
+class Params:
+    """Fitted HMM-GLM parameters.
+
+    Attributes
+    ----------
+    pi0 : array (K,)
+        Initial state distribution.
+    P : array (K, K)
+        Transition matrix (rows sum to 1).
+    bias : array (K, N)
+        Per-state baseline drive.
+    W : array (K, N, N)
+        Per-state couplings ``W[k, post, pre]``.
+    noise_var : array (N,)
+        Observation noise variance (Gaussian model only; ones otherwise).
+    """
+
+    pi0: np.ndarray
+    P: np.ndarray
+    bias: np.ndarray
+    W: np.ndarray
+    noise_var: np.ndarray
+
+    @property
+    def n_states(self) -> int:
+        return int(self.P.shape[0])
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.bias.shape[1])
+
+    def copy(self) -> Params:
+        return Params(*(np.array(getattr(self, f.name)) for f in dataclasses.fields(self)))
+
+
+# -- elementwise kernels --------------------------------------------------------------------
+@nb.njit(cache=True, inline="always")
+def _softplus(x):
+    if x > 30.0:
+        return x
+    if x < -30.0:
+        return math.exp(x)
+    return math.log1p(math.exp(x))
+
+
+@nb.njit(cache=True, inline="always")
+def _sigmoid(x):
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@nb.njit(cache=True, inline="always")
+def _ll_and_grad(y, eta, code, cap, var):
+    """Log-likelihood of one observation without terms constant in ``eta``, and its derivative.
+
+    The dropped constants are ``-lgamma(y + 1)`` (Poisson) and ``-log(2 pi var) / 2``
+    (Gaussian); :func:`_const` adds them back.
+    """
+    if code == 0:
+        if eta < -30.0:
+            r = math.exp(eta)
+            return y * eta - r, y - r
+        r = _softplus(eta)
+        s = _sigmoid(eta)
+        return y * math.log(r) - r, (y / r - 1.0) * s
+    if code == 1:
+        e = min(eta, 50.0)
+        r = math.exp(e)
+        return y * e - r, y - r
+    if code == 2:
+        s = _sigmoid(eta)
+        r = cap * s
+        logr = math.log(cap) - _softplus(-eta)
+        return y * logr - r, (y - r) * (1.0 - s)
+    if code == 3:
+        return y * eta - _softplus(eta), y - _sigmoid(eta)
+    d = y - eta
+    return -0.5 * d * d / var, d / var
+
+
+@nb.njit(cache=True, inline="always")
+def _const(y, code, var):
+    if code <= 2:
+        return -math.lgamma(y + 1.0)
+    if code == 4:
+        return -0.5 * (_LOG2PI + math.log(var))
+    return 0.0
+
+
+@nb.njit(cache=True)
+def row_loglik(eta, y, code, cap, var):
+    """Per-bin log-likelihood summed over neurons: ``(T,)`` from ``eta, y`` of shape (T, N)."""
+    T, N = eta.shape
+    out = np.zeros(T)
+    for t in range(T):
+        acc = 0.0
+        for n in range(N):
+            yv = float(y[t, n])
+            v, _ = _ll_and_grad(yv, eta[t, n], code, cap, var[n])
+            acc += v + _const(yv, code, var[n])
+        out[t] = acc
+    return out
+
+
+@nb.njit(cache=True)
+def weighted_terms(eta, y, w, code, cap, var):
+    """Weighted log-likelihood ``sum_t w_t sum_n l(y, eta)`` (up to constants) and its gradient.
+
+    Returns
+    -------
+    total : float
+    grad : array (T, N)
+        ``w_t * dl/deta``.
+    """
+    T, N = eta.shape
+    grad = np.empty((T, N))
+    total = 0.0
+    for t in range(T):
+        wt = w[t]
+        for n in range(N):
+            v, g = _ll_and_grad(float(y[t, n]), eta[t, n], code, cap, var[n])
+            total += wt * v
+            grad[t, n] = wt * g
+    return total, grad
+
+
+def mean_of(eta: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """Expected observation for drive ``eta`` (counts/bin, probability or trace value)."""
+    c = spec.code
+    if c == 0:
+        return np.logaddexp(0.0, eta)
+    if c == 1:
+        return np.exp(np.minimum(eta, 50.0))
+    if c == 2:
+        return spec.rate_cap / (1.0 + np.exp(-eta))
+    if c == 3:
+        return 1.0 / (1.0 + np.exp(-eta))
+    return eta
+
+
+CHUNK = 1 << 15
+
+
+def state_loglik(y: np.ndarray, h: np.ndarray, params: Params, spec: ModelSpec) -> np.ndarray:
+    """Per-state emission log-likelihoods ``log p(y_t | z_t = k)`` (nats).
+
+    Parameters
+    ----------
+    y : array (T, N)
+        Observations (counts, 0/1 events or traces).
+    h : array (T, N)
+        Filtered history.
+    params : Params
+    spec : ModelSpec
+
+    Returns
+    -------
+    array (T, K) float64
+        Computed in time chunks, so memory beyond the output is ``O(chunk * N)``.
+    """
+    T = y.shape[0]
+    K = params.n_states
+    out = np.empty((T, K))
+    var = np.asarray(params.noise_var, np.float64)
+    for a in range(0, T, CHUNK):
+        b = min(T, a + CHUNK)
+        hc = np.asarray(h[a:b], np.float64)
+        yc = np.ascontiguousarray(y[a:b])
+        for k in range(K):
+            eta = hc @ params.W[k].T + params.bias[k]
+            out[a:b, k] = row_loglik(eta, yc, spec.code, spec.rate_cap, var)
+    return out

@@ -1,0 +1,54 @@
+"""Figures of the affinity stage: mean affinity matrix and mean affinity over time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
+    """Draw ``affinity_matrix`` (mean over windows and animals) and ``affinity_time`` (mean
+    over pairs per window, one line per animal, events of the first animal shaded)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurodyn.affinity.events import read_events
+    from neurodyn.affinity.tensor import masked_means, pairs_to_matrix
+    from neurodyn.io.store import open_h5, strings
+    from neurodyn.plots import style
+
+    style.use()
+    with open_h5(result_path) as f:
+        aff, mask = f["affinity"][()], f["mask"][()]
+        pairs, labels = f["pairs"][()], strings(f["labels"])
+        windows, animals = f["windows"][()], strings(f["animals"])
+        events = read_events(f["events"]) if "events" in f else None
+    per_pair, per_window = masked_means(aff, mask)
+    caption = style.caption_from(result_path)
+    out = []
+    fig, ax = plt.subplots(figsize=(6.5, 5.8))
+    m = pairs_to_matrix(np.nan_to_num(per_pair), pairs, len(labels))
+    im = ax.imshow(m, cmap=style.SEQUENTIAL, interpolation="nearest")
+    style.label_matrix_axes(ax, labels)
+    fig.colorbar(im, ax=ax, label="mean affinity")
+    ax.set_title("Mean affinity (observed windows, all animals)")
+    style.add_caption(fig, caption)
+    out.append(style.save(fig, outdir, "affinity_matrix", fmt))
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    mid = windows.mean(axis=1)
+    for a, name in enumerate(animals):
+        ax.plot(mid, per_window[:, a], lw=0.8, color=style.color(a) if len(animals) <= 8 else "0.4",
+                label=name if len(animals) <= 8 else None)
+    if events is not None and len(events):
+        first = events[events["animal"] == animals[0]] if "animal" in events else events
+        style.shade_events(ax, first)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mean pair affinity")
+    if len(animals) <= 8:
+        ax.legend(fontsize=6, frameon=False)
+    style.add_caption(fig, caption)
+    out.append(style.save(fig, outdir, "affinity_time", fmt))
+    return out

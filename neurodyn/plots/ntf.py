@@ -1,0 +1,75 @@
+"""Figures of the factorize stage: rank selection curves and one panel row per component."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
+    """Draw ``ntf_rank_selection`` (relative error, held-out error and restart stability by
+    rank) and ``ntf_component_<r>`` per component (temporal loading with the first animal's
+    events shaded, animal loading bars, N x N pattern with neuron names where they fit)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurodyn.affinity.events import read_events
+    from neurodyn.io.store import open_h5, strings
+    from neurodyn.plots import style
+
+    style.use()
+    with open_h5(result_path) as f:
+        rs = {k: f["rank_selection"][k][()] for k in f["rank_selection"]}
+        t_load, a_load = f["factors/time"][()], f["factors/animal"][()]
+        weights = f["factors/weights"][()]
+        mats = f["components/matrices"][()]
+        labels, windows, animals = strings(f["labels"]), f["windows"][()], strings(f["animals"])
+        events = read_events(f["events"]) if "events" in f else None
+        chosen = int(f.attrs["rank"])
+    caption = style.caption_from(result_path)
+    out = []
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.plot(rs["ranks"], rs["error"], "o-", color=style.color(0), label="relative error (best restart)")
+    ax.plot(rs["ranks"], rs["heldout_error"], "s-", color=style.color(1), label="held-out error")
+    ax.set_xlabel("rank")
+    ax.set_ylabel("relative error")
+    ax2 = ax.twinx()
+    ax2.plot(rs["ranks"], rs["stability"], "^--", color=style.color(2), label="restart stability")
+    ax2.set_ylabel("stability (factor match score)")
+    ax2.set_ylim(0, 1.05)
+    ax.axvline(chosen, color="0.3", lw=0.8, ls=":")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, frameon=False)
+    ax.set_title(f"Rank selection (chosen: {chosen})")
+    style.add_caption(fig, caption)
+    out.append(style.save(fig, outdir, "ntf_rank_selection", fmt))
+    first = None
+    if events is not None and len(events):
+        first = events[events["animal"] == animals[0]] if "animal" in events else events
+    mid = windows.mean(axis=1)
+    for r in range(len(weights)):
+        fig = plt.figure(figsize=(11, 5.2))
+        gs = fig.add_gridspec(2, 2, width_ratios=[1.6, 1], height_ratios=[1, 1], hspace=0.6)
+        ax_t = fig.add_subplot(gs[0, 0])
+        ax_t.plot(mid, t_load[:, r], color=style.color(r), lw=1)
+        style.shade_events(ax_t, first)
+        ax_t.set_xlabel("time (s)")
+        ax_t.set_ylabel("temporal loading")
+        ax_t.set_title(f"component {r} (weight {weights[r]:.3g})")
+        ax_a = fig.add_subplot(gs[1, 0])
+        ax_a.bar(np.arange(len(animals)), a_load[:, r], color=style.color(r))
+        ax_a.set_xticks(np.arange(len(animals)),
+                        animals if len(animals) <= 25 else [""] * len(animals),
+                        rotation=90, fontsize=6)
+        ax_a.set_ylabel("animal loading")
+        ax_m = fig.add_subplot(gs[:, 1])
+        im = ax_m.imshow(mats[r], cmap=style.SEQUENTIAL, interpolation="nearest")
+        style.label_matrix_axes(ax_m, labels)
+        fig.colorbar(im, ax=ax_m, fraction=0.046)
+        style.add_caption(fig, caption)
+        out.append(style.save(fig, outdir, f"ntf_component_{r}", fmt))
+    return out

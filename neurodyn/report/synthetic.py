@@ -1,0 +1,133 @@
+"""A small synthetic run directory in the stage layouts, for report demos and tests.
+
+Not a model: the arrays are drawn at random with planted structure, only so that figures,
+the timeline, the report and the connectome comparison have something realistic to read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from neurodyn.connectome import Connectome
+from neurodyn.io.store import atomic_h5, put, write_recordings
+from neurodyn.recording import Recording
+
+
+def planted_connectome(labels: list[str], groups: np.ndarray, seed: int, name: str = "planted"
+                       ) -> Connectome:
+    """A connectome dense within ``groups`` (same value, >= 0) and sparse between them."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    same = (groups[:, None] == groups[None, :]) & (groups[:, None] >= 0)
+    p = np.where(same, 0.7, 0.05)
+    chem = (rng.random((n, n)) < p) * rng.integers(1, 8, (n, n))
+    np.fill_diagonal(chem, 0)
+    e = np.triu(rng.random((n, n)) < p * 0.3, 1)
+    elec = (e | e.T).astype(float)
+    return Connectome(name, labels, chem.astype(float), elec)
+
+
+def make_run(rundir: str | Path, *, seed: int = 0, n_neurons: int = 24, n_frames: int = 600,
+             fs: float = 2.0, n_states: int = 3, rank: int = 3) -> dict:
+    """Write ``recordings.h5, ntf.h5, communities.h5, states.h5, bicluster.h5`` into ``rundir``.
+
+    Returns the planted truth: ``labels``, ``groups`` (N,), ``states`` per recording id.
+    """
+    rundir = Path(rundir)
+    rng = np.random.default_rng(seed)
+    labels = [f"N{i:02d}" for i in range(n_neurons)]
+    groups = np.arange(n_neurons) % rank
+    rng.shuffle(groups)
+    con = planted_connectome(labels, groups, seed + 1)
+    t = np.arange(n_frames) / fs
+    recs, truth_states = [], {}
+    for a in range(2):
+        seg = np.sort(rng.choice(np.arange(20, n_frames - 20), n_states * 2 - 1, replace=False))
+        z = np.zeros(n_frames, dtype=int)
+        for i, b in enumerate(seg):
+            z[b:] = (i + 1) % n_states
+        truth_states[f"sim/animal{a}"] = z
+        x = rng.standard_normal((n_frames, n_neurons)).astype(np.float32)
+        x += (groups[None, :] == z[:, None]) * 2.0
+        ev = pd.DataFrame({"onset": [t[n_frames // 4]], "offset": [t[n_frames // 2]],
+                           "label": ["stimulus"]})
+        recs.append(Recording(traces=x, labels=labels, modality="calcium", fs=fs, units="dF/F",
+                              id=f"sim/animal{a}", subject=f"animal{a}", dataset="synthetic",
+                              events=ev))
+    rec_p = write_recordings(rundir / "recordings.h5", recs, [con], params={"seed": seed},
+                             seed=seed)
+    # NTF
+    W = 30
+    win = np.stack([np.linspace(0, t[-1] - 10, W), np.linspace(10, t[-1], W)], 1)
+    pairs_factor = rng.random((n_neurons * (n_neurons - 1) // 2, rank))
+    time_f = np.abs(rng.standard_normal((W, rank))) + np.sin(np.linspace(0, 3, W))[:, None] ** 2
+    mats = np.zeros((rank, n_neurons, n_neurons))
+    for r in range(rank):
+        v = (groups == r) + 0.1 * rng.random(n_neurons)
+        mats[r] = np.outer(v, v)
+        np.fill_diagonal(mats[r], 0)
+    with atomic_h5(rundir / "ntf.h5", stage="factorize", params={"rank": rank}, inputs=[rec_p],
+                   seed=seed) as f:
+        put(f, "factors/pairs", pairs_factor)
+        put(f, "factors/time", time_f)
+        put(f, "factors/animal", rng.random((2, rank)))
+        put(f, "factors/weights", np.linspace(2, 1, rank))
+        put(f, "components/matrices", mats)
+        put(f, "labels", np.array(labels, dtype=object))
+        put(f, "windows", win)
+        put(f, "animals", np.array(["sim/animal0", "sim/animal1"], dtype=object))
+        put(f, "pairs", np.stack(np.triu_indices(n_neurons, 1), 1).astype(np.int32))
+        rs = f.create_group("rank_selection")
+        ranks = np.arange(1, rank + 3)
+        put(rs, "ranks", ranks)
+        put(rs, "error", 0.5 / ranks)
+        put(rs, "heldout_error", 0.5 / ranks + 0.02 * ranks)
+        put(rs, "stability", np.linspace(1, 0.6, ranks.size))
+        rs.attrs["chosen"] = rank
+        ev = f.create_group("events")
+        ev.attrs["columns"] = '["onset", "offset", "label", "animal"]'
+        put(ev, "onset", np.array([t[n_frames // 4]] * 2))
+        put(ev, "offset", np.array([t[n_frames // 2]] * 2))
+        put(ev, "label", np.array(["stimulus"] * 2, dtype=object))
+        put(ev, "animal", np.array(["sim/animal0", "sim/animal1"], dtype=object))
+        f.attrs.update(rank=rank, loss=0.123, relative_error=0.123, stability=0.9)
+    ntf_p = rundir / "ntf.h5"
+    with atomic_h5(rundir / "communities.h5", stage="communities", params={"resolution": 1.0},
+                   inputs=[ntf_p], seed=seed) as f:
+        put(f, "labels", np.array(labels, dtype=object))
+        for r in range(rank):
+            g = f.create_group(f"component_{r}")
+            mem = np.where(groups == r, 0, 1 + (rng.random(n_neurons) < 0.5))
+            put(g, "membership", mem)
+            put(g, "block_matrix", rng.random((3, 3)))
+    with atomic_h5(rundir / "states.h5", stage="states", params={"n_states": n_states},
+                   inputs=[rec_p], seed=seed) as f:
+        for rid, z in truth_states.items():
+            g = f.create_group(rid.replace("/", "|"))
+            g.attrs["id"] = rid
+            post = np.full((n_frames, n_states), 0.1 / (n_states - 1))
+            post[np.arange(n_frames), z] = 0.9
+            post = post + 0.05 * rng.random(post.shape)
+            post /= post.sum(1, keepdims=True)
+            put(g, "posterior", post)
+            put(g, "viterbi", z)
+            w = rng.standard_normal((n_states, n_neurons, n_neurons)) * 0.1
+            w += 0.5 * (groups[:, None] == groups[None, :])[None]
+            put(g, "weights", w)
+            put(g, "adjacency", np.abs(w).mean(0))
+            put(g, "loglik_trace", -1000 + np.cumsum(rng.random(20)))
+            g.attrs["heldout_loglik"] = -812.5
+    with atomic_h5(rundir / "bicluster.h5", stage="bicluster", params={"n_iter": 100},
+                   inputs=[rec_p], seed=seed) as f:
+        for rid, z in truth_states.items():
+            g = f.create_group(rid.replace("/", "|"))
+            g.attrs["id"] = rid
+            zz = z.copy()
+            flip = rng.random(n_frames) < 0.1
+            zz[flip] = rng.integers(0, n_states, flip.sum())
+            put(g, "state_sequence", zz)
+            put(g, "neuron_clusters", groups)
+    return {"labels": labels, "groups": groups, "states": truth_states, "connectome": con}

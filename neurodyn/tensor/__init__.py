@@ -1,0 +1,1 @@
+"""Stage 2 of the dynamic functional connectome: non-negative tensor factorization."""

@@ -1,0 +1,120 @@
+"""Affinity -> NTF end to end: simulator ground truth, CLI, real C. elegans data, figures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from sklearn.metrics import normalized_mutual_info_score
+
+from neurodyn.io.store import provenance, strings
+from neurodyn.tensor.simulate import match_components, threshold_groups
+
+
+@pytest.fixture(scope="module")
+def sim_run(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from neurodyn.cli import app
+
+    d = tmp_path_factory.mktemp("connectome")
+    runner = CliRunner()
+
+    def cli(*args):
+        res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        return res
+
+    cli("simulate", "connectome", "--out", d / "sim.h5", "--seed", "1")
+    cli("affinity", d / "sim.h5", "--out", d / "affinity.h5")
+    cli("factorize", d / "affinity.h5", "--out", d / "ntf.h5", "--rank", "auto", "--ranks", "2-5",
+        "--restarts", "3", "--seed", "0")
+    return d
+
+
+def test_simulated_pipeline_recovers_intervals_and_groups(sim_run):
+    with h5py.File(sim_run / "sim.h5") as f:
+        membership = f["ground_truth/membership"][()]
+        intervals = f["ground_truth/intervals"][()]
+    with h5py.File(sim_run / "ntf.h5") as f:
+        assert f.attrs["stage"] == "factorize" and f.attrs["complete"]
+        rank = int(f.attrs["rank"])
+        mats = f["components/matrices"][()]
+        t_load = f["factors/time"][()]
+        windows = f["windows"][()]
+        weights = f["factors/weights"][()]
+        P = f["pairs"].shape[0]
+        assert f["factors/pairs"].shape == (P, rank)
+        assert f["factors/animal"].shape == (4, rank)
+        assert set(f["rank_selection"]) == {"ranks", "error", "stability", "heldout_error"}
+        assert "events" in f and len(f["events/onset"]) > 0
+    assert rank >= 3
+    assert np.all(np.diff(weights) <= 0)
+    assert np.allclose(mats, np.transpose(mats, (0, 2, 1))) and np.all(mats >= 0)
+    assert np.all(np.diagonal(mats, axis1=1, axis2=2) == 0)
+    comps = match_components(mats, membership)
+    assert len(set(comps.tolist())) == 3
+    for g, r in enumerate(comps):
+        peak = windows[np.argmax(t_load[:, r])].mean()
+        assert intervals[g, 0] <= peak <= intervals[g, 1], (g, peak, intervals[g])
+    found = threshold_groups(mats, comps)
+    assert normalized_mutual_info_score(membership, found) >= 0.9
+
+
+def test_affinity_file_layout(sim_run):
+    with h5py.File(sim_run / "affinity.h5") as f:
+        P, W, A = f["affinity"].shape
+        N = len(f["labels"])
+        assert P == N * (N - 1) // 2 and A == 4
+        assert f["mask"].shape == (P, W, A) and f["mask"].dtype == bool
+        assert f["windows"].shape == (W, 2) and f["pairs"].shape == (P, 2)
+        assert len(strings(f["animals"])) == A
+        assert 0.6 < f["mask"][()].mean() < 1.0  # missing neurons are masked
+        assert "stand-in" in f.attrs["formula"]
+    params = provenance(sim_run / "affinity.h5")["parameters"]
+    assert params["kernel"] == "differential" and params["window_s"] == 8.0
+
+
+def test_figures(sim_run):
+    from neurodyn.plots import affinity, ntf
+
+    paths = ntf.draw(sim_run / "ntf.h5", sim_run / "figs") + affinity.draw(sim_run / "affinity.h5", sim_run / "figs")
+    assert all(p.exists() and p.stat().st_size > 5000 for p in paths)
+    assert any(p.name == "ntf_rank_selection.png" for p in paths)
+
+
+def test_bad_inputs(cli, tmp_path, sim_run):
+    res = cli("factorize", sim_run / "sim.h5", "--out", tmp_path / "x.h5")
+    assert res.exit_code == 2 and "not an affinity file" in res.output
+    res = cli("affinity", sim_run / "sim.h5", "--out", tmp_path / "y.h5", "--kernel", "bogus")
+    assert res.exit_code == 2 and "--kernel" in res.output
+    res = cli("factorize", sim_run / "affinity.h5", "--out", tmp_path / "z.h5", "--rank", "x")
+    assert res.exit_code == 2
+    assert not (tmp_path / "y.h5").exists() and not (tmp_path / "z.h5").exists()
+
+
+@pytest.mark.slow
+def test_real_celegans_end_to_end(dag_h5, tmp_path):
+    rec = tmp_path / "recordings.h5"
+    for args in (
+        ["ingest", dag_h5, "--out", rec],
+        ["affinity", rec, "--out", tmp_path / "affinity.h5"],
+        ["factorize", tmp_path / "affinity.h5", "--out", tmp_path / "ntf.h5", "--rank", "3",
+         "--restarts", "2", "--max-iter", "100"],
+    ):
+        res = subprocess.run([sys.executable, "-m", "neurodyn.cli", *map(str, args)] if False else
+                             ["neurodyn", *map(str, args)], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+    with h5py.File(tmp_path / "affinity.h5") as f:
+        labels = strings(f["labels"])
+        assert 90 <= len(labels) <= 110  # labelled neurons only (104 in this worm)
+        assert not any(x.startswith("roi") for x in labels)
+        assert abs(float(f.attrs["fs"]) - 1.667) < 0.01  # irregular stamps resampled
+        assert f["affinity"].shape[1] > 100
+    with h5py.File(tmp_path / "ntf.h5") as f:
+        assert f["components/matrices"].shape == (3, len(labels), len(labels))
+        assert 0 < f.attrs["relative_error"] < 1
+        assert np.all(np.isfinite(f["factors/time"][()]))

@@ -1,0 +1,176 @@
+"""Figures owned by the report area: style helpers, timeline, connectome comparison, draw_all."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from neurodyn.io.store import atomic_h5, put
+from neurodyn.plots import style
+from neurodyn.report.synthetic import make_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("run")
+    make_run(d, seed=0)
+    return d
+
+
+def _pixels(path: Path) -> np.ndarray:
+    assert path.exists() and path.stat().st_size > 0
+    img = imread(path)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    # not a blank canvas: many distinct colors
+    flat = (img[..., :3] * 255).astype(np.uint8).reshape(-1, 3)
+    assert np.unique(flat, axis=0).shape[0] > 20
+    return img
+
+
+def _differ(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape:
+        return True
+    return float(np.mean(np.any(a != b, axis=-1))) > 0.005
+
+
+# -- style ------------------------------------------------------------------------------------
+def test_colors_are_stable_and_colorblind_palette_first():
+    assert style.colors(8) == list(style.OKABE_ITO)
+    assert style.color(3) == style.color(3)
+    assert style.color(-1) == style.BACKGROUND
+    many = style.colors(20)
+    assert len(set(many)) == 20
+
+
+def test_group_order_and_display_order():
+    g = np.array([2, -1, 0, 2, 0, 1])
+    order = style.group_order(g)
+    assert list(g[order]) == [0, 0, 1, 2, 2, -1]
+    assert list(order[:2]) == [2, 4]  # stable within a group
+    assert list(style.display_order(6, g)) == list(range(6))  # small: untouched
+    big = np.arange(150) % 3
+    o = style.display_order(150, big)
+    assert np.all(np.diff(big[o]) >= 0)
+
+
+def test_decimate_keeps_means_and_short_series():
+    t = np.arange(10.0)
+    y = np.arange(20.0).reshape(10, 2)
+    assert style.decimate(t, y, 20)[1] is y
+    tt, yy = style.decimate(t, y, 5)
+    assert tt.shape == (5,) and yy.shape == (5, 2)
+    assert np.allclose(yy[0], [1.0, 2.0])
+    tz, z = style.decimate_labels(np.arange(10000.0), np.arange(10000) % 3, 1000)
+    assert tz.size <= 1000 and set(np.unique(z)) <= {0, 1, 2}
+
+
+def test_caption_text_names_data_params_seed():
+    c = style.caption_text("ntf.h5", {"rank": 3, "method": "hals"}, 7)
+    assert "ntf.h5" in c and "rank=3" in c and "seed: 7" in c
+
+
+def test_save_rejects_unknown_format(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from neurodyn.errors import InputError
+
+    fig = plt.figure()
+    with pytest.raises(InputError, match="format"):
+        style.save(fig, tmp_path, "x", "bmp")
+    plt.close(fig)
+
+
+# -- timeline ----------------------------------------------------------------------------------
+def test_timeline_figure_changes_with_data(run, tmp_path):
+    from neurodyn.plots import timeline
+
+    a = timeline.draw(run, tmp_path / "a", max_recordings=1)
+    assert [p.name for p in a] == ["timeline_sim_animal0.png"]
+    img_a = _pixels(a[0])
+    # change only the bi-clustering state sequence of animal0
+    with h5py.File(run / "bicluster.h5", "r") as f:
+        z = f["sim|animal0/state_sequence"][()]
+    other = tmp_path / "run2"
+    other.mkdir()
+    for name in ("recordings.h5", "states.h5", "ntf.h5"):
+        (other / name).symlink_to(run / name)
+    with atomic_h5(other / "bicluster.h5", stage="bicluster", seed=0) as f:
+        g = f.create_group("sim|animal0")
+        g.attrs["id"] = "sim/animal0"
+        put(g, "state_sequence", np.roll(z, len(z) // 3))
+    b = timeline.draw(other, tmp_path / "b", max_recordings=1)
+    assert _differ(img_a, _pixels(b[0]))
+
+
+def test_timeline_svg_and_pdf(run, tmp_path):
+    from neurodyn.plots import timeline
+
+    for fmt in ("svg", "pdf"):
+        out = timeline.draw(run, tmp_path, fmt, max_recordings=1)
+        assert len(out) == 1 and out[0].suffix == f".{fmt}" and out[0].stat().st_size > 1000
+
+
+def test_timeline_long_recording_is_downsampled_for_display(tmp_path):
+    from neurodyn.plots.timeline import draw_timeline
+    from neurodyn.report.timeline import Timeline
+
+    T = 50_000
+    t = np.arange(T) / 10.0
+    post = np.stack([np.sin(t / 50) ** 2, np.cos(t / 50) ** 2], 1)
+    tl = Timeline("long", hmm_time=t, hmm_posterior=post, hmm_states=post.argmax(1),
+                  bic_time=t, bic_states=(t // 300 % 3).astype(int))
+    p = draw_timeline(tl, tmp_path, "svg")
+    assert p.stat().st_size < 3_000_000  # 50k points per series would be far larger
+
+
+# -- compare -----------------------------------------------------------------------------------
+def test_compare_figure_changes_with_data(run, tmp_path):
+    from neurodyn.plots import compare
+    from neurodyn.report.compare import compare_connectome
+
+    small = tmp_path / "run"  # the run without HMM-GLM output: two sources, two figures
+    small.mkdir()
+    for name in ("recordings.h5", "communities.h5", "ntf.h5"):
+        (small / name).symlink_to(run / name)
+    p = compare_connectome(small, "planted", n_perm=20, seed=0, out=tmp_path / "c1.h5")
+    a = compare.draw(p, tmp_path / "a")
+    assert {x.name for x in a} == {"compare_communities.png", "compare_ntf.png"}
+    img = {x.name: _pixels(x) for x in a}
+    with h5py.File(p, "r+") as f:  # change the inferred matrix of the NTF source
+        d = f["ntf/inferred"]
+        d[...] = d[()][::-1, ::-1] + np.eye(d.shape[0])
+    b = compare.draw(p, tmp_path / "b")
+    changed = {x.name: _differ(img[x.name], _pixels(x)) for x in b}
+    assert changed["compare_ntf.png"]
+    assert not changed["compare_communities.png"]
+
+
+# -- draw_all: dynamic discovery ---------------------------------------------------------------
+def test_draw_all_discovers_modules_and_survives_broken_ones(run, tmp_path, monkeypatch):
+    from neurodyn.report import draw_sections, plot_function
+
+    fn, why = plot_function("no-such-stage")
+    assert fn is None and "no figure module" in why
+
+    def good(path, outdir, fmt="png"):
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        return [style.save(fig, outdir, "ok", fmt)]
+
+    def bad(path, outdir, fmt="png"):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(sys.modules, "neurodyn.plots.states", types.SimpleNamespace(draw=good))
+    monkeypatch.setitem(sys.modules, "neurodyn.plots.bicluster", types.SimpleNamespace(draw=bad))
+    out = draw_sections(run, "png", tmp_path / "figs")
+    assert [p.name for p in out["states.h5"][0]] == ["ok.png"]
+    assert out["bicluster.h5"][0] == [] and "boom" in out["bicluster.h5"][1][0]
+    assert len(out["timeline"][0]) == 2

@@ -1,0 +1,282 @@
+"""Preprocessing kernels against numpy/scipy references; the stage end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.signal
+import scipy.stats
+
+from neurodyn import preprocess as pp
+from neurodyn.errors import InputError
+from neurodyn.io import store
+from neurodyn.recording import Recording
+
+
+def eeg_rec(fs=250.0, seconds=20.0, seed=0, n=4, events=None):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(fs * seconds)) / fs
+    x = rng.normal(size=(t.size, n)) * 1e-6
+    x[:, 0] += 5e-6 * np.sin(2 * np.pi * 10 * t)  # in band
+    x[:, 1] += 5e-6 * np.sin(2 * np.pi * 50 * t)  # mains
+    info = pd.DataFrame({"channel": [f"C{i}" for i in range(n)],
+                         "type": ["eeg"] * (n - 1) + ["ecg"]})
+    return Recording(x, [f"C{i}" for i in range(n)], "eeg", fs=fs, units="V", id="eeg/a",
+                     channel_info=info, events=events if events is not None else
+                     pd.DataFrame({"onset": [2.0, 10.0], "offset": [6.0, 13.0],
+                                   "label": ["eyes_closed", "eyes_closed"]}))
+
+
+# -- kernels vs references ------------------------------------------------------------------
+def slow_fill(x, obs, max_gap):
+    y, o = x.astype(float).copy(), obs.copy()
+    T, N = x.shape
+    for j in range(N):
+        good = np.flatnonzero(obs[:, j])
+        for i in range(T):
+            if obs[i, j]:
+                continue
+            left = good[good < i]
+            right = good[good > i]
+            if left.size and right.size:
+                a, b = left[-1], right[0]
+                y[i, j] = x[a, j] + (x[b, j] - x[a, j]) * (i - a) / (b - a)
+            else:
+                y[i, j] = x[left[-1], j] if left.size else x[right[0], j]
+            lo = i
+            while lo > 0 and not obs[lo - 1, j]:
+                lo -= 1
+            hi = i
+            while hi < T - 1 and not obs[hi + 1, j]:
+                hi += 1
+            if hi - lo + 1 <= max_gap:
+                o[i, j] = True
+    return y, o
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fill_gaps_matches_slow_reference(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(300, 5))
+    obs = rng.random((300, 5)) > 0.15
+    obs[:40, 2] = False  # leading run
+    obs[200:260, 3] = False  # long run
+    obs[0, 4] = obs[-1, 4] = True
+    x[~obs] = np.nan
+    y, o, n_i, n_m = pp.fill_gaps(x, obs, 3)
+    ry, ro = slow_fill(np.nan_to_num(x), obs, 3)
+    np.testing.assert_allclose(y, ry)
+    np.testing.assert_array_equal(o, ro)
+    assert n_i == int((ro & ~obs).sum()) and n_m == int((~ro).sum())
+    assert not o[200:260, 3].any() and np.isfinite(y).all()
+
+
+def test_rereference_matches_numpy():
+    x = np.random.default_rng(0).normal(size=(100, 5))
+    y = pp.rereference(x, np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3]))
+    np.testing.assert_allclose(y[:, :4], x[:, :4] - x[:, :4].mean(axis=1, keepdims=True))
+    np.testing.assert_array_equal(y[:, 4], x[:, 4])
+    y2 = pp.rereference(x, np.array([4]), np.array([0, 1]))
+    np.testing.assert_allclose(y2[:, 0], x[:, 0] - x[:, 4])
+
+
+def test_bandpass_matches_scipy_and_attenuates():
+    fs = 250.0
+    t = np.arange(5000) / fs
+    x = np.stack([np.sin(2 * np.pi * 10 * t), np.sin(2 * np.pi * 80 * t), np.sin(2 * np.pi * 0.1 * t)], 1)
+    sos = pp.bandpass_sos(fs, 1.0, 40.0, 4)
+    y = pp.apply_sos(x, sos)
+    ref = scipy.signal.sosfiltfilt(scipy.signal.butter(4, [1, 40], "bandpass", fs=fs, output="sos"),
+                                   x, axis=0)
+    np.testing.assert_allclose(y, ref, atol=1e-12)
+    mid = slice(500, 4500)
+    assert np.std(y[mid, 0]) / np.std(x[mid, 0]) > 0.98
+    assert np.std(y[mid, 1]) / np.std(x[mid, 1]) < 0.01
+    assert np.std(y[mid, 2]) / np.std(x[mid, 2]) < 0.01
+    with pytest.raises(ValueError):
+        pp.bandpass_sos(fs, 40.0, 200.0)
+
+
+def test_notch_removes_mains_keeps_alpha():
+    fs = 500.0
+    t = np.arange(10000) / fs
+    x = np.stack([np.sin(2 * np.pi * 50 * t), np.sin(2 * np.pi * 10 * t)], 1)
+    y = pp.notch(x, fs, 50.0, 30.0)
+    b, a = scipy.signal.iirnotch(50.0, 30.0, fs=fs)
+    np.testing.assert_allclose(y, scipy.signal.filtfilt(b, a, x, axis=0, padlen=9), atol=1e-12)
+    mid = slice(2000, 8000)
+    assert np.std(y[mid, 0]) < 0.02 and np.std(y[mid, 1]) / np.std(x[mid, 1]) > 0.99
+
+
+def test_resampling_kernels():
+    x = np.random.default_rng(1).normal(size=(1000, 3))
+    assert pp.rate_ratio(500.0, 250.0) == (1, 2) and pp.rate_ratio(100.0, 250.0) == (5, 2)
+    assert pp.rate_ratio(1.0, np.pi) is None
+    np.testing.assert_allclose(pp.resample_polyphase(x, 2, 5),
+                               scipy.signal.resample_poly(x, 2, 5, axis=0))
+    counts = np.random.default_rng(2).poisson(1.0, size=(1001, 3)).astype(float)
+    r = pp.rebin_sum(counts, 4)
+    assert r.shape == (251, 3)
+    np.testing.assert_array_equal(r.sum(axis=0), counts.sum(axis=0))
+    np.testing.assert_array_equal(r[1], counts[4:8].sum(axis=0))
+    t = np.cumsum(np.random.default_rng(3).uniform(0.2, 0.4, 200))
+    grid, y = pp.resample_linear(t, x[:200], 3.0)
+    np.testing.assert_allclose(y[:, 1], np.interp(grid, t, x[:200, 1]), rtol=1e-6)
+
+
+def test_normalisations_and_derivative():
+    x = np.random.default_rng(4).normal(5.0, 2.0, size=(500, 3))
+    np.testing.assert_allclose(pp.zscore(x), scipy.stats.zscore(x, axis=0), atol=1e-12)
+    obs = np.ones_like(x, dtype=bool)
+    obs[:50, 0] = False
+    z = pp.zscore(x, obs)
+    np.testing.assert_allclose(z[50:, 0].mean(), 0, atol=1e-12)
+    np.testing.assert_allclose(z[50:, 0].std(), 1, atol=1e-12)
+    f, f0 = pp.dff(x, 8.0)
+    np.testing.assert_allclose(f0, np.percentile(x, 8, axis=0))
+    np.testing.assert_allclose(f, x / f0 - 1)
+    with pytest.raises(ValueError, match="zero"):
+        pp.dff(np.zeros((10, 2)))
+    t = np.sort(np.random.default_rng(5).uniform(0, 10, 500))
+    np.testing.assert_allclose(pp.derivative(x, t), np.gradient(x, t, axis=0))
+
+
+def test_segments_split_on_time_gaps():
+    t = np.concatenate([np.arange(10), 20 + np.arange(5)]) / 10.0
+    assert pp.segments(t, 10.0) == [slice(0, 10), slice(10, 15)]
+
+
+# -- steps on recordings --------------------------------------------------------------------
+def test_crop_by_label_and_seconds():
+    rec = eeg_rec()
+    out = pp.preprocess_recording(rec, crop="eyes_closed")
+    assert out.n_samples == int(7 * 250)
+    assert out.meta["segments"] == [[2.0, 6.0], [10.0, 13.0]]
+    np.testing.assert_array_equal(out.data[:1000], rec.data[500:1500])
+    out2 = pp.preprocess_recording(rec, crop="5:7.5")
+    assert out2.n_samples == 625 and out2.times[0] == pytest.approx(5.0)
+    with pytest.raises(InputError, match="no events labelled"):
+        pp.preprocess_recording(rec, crop="eyes_open")
+
+
+def test_filters_apply_per_segment_and_only_to_eeg():
+    rec = pp.preprocess_recording(eeg_rec(), crop="eyes_closed")
+    out = pp.preprocess_recording(rec, bandpass="1,40")
+    sos = pp.bandpass_sos(250.0, 1.0, 40.0, 4)
+    x = rec.data.astype(float)
+    np.testing.assert_allclose(out.data[:1000], pp.apply_sos(x[:1000], sos), rtol=1e-4, atol=1e-12)
+    np.testing.assert_allclose(out.data[1000:], pp.apply_sos(x[1000:], sos), rtol=1e-4, atol=1e-12)
+    spikes = Recording(np.ones((100, 2)), ["0", "1"], "spikes", fs=100.0, units="counts")
+    s = pp.preprocess_recording(spikes, bandpass="1,40", reference="average")
+    np.testing.assert_array_equal(s.data, spikes.data)
+    assert all("skipped" in r for r in s.meta["preprocess"])
+
+
+def test_reference_uses_eeg_channels_only():
+    rec = eeg_rec()
+    out = pp.preprocess_recording(rec, reference="average")
+    x = rec.data.astype(float)
+    np.testing.assert_allclose(out.data[:, :3], x[:, :3] - x[:, :3].mean(1, keepdims=True),
+                               atol=1e-12)
+    np.testing.assert_array_equal(out.data[:, 3], rec.data[:, 3])
+    named = pp.preprocess_recording(rec, reference="C2")
+    np.testing.assert_allclose(named.data[:, 0], x[:, 0] - x[:, 2], atol=1e-12)
+    with pytest.raises(InputError, match="no channels"):
+        pp.preprocess_recording(rec, reference="Nope")
+
+
+def test_resample_regular_irregular_and_spike_counts():
+    rec = eeg_rec()
+    out = pp.preprocess_recording(rec, resample_hz=100.0)
+    assert out.fs == 100.0 and out.n_samples == 2000 and out.time is None
+    np.testing.assert_allclose(out.data, scipy.signal.resample_poly(rec.data.astype(float), 2, 5,
+                                                                    axis=0), rtol=1e-4, atol=1e-12)
+    assert "polyphase" in out.meta["preprocess"][-1]["method"]
+    counts = np.random.default_rng(0).poisson(0.3, size=(1000, 3))
+    spikes = Recording(counts, ["0", "1", "2"], "spikes", fs=100.0, units="counts")
+    s = pp.preprocess_recording(spikes, resample_hz=20.0)
+    np.testing.assert_array_equal(s.data.sum(axis=0), counts.sum(axis=0))
+    assert s.units == "counts" and s.n_samples == 200
+    t = np.cumsum(np.random.default_rng(1).uniform(0.25, 0.4, 300))
+    cal = Recording(np.random.default_rng(2).normal(size=(300, 2)), ["A", "B"], "calcium", time=t)
+    c = pp.preprocess_recording(cal, resample_hz=3.0)
+    assert "linear" in c.meta["preprocess"][-1]["method"] and c.fs == 3.0
+    np.testing.assert_allclose(c.data[:, 0], np.interp(c.times, t, cal.data[:, 0]), rtol=1e-5)
+
+
+def test_gaps_reported_and_masked():
+    x = np.random.default_rng(0).normal(size=(1000, 2))
+    mask = np.ones_like(x, dtype=bool)
+    mask[100:103, 0] = False  # 3 samples = 0.03 s: interpolated
+    mask[500:600, 1] = False  # 1 s: stays masked
+    x[~mask] = np.nan
+    rec = Recording(x, ["A", "B"], "calcium", fs=100.0, mask=mask)
+    out = pp.preprocess_recording(rec, max_gap_s=0.05, normalize="zscore")
+    rep = out.meta["preprocess"][0]
+    assert rep["step"] == "gaps" and rep["interpolated"] == 3 and rep["masked"] == 100
+    assert out.mask[100:103, 0].all() and not out.mask[500:600, 1].any()
+    assert np.isfinite(out.data).all() and out.units == "z"
+
+
+def test_detrend_dff_and_derivative_steps():
+    t = np.arange(1000) / 10.0
+    x = np.stack([2.0 + 0.01 * t, 3.0 + np.sin(t)], 1)
+    rec = Recording(x, ["A", "B"], "calcium", fs=10.0)
+    d = pp.preprocess_recording(rec, detrend="linear")
+    np.testing.assert_allclose(d.data, scipy.signal.detrend(x, axis=0), atol=1e-5)
+    f = pp.preprocess_recording(rec, normalize="dff", dff_percentile=10)
+    np.testing.assert_allclose(f.data, x / np.percentile(x, 10, axis=0) - 1, atol=1e-6)
+    g = pp.preprocess_recording(rec, derivative=True)
+    np.testing.assert_allclose(g.data, np.gradient(x, t, axis=0), atol=1e-5)
+    assert g.units == "a.u./s"
+
+
+# -- the stage ------------------------------------------------------------------------------
+def test_run_records_steps_and_provenance(tmp_path):
+    src = tmp_path / "rec.h5"
+    store.write_recordings(src, [eeg_rec()], params={}, inputs=[])
+    out = pp.run(src, tmp_path / "pre.h5", bandpass="1,40", notch="50", reference="average",
+                 resample_hz=125.0, normalize="zscore")
+    prov = store.provenance(out)
+    assert prov["stage"] == "preprocess" and prov["complete"]
+    assert prov["parameters"]["bandpass"] == "1,40" and prov["parameters"]["max_gap_s"] == 0.0
+    log = json.loads(prov["preprocess_log"])["eeg/a"]
+    assert [r["step"] for r in log] == ["reference", "filter", "resample", "normalize"]
+    [rec] = store.read_recordings(out)
+    assert rec.meta["preprocess"] == log and rec.fs == 125.0 and rec.units == "z"
+    # mains at 50 Hz in channel 1 removed: its spectrum at 50 Hz collapses
+    f, p = scipy.signal.welch(rec.data[:, 1], fs=125.0, nperseg=512)
+    f0, p0 = scipy.signal.welch(eeg_rec().data[:, 1], fs=250.0, nperseg=1024)
+    assert p[np.argmin(abs(f - 50))] / p.sum() < 0.01 * p0[np.argmin(abs(f0 - 50))] / p0.sum()
+
+
+def test_cli_preprocess_and_bad_options(tmp_path, cli):
+    src = tmp_path / "rec.h5"
+    store.write_recordings(src, [eeg_rec()], params={}, inputs=[])
+    out = tmp_path / "pre.h5"
+    res = cli("preprocess", src, "--out", out, "--crop", "eyes_closed", "--detrend", "linear",
+              "--normalize", "zscore", "--derivative")
+    assert res.exit_code == 0, res.output
+    [rec] = store.read_recordings(out)
+    assert rec.n_samples == 1750 and rec.units == "z/s"
+    for args in (["--normalize", "minmax"], ["--bandpass", "40,1"], ["--detrend", "cubic"],
+                 ["--normalize", "dff", "--detrend", "linear"], ["--resample-hz", "-5"]):
+        bad = tmp_path / "bad.h5"
+        res = cli("preprocess", src, "--out", bad, *args)
+        assert res.exit_code == 2, (args, res.output)
+        assert res.output.startswith("error: ") and not bad.exists()
+    res = cli("preprocess", tmp_path / "missing.h5", "--out", tmp_path / "x.h5")
+    assert res.exit_code == 2 and "missing.h5" in res.output
+
+
+def test_draw_writes_one_figure_per_recording(tmp_path):
+    from neurodyn.plots.preprocess import draw
+
+    src = tmp_path / "rec.h5"
+    store.write_recordings(src, [eeg_rec()], params={}, inputs=[])
+    out = pp.run(src, tmp_path / "pre.h5", bandpass="1,40")
+    [fig] = draw(out, tmp_path / "fig")
+    assert fig.exists() and fig.stat().st_size > 5000

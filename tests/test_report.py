@@ -1,0 +1,204 @@
+"""The self-contained HTML report, in Python and rendered in real headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from neurodyn.errors import InputError
+from neurodyn.report import build_report, key_numbers
+from neurodyn.report.compare import compare_connectome
+from neurodyn.report.synthetic import make_run
+from neurodyn.report.timeline import align_partitions, partition_agreement, resample_labels
+
+SECTIONS = ["stage-recordings", "stage-ntf", "stage-communities", "stage-states",
+            "stage-bicluster", "timeline", "stage-compare"]
+
+
+class _Page(HTMLParser):
+    """Collects section ids, <img> sources and the visible text of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.imgs: list[str] = []
+        self.links: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "section":
+            self.sections.append(a.get("id", ""))
+        elif tag == "img":
+            self.imgs.append(a.get("src", ""))
+        elif tag in ("link", "script") and (a.get("href") or a.get("src")):
+            self.links.append(a.get("href") or a.get("src"))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(html: str) -> _Page:
+    p = _Page()
+    p.feed(html)
+    return p
+
+
+def _decode_image(src: str) -> np.ndarray:
+    assert src.startswith("data:image/png;base64,"), src[:40]
+    img = imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")
+    assert img.shape[0] > 50 and img.shape[1] > 50
+    return img
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("run")
+    make_run(d, seed=0)
+    compare_connectome(d, "planted", n_perm=50, seed=0)
+    build_report(d)
+    return d
+
+
+# -- timeline numbers -----------------------------------------------------------------------------
+def test_partition_agreement_is_label_invariant():
+    a = np.array([0, 0, 1, 1, 2, 2])
+    assert partition_agreement(a, (a + 1) % 3) == pytest.approx((1.0, 1.0))
+    ari, nmi = partition_agreement(a, np.array([0, 1, 0, 1, 0, 1]))
+    assert ari < 0.1 and nmi < 0.1
+
+
+def test_resample_and_align_on_common_grid():
+    t_a = np.arange(0, 10, 0.5)  # fine grid
+    z_a = (t_a >= 5).astype(int)
+    t_b = np.arange(1, 12, 1.0)  # coarse, offset grid
+    z_b = (t_b >= 5).astype(int) + 3
+    grid, a, b = align_partitions(t_a, z_a, t_b, z_b)
+    assert grid[0] == 1 and grid[-1] <= 9.5 and np.all(np.diff(grid) == 1)
+    assert np.array_equal(a + 3, b)
+    assert list(resample_labels([0.0, 1.0], [7, 8], [-1, 0.5, 1.0, 5])) == [7, 7, 8, 8]
+
+
+# -- report ---------------------------------------------------------------------------------------
+def test_report_has_every_section_and_embedded_images(run):
+    html = (run / "report.html").read_text()
+    page = _parse(html)
+    assert page.sections == SECTIONS
+    assert page.links == []  # nothing external
+    assert len(page.imgs) >= 6  # 2 timelines + 4 comparison figures at least
+    for src in page.imgs:
+        _decode_image(src)
+    text = " ".join(page.text)
+    for needle in ("rank", "n_states", "heldout_loglik", "-812.5", "ARI", "NMI", "ROC AUC",
+                   "sha256", "neurodyn_version", "planted"):
+        assert needle in text or needle in html, needle
+
+
+def test_report_agreement_numbers_match_timeline(run):
+    from neurodyn.report.timeline import load_timeline
+
+    tl = load_timeline(run, "sim/animal0")
+    assert 0.5 < tl.ari < 1.0  # 10 % of bicluster labels were flipped
+    assert f"{tl.ari:.4g}" in (run / "report.html").read_text()
+
+
+def test_report_without_some_stages_and_with_incomplete_file(tmp_path, cli):
+    make_run(tmp_path, seed=1)
+    (tmp_path / "bicluster.h5").unlink()
+    (tmp_path / "communities.h5").write_bytes(b"not hdf5")
+    r = cli("report", tmp_path)
+    assert r.exit_code == 0, r.output
+    page = _parse((tmp_path / "report.html").read_text())
+    assert page.sections == ["stage-recordings", "stage-ntf", "stage-states", "timeline"]
+    assert "communities.h5: incomplete or unreadable" in " ".join(page.text)
+
+
+def test_key_numbers_defensive(run):
+    root, rows = key_numbers(run / "ntf.h5")
+    assert root["loss"] == pytest.approx(0.123)
+    assert any(r[1] == "time: rank" and r[2] == 3 for r in rows)
+
+
+def test_report_errors(tmp_path, cli):
+    with pytest.raises(InputError, match="no completed stage"):
+        build_report(tmp_path)
+    r = cli("report", tmp_path / "missing")
+    assert r.exit_code == 2 and "not a run directory" in r.output
+
+
+def test_figures_command_formats(run, tmp_path, cli):
+    r = cli("figures", run, "--format", "svg", "--outdir", tmp_path)
+    assert r.exit_code == 0, r.output
+    svgs = sorted(p.name for p in tmp_path.rglob("*.svg"))
+    assert "timeline_sim_animal0.svg" in svgs and "compare_ntf.svg" in svgs
+    r = cli("figures", run, "--format", "gif")
+    assert r.exit_code == 2
+
+
+# -- real browser ----------------------------------------------------------------------------------
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        exe = shutil.which(name)
+        if exe:
+            return exe
+    return None
+
+
+CHECK_SCRIPT = """<script>
+window.addEventListener('load', function () {
+  var imgs = Array.from(document.images);
+  var broken = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); });
+  var out = document.createElement('pre');
+  out.id = 'nd-check';
+  out.textContent = 'images=' + imgs.length + ' broken=' + broken.length +
+    ' sections=' + Array.from(document.querySelectorAll('section')).map(function (s) {
+      return s.id + ':' + (s.getBoundingClientRect().height > 50 ? 'visible' : 'hidden');
+    }).join(',');
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(run, tmp_path):
+    exe = _chromium()
+    if exe is None:
+        msg = "headless Chromium absent (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(msg + "; CI must have it")
+        pytest.skip(msg)
+    # The report itself has no script; a copy with a checker appended reports what the browser
+    # actually decoded (naturalWidth of every image) into the DOM.
+    probe = tmp_path / "probe.html"
+    probe.write_text((run / "report.html").read_text().replace("</body>", CHECK_SCRIPT + "</body>"))
+    base = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--disable-dev-shm-usage", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}",
+            "--virtual-time-budget=5000"]
+    dom = subprocess.run(base + ["--dump-dom", probe.as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    line = dom.stdout.split('id="nd-check">', 1)[1].split("<", 1)[0]
+    n_img = int(line.split("images=")[1].split()[0])
+    assert n_img >= 6 and " broken=0 " in line, line
+    shown = dict(s.split(":") for s in line.split("sections=")[1].split(","))
+    assert list(shown) == SECTIONS and set(shown.values()) == {"visible"}, shown
+    # screenshot of the unmodified report (kept for a human to look at)
+    shot = run / "report_screenshot.png"
+    r = subprocess.run(base + ["--window-size=1400,2400", f"--screenshot={shot}",
+                               (run / "report.html").as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
+    img = imread(shot)
+    assert img.shape[:2] == (2400, 1400)
+    assert np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0).shape[0] > 50
+    if os.environ.get("NEURODYN_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["NEURODYN_KEEP_SCREENSHOT"])
