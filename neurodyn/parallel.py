@@ -47,7 +47,8 @@ def worker_layout(jobs: int, n_tasks: int, cores: int | None = None) -> tuple[in
 
 
 def thread_env(threads: int) -> dict[str, str]:
-    return {k: str(threads) for k in THREAD_VARS}
+    """Environment of a worker: numba/BLAS threads, and no HDF5 file locking (NFS/Lustre)."""
+    return {**{k: str(threads) for k in THREAD_VARS}, "HDF5_USE_FILE_LOCKING": "FALSE"}
 
 
 def run_tasks(
@@ -129,7 +130,7 @@ def _run_dask(
 
     from neurodyn.pipeline import execute
 
-    with dask.config.set({"distributed.worker.daemon": False, "logging.distributed": "error"}):
+    with dask.config.set({"distributed.worker.daemon": False}), _quiet_logs("distributed", "dask_jobqueue"):
         cluster = (_slurm_cluster(slurm or {}, jobs, len(tasks), rundir, say) if slurm is not None
                    else _local_cluster(workers, threads, say))
         results: dict[str, dict[str, Any]] = {}
@@ -165,6 +166,20 @@ def _run_dask(
     return dict(sorted(results.items(), key=lambda kv: order[kv[0]]))
 
 
+@contextlib.contextmanager
+def _quiet_logs(*names: str) -> Any:
+    """Only errors from dask's loggers while a cluster runs (its INFO chatter is not ours)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def _local_cluster(workers: int, threads: int, say: Callable[[str], None]) -> Any:
     from distributed import LocalCluster
 
@@ -191,7 +206,8 @@ def _slurm_cluster(
     n_jobs = max(1, min(n_jobs, n_tasks))
     logdir = (rundir or Path.cwd()) / ".neurodyn" / "slurm"
     logdir.mkdir(parents=True, exist_ok=True)
-    prologue = [f"export {k}={threads}" for k in THREAD_VARS] + list(conf.get("job_script_prologue", []))
+    prologue = [f"export {k}={v}" for k, v in thread_env(threads).items()]
+    prologue += list(conf.get("job_script_prologue", []))
     kwargs: dict[str, Any] = dict(
         cores=cores, processes=processes, memory=str(conf.get("memory", "2GB")),
         walltime=str(conf.get("walltime", "01:00:00")), job_name="neurodyn",

@@ -30,6 +30,7 @@ import contextlib
 import glob
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import json
 import math
@@ -240,6 +241,73 @@ def signature_defaults(fn: Callable, call: str) -> tuple[dict[str, Any], bool]:
     return defaults, var_kw
 
 
+def stage_parameters(d: StageDef, *, source: str | os.PathLike | None = None) -> tuple[dict[str, Any], bool]:
+    """Parameters and defaults of a stage, read from its source without importing it if possible.
+
+    Importing a stage module can take a second (scipy, numba); a cached rerun should not pay
+    it. When the source cannot be read statically (non-literal defaults), the module is imported.
+    """
+    mod_name, _, fn_name = d.target.partition(":")
+    try:
+        spec = importlib.util.find_spec(mod_name)
+    except (ImportError, ValueError) as exc:
+        raise InputError(source, f"stage {d.name!r} needs {d.target}, which is not available here ({exc})") from None
+    if spec is None:
+        raise InputError(source, f"stage {d.name!r} needs {d.target}, which is not available here "
+                         f"(no module named {mod_name!r})")
+    if mod_name not in sys.modules and spec.origin and spec.origin.endswith(".py"):
+        parsed = _static_signature(Path(spec.origin), fn_name or "run", d.call)
+        if parsed is not None:
+            return parsed
+    return signature_defaults(load_callable(d.target, source=source, stage=d.name), d.call)
+
+
+def _static_signature(path: Path, fn_name: str, call: str) -> tuple[dict[str, Any], bool] | None:
+    """:func:`signature_defaults` from the module's syntax tree; None when not statically known."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == fn_name), None)
+    if fn is None:
+        return None
+    a = fn.args
+    skip = {"seed", "input_path", "out", "inputs", "rundir", "run_dir"}
+    positional = {"stage": 2, "ingest": 2, "rundir": 1}[call]
+    pos = a.posonlyargs + a.args
+    pairs = list(zip(pos[len(pos) - len(a.defaults):], a.defaults))
+    pairs = [(arg, df) for arg, df in pairs if pos.index(arg) >= positional]
+    pairs += [(arg, df) for arg, df in zip(a.kwonlyargs, a.kw_defaults) if df is not None]
+    defaults: dict[str, Any] = {}
+    try:
+        for arg, df in pairs:
+            if arg.arg not in skip:
+                defaults[arg.arg] = ast.literal_eval(df)
+    except ValueError:
+        return None
+    if a.kwarg is None:
+        return defaults, False
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+            node.target if isinstance(node, ast.AnnAssign) else None)
+        if isinstance(target, ast.Name) and target.id == "DEFAULTS" and node.value is not None:
+            value = node.value
+            try:
+                if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "dict" \
+                        and not value.args:
+                    module_defaults = {k.arg: ast.literal_eval(k.value) for k in value.keywords}
+                else:
+                    module_defaults = ast.literal_eval(value)
+            except ValueError:
+                return None
+            if isinstance(module_defaults, dict) and all(isinstance(k, str) for k in module_defaults):
+                return {**defaults, **module_defaults}, False
+            return None
+    return defaults, True
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(prov.to_json(value))
 
@@ -406,8 +474,7 @@ def load_pipeline(
     for name in order:
         d = defs[name]
         table = tables[name]
-        fn = load_callable(d.target, source=src, stage=name)
-        defaults, var_kw = signature_defaults(fn, d.call)
+        defaults, var_kw = stage_parameters(d, source=src)
         params: dict[str, Any] = {}
         origin: dict[str, str] = {}
         for k, v in defaults.items():
@@ -785,9 +852,22 @@ def run_pipeline(
     all_tasks = build_tasks(pipe, root)
     _write_json(plan_path(root), {"pipeline": pipe.to_dict(), "tasks": [asdict(t) for t in all_tasks]})
     tasks = select_tasks(all_tasks, start=start, until=until, units=units, force=force)
-    results = parallel.run_tasks(
-        tasks, jobs=jobs, executor=executor, on_error=on_error, slurm=pipe.slurm, rundir=root, log=log
-    )
+    # up-to-date tasks are settled here, so a cached rerun starts no worker at all
+    results: dict[str, dict[str, Any]] = {}
+    pending: list[Task] = []
+    pending_keys: set[str] = set()
+    for t in tasks:
+        if not t.force and not pending_keys.intersection(t.deps) and check(t)[0] == "done":
+            results[t.key] = {"key": t.key, "unit": t.unit, "stage": t.stage,
+                              "status": "skipped", "seconds": 0.0}
+        else:
+            pending.append(t)
+            pending_keys.add(t.key)
+    results.update(parallel.run_tasks(
+        pending, jobs=jobs, executor=executor, on_error=on_error, slurm=pipe.slurm, rundir=root, log=log
+    ))
+    order = {t.key: i for i, t in enumerate(tasks)}
+    results = dict(sorted(results.items(), key=lambda kv: order[kv[0]]))
     save_hash_cache(root, (r["hash"] for r in results.values() if "hash" in r))
     summary = RunSummary(root, results, time.perf_counter() - t0, executor)
     fpath = failures_path(root, units)
@@ -956,6 +1036,7 @@ def sbatch_script(pipe: Pipeline, rundir: str | os.PathLike, *, extra_args: Sequ
         "set -euo pipefail",
         f"export NUMBA_NUM_THREADS=${{SLURM_CPUS_PER_TASK:-{cores}}}",
         f"export OMP_NUM_THREADS=${{SLURM_CPUS_PER_TASK:-{cores}}}",
+        "export HDF5_USE_FILE_LOCKING=FALSE",
         " ".join(c if c.startswith("$") else shlex.quote(c) for c in cmd),
     ]
     return "\n".join(lines) + "\n"

@@ -596,7 +596,8 @@ def run(
     input_path : path-like
         A recordings file (output of ``ingest`` or ``simulate``).
     out : path-like
-        Output recordings file; connectomes of the input are copied unchanged.
+        Output recordings file; connectomes and other root groups of the input (such as
+        ``/ground_truth``) are copied unchanged.
     seed : int
         Recorded only (every step is deterministic).
     ids : list of str, optional
@@ -624,6 +625,9 @@ def run(
     recs = store.read_recordings(input_path, ids)
     with store.open_h5(input_path) as f:
         cons = [Connectome.read(g) for g in f["connectome"].values()] if "connectome" in f else []
+        # other root groups (e.g. /ground_truth of simulated data) are carried over unchanged
+        carried = {k: store.read_tree(g) for k, g in f.items()
+                   if k not in ("recordings", "connectome") and hasattr(g, "keys")}
     step_params = {k: v for k, v in params.items() if k not in ("ids", "order")}
     done, logs = [], {}
     for rec in progress(recs, desc="preprocess"):
@@ -633,6 +637,6 @@ def run(
         logs[new.id] = new.meta["preprocess"][n_before:]
     return store.write_recordings(
         out, done, cons, params=params, inputs=[input_path], seed=seed, stage="preprocess",
-        extra={"@preprocess_log": json.dumps(logs)},
+        extra={**carried, "@preprocess_log": json.dumps(logs)},
     )
 

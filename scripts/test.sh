@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 python3 -m pip install -q -e ".[test]" || exit 1
 # headless Chromium for the report test (tests marked browser); tolerant: skipped when absent
 command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || true
+bash scripts/slurm/start.sh || echo "SLURM did not start: tests marked slurm will skip" >&2
 python3 -m pytest -q "$@"
 rc=$?
 # pytest exits 5 when it collected no test: treat that as a failure of the suite.

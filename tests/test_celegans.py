@@ -209,7 +209,7 @@ def _worm_rows(ds, worm, named, unnamed, T, To, dto, rng):
     return rows
 
 
-def make_parquet(path: Path, worms=WORMS, seed=0, shuffle=True, dup=None) -> pd.DataFrame:
+def make_parquet(path: Path, worms=WORMS, seed=0, shuffle=True, dup=None, nan=False) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -219,6 +219,9 @@ def make_parquet(path: Path, worms=WORMS, seed=0, shuffle=True, dup=None) -> pd.
         rows += _worm_rows(ds, worm, *spec, rng)
     if dup is not None:
         rows.append(dict(rows[dup]))
+    if nan:
+        for r in rows:
+            r["calcium_data"] = np.full_like(r["calcium_data"], np.nan)
     if shuffle:
         rows = [rows[i] for i in rng.permutation(len(rows))]
     df = pd.DataFrame(rows)
@@ -305,6 +308,27 @@ def test_ingest_selection_on_parquet(cli, parquet_file, tmp_path):
     assert rec.channel_info["is_labeled"].tolist() == [True, True, False, False]
 
 
+def test_parquet_sharded_folder(tmp_path):
+    import pyarrow.parquet as pq
+
+    d = tmp_path / "celegans_neural_data" / "data"
+    d.mkdir(parents=True)
+    df = make_parquet(tmp_path / "whole.parquet", shuffle=False)
+    table = pq.read_table(tmp_path / "whole.parquet")
+    n = len(df) // 2
+    pq.write_table(table.slice(0, n), d / "train-00000-of-00002.parquet")
+    pq.write_table(table.slice(n), d / "train-00001-of-00002.parquet")
+    folder = tmp_path / "celegans_neural_data"
+    assert find_reader(folder).name == "celegans-parquet"
+    whole = {r.id: r for r in read(tmp_path / "whole.parquet")}
+    shards = {r.id: r for r in read(folder)}
+    assert whole.keys() == shards.keys()
+    for k in whole:
+        assert whole[k].labels == shards[k].labels
+        np.testing.assert_array_equal(whole[k].data, shards[k].data)
+    assert [r.id for r in read(folder, datasets="Kato2015")] == ["Kato2015/worm0"]
+
+
 def test_parquet_stimulus_table(parquet_file, tmp_path, cli):
     path, _ = parquet_file
     stim = tmp_path / "yemini_stimuli.csv"
@@ -340,7 +364,14 @@ def test_parquet_broken(cli, tmp_path, parquet_file):
     corrupt.write_bytes(bytes(bad))
     dup = tmp_path / "dup.parquet"
     make_parquet(dup, dup=0)
-    for broken in (trunc, corrupt, dup):
+    nan = tmp_path / "nan.parquet"
+    make_parquet(nan, nan=True)
+    wrong = tmp_path / "wrong.parquet"
+    make_parquet(wrong)
+    import pyarrow.parquet as pq
+
+    pq.write_table(pq.read_table(wrong).drop(["time_in_seconds"]), wrong)
+    for broken in (trunc, corrupt, dup, nan, wrong):
         out = tmp_path / f"out-{broken.stem}.h5"
         r = cli("ingest", broken, "--out", out)
         one_line_error(r, str(broken))
@@ -417,6 +448,9 @@ def test_pickle_tensors_and_refusals(tmp_path):
     evil.write_bytes(b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueR.")
     with pytest.raises(InputError, match="refusing"):
         read(evil)
+    evil.write_bytes(b"\x80\x02cnumpy\nload\nX\x03\x00\x00\x00abcR.")
+    with pytest.raises(InputError, match="refusing to load numpy.load"):
+        read(evil)
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -487,6 +521,19 @@ def test_zimmer_single_worm_wbdata(tmp_path):
     assert r.dataset == "Kato2015" and r.subject == path.stem
     assert r.labels == ("ALA", "AVAL", "roi1")
     np.testing.assert_allclose(r.data[:, 0], x[:, 2].astype(np.float32))
+
+
+def test_zimmer_struct_array(tmp_path):
+    rng = np.random.default_rng(13)
+    ids, traces, tvs = _zimmer_worms(rng)
+    arr = np.empty((1, 2), dtype=[("NeuronNames", object), ("traces", object), ("tv", object)])
+    for k in range(2):
+        arr[0, k] = (_cell([x[0] if isinstance(x, list) else x for x in ids[k]]), traces[k], tvs[k])
+    path = tmp_path / "WT_fasted.mat"
+    scipy.io.savemat(path, {"WT_fasted": arr})
+    a, b = read(path)
+    assert a.dataset == "Skora2018" and a.labels[:3] == ("AVAL", "RIML", "SMBDL")
+    np.testing.assert_allclose(b.data[:, 0], traces[1][:, 0].astype(np.float32))
 
 
 def _write_v73(path: Path, var: str, struct: dict):

@@ -75,7 +75,7 @@ def test_affinity_file_layout(sim_run):
         assert 0.6 < f["mask"][()].mean() < 1.0  # missing neurons are masked
         assert "stand-in" in f.attrs["formula"]
     params = provenance(sim_run / "affinity.h5")["parameters"]
-    assert params["kernel"] == "differential" and params["window_s"] == 8.0
+    assert params["kernel"] == "differential" and params["window"] == 8.0
 
 
 def test_figures(sim_run):
@@ -97,17 +97,18 @@ def test_bad_inputs(cli, tmp_path, sim_run):
 
 
 @pytest.mark.slow
-def test_real_celegans_end_to_end(dag_h5, tmp_path):
+def test_real_celegans_end_to_end(dag_h5, tmp_path, cli):
     rec = tmp_path / "recordings.h5"
-    for args in (
-        ["ingest", dag_h5, "--out", rec],
-        ["affinity", rec, "--out", tmp_path / "affinity.h5"],
-        ["factorize", tmp_path / "affinity.h5", "--out", tmp_path / "ntf.h5", "--rank", "3",
+    assert cli("ingest", dag_h5, "--out", rec).exit_code == 0
+    assert cli("affinity", rec, "--out", tmp_path / "affinity.h5").exit_code == 0
+    # the last stage as a real subprocess through the installed console script
+    res = subprocess.run(
+        [sys.executable, "-c", "from neurodyn.cli import main; main()", "factorize",
+         str(tmp_path / "affinity.h5"), "--out", str(tmp_path / "ntf.h5"), "--rank", "3",
          "--restarts", "2", "--max-iter", "100"],
-    ):
-        res = subprocess.run([sys.executable, "-m", "neurodyn.cli", *map(str, args)] if False else
-                             ["neurodyn", *map(str, args)], capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr
+        capture_output=True, text=True,
+    )
+    assert res.returncode == 0, res.stderr
     with h5py.File(tmp_path / "affinity.h5") as f:
         labels = strings(f["labels"])
         assert 90 <= len(labels) <= 110  # labelled neurons only (104 in this worm)

@@ -306,3 +306,49 @@ def test_bundled_sample_copy_reads_like_provenance():
     [rec] = read(SAMPLE / "eeg" / "Subject00_1.edf")
     assert (rec.n_samples, rec.n_channels, rec.fs) == (91_000, 21, 500.0)
     assert list(rec.labels) == EDF_NAMES
+
+
+def test_hbn_raw_mat_eeg_struct(hbn_set, tmp_path):
+    """HBN's raw RestingState.mat holds an EEGLAB ``EEG`` struct; read it as hbn-rest."""
+    import scipy.io
+
+    m = scipy.io.loadmat(hbn_set)
+    keys = [k for k in m if not k.startswith("__")]
+    struct_ = np.empty((1, 1), dtype=[(k, object) for k in keys])
+    for k in keys:
+        struct_[0, 0][k] = m[k]
+    path = tmp_path / "NDARAB123XYZ" / "EEG" / "raw" / "mat_format" / "RestingState.mat"
+    path.parent.mkdir(parents=True)
+    scipy.io.savemat(path, {"EEG": struct_})
+    [rec] = read(path, format="hbn-rest", eyes_closed_only=True)
+    [ref] = read(hbn_set, eyes_closed_only=True)
+    np.testing.assert_array_equal(rec.data, ref.data)
+    assert rec.source_file == str(path) and rec.dataset == "HBN"
+    assert rec.subject == "NDARAB123XYZ" and rec.id == "HBN/NDARAB123XYZ"
+
+
+def test_broken_input_exit_code_in_a_real_process(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.edf"
+    bad.write_bytes(b"0       " + b"x" * 100)
+    out = tmp_path / "o.h5"
+    cmd = [sys.executable, "-c", "from neurodyn.cli import main; main()",
+           "ingest", str(bad), "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().startswith(f"error: {bad}") and len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_bdf_status_channel_becomes_events(tmp_path):
+    x = np.random.default_rng(4).normal(size=(256, 2)) * 50
+    status = np.zeros((256, 1))
+    status[64:70] = 5.0 / 1000  # digital code 5 (writer scales uV -> 1000 units)
+    status[200:210] = 7.0 / 1000
+    path = write_bdf(tmp_path / "s.bdf", np.hstack([x, status]), 128, ["Fp1", "Fp2", "Status"])
+    [rec] = read(path)
+    assert list(rec.labels) == ["Fp1", "Fp2"] and rec.meta["trigger_channels"] == ["Status"]
+    assert list(rec.events["label"]) == ["5", "7"]
+    np.testing.assert_allclose(rec.events["onset"], [64 / 128, 200 / 128])

@@ -280,3 +280,17 @@ def test_draw_writes_one_figure_per_recording(tmp_path):
     out = pp.run(src, tmp_path / "pre.h5", bandpass="1,40")
     [fig] = draw(out, tmp_path / "fig")
     assert fig.exists() and fig.stat().st_size > 5000
+
+
+def test_run_carries_connectome_and_ground_truth(tmp_path):
+    from neurodyn.connectome import Connectome
+
+    src = tmp_path / "rec.h5"
+    con = Connectome("toy", ["C0", "C1"], np.array([[0, 1], [0, 0]], float), np.zeros((2, 2)))
+    store.write_recordings(src, [eeg_rec()], [con], params={}, inputs=[],
+                           extra={"ground_truth": {"membership": np.array([0, 1, -1, 0])}})
+    out = pp.run(src, tmp_path / "pre.h5", normalize="zscore")
+    with store.open_h5(out) as f:
+        np.testing.assert_array_equal(f["ground_truth/membership"][()], [0, 1, -1, 0])
+        got = Connectome.read(f["connectome/toy"])
+    np.testing.assert_array_equal(got.chemical, con.chemical)

@@ -202,3 +202,66 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
     assert np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0).shape[0] > 50
     if os.environ.get("NEURODYN_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["NEURODYN_KEEP_SCREENSHOT"])
+
+
+# -- on outputs of the real stages ------------------------------------------------------------------
+def test_report_and_compare_on_real_stage_outputs(tmp_path):
+    """simulate -> affinity -> factorize (the stages' own run functions) -> compare -> report.
+
+    The simulated groups co-activate and the connectome is planted dense within the same
+    groups, so the NTF component matrices must score well above chance against it.
+    """
+    aff = pytest.importorskip("neurodyn.affinity.stage")
+    ntf = pytest.importorskip("neurodyn.tensor.stage")
+    from neurodyn.io.store import write_recordings
+    from neurodyn.report.compare import read_scores
+    from neurodyn.report.synthetic import planted_connectome
+    from neurodyn.simulate import simulate_calcium
+
+    recs, truth = simulate_calcium(n_animals=3, n_neurons=24, n_frames=600, fs=4.0, n_groups=3,
+                                   seed=0)
+    labels = [str(x) for x in truth["labels"]]
+    con = planted_connectome(labels, np.asarray(truth["membership"]), seed=1)
+    write_recordings(tmp_path / "recordings.h5", recs, [con], seed=0)
+    aff.run(tmp_path / "recordings.h5", tmp_path / "affinity.h5")
+    ntf.run(tmp_path / "affinity.h5", tmp_path / "ntf.h5", rank=3, restarts=2)
+    expected = ["stage-recordings", "stage-affinity", "stage-ntf"]
+    try:
+        from neurodyn.community import stage as comm
+    except ImportError:
+        comm = None
+    if comm is not None:
+        comm.run(tmp_path / "ntf.h5", tmp_path / "communities.h5", seed=0)
+        expected.append("stage-communities")
+    out = compare_connectome(tmp_path, "planted", n_perm=100, seed=0)
+    rows = {r["source"]: r for r in read_scores(out)}
+    assert set(rows) == {"ntf"} | ({"communities"} if comm is not None else set())
+    assert rows["ntf"]["n_neurons"] == 24
+    assert rows["ntf"]["roc_auc"] > 0.7 and rows["ntf"]["p_roc"] < 0.02
+    page = _parse(build_report(tmp_path).read_text())
+    assert page.sections == [*expected, "timeline", "stage-compare"]
+    for src in page.imgs:
+        _decode_image(src)
+
+
+def test_pipeline_run_directory_with_units(tmp_path, cli):
+    for i, unit in enumerate(("wormA", "wormB")):
+        make_run(tmp_path / unit, seed=i)
+    (tmp_path / ".neurodyn").mkdir()
+    r = cli("compare-connectome", tmp_path, "--connectome", "planted", "--n-perm", "20")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "wormA" / "compare.h5").exists() and (tmp_path / "wormB" / "compare.h5").exists()
+    r = cli("report", tmp_path)
+    assert r.exit_code == 0, r.output
+    page = _parse((tmp_path / "report.html").read_text())
+    assert page.sections == [f"{u}-{s}" for u in ("wormA", "wormB") for s in SECTIONS]
+    assert (tmp_path / "wormB" / "figures" / "timeline" / "timeline_sim_animal1.png").exists()
+
+
+def test_match_labels_relabels_to_reference():
+    from neurodyn.report.timeline import match_labels
+
+    ref = np.array([0, 0, 1, 1, 2, 2, 2])
+    other = np.array([5, 5, 3, 3, 4, 4, 9])
+    m = match_labels(ref, other)
+    assert m[5] == 0 and m[3] == 1 and m[4] == 2 and m[9] == 3

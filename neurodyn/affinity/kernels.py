@@ -30,17 +30,6 @@ from numba import njit, prange
 KINDS = {"differential": 0, "pearson": 1, "gaussian": 2}
 
 
-@njit(cache=True, inline="always", fastmath=True)
-def _instant(x: float, y: float, kind: int, inv2s2: float) -> float:
-    diff = x - y
-    if kind == 0:
-        prod = x * y
-        if prod <= 0.0:
-            return 0.0
-        return math.sqrt(prod) * math.exp(-diff * diff * inv2s2)
-    return math.exp(-diff * diff * inv2s2)
-
-
 @njit(parallel=True, cache=True, fastmath=True)
 def windowed_affinity(
     s: np.ndarray,
@@ -84,6 +73,12 @@ def windowed_affinity(
     for w in range(W):
         T = max(T, win_stop[w])
     inv2s2 = 1.0 / (2.0 * sigma * sigma)
+    N = s.shape[0]
+    root = np.empty((N, T)) if kind == 0 else np.empty((0, 0))
+    if kind == 0:  # sqrt(d_i d_j) = sqrt|d_i| sqrt|d_j| when signs agree: one sqrt per sample
+        for n in prange(N):
+            for t in range(T):
+                root[n, t] = math.sqrt(abs(s[n, t]))
     for p in prange(P):
         i = pair_i[p]
         j = pair_j[p]
@@ -95,7 +90,14 @@ def windowed_affinity(
             ccount[0] = 0
             for t in range(T):
                 if obs[i, t] and obs[j, t]:
-                    csum[t + 1] = csum[t] + _instant(s[i, t], s[j, t], kind, inv2s2)
+                    x = s[i, t]
+                    y = s[j, t]
+                    v = 0.0
+                    if kind == 2:
+                        v = math.exp(-(x - y) * (x - y) * inv2s2)
+                    elif x * y > 0.0:
+                        v = root[i, t] * root[j, t] * math.exp(-(x - y) * (x - y) * inv2s2)
+                    csum[t + 1] = csum[t] + v
                     ccount[t + 1] = ccount[t] + 1
                 else:
                     csum[t + 1] = csum[t]

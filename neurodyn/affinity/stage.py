@@ -11,9 +11,10 @@ from neurodyn.affinity.events import write_events
 from neurodyn.affinity.tensor import AffinityTensor, build_affinity_tensor
 from neurodyn.io.store import atomic_h5, put, read_recordings
 
+#: Stage parameters (named like the CLI options) and their defaults.
 DEFAULTS: dict[str, Any] = dict(
-    kernel="differential", window_s=8.0, step_s=4.0, smooth_s=0.5, sigma=2.0, min_fraction=0.5,
-    align="union", keep_unlabelled=False, fs=None, recordings=None,
+    kernel="differential", window=8.0, step=4.0, smooth=0.5, sigma=2.0, min_fraction=0.5,
+    align="union", keep_unlabelled=False, fs=None, recording=None,
 )
 
 
@@ -29,9 +30,11 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     seed : int
         Recorded only (the stage is deterministic).
     **params
-        ``kernel``, ``window_s``, ``step_s``, ``smooth_s``, ``sigma``, ``min_fraction``, ``align``,
-        ``keep_unlabelled``, ``fs`` (see :func:`build_affinity_tensor`) and ``recordings``
-        (list of recording ids to use; default all).
+        Named like the CLI options: ``kernel``, ``window`` (s), ``step`` (s), ``smooth`` (s),
+        ``sigma``, ``min_fraction``, ``align``, ``keep_unlabelled``, ``fs`` (see
+        :func:`~neurodyn.affinity.tensor.build_affinity_tensor`, where window/step/smooth are
+        ``window_s``/``step_s``/``smooth_s``) and ``recording`` (list of recording ids to use;
+        default all).
 
     Output layout
     -------------
@@ -44,8 +47,13 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     if unknown:
         raise TypeError(f"unknown affinity parameters: {sorted(unknown)}")
     p = {**DEFAULTS, **params}
-    recs = read_recordings(input_path, ids=p["recordings"])
-    tens = build_affinity_tensor(recs, **{k: v for k, v in p.items() if k != "recordings"})
+    recs = read_recordings(input_path, ids=p["recording"] or None)
+    tens = build_affinity_tensor(
+        recs, kernel=p["kernel"], window_s=float(p["window"]), step_s=float(p["step"]),
+        smooth_s=float(p["smooth"]), sigma=float(p["sigma"]), min_fraction=float(p["min_fraction"]),
+        align=p["align"], keep_unlabelled=bool(p["keep_unlabelled"]),
+        fs=None if p["fs"] is None else float(p["fs"]),
+    )
     with atomic_h5(out, stage="affinity", params=p, inputs=[input_path], seed=seed) as f:
         write_affinity(f, tens, p["kernel"])
     return Path(out)

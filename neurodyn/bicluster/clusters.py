@@ -147,17 +147,30 @@ def theta_conditional(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarra
 
 
 @njit(cache=True)
+def theta_gaussian(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray,
+                   m0: np.ndarray, prec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (q,) and covariance (q, q) of theta_i's Gaussian conditional given trajectory x."""
+    G, hv, _ = _stats(kap, om, base, x, m0, prec)
+    li = tri_inv(chol(G))
+    cov = li.T @ li
+    return cov @ hv, cov
+
+
+@njit(cache=True)
 def obs_info(kap: np.ndarray, om: np.ndarray, base: np.ndarray, theta: np.ndarray,
-             members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+             members: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Information-form pseudo-observations of a cluster trajectory from its members.
 
-    Member i sees psi_it = base_i + d_i + (1, c_i).X[t]; returns J (T, q, q), h (T, q).
+    Member i sees psi_it = base_i + d_i + (1, c_i).X[t]; its augmented likelihood
+    exp(kappa psi - omega psi^2 / 2) equals exp(h.X - X'JX/2 + const). Returns J (T, q, q),
+    h (T, q) and const (the X-free part).
     """
     T = kap.shape[1]
     q = theta.shape[1]
     J = np.zeros((T, q, q))
     h = np.zeros((T, q))
     g = np.empty(q)
+    const = 0.0
     for i in members:
         g[0] = 1.0
         for j in range(1, q):
@@ -165,10 +178,11 @@ def obs_info(kap: np.ndarray, om: np.ndarray, base: np.ndarray, theta: np.ndarra
         off = base[i] + theta[i, 0]
         for t in range(T):
             w = om[i, t]
+            const += kap[i, t] * off - 0.5 * w * off * off
             coef = kap[i, t] - w * off
             for j in range(q):
                 h[t, j] += coef * g[j]
                 wg = w * g[j]
                 for l in range(q):
                     J[t, j, l] += wg * g[l]
-    return J, h
+    return J, h, const

@@ -17,14 +17,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from neurodyn.bicluster.linalg import chol, mvn_logpdf_chol, spd_inv
+from neurodyn.bicluster.linalg import chol, logdet_chol, mvn_logpdf_chol, spd_inv, tri_inv
 
 
 @njit(cache=True)
 def ffbs(
     J: np.ndarray, h: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray, s: np.ndarray,
     m0: np.ndarray, V0: np.ndarray, noise: np.ndarray, x_in: np.ndarray, sample: bool,
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, float, float]:
     """Draw (or evaluate) a trajectory from its Gaussian smoothing distribution.
 
     Parameters
@@ -41,6 +41,7 @@ def ffbs(
     -------
     x : (T, q) the path (drawn, or ``x_in``).
     logq : float, log density of the path under the smoothing distribution.
+    logz : float, log of the normaliser  log ∫ p(x | dynamics) prod_t exp(h_t.x_t - x_t'J_t x_t/2) dx.
     """
     T, q = h.shape
     L = A.shape[0]
@@ -50,23 +51,28 @@ def ffbs(
     mf = np.empty((T, q))
     Pf = np.empty((T, q, q))
     Pinvf = np.empty((T, q, q))
-    V0inv = spd_inv(V0)
-    Pinv = V0inv + J[0]
-    P = spd_inv(Pinv)
-    mf[0] = P @ (V0inv @ m0 + h[0])
-    Pf[0] = P
-    Pinvf[0] = Pinv
-    for t in range(1, T):
-        l = s[t]
-        At = A[l]
-        mp = b[l] + At @ mf[t - 1]
-        Pp = At @ Pf[t - 1] @ At.T + Q[l]
-        Ppinv = spd_inv(Pp)
-        Pinv = Ppinv + J[t]
-        P = spd_inv(Pinv)
-        mf[t] = P @ (Ppinv @ mp + h[t])
+    logz = 0.0
+    mp = m0.copy()
+    Pp = V0.copy()
+    for t in range(T):
+        if t > 0:
+            l = s[t]
+            At = A[l]
+            mp = b[l] + At @ mf[t - 1]
+            Pp = At @ Pf[t - 1] @ At.T + Q[l]
+        lowp = chol(Pp)
+        lip = tri_inv(lowp)
+        Ppinv = lip.T @ lip
+        lam = Ppinv + J[t]
+        lowl = chol(lam)
+        lil = tri_inv(lowl)
+        P = lil.T @ lil
+        eta = Ppinv @ mp + h[t]
+        m = P @ eta
+        mf[t] = m
         Pf[t] = P
-        Pinvf[t] = Pinv
+        Pinvf[t] = lam
+        logz += -0.5 * (logdet_chol(lowp) + logdet_chol(lowl)) + 0.5 * (eta @ m) - 0.5 * (mp @ (Ppinv @ mp))
     x = np.empty((T, q))
     if not sample:
         x[:] = x_in
@@ -80,13 +86,15 @@ def ffbs(
         AtQ = At.T @ Qinv[l]
         lam = Pinvf[t] + AtQ @ At
         eta = Pinvf[t] @ mf[t] + AtQ @ (x[t + 1] - b[l])
-        cov = spd_inv(lam)
+        lowl = chol(lam)
+        lil = tri_inv(lowl)
+        cov = lil.T @ lil
         mean = cov @ eta
         low = chol(cov)
         if sample:
             x[t] = mean + low @ noise[t]
         logq += mvn_logpdf_chol(x[t], mean, low)
-    return x, logq
+    return x, logq, logz
 
 
 @njit(cache=True)

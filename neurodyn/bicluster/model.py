@@ -67,6 +67,7 @@ class SamplerConfig:
     poisson_r: float = 1000.0
     max_states: int = 10
     split_merge: int = 5  # split-merge proposals per sweep (0: off)
+    warmup: int = 25  # initial sweeps (within burn-in) with neuron labels held fixed
     init: str = "separate"  # "separate" | "one" | "random"
     loss: str = "binder"  # "binder" | "vi"
 

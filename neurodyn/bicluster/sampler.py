@@ -9,7 +9,12 @@ the joint posterior invariant; their composition is a valid MCMC kernel):
 4. s | X, dynamics, pi: discrete FFBS; then beta, pi | s: sticky HDP-HMM (:mod:`.states`).
 5. Q per state | X, s (A, b integrated), then (A, b) per cluster and state | Q, X, s: MNIW.
 6. (z_i, theta_i) | rest: collapsed Gibbs with one auxiliary cluster (:mod:`.clusters`).
-7. split-merge MH proposals (``split_merge`` per sweep), then theta of moved neurons redrawn.
+7. (z_i, theta_i, X_old, X_new): Metropolis-Hastings move of one neuron to another (or a new)
+   cluster with both trajectories redrawn by FFBS, so that the acceptance ratio involves the
+   trajectory-marginal likelihoods (Kalman normalisers) rather than trajectories already
+   fitted to the neuron's own data (see :meth:`Model.move_labels`). This is what lets neurons
+   leave small clusters whose trajectory absorbed their noise.
+8. split-merge MH proposals (``split_merge`` per sweep), then theta of moved neurons redrawn.
 
 Nothing is restarted or reset during sampling. Thinned post-burn-in samples feed an
 :class:`~.summaries.Accumulator`, so memory does not grow with the number of iterations.
@@ -24,9 +29,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import gammaln
 
-from neurodyn.bicluster.clusters import PartitionPrior, marginal_loglik, obs_info, theta_conditional
+from neurodyn.bicluster.clusters import (
+    PartitionPrior,
+    marginal_loglik,
+    obs_info,
+    theta_conditional,
+    theta_gaussian,
+)
 from neurodyn.bicluster.dispersion import draw_dispersion
 from neurodyn.bicluster.ffbs import ffbs, slds_sample, state_loglik
+from neurodyn.bicluster.init import init_states
 from neurodyn.bicluster.linalg import chol, mvn_logpdf_chol
 from neurodyn.bicluster.model import Priors, SamplerConfig
 from neurodyn.bicluster.pg import draw_omega, kappa
@@ -45,6 +57,9 @@ BLOCKS = ("dispersion", "polya_gamma", "trajectories", "states", "dynamics", "la
 # Split proposals: AR(1) per latent coordinate, coefficient PROP_AR, stationary variance
 # PROP_VAR_MU for mu and PROP_VAR_X for x; neuron j observes coordinate 1 (or 0 when p = 0).
 PROP_AR, PROP_VAR_MU, PROP_VAR_X = 0.95, 0.1, 1.0
+NEW_PROB = 0.1  # probability that the trajectory-collapsed move proposes a new cluster
+MOVE_TEMPER = 0.0  # target clusters proposed ∝ exp(MOVE_TEMPER * m(i | X_k)); 0: uniform
+THETA_SCALE = 2.0  # proposal sd of theta_i' is THETA_SCALE times its conditional sd
 
 
 @dataclass
@@ -123,7 +138,8 @@ class Model:
             z = np.concatenate([np.arange(k0), rng.integers(0, k0, N - k0)]).astype(np.int64)
             rng.shuffle(z)
         K = int(z.max()) + 1
-        s = np.zeros(T, dtype=np.int64)
+        # states start from k-means of smoothed activity (starting values only)
+        s = init_states(self.y, L, int(rng.integers(2**31)))
         Q = sample_q_prior(q, L, self.psi0, self.nu0, rng)
         xs, dyn = [], []
         for _ in range(K):
@@ -138,9 +154,9 @@ class Model:
     def update_trajectories(self, st: ChainState, kap, om, rng) -> None:
         for k in range(len(st.xs)):
             mem = np.flatnonzero(st.z == k)
-            J, h = obs_info(kap, om, self.off, st.theta, mem)
+            J, h, _ = obs_info(kap, om, self.off, st.theta, mem)
             A, b = st.dyn[k]
-            st.xs[k], _ = ffbs(J, h, A, b, st.Q, st.s, self.x_m0, self.x_V0,
+            st.xs[k], _, _ = ffbs(J, h, A, b, st.Q, st.s, self.x_m0, self.x_V0,
                                rng.standard_normal((self.T, self.q)), st.xs[k], True)
 
     def update_states(self, st: ChainState, rng) -> None:
@@ -198,6 +214,136 @@ class Model:
             st.z[i] = k
             self._draw_theta(st, i, kap, om, rng)
 
+    def _cluster_pass(self, kap, om, theta, members, dyn, Q, s, rng, sample: bool, x_in=None):
+        """FFBS over one cluster's members: returns (x, log normaliser incl. x-free terms)."""
+        J, h, const = obs_info(kap, om, self.off, theta, members)
+        noise = rng.standard_normal((self.T, self.q)) if sample else np.zeros((self.T, self.q))
+        xin = np.zeros((self.T, self.q)) if x_in is None else x_in
+        x, _, logz = ffbs(J, h, dyn[0], dyn[1], Q, s, self.x_m0, self.x_V0, noise, xin, sample)
+        return x, logz + const
+
+    def _theta_logprior(self, th: np.ndarray, i: int) -> float:
+        d = th - self.m0[i]
+        return float(-0.5 * np.sum(self.prec * d * d) + 0.5 * np.sum(np.log(self.prec)) - 0.5 * self.q * np.log(2 * np.pi))
+
+    @staticmethod
+    def _gauss_logpdf(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
+        low = np.linalg.cholesky(cov)
+        z = np.linalg.solve(low, x - mean)
+        return float(-0.5 * z @ z - np.log(np.diag(low)).sum() - 0.5 * x.size * np.log(2 * np.pi))
+
+    def _move_weights(self, Mrow: np.ndarray, own: int, singleton: bool) -> tuple[np.ndarray, float]:
+        """Proposal over target clusters (existing != own) and P(new)."""
+        K = Mrow.size
+        w = np.where(np.arange(K) == own, -np.inf, MOVE_TEMPER * Mrow)
+        has_other = K > 1
+        p_new = 0.0 if singleton else (NEW_PROB if has_other else 1.0)
+        if has_other:
+            e = np.exp(w - w.max())
+            e = (1 - p_new) * e / e.sum()
+        else:
+            e = np.zeros(K)
+        return e, p_new
+
+    def move_labels(self, st: ChainState, kap, om, rng) -> None:
+        """Trajectory-collapsed Metropolis-Hastings move of each neuron (block 7).
+
+        For neuron i in cluster a, propose a target b (an existing cluster, uniformly, or a new
+        cluster with probability NEW_PROB) and theta_i' (from its Gaussian conditional given X_b
+        with sd inflated by THETA_SCALE, or from the prior for a new cluster whose (A, b) come
+        from their prior); then redraw X_a without i and X_b with i by FFBS. Because each FFBS
+        draw is the exact conditional of its trajectory, the acceptance ratio reduces to
+        Z_a(-i) Z_b(+i) / (Z_a Z_b) times prior and proposal ratios, where Z are the Kalman
+        normalisers (marginal augmented likelihoods of the members with the trajectory
+        integrated out). The reverse move is scored with the same rules from the new state.
+        """
+        for i in rng.permutation(self.N):
+            a = int(st.z[i])
+            K = len(st.xs)
+            sizes = np.bincount(st.z, minlength=K).astype(float)
+            single_a = sizes[a] == 1
+            Mrow = marginal_loglik(kap[i:i + 1], om[i:i + 1], self.off[i:i + 1], np.stack(st.xs),
+                                   self.m0[i:i + 1], self.prec)[0]
+            e, p_new = self._move_weights(Mrow, a, single_a)
+            if e.sum() + p_new <= 0:
+                continue
+            u = rng.random()
+            new = u < p_new
+            log_q_fwd = 0.0
+            if new:
+                b = K
+                log_q_fwd += np.log(p_new)
+                dyn_b = sample_ab_prior(st.Q, self.pri.k0, rng)
+                th_new = self.m0[i] + rng.standard_normal(self.q) / np.sqrt(self.prec)
+                log_q_fwd += self._theta_logprior(th_new, i)
+            else:
+                b = int(rng.choice(K, p=e / e.sum()))
+                log_q_fwd += np.log(e[b])
+                dyn_b = st.dyn[b]
+                mean, cov = theta_gaussian(kap[i], om[i], self.off[i], st.xs[b], self.m0[i], self.prec)
+                cov = cov * THETA_SCALE**2
+                th_new = rng.multivariate_normal(mean, cov)
+                log_q_fwd += self._gauss_logpdf(th_new, mean, cov)
+            theta_new = st.theta.copy()
+            theta_new[i] = th_new
+            mem_a = np.flatnonzero(st.z == a)
+            mem_a_minus = mem_a[mem_a != i]
+            mem_b = np.flatnonzero(st.z == b) if not new else np.zeros(0, dtype=np.int64)
+            mem_b_plus = np.append(mem_b, i)
+            _, za_old = self._cluster_pass(kap, om, st.theta, mem_a, st.dyn[a], st.Q, st.s, rng, False, st.xs[a])
+            zb_old = 0.0
+            if not new:
+                _, zb_old = self._cluster_pass(kap, om, st.theta, mem_b, st.dyn[b], st.Q, st.s, rng, False, st.xs[b])
+            xb_new, zb_new = self._cluster_pass(kap, om, theta_new, mem_b_plus, dyn_b, st.Q, st.s, rng, True)
+            if single_a:
+                xa_new, za_new = None, 0.0
+            else:
+                xa_new, za_new = self._cluster_pass(kap, om, theta_new, mem_a_minus, st.dyn[a], st.Q, st.s, rng, True)
+            # reverse proposal, scored in the proposed state
+            new_sizes = sizes.copy()
+            new_sizes[a] -= 1
+            if new:
+                new_sizes = np.append(new_sizes, 1.0)
+            if single_a:  # a disappears: the reverse is a "new" move, theta from the prior
+                xs_rev = [x for k, x in enumerate(st.xs) if k != a]
+                own_rev = b - 1 if b > a else b
+                xs_rev[own_rev] = xb_new
+                e_r, p_new_r = self._move_weights(np.zeros(len(xs_rev)), own_rev, new_sizes[b] == 1)
+                log_q_rev = np.log(p_new_r) + self._theta_logprior(st.theta[i], i) if p_new_r > 0 else -np.inf
+                # (A, b) of the vanished cluster are redrawn from their prior in the reverse move:
+                # that density cancels the prior term of the target, so neither is written.
+                sizes_new = new_sizes[new_sizes > 0]
+            else:
+                xs_rev = list(st.xs) + ([xb_new] if new else [])
+                xs_rev[a] = xa_new
+                xs_rev[b] = xb_new
+                Mrev = Mrow.copy() if not new else np.append(Mrow, 0.0)
+                Mrev[a] = marginal_loglik(kap[i:i + 1], om[i:i + 1], self.off[i:i + 1], xa_new[None],
+                                          self.m0[i:i + 1], self.prec)[0, 0]
+                e_r, _ = self._move_weights(Mrev, b, new_sizes[b] == 1)
+                log_q_rev = np.log(e_r[a]) if e_r[a] > 0 else -np.inf
+                mean_r, cov_r = theta_gaussian(kap[i], om[i], self.off[i], xa_new, self.m0[i], self.prec)
+                log_q_rev += self._gauss_logpdf(st.theta[i], mean_r, cov_r * THETA_SCALE**2)
+                sizes_new = new_sizes
+            log_target = (self.prior.log_prob(sizes_new) - self.prior.log_prob(sizes)
+                          + self._theta_logprior(th_new, i) - self._theta_logprior(st.theta[i], i)
+                          + za_new + zb_new - za_old - zb_old)
+            log_alpha = log_target + log_q_rev - log_q_fwd
+            st.stats["move_prop"] = st.stats.get("move_prop", 0) + 1
+            if np.log(rng.random()) < log_alpha:
+                st.stats["move_acc"] = st.stats.get("move_acc", 0) + 1
+                st.theta[i] = th_new
+                if new:
+                    st.xs.append(xb_new)
+                    st.dyn.append(dyn_b)
+                else:
+                    st.xs[b] = xb_new
+                st.z[i] = b
+                if single_a:
+                    self._remove_cluster(st, a, None)
+                else:
+                    st.xs[a] = xa_new
+
     def _fill_unused(self, dyn, Q, rng):
         """Draw from the prior the (A, b) of states an auxiliary cluster did not need yet."""
         A, b = dyn[0].copy(), dyn[1].copy()
@@ -230,11 +376,11 @@ class Model:
         sizes = np.bincount(st.z, minlength=len(st.xs)).astype(float)
         if split:
             st.stats["split_prop"] += 1
-            xb, logq_x = self._propose_xb(j, kap, om, rng, None)
+            xb, logq_x, _ = self._propose_xb(j, kap, om, rng, None)
         else:
             st.stats["merge_prop"] += 1
             xb = st.xs[b]
-            _, logq_x = self._propose_xb(j, kap, om, rng, xb)
+            _, logq_x, _ = self._propose_xb(j, kap, om, rng, xb)
         idx = np.concatenate([[i, j], rest])
         m = marginal_loglik(kap[idx], om[idx], self.off[idx], np.stack([st.xs[a], xb]), self.m0[idx],
                             self.prec)
@@ -276,8 +422,12 @@ class Model:
             for n in idx:
                 self._draw_theta(st, n, kap, om, rng)
 
-    def sweep(self, st: ChainState, psi: np.ndarray, rng, timing: dict | None = None) -> np.ndarray:
-        """One full Gibbs sweep (see the module docstring); returns the new psi."""
+    def sweep(self, st: ChainState, psi: np.ndarray, rng, timing: dict | None = None,
+              labels: bool = True) -> np.ndarray:
+        """One full Gibbs sweep (see the module docstring); returns the new psi.
+
+        ``labels=False`` (used for the first ``warmup`` sweeps, part of the initialisation)
+        keeps the neuron labels fixed and only redraws theta."""
         tic = time.perf_counter()
 
         def lap(name: str) -> None:
@@ -299,9 +449,14 @@ class Model:
         lap("states")
         self.update_dynamics(st, rng)
         lap("dynamics")
-        self.update_labels(st, kap, om, rng)
+        if labels:
+            self.update_labels(st, kap, om, rng)
+            self.move_labels(st, kap, om, rng)
+        else:
+            for i in range(self.N):
+                self._draw_theta(st, i, kap, om, rng)
         lap("labels")
-        for _ in range(self.cfg.split_merge):
+        for _ in range(self.cfg.split_merge if labels else 0):
             self.split_merge(st, kap, om, rng)
         lap("split_merge")
         return self.psi(st)
@@ -326,7 +481,7 @@ def run_chain(
     acc = Accumulator(model.N, model.T, model.q, model.L)
     all_k, all_s = [], []
     for it in range(cfg.iters):
-        psi = model.sweep(st, psi, rng, timing)
+        psi = model.sweep(st, psi, rng, timing, labels=it >= cfg.warmup)
         n_states = int(np.unique(st.s).size)
         all_k.append(len(st.xs))
         all_s.append(n_states)

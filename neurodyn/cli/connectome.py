@@ -48,9 +48,9 @@ def affinity(
     from neurodyn.affinity.stage import run
 
     path = run(
-        recordings, out, seed=seed, kernel=kernel, window_s=window, step_s=step, smooth_s=smooth,
+        recordings, out, seed=seed, kernel=kernel, window=window, step=step, smooth=smooth,
         sigma=sigma, min_fraction=min_fraction, align=align, keep_unlabelled=keep_unlabelled, fs=fs,
-        recordings=list(recording) or None,
+        recording=list(recording) or None,
     )
     done(path)
 
@@ -81,8 +81,8 @@ def factorize(
     from neurodyn.tensor.stage import run
 
     path = run(
-        affinity_file, out, seed=seed, rank=rank, ranks=ranks, n_restarts=restarts,
-        n_iter_max=max_iter, tol=tol, heldout_fraction=heldout, min_stability=min_stability,
+        affinity_file, out, seed=seed, rank=rank, ranks=ranks, restarts=restarts,
+        max_iter=max_iter, tol=tol, heldout=heldout, min_stability=min_stability,
         tolerance=tolerance,
     )
     done(path)

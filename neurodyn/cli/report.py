@@ -63,15 +63,25 @@ def compare_connectome(
         Path | None, typer.Option("--out", "-o", help="Output file (default RUNDIR/compare.h5).")
     ] = None,
 ) -> None:
-    """Score inferred interactions against an anatomical connectome (ROC/PR AUC, permutation p)."""
+    """Score inferred interactions against an anatomical connectome (ROC/PR AUC, permutation p).
+
+    Writes RUNDIR/compare.h5 (one per unit directory for a `neurodyn run` directory); a neuron
+    pair counts as connected when it has a synapse of the chosen kind in either direction.
+    """
+    from neurodyn.errors import InputError
+    from neurodyn.report import unit_dirs
     from neurodyn.report.compare import compare_connectome as run_compare
     from neurodyn.report.compare import read_scores
 
-    path = run_compare(rundir, connectome, synapses=synapses, n_perm=n_perm, seed=seed, out=out)
-    for s in read_scores(path):
-        typer.echo(
-            f"{s['source']}: ROC AUC {s['roc_auc']:.3f} (p={s['p_roc']:.3g}), PR AUC "
-            f"{s['pr_auc']:.3f} (chance {s['chance_pr_auc']:.3f}, p={s['p_pr']:.3g}); "
-            f"{s['n_neurons']} shared neurons, {s['n_only_inferred']} only inferred"
-        )
-    done(path, "connectome comparison")
+    units = unit_dirs(rundir)
+    if len(units) > 1 and out is not None:
+        raise InputError("--out", f"{rundir} holds {len(units)} units; --out needs a single one")
+    for unit in units:
+        path = run_compare(unit, connectome, synapses=synapses, n_perm=n_perm, seed=seed, out=out)
+        for s in read_scores(path):
+            typer.echo(
+                f"{s['source']}: ROC AUC {s['roc_auc']:.3f} (p={s['p_roc']:.3g}), PR AUC "
+                f"{s['pr_auc']:.3f} (chance {s['chance_pr_auc']:.3f}, p={s['p_pr']:.3g}); "
+                f"{s['n_neurons']} shared neurons, {s['n_only_inferred']} only inferred"
+            )
+        done(path, "connectome comparison")

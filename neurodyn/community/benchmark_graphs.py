@@ -55,6 +55,24 @@ def _power_law(rng: np.random.Generator, n: int, exponent: float, lo: float, hi:
     return (lo**a + u * (hi**a - lo**a)) ** (1.0 / a)
 
 
+def _power_law_mean(exponent: float, lo: float, hi: float) -> float:
+    x = np.linspace(lo, hi, 4001)
+    p = x**-exponent
+    return float(np.trapezoid(x * p, x) / np.trapezoid(p, x))
+
+
+def _min_degree_for_mean(avg: float, exponent: float, hi: float) -> float:
+    """Lower cut-off of a power law on ``[lo, hi]`` whose mean is ``avg`` (bisection)."""
+    lo_b, hi_b = 1.0, hi
+    for _ in range(60):
+        mid = 0.5 * (lo_b + hi_b)
+        if _power_law_mean(exponent, mid, hi) < avg:
+            lo_b = mid
+        else:
+            hi_b = mid
+    return 0.5 * (lo_b + hi_b)
+
+
 def lfr_weighted(
     n: int = 125,
     avg_degree: float = 25.0,
@@ -64,13 +82,14 @@ def lfr_weighted(
     *,
     degree_exponent: float = 2.0,
     community_exponent: float = 1.0,
-    min_community: int = 10,
+    min_community: int = 20,
     max_community: int = 50,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted LFR-style benchmark graph (after Lancichinetti & Fortunato 2009).
 
-    Degrees follow a truncated power law (``degree_exponent``) rescaled to ``avg_degree``;
+    Degrees follow a power law (``degree_exponent``) on ``[k_min, max_degree]``, ``k_min``
+    set so that the mean is ``avg_degree``;
     community sizes a power law (``community_exponent``) on ``[min_community,
     max_community]``; each node sends a fraction ``mu`` of its edge stubs outside its
     community and the rest inside, wired by random stub matching (self-loops and multi-edges
@@ -86,8 +105,8 @@ def lfr_weighted(
     """
     rng = np.random.default_rng(seed)
     mu_w = mu if mu_w is None else mu_w
-    deg = _power_law(rng, n, degree_exponent, 1.0, float(max_degree))
-    deg = np.clip(np.round(deg * avg_degree / deg.mean()), 2, max_degree).astype(np.int64)
+    k_min = _min_degree_for_mean(avg_degree, degree_exponent, float(max_degree))
+    deg = np.round(_power_law(rng, n, degree_exponent, k_min, float(max_degree))).astype(np.int64)
     sizes: list[int] = []
     while sum(sizes) < n:
         sizes.append(int(round(_power_law(rng, 1, community_exponent, min_community, max_community)[0])))

@@ -199,8 +199,11 @@ def move_delta_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e
 
 @nb.njit(cache=True)
 def sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e, hist, seta, counts,
-                 order, tol):  # fmt: skip
-    """One sweep of greedy single-node moves in the given order; returns the total decrease."""
+                 order, tol, allow_new):  # fmt: skip
+    """One sweep of greedy single-node moves in the given order; returns the total decrease.
+
+    ``allow_new``: a node may also move to a new (empty) block.
+    """
     N = A.shape[0]
     c = np.zeros(N, np.int64)
     cw = np.zeros(N)
@@ -210,7 +213,7 @@ def sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e, his
         r = b[i]
         _connections(A, X, b, i, c, cw)
         empty = -1
-        if n[r] > 1:
+        if n[r] > 1 and allow_new:
             for t in range(N):
                 if n[t] == 0:
                     empty = t
@@ -342,12 +345,22 @@ def level_objective(g: LevelGraph, b: np.ndarray) -> float:
     return float(dl + lmultiset(B * (B + 1) / 2.0, float(E)))
 
 
-def sweep(state: _State, rng: np.random.Generator, max_sweeps: int = 20, tol: float = 1e-9) -> None:
-    """Greedy node-move sweeps in random order until none lowers the description length."""
+def sweep(
+    state: _State,
+    rng: np.random.Generator,
+    max_sweeps: int = 20,
+    tol: float = 1e-9,
+    allow_new: bool = False,
+) -> None:
+    """Greedy node-move sweeps in random order until none lowers the description length.
+
+    ``allow_new`` lets nodes open new blocks (off during agglomeration, so that the number of
+    blocks only decreases).
+    """
     for _ in range(max_sweeps):
         order = rng.permutation(state.g.n).astype(np.int64)
         args = state.args()
-        gain = sweep_kernel(*args, order, tol)
+        gain = sweep_kernel(*args, order, tol, allow_new)
         state.nnz = int(args[-1][0])
         if gain <= tol:
             break
@@ -396,5 +409,5 @@ def agglomerate(
 def refine(g: LevelGraph, b: np.ndarray, rng: np.random.Generator, max_sweeps: int = 50) -> np.ndarray:
     """Node-move sweeps from partition ``b`` until convergence; returns the compact result."""
     state = _State(g, wsbm.compact(b))
-    sweep(state, rng, max_sweeps)
+    sweep(state, rng, max_sweeps, allow_new=True)
     return wsbm.compact(state.b)

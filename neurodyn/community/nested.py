@@ -172,3 +172,22 @@ def fit_wsbm(
                     best = (dl, levels, dc)
     assert best is not None
     return NestedSBM(best[1], best[0], best[2], candidates)
+
+
+def describe_partition(
+    W: np.ndarray,
+    b: np.ndarray,
+    *,
+    degree_corrected: bool = False,
+    seed: int = 0,
+    threshold: float = 0.0,
+    weighted: bool = True,
+) -> NestedSBM:
+    """Wrap a given level-0 partition (e.g. from Leiden) in a nested SBM: fit the levels above
+    and compute its description length, so that other methods are scored on the same scale."""
+    A, X = wsbm.edges_from_weights(W, threshold)
+    alpha, beta = wsbm.weight_prior(X, A)
+    table = wsbm.partitions_table_for(A) if degree_corrected else np.zeros((1, 1))
+    g = LevelGraph(A, X, ENS_DC if degree_corrected else ENS_SIMPLE, weighted, alpha, beta, table)
+    dl, levels = _nested_dl(g, b, np.random.default_rng(seed))
+    return NestedSBM(levels, dl, degree_corrected, {"dc" if degree_corrected else "ndc": dl})

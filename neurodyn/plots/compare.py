@@ -31,7 +31,9 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
             m = g["anatomical"][()][np.ix_(order, order)]
             lab = [lab[i] for i in order]
             null = g["null_roc"][()] if "null_roc" in g else np.empty(0)
-            fig = plt.figure(figsize=(12.5, 5.4))
+            n = len(lab)
+            side = 4.2 if n <= 40 else min(9.0, 2.0 + 0.055 * n)  # room for neuron names
+            fig = plt.figure(figsize=(2 * side + 4.1, side + 1.4))
             gs = fig.add_gridspec(1, 3, width_ratios=[1, 1, 0.55], wspace=0.35)
             ax1, ax2, ax3 = (fig.add_subplot(gs[0, i]) for i in range(3))
             s_off = s.copy()

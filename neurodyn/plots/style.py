@@ -39,8 +39,8 @@ SEQUENTIAL = "viridis"
 DIVERGING = "RdBu_r"
 #: Formats ``neurodyn figures --format`` accepts.
 FORMATS = ("png", "svg", "pdf")
-#: Show neuron names on matrix axes up to this many neurons.
-MAX_TICK_LABELS = 60
+#: Show neuron names on matrix axes up to this many neurons (font shrinks down to 3 pt).
+MAX_TICK_LABELS = 120
 #: Above this many neurons matrices are ordered by community/cluster.
 ORDER_ABOVE = 100
 #: Time series are decimated to at most this many points for display.
@@ -157,7 +157,7 @@ def label_matrix_axes(ax: Any, labels: Sequence[str], *, x: bool = True, y: bool
     """Put neuron names on matrix axes when they fit (``<= MAX_TICK_LABELS``), else index ticks."""
     n = len(labels)
     if n <= MAX_TICK_LABELS:
-        size = 7 if n <= 30 else max(3.5, 7 * 30 / n)
+        size = 7 if n <= 30 else max(3.0, 7 * 30 / n)
         ticks = np.arange(n)
         if x:
             ax.set_xticks(ticks, [str(s) for s in labels], rotation=90, fontsize=size)
@@ -178,8 +178,12 @@ def group_boundaries(ax: Any, groups_sorted: np.ndarray) -> None:
         ax.axvline(b + 0.5, color="white", lw=0.6)
 
 
-def shade_events(ax: Any, events: Any, *, alpha: float = 0.15) -> None:
-    """Shade stimulus/event intervals (a DataFrame with onset, offset, label; seconds)."""
+def shade_events(ax: Any, events: Any, *, alpha: float = 0.15, max_edges: int = 20) -> None:
+    """Shade stimulus/event intervals (a DataFrame with onset, offset, label; seconds).
+
+    Interval edges are also drawn as dashed lines (visible over opaque panels) when there are
+    at most ``max_edges`` events.
+    """
     if events is None or len(events) == 0:
         return
     labels = [str(x) for x in events["label"]]
@@ -188,8 +192,9 @@ def shade_events(ax: Any, events: Any, *, alpha: float = 0.15) -> None:
         if not (np.isfinite(on) and np.isfinite(off)):
             continue
         ax.axvspan(float(on), float(off), color=color(uniq.index(lab)), alpha=alpha, lw=0)
-        for x in (on, off):  # edges stay visible over opaque panels (stacked posteriors)
-            ax.axvline(float(x), color="#333333", lw=0.7, ls="--", zorder=5)
+        if len(labels) <= max_edges:  # edges stay visible over opaque (stacked) panels
+            for x in (on, off):
+                ax.axvline(float(x), color="#333333", lw=0.7, ls="--", zorder=5)
 
 
 def caption_text(data: str, params: Mapping[str, Any] | None = None, seed: Any = None,
@@ -227,12 +232,34 @@ def caption_from(path: str | Path, extra: str = "") -> str:
     return caption_text(data, params, p.get("seed"), extra)
 
 
+def caption_from_many(paths: Sequence[str | Path], extra: str = "", width: int = 160) -> str:
+    """Caption naming several stage files, each with its parameters and seed."""
+    from neurodyn.io.store import provenance
+
+    parts = []
+    for path in paths:
+        try:
+            p = provenance(path)
+        except Exception:
+            parts.append(Path(path).name)
+            continue
+        params = p.get("parameters") if isinstance(p.get("parameters"), dict) else {}
+        kv = ", ".join(f"{k}={_short(v)}" for k, v in list(params.items())[:6])
+        seed = p.get("seed")
+        seed_s = "" if seed in (None, -1) else f"; seed {seed}"
+        parts.append(f"{Path(path).name} ({kv}{seed_s})" if kv or seed_s else Path(path).name)
+    text = "data: " + "; ".join(parts) + (f" | {extra}" if extra else "")
+    if len(text) > 4 * width:
+        text = text[: 4 * width - 3] + "..."
+    return "\n".join(textwrap.wrap(text, width))
+
+
 def add_caption(fig: Any, text: str) -> None:
     """Write ``text`` under the figure, leaving room for it."""
     n = text.count("\n") + 1
     h = fig.get_figheight()
-    bottom = min(0.35, (0.16 * n + 0.12) / h)
-    fig.subplots_adjust(bottom=max(fig.subplotpars.bottom, bottom + 0.06))
+    bottom = min(0.4, (0.62 + 0.12 * n) / h)  # tick labels + axis label + caption lines
+    fig.subplots_adjust(bottom=max(fig.subplotpars.bottom, bottom))
     fig.text(0.01, 0.01, text, fontsize=6.5, color="#444444", ha="left", va="bottom", wrap=False)
 
 

@@ -19,12 +19,16 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png", *,
     rundir = Path(result_path)
     if rundir.is_file():
         rundir = rundir.parent
-    return [draw_timeline(tl, outdir, fmt) for tl in load_timelines(rundir, max_recordings)
+    return [draw_timeline(tl, outdir, fmt, rundir) for tl in load_timelines(rundir, max_recordings)
             if tl.n_panels > 0]
 
 
-def draw_timeline(tl: Timeline, outdir: Path, fmt: str = "png") -> Path:
-    """Draw one :class:`~neurodyn.report.timeline.Timeline` with shared time axis (s)."""
+def draw_timeline(tl: Timeline, outdir: Path, fmt: str = "png", rundir: Path | None = None
+                  ) -> Path:
+    """Draw one :class:`~neurodyn.report.timeline.Timeline` with shared time axis (s).
+
+    ``rundir`` (where ``tl.sources`` live) lets the caption name their parameters and seeds.
+    """
     import matplotlib.pyplot as plt
 
     style.use()
@@ -49,8 +53,13 @@ def draw_timeline(tl: Timeline, outdir: Path, fmt: str = "png") -> Path:
         title += f"   (HMM-GLM vs bi-clustering: ARI {tl.ari:.2f}, NMI {tl.nmi:.2f})"
     axes[0].set_title(title, loc="left")
     srcs = ", ".join(f"{k}: {v}" for k, v in tl.sources.items())
-    ev = "" if tl.events is None or len(tl.events) == 0 else "shaded: events"
-    style.add_caption(fig, style.caption_text(srcs or "run directory", extra=ev))
+    ev = "" if tl.events is None or len(tl.events) == 0 else (
+        "shaded: events " + ", ".join(dict.fromkeys(str(x) for x in tl.events["label"]))[:120])
+    if rundir is not None and tl.sources:
+        caption = style.caption_from_many([Path(rundir) / n for n in tl.sources.values()], ev)
+    else:
+        caption = style.caption_text(srcs or "run directory", extra=ev)
+    style.add_caption(fig, caption)
     fig.subplots_adjust(left=0.1, right=0.86, top=0.9, hspace=0.25)
     return style.save(fig, outdir, f"timeline_{style.safe_name(tl.recording)}", fmt)
 

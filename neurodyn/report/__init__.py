@@ -81,6 +81,21 @@ def stage_files(rundir: str | Path) -> tuple[list[StageFile], list[str]]:
     return found, notes
 
 
+def unit_dirs(rundir: str | Path) -> list[Path]:
+    """Directories to report on: ``rundir`` itself when it holds ``*.h5`` files, else its
+    subdirectories that do (the per-unit directories ``neurodyn run`` writes), sorted."""
+    rundir = Path(rundir)
+    if not rundir.is_dir():
+        raise InputError(rundir, "not a run directory")
+    if any(rundir.glob("*.h5")):
+        return [rundir]
+    subs = [d for d in sorted(rundir.iterdir())
+            if d.is_dir() and not d.name.startswith(".") and any(d.glob("*.h5"))]
+    if not subs:
+        raise InputError(rundir, "holds no completed stage output (*.h5) to report on")
+    return subs
+
+
 def plot_function(stage: str, stem: str = "") -> tuple[Callable[..., list[Path]] | None, str]:
     """``draw`` of the first importable figure module for ``stage`` (or None and why)."""
     names = PLOT_MODULES.get(stage, ()) + (stage, stem)
@@ -121,13 +136,23 @@ def draw_sections(rundir: str | Path, fmt: str = "png", figdir: str | Path | Non
                   ) -> dict[str, tuple[list[Path], list[str]]]:
     """Draw every figure; returns ``{section key: (figure paths, notes)}``.
 
-    Section keys are stage file names (``ntf.h5``) plus ``timeline``.
+    Section keys are stage file names (``ntf.h5``) plus ``timeline``, prefixed by
+    ``<unit>/`` for a pipeline run directory (see :func:`unit_dirs`). Figures go to
+    ``<dir>/figures/<stage file stem>/`` unless ``figdir`` is given.
     """
     from neurodyn.plots.style import FORMATS
 
     if fmt not in FORMATS:
         raise InputError("--format", f"unknown figure format {fmt!r}; one of {FORMATS}")
     rundir = Path(rundir)
+    units = unit_dirs(rundir)
+    if units != [rundir]:  # a pipeline run: one unit per subdirectory
+        out_all: dict[str, tuple[list[Path], list[str]]] = {}
+        for u in units:
+            sub = None if figdir is None else Path(figdir) / u.name
+            for k, v in draw_sections(u, fmt, sub).items():
+                out_all[f"{u.name}/{k}"] = v
+        return out_all
     figdir = Path(figdir) if figdir is not None else rundir / "figures"
     files, _ = stage_files(rundir)
     out: dict[str, tuple[list[Path], list[str]]] = {}
@@ -270,15 +295,47 @@ def build_report(rundir: str | Path, out: str | Path | None = None) -> Path:
 
     One section per completed stage file (what was run, key numbers, figures), a cross-method
     timeline section with HMM-GLM / bi-clustering agreement (ARI, NMI), and the connectome
-    comparison when ``compare.h5`` exists.
+    comparison when ``compare.h5`` exists. For a pipeline run directory (stage files in one
+    subdirectory per unit) the sections of every unit go into one page, titled by unit.
     """
+    rundir = Path(rundir)
+    units = unit_dirs(rundir)
+    sections: list[Section] = []
+    n_files = 0
+    for u in units:
+        secs, n = _unit_sections(u)
+        n_files += n
+        if u != rundir:
+            for sec in secs:
+                sec.id = f"{style_safe(u.name)}-{sec.id}"
+                sec.title = f"{u.name}: {sec.title}"
+        sections += secs
+    if not sections:
+        raise InputError(rundir, "holds no completed stage output (*.h5) to report on")
+    what = f"{n_files} stage file(s)" + (f" in {len(units)} units" if units != [rundir] else "")
+    page = render(f"neurodyn report: {rundir.resolve().name}", f"{rundir.resolve()} — {what}",
+                  sections)
+    out = Path(out) if out is not None else rundir / REPORT_NAME
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def style_safe(name: str) -> str:
+    """An HTML-id-safe version of a unit name."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def _unit_sections(rundir: Path) -> tuple[list[Section], int]:
+    """Sections of one directory of stage files, and how many stage files it holds."""
     from neurodyn.report.compare import read_scores
     from neurodyn.report.timeline import agreement_table, load_timelines
 
-    rundir = Path(rundir)
     files, skipped = stage_files(rundir)
     figs = draw_sections(rundir, "png")
     sections: list[Section] = []
+    stages: list[str] = []
     for sf in files:
         prov = provenance(sf.path)
         prov["file"] = sf.path.name
@@ -311,6 +368,7 @@ def build_report(rundir: str | Path, out: str | Path | None = None) -> Path:
         if rows:
             tables.append(_group_table(rows))
         key = sf.path.stem
+        stages.append(sf.stage)
         sections.append(Section(
             id=f"stage-{key}", title=f"{TITLES.get(sf.stage, sf.stage)} — {sf.path.name}",
             provenance=prov, numbers=numbers, tables=tables, figures=figures, notes=notes))
@@ -318,27 +376,20 @@ def build_report(rundir: str | Path, out: str | Path | None = None) -> Path:
     t_figs, t_notes = figs.get("timeline", ([], []))
     if tls or t_figs:
         rows = [[r["recording"], r["hmm_states"], r["bicluster_states"], r["ari"], r["nmi"]]
-                for r in agreement_table(tls)]
-        notes = t_notes + [n for tl in tls for n in tl.notes]
+                for r in agreement_table(tls)
+                if r["hmm_states"] is not None or r["bicluster_states"] is not None]
+        notes = list(dict.fromkeys(t_notes + [n for tl in tls for n in tl.notes]))
         tables = [Table("Agreement of HMM-GLM and bi-clustering state partitions",
                         ["recording", "HMM-GLM states", "bi-clustering states", "ARI", "NMI"],
-                        rows)]
+                        rows)] if rows else []
         timeline_section = Section(id="timeline", title=TITLES["timeline"], tables=tables,
                                    figures=t_figs, notes=notes)
-        at = next((i for i, s in enumerate(sections) if s.id == "stage-compare"), len(sections))
+        at = stages.index("compare") if "compare" in stages else len(sections)
         sections.insert(at, timeline_section)
-    if not sections:
-        raise InputError(rundir, "holds no completed stage output (*.h5) to report on")
-    if skipped:
+    if skipped and sections:
         sections[0].notes = list(sections[0].notes) + skipped
-    page = render(f"neurodyn report: {rundir.resolve().name}",
-                  f"{rundir.resolve()} — {len(files)} stage file(s)", sections)
-    out = Path(out) if out is not None else rundir / REPORT_NAME
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return sections, len(files)
 
 
 __all__ = ["build_report", "draw_all", "draw_sections", "key_numbers", "stage_files",
-           "plot_function"]
+           "unit_dirs", "plot_function"]

@@ -225,8 +225,8 @@ def _labels(g: h5py.Group | h5py.File) -> list[str] | None:
 def inferred_matrices(rundir: str | Path) -> list[tuple[str, np.ndarray, list[str]]]:
     """Inferred interaction matrices found in a run directory: ``(source, matrix, labels)``.
 
-    - ``states.h5``: per recording, ``adjacency`` (mean over a leading state axis) or else the
-      mean over states of ``|weights|``;
+    - ``states.h5``: per recording, the first of ``adjacency``, ``W0`` / ``prior_mean`` (the
+      shared weight prior) or ``weights``, as magnitudes averaged over a leading state axis;
     - ``communities.h5``: co-membership over components;
     - ``ntf.h5``: weighted sum of ``|component matrices|``.
     """
@@ -240,12 +240,11 @@ def inferred_matrices(rundir: str | Path) -> list[tuple[str, np.ndarray, list[st
         with open_h5(p) as f:
             for rid, g in _rec_groups(f).items():
                 m = None
-                if "adjacency" in g and isinstance(g["adjacency"], h5py.Dataset):
-                    m = np.asarray(g["adjacency"][()], dtype=float)
-                    m = m.reshape(-1, *m.shape[-2:]).mean(0)
-                elif "weights" in g:
-                    w = np.abs(np.asarray(g["weights"][()], dtype=float))
-                    m = w.reshape(-1, *w.shape[-2:]).mean(0)
+                for name in ("adjacency", "W0", "w0", "prior_mean", "weights"):
+                    if name in g and isinstance(g[name], h5py.Dataset) and g[name].ndim >= 2:
+                        w = np.abs(np.asarray(g[name][()], dtype=float))
+                        m = w.reshape(-1, *w.shape[-2:]).mean(0)  # mean over states if any
+                        break
                 lab = _labels(g) or rec_labels.get(rid)
                 if m is not None and lab is not None and m.shape == (len(lab), len(lab)):
                     out.append((f"hmmglm:{rid}", m, lab))

@@ -89,6 +89,36 @@ def align_partitions(t_a: np.ndarray, z_a: np.ndarray, t_b: np.ndarray, z_b: np.
     return grid, resample_labels(t_a, z_a, grid), resample_labels(t_b, z_b, grid)
 
 
+def match_labels(ref: np.ndarray, other: np.ndarray) -> dict[int, int]:
+    """Relabeling of ``other`` that best matches ``ref`` (maximum overlap, Hungarian method).
+
+    Parameters
+    ----------
+    ref, other : int arrays (T,), same time grid
+
+    Returns
+    -------
+    dict old label -> new label; labels of ``other`` left unmatched get fresh labels above
+    ``max(ref)``.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    ref = np.asarray(ref)
+    other = np.asarray(other)
+    r_lab, r_idx = np.unique(ref, return_inverse=True)
+    o_lab, o_idx = np.unique(other, return_inverse=True)
+    overlap = np.zeros((o_lab.size, r_lab.size))
+    np.add.at(overlap, (o_idx, r_idx), 1)
+    rows, cols = linear_sum_assignment(-overlap)
+    mapping = {int(o_lab[i]): int(r_lab[j]) for i, j in zip(rows, cols)}
+    fresh = int(r_lab.max()) + 1 if r_lab.size else 0
+    for lab in o_lab:
+        if int(lab) not in mapping:
+            mapping[int(lab)] = fresh
+            fresh += 1
+    return mapping
+
+
 # -- data ------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Timeline:
@@ -284,6 +314,11 @@ def load_timeline(rundir: str | Path, recording: str) -> Timeline:
     if tl.hmm_states is not None and tl.bic_states is not None:
         _, a, b = align_partitions(tl.hmm_time, tl.hmm_states, tl.bic_time, tl.bic_states)
         tl.ari, tl.nmi = partition_agreement(a, b)
+        if a.size:  # same color for matching states in both rows (scores are label-invariant)
+            mapping = match_labels(a, b)
+            tl.bic_states = np.array([mapping.get(int(x), int(x)) for x in tl.bic_states])
+            tl.notes.append("bi-clustering states are relabelled to best match the HMM-GLM "
+                            "states (colors agree; ARI and NMI are label-invariant)")
     return tl
 
 

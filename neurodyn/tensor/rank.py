@@ -18,7 +18,8 @@ class RankScan:
 
     ``error``: best relative error over restarts; ``stability``: mean factor match score
     (cosines only) between the best fit and every other restart; ``heldout_error``: relative
-    error on held-out observed entries of a fit that did not see them; ``chosen``: the rank.
+    error on held-out observed entries of a fit that did not see them; ``chosen``: the rank;
+    ``fits``: every restart per rank, best first (seeds in ``CPResult.seed``).
     """
 
     ranks: np.ndarray
@@ -26,8 +27,7 @@ class RankScan:
     stability: np.ndarray
     heldout_error: np.ndarray
     chosen: int
-    best: dict[int, CPResult]
-    seeds: dict[int, list[int]]
+    fits: dict[int, list[CPResult]]
 
 
 def stability(fits: Sequence[CPResult]) -> float:
@@ -103,14 +103,12 @@ def scan_ranks(
     """
     ranks = np.array(sorted(set(int(r) for r in ranks)), dtype=np.int64)
     err, stab, held = (np.zeros(len(ranks)) for _ in range(3))
-    best: dict[int, CPResult] = {}
-    seeds: dict[int, list[int]] = {}
+    all_fits: dict[int, list[CPResult]] = {}
     for n, r in enumerate(progress(ranks, desc="ranks")):
         fits = fit_restarts(x, int(r), mask, n_restarts=n_restarts, seed=seed + int(r), **kw)
-        best[int(r)] = fits[0]
-        seeds[int(r)] = [f.seed for f in fits]
+        all_fits[int(r)] = fits
         err[n] = fits[0].relative_error
         stab[n] = stability(fits)
         held[n] = heldout_error(x, mask, int(r), fraction=heldout_fraction, seed=seed + 1000 + int(r), **kw)
     chosen = choose_rank(ranks, held, stab, min_stability=min_stability, tolerance=tolerance)
-    return RankScan(ranks, err, stab, held, chosen, best, seeds)
+    return RankScan(ranks, err, stab, held, chosen, all_fits)

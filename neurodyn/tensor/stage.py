@@ -14,8 +14,9 @@ from neurodyn.io.store import atomic_h5, open_h5, put, strings
 from neurodyn.tensor.ntf import fit_restarts
 from neurodyn.tensor.rank import heldout_error, scan_ranks, stability
 
+#: Stage parameters (named like the CLI options) and their defaults.
 DEFAULTS: dict[str, Any] = dict(
-    rank="auto", ranks="1-8", n_restarts=5, n_iter_max=200, tol=1e-6, heldout_fraction=0.1,
+    rank="auto", ranks="1-8", restarts=5, max_iter=200, tol=1e-6, heldout=0.1,
     min_stability=0.8, tolerance=0.02,
 )
 
@@ -63,8 +64,9 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     seed : int
         Base seed of the random initialisations and the held-out split.
     **params
-        ``rank`` ("auto" or an int), ``ranks`` (candidates for auto, e.g. "1-8"),
-        ``n_restarts``, ``n_iter_max``, ``tol``, ``heldout_fraction``, ``min_stability``,
+        Named like the CLI options: ``rank`` ("auto" or an int), ``ranks`` (candidates for
+        auto, e.g. "1-8"), ``restarts`` (initialisations per rank), ``max_iter`` (HALS sweeps),
+        ``tol``, ``heldout`` (fraction of observed entries held out), ``min_stability``,
         ``tolerance`` (see :func:`neurodyn.tensor.rank.scan_ranks`).
 
     Output layout
@@ -84,16 +86,16 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     x, mask = d["x"], d["mask"]
     if not mask.any():
         raise InputError(input_path, "the affinity tensor has no observed entry")
-    kw = dict(n_iter_max=int(p["n_iter_max"]), tol=float(p["tol"]))
+    kw = dict(n_iter_max=int(p["max_iter"]), tol=float(p["tol"]))
     if str(p["rank"]).lower() == "auto":
         ranks = parse_ranks(p["ranks"])
         scan = scan_ranks(
-            x, mask, ranks, n_restarts=int(p["n_restarts"]), seed=seed,
-            heldout_fraction=float(p["heldout_fraction"]), min_stability=float(p["min_stability"]),
+            x, mask, ranks, n_restarts=int(p["restarts"]), seed=seed,
+            heldout_fraction=float(p["heldout"]), min_stability=float(p["min_stability"]),
             tolerance=float(p["tolerance"]), **kw,
         )
         rank = scan.chosen
-        fits = fit_restarts(x, rank, mask, n_restarts=int(p["n_restarts"]), seed=seed + rank, **kw)
+        fits = scan.fits[rank]
         curves = dict(ranks=scan.ranks, error=scan.error, stability=scan.stability,
                       heldout_error=scan.heldout_error)
     else:
@@ -103,8 +105,8 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
             raise InputError("--rank", f"expected 'auto' or an integer, got {p['rank']!r}") from None
         if rank < 1:
             raise InputError("--rank", f"rank must be >= 1, got {rank}")
-        fits = fit_restarts(x, rank, mask, n_restarts=int(p["n_restarts"]), seed=seed + rank, **kw)
-        held = heldout_error(x, mask, rank, fraction=float(p["heldout_fraction"]),
+        fits = fit_restarts(x, rank, mask, n_restarts=int(p["restarts"]), seed=seed + rank, **kw)
+        held = heldout_error(x, mask, rank, fraction=float(p["heldout"]),
                              seed=seed + 1000 + rank, **kw)
         curves = dict(ranks=np.array([rank]), error=np.array([fits[0].relative_error]),
                       stability=np.array([stability(fits)]), heldout_error=np.array([held]))

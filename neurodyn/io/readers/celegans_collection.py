@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,11 @@ def _bare_only(bare: set[str], full: set[str]) -> set[str]:
     return {b for b in bare if not any(f.split("/")[-1] == b for f in full)}
 
 
+def natural_key(text: str) -> tuple:
+    """Sort key putting ``worm2`` before ``worm10``."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text)))
+
+
 def _unlabeled_name(name: str) -> str:
     return name if name.startswith("roi") else f"roi{name}"
 
@@ -94,13 +100,23 @@ def _neuron_sort_key(name: str, labelled: bool) -> tuple:
 # --------------------------------------------------------------------------------------
 
 
+def _parquet_files(path: Path) -> list[Path]:
+    """The file itself, or the ``*.parquet`` shards under a folder (HuggingFace layout)."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.parquet") if p.is_file())
+    return [path]
+
+
 def _sniff_parquet(path: Path) -> bool:
     import pyarrow.parquet as pq
 
-    with open(path, "rb") as fh:
+    files = _parquet_files(path)
+    if not files:
+        return False
+    with open(files[0], "rb") as fh:
         if fh.read(4) != b"PAR1":
             return False
-    names = set(pq.read_schema(path).names)
+    names = set(pq.read_schema(files[0]).names)
     return set(PARQUET_KEYS) <= names and "calcium_data" in names
 
 
@@ -122,7 +138,7 @@ def _list_column(table: Any, name: str, path: Path) -> tuple[np.ndarray, np.ndar
 
 @register(
     "celegans-parquet",
-    [".parquet", ".pq"],
+    [".parquet", ".pq", "/"],
     _sniff_parquet,
     "Homogenized C. elegans collection, published long-format parquet (one row per worm x neuron)",
 )
@@ -143,7 +159,8 @@ def read_collection_parquet(
     Parameters
     ----------
     path : Path
-        ``*.parquet`` with the columns of FORMATS.md 1.1.
+        ``*.parquet`` with the columns of FORMATS.md 1.1, or a folder of such shards (as a
+        HuggingFace download stores them).
     datasets : str or list of str, optional
         Source datasets to keep (``"Yemini2021,Kato2015"`` or a list).
     worms : str or list of str, optional
@@ -169,8 +186,11 @@ def read_collection_parquet(
     import pyarrow.parquet as pq
 
     trace_col, time_col = _trace_keys(trace)
+    files = _parquet_files(path)
+    if not files:
+        raise InputError(path, "no .parquet files in this folder")
     try:
-        schema = pq.read_schema(path)
+        schema = pq.read_schema(files[0])
     except (pa.ArrowException, OSError) as exc:
         raise InputError(path, f"not a readable parquet file: {exc}") from None
     have = set(schema.names)
@@ -194,31 +214,38 @@ def read_collection_parquet(
     extra = [c for c in (*_META_COLUMNS, "slot", "max_timesteps", "original_max_timesteps") if c in have]
     columns = [*PARQUET_KEYS, *extra, trace_col, time_col]
     try:
-        table = pq.read_table(path, columns=columns, filters=filters or None)
+        source = str(files[0]) if len(files) == 1 else [str(f) for f in files]
+        table = pq.read_table(source, columns=columns, filters=filters or None)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(path, f"cannot read parquet: {str(exc).splitlines()[0]}") from None
     if table.num_rows == 0:
         raise InputError(path, _nothing_selected(path, want_ds, as_list(worms)))
     scal = table.select([c for c in table.column_names if c not in (trace_col, time_col)]).to_pandas()
-    values, offsets = _list_column(table, trace_col, path)
-    tvalues, toffsets = _list_column(table, time_col, path)
     scal["row"] = np.arange(len(scal))
     if full:
         ids = scal["source_dataset"].astype(str) + "/" + scal["worm"].astype(str)
         scal = scal[ids.isin(full) | scal["worm"].astype(str).isin(_bare_only(bare, full))]
         if scal.empty:
             raise InputError(path, _nothing_selected(path, want_ds, as_list(worms)))
+    groups = list(scal.groupby(["source_dataset", "worm"], sort=False))
+    values, offsets = _list_column(table, trace_col, path)
+    # one time axis per worm: take only each worm's first row of the time column
+    firsts = np.array([g["row"].iloc[0] for _, g in groups], dtype=np.int64)
+    tvalues, toffsets = _list_column(table.select([time_col]).take(pa.array(firsts)), time_col, path)
     recs = []
-    for (ds, worm), g in scal.groupby(["source_dataset", "worm"], sort=True):
-        recs.append(_parquet_worm(path, str(ds), str(worm), g, values, offsets, tvalues, toffsets, trace))
+    for k, ((ds, worm), g) in enumerate(groups):
+        time = tvalues[toffsets[k] : toffsets[k + 1]].astype(np.float64)
+        recs.append(_parquet_worm(path, str(ds), str(worm), g, values, offsets, time, trace))
+    recs.sort(key=lambda r: (r.dataset, natural_key(r.subject)))
     return attach_stimuli(recs, stimuli)
 
 
 def _nothing_selected(path: Path, datasets: list[str], worms: list[str]) -> str:
     import pyarrow.parquet as pq
 
+    files = [str(f) for f in _parquet_files(path)]
     try:
-        avail = sorted(set(pq.read_table(path, columns=["source_dataset"]).column(0).to_pylist()))
+        avail = sorted(set(pq.read_table(files, columns=["source_dataset"]).column(0).to_pylist()))
     except Exception:  # pragma: no cover - the file was readable a moment ago
         avail = []
     what = []
@@ -237,8 +264,7 @@ def _parquet_worm(
     g: pd.DataFrame,
     values: np.ndarray,
     offsets: np.ndarray,
-    tvalues: np.ndarray,
-    toffsets: np.ndarray,
+    time: np.ndarray,
     trace: str,
 ) -> Recording:
     rid = f"{ds}/{worm}"
@@ -247,8 +273,6 @@ def _parquet_worm(
     T = int(lengths[0])
     if T == 0 or np.any(lengths != T):
         raise InputError(path, f"{rid}: traces differ in length ({sorted(set(lengths.tolist()))[:4]})")
-    r0 = rows[0]
-    time = tvalues[toffsets[r0] : toffsets[r0 + 1]].astype(np.float64)
     if time.size != T:
         raise InputError(path, f"{rid}: {T} samples but {time.size} time stamps")
     count_col = "original_max_timesteps" if trace.startswith("original") else "max_timesteps"
@@ -301,6 +325,14 @@ _SAFE_BUILTINS = {
 }
 
 
+_NUMPY_REBUILD = {"_reconstruct", "scalar", "_frombuffer", "dtype", "ndarray"}
+_SAFE_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("_codecs", "encode"),
+    ("copyreg", "_reconstructor"),
+}
+
+
 class _DataUnpickler(pickle.Unpickler):
     """Unpickles plain data, numpy and torch tensors only; anything else is refused."""
 
@@ -308,12 +340,19 @@ class _DataUnpickler(pickle.Unpickler):
         root = module.split(".")[0]
         if module == "builtins" and name in _SAFE_BUILTINS:
             return super().find_class(module, name)
-        if root in ("numpy", "torch", "collections", "_codecs", "copyreg") or module == "copy_reg":
-            if root == "torch":
-                try:
-                    import torch  # noqa: F401
-                except ImportError:
-                    raise _NeedsTorch() from None
+        if (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        if root == "numpy":
+            obj = super().find_class(module, name)
+            if name in _NUMPY_REBUILD or (
+                isinstance(obj, type) and issubclass(obj, (np.generic, np.ndarray, np.dtype))
+            ):
+                return obj
+        elif root == "torch":  # tensors rebuild through torch._utils / torch.storage
+            try:
+                import torch  # noqa: F401
+            except ImportError:
+                raise _NeedsTorch() from None
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not plain data)")
 
@@ -410,7 +449,7 @@ def read_collection_pickle(
     want = {canonical_neuron_name(n) for n in as_list(neurons)}
     labeled_only = as_bool(labeled_only)
     recs = []
-    for worm in sorted(data, key=lambda k: (len(str(k)), str(k))):
+    for worm in sorted(data, key=natural_key):
         w = data[worm]
         if not isinstance(w, dict):
             raise InputError(path, f"{worm}: expected a dict per worm, got {type(w).__name__}")

@@ -97,7 +97,7 @@ def load_mat(path: Path, simplify: bool = True) -> dict[str, Any]:
         raise InputError(path, "not a MATLAB file")
     try:
         return scipy.io.loadmat(path, simplify_cells=simplify)
-    except (ValueError, TypeError, OSError, NotImplementedError) as exc:
+    except (ValueError, TypeError, OSError, NotImplementedError, scipy.io.matlab.MatReadError) as exc:
         raise InputError(path, f"corrupt MATLAB file: {str(exc).splitlines()[0][:160]}") from None
 
 
@@ -202,6 +202,10 @@ def read_zimmer(path: Path, dataset: str | None = None) -> list[Recording]:
     if var is None:
         raise InputError(path, "no Zimmer-lab struct in this MAT file")
     s = load_mat(path)[var]
+    if isinstance(s, (list, np.ndarray)) and all(isinstance(w, dict) for w in _cells(s)) and len(_cells(s)):
+        # a struct array, one element per worm: turn into a struct of per-worm cells
+        worms = _cells(s)
+        s = {k: [w.get(k) for w in worms] for k in worms[0]}
     if not isinstance(s, dict):
         raise InputError(path, f"variable {var!r} is not a struct")
     ids = _pick(s, _ID_KEYS, path, "neuron ID")

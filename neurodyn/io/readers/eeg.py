@@ -6,14 +6,22 @@ Every reader returns one :class:`~neurodyn.recording.Recording` per file with mo
 or an applied montage has one) and the file's annotations as events (``onset``, ``offset =
 onset + duration`` in seconds from the first sample, ``label``).
 
+Trigger (stim) channels, such as BioSemi's ``Status``, are not kept as traces: their
+codes become point events (label = the code) and ``meta["trigger_channels"]`` names them.
+
 Data are read with ``preload=False`` and copied in chunks into one float32 array, so reading
 needs about the float32 size of the recording plus one chunk, not MNE's float64 copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +150,21 @@ def _events(raw: Any) -> pd.DataFrame:
     )
 
 
+def _stim_events(raw: Any) -> tuple[pd.DataFrame, list[str]]:
+    """Trigger (stim) channels become point events labelled by their code; their names."""
+    import mne
+
+    names = [n for n, t in zip(raw.ch_names, raw.get_channel_types()) if t == "stim"]
+    if not names:
+        return empty_events(), []
+    with mne.utils.use_log_level("ERROR"):
+        found = mne.find_events(raw, stim_channel=names, shortest_event=1, consecutive=True)
+    onset = (found[:, 0] - raw.first_samp) / raw.info["sfreq"] if len(found) else np.zeros(0)
+    ev = pd.DataFrame({"onset": onset.astype(np.float64), "offset": onset.astype(np.float64),
+                       "label": [str(int(c)) for c in found[:, 2]]})
+    return ev, names
+
+
 def read_chunked(raw: Any, chunk_seconds: float = CHUNK_SECONDS) -> np.ndarray:
     """Copy an MNE Raw's data into a float32 (T, N) array chunk by chunk.
 
@@ -207,6 +230,11 @@ def raw_to_recording(
     """
     if raw.n_times == 0 or len(raw.ch_names) == 0:
         raise InputError(path, "zero-length recording (no samples or no channels)")
+    stim_events, stim_names = _stim_events(raw)
+    if stim_names:
+        raw = raw.copy().pick([n for n in raw.ch_names if n not in stim_names])
+    if len(raw.ch_names) == 0:
+        raise InputError(path, "no data channels (only trigger channels)")
     data = read_chunked(raw)
     finite = np.isfinite(data)
     mask = None
@@ -231,11 +259,12 @@ def raw_to_recording(
         modality="eeg",
         fs=float(raw.info["sfreq"]),
         units="V",
-        id=f"{dataset or 'eeg'}/{stem}",
+        id=f"{dataset or 'eeg'}/{subj if subject else stem}",
         subject=subj,
         dataset=dataset,
         source_file=str(path),
-        events=_events(raw),
+        events=pd.concat([_events(raw), stim_events], ignore_index=True)
+        if len(stim_events) else _events(raw),
         mask=mask,
         channel_info=_channel_info(raw),
         meta={
@@ -243,28 +272,29 @@ def raw_to_recording(
             "highpass_hz": float(raw.info["highpass"]),
             "lowpass_hz": float(raw.info["lowpass"]),
             "meas_date": str(raw.info["meas_date"]) if raw.info["meas_date"] else None,
+            "trigger_channels": stim_names,
         },
     )
 
 
-def _open(fn: Any, path: Path, **kw: Any) -> Any:
-    """Call an MNE reader quietly, turning its failures into InputError naming the file."""
+def _open(fn: Any, path: Path, *, shown: Path | None = None, **kw: Any) -> Any:
+    """Call an MNE reader quietly, turning its failures into InputError naming the file
+    (``shown``, default ``path``)."""
     import mne
 
+    name = shown or path
     try:
         with mne.utils.use_log_level("ERROR"):
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return fn(path, preload=False, **kw)
     except InputError:
         raise
     except FileNotFoundError as exc:
-        raise InputError(path, f"a companion file is missing: {exc.filename or exc}") from None
+        raise InputError(name, f"a companion file is missing: {exc.filename or exc}") from None
     except Exception as exc:  # MNE raises many types on malformed files
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise InputError(path, f"cannot read ({type(exc).__name__}): {msg}") from None
+        raise InputError(name, f"cannot read ({type(exc).__name__}): {msg}") from None
 
 
 def _finish(raw: Any, path: Path, fmt: str, dataset: str, subject: str | None,
@@ -366,12 +396,33 @@ def eyes_intervals(events: pd.DataFrame, end: float) -> pd.DataFrame:
     )
 
 
+@contextlib.contextmanager
+def _as_set(path: Path) -> Iterator[Path]:
+    """MNE reads EEGLAB only from a ``.set`` name; give a ``.mat`` (HBN raw) one via a link."""
+    if path.suffix.lower() == ".set":
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="neurodyn-set-") as tmp:
+        link = Path(tmp) / (path.stem + ".set")
+        os.symlink(path.resolve(), link)
+        yield link
+
+
 def _eeglab(path: Path, dataset: str, subject: str | None, montage: str | None, nan: str,
             layout: str, eyes_closed_only: bool) -> list[Recording]:
     import mne
 
-    raw = _open(mne.io.read_raw_eeglab, path)
+    if path.suffix.lower() != ".set":
+        with _as_set(path) as link:
+            raw = _open(mne.io.read_raw_eeglab, link, shown=path)
+            raw.load_data()  # the link disappears with the temporary folder
+    else:
+        raw = _open(mne.io.read_raw_eeglab, path)
     hbn = layout == "hbn" or (layout == "auto" and _is_hbn_layout(raw))
+    if hbn and subject is None:
+        # HBN files share generic names (RestingState.mat); the subject folder is NDAR...
+        subject = next((p for p in reversed(path.parts[:-1]) if re.match(r"^NDAR[A-Z0-9]+$", p)),
+                       None) or (path.stem if path.stem.startswith("NDAR") else None)
     if layout == "hbn" and len(raw.ch_names) != 129:
         raise InputError(path, f"HBN layout needs 129 channels, the file has {len(raw.ch_names)}")
     if hbn and montage is None:
@@ -407,12 +458,14 @@ def read_eeglab(path: Path, dataset: str = "eeg", subject: str | None = None,
     return _eeglab(path, dataset, subject, montage, nan, layout, _flag(eyes_closed_only))
 
 
-@register("hbn-rest", [".set"], lambda p: False,
+@register("hbn-rest", [".set", ".mat"], lambda p: False,
           "Healthy Brain Network resting EEG (EEGLAB, 129-ch EGI); use --format hbn-rest")
 def read_hbn_rest(path: Path, dataset: str = "HBN", subject: str | None = None,
                   montage: str | None = None, nan: str = "error",
                   eyes_closed_only: bool | str = False) -> list[Recording]:
     """HBN resting-state EEG: 129 EGI HydroCel channels, eyes-open/closed markers.
+
+    Reads EEGLAB ``.set`` files and the raw ``RestingState.mat`` (an EEGLAB ``EEG`` struct).
 
     The GSN-HydroCel-129 montage gives electrode positions. Markers '20' / '30' (trailing
     spaces allowed) become intervals ``eyes_open`` / ``eyes_closed`` added to the events,

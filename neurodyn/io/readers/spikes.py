@@ -32,7 +32,7 @@ from neurodyn.io.registry import register
 from neurodyn.recording import Recording, empty_events
 
 DEFAULT_BIN_MS = 10.0
-UNIT_COLUMNS = ("unit", "unit_id", "unit_ids", "cluster", "cluster_id", "neuron", "cell", "id")
+UNIT_COLUMNS = ("unit", "unit_id", "unit_ids", "units", "cluster", "cluster_id", "clu")
 TIME_COLUMNS = ("time", "t", "spike_time", "spike_times", "times", "timestamp", "timestamps")
 REGION_COLUMNS = ("region", "location", "brain_area", "area", "brain_region")
 TIME_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6}

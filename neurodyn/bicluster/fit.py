@@ -1,0 +1,145 @@
+"""Several chains (in parallel processes) and the posterior summaries they produce."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_mod
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from neurodyn.bicluster.diagnostics import ess, rhat
+from neurodyn.bicluster.model import Priors, SamplerConfig
+from neurodyn.bicluster.sampler import BLOCKS, run_chain
+from neurodyn.bicluster.summaries import point_estimate, trajectory_summary
+from neurodyn.errors import InputError
+
+
+def check_counts(y: np.ndarray, source: str = "counts") -> np.ndarray:
+    """Validate a (N, T) count matrix; returns it as float64.
+
+    Raises
+    ------
+    InputError
+        Non-finite, negative or non-integer values, or neurons with no spikes at all.
+    """
+    y = np.asarray(y, dtype=float)
+    if y.ndim != 2 or y.shape[0] < 1 or y.shape[1] < 3:
+        raise InputError(source, f"need a (neurons x bins) count matrix with >= 3 bins, got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise InputError(source, "counts contain NaN or infinity")
+    if (y < 0).any():
+        raise InputError(source, "counts must be non-negative (found negative values)")
+    if not np.all(y == np.round(y)):
+        raise InputError(source, "counts must be integers (found non-integer values; bin spikes first)")
+    silent = np.flatnonzero(y.sum(axis=1) == 0)
+    if silent.size:
+        raise InputError(source, f"{silent.size} neuron(s) never spike (e.g. index {silent[:5].tolist()}); drop them")
+    return y
+
+
+def _worker(args):
+    y, cfg, pri, seed, init, chain, q = args
+    timing: dict = {}
+
+    def cb(it: int, k: int, s: int) -> None:
+        if q is not None:
+            try:
+                q.put_nowait((chain, it, k, s))
+            except Exception:  # noqa: BLE001 - progress is best effort
+                pass
+
+    out = run_chain(y, cfg, pri, seed, init=init, callback=cb, timing=timing)
+    out["timing"] = timing
+    return out
+
+
+def fit(
+    y: np.ndarray, cfg: SamplerConfig, pri: Priors, *, seed: int = 0, chains: int = 1,
+    jobs: int = 1, inits: list[str] | None = None, desc: str = "bicluster",
+) -> dict:
+    """Run ``chains`` chains on counts y (N, T) and summarise them.
+
+    Chains get independent seeds spawned from ``seed``; with ``jobs > 1`` they run in parallel
+    processes. Returns a dict of arrays (see :func:`summarize`).
+    """
+    from neurodyn.progress import bar
+
+    cfg.validate()
+    y = check_counts(y)
+    seeds = np.random.SeedSequence(seed).spawn(chains)
+    inits = inits or [cfg.init] * chains
+    pbar = bar(cfg.iters * chains, desc=desc, unit="it")
+    state = {}
+
+    def show(c: int, k: int, s: int) -> None:
+        state[c] = (k, s)
+        ks = sorted(state.items())
+        pbar.set_postfix(clusters="/".join(str(v[0]) for _, v in ks), states="/".join(str(v[1]) for _, v in ks),
+                         refresh=False)
+        pbar.update(1)
+
+    outs = []
+    if jobs <= 1 or chains == 1:
+        for c in range(chains):
+            timing: dict = {}
+            o = run_chain(y, cfg, pri, seeds[c], init=inits[c], timing=timing,
+                          callback=lambda it, k, s, c=c: show(c, k, s))
+            o["timing"] = timing
+            outs.append(o)
+    else:
+        ctx = mp.get_context("fork")
+        with ctx.Manager() as manager:
+            q = manager.Queue()
+            with ProcessPoolExecutor(max_workers=min(jobs, chains), mp_context=ctx) as ex:
+                futs = [ex.submit(_worker, (y, cfg, pri, seeds[c], inits[c], c, q)) for c in range(chains)]
+                while not all(f.done() for f in futs):
+                    try:
+                        c, it, k, s = q.get(timeout=0.2)
+                        show(c, k, s)
+                    except queue_mod.Empty:
+                        pass
+                outs = [f.result() for f in futs]
+    pbar.close()
+    return summarize(outs, cfg)
+
+
+def summarize(outs: list[dict], cfg: SamplerConfig) -> dict:
+    """Combine chain accumulators into point estimates, similarity matrices and diagnostics."""
+    acc = outs[0]["acc"]
+    for o in outs[1:]:
+        acc.merge(o["acc"])
+    n = acc.n
+    psm_n = acc.neuron_co / n
+    psm_s = (acc.state_co / n).astype(np.float32)
+    z_hat = point_estimate(psm_n, cfg.loss)
+    s_hat = point_estimate(psm_s.astype(float), cfg.loss)
+    mean, lo, hi = trajectory_summary(acc, z_hat)
+    traces = {name: np.array([getattr(o["acc"], name) for o in outs], dtype=float)
+              for name in ("n_clusters", "n_states", "loglik")}
+    diag: dict = {}
+    for name, tr in traces.items():
+        diag[f"rhat_{name}"] = rhat(tr) if tr.shape[0] > 1 else float("nan")
+        diag[f"ess_{name}"] = ess(tr)
+    stats = {k: sum(o["stats"].get(k, 0) for o in outs)
+             for k in ("split_prop", "split_acc", "merge_prop", "merge_acc", "move_prop", "move_acc")}
+    for kind in ("split", "merge", "move"):
+        diag[f"{kind}_acceptance"] = stats[f"{kind}_acc"] / max(stats[f"{kind}_prop"], 1)
+    timing = {b: float(sum(o["timing"].get(b, 0.0) for o in outs) / (cfg.iters * len(outs))) for b in BLOCKS}
+    kmax = int(traces["n_clusters"].max())
+    return {
+        "neuron_clusters": z_hat,
+        "state_sequence": s_hat,
+        "neuron_similarity": psm_n,
+        "state_similarity": psm_s,
+        "traces": {k: v for k, v in traces.items()}
+        | {"n_clusters_all": np.array([o["n_clusters_all"] for o in outs]),
+           "n_states_all": np.array([o["n_states_all"] for o in outs])},
+        "n_clusters_posterior": np.bincount(traces["n_clusters"].astype(int).ravel(), minlength=kmax + 1) / traces["n_clusters"].size,
+        "latent": {"mean": mean, "lower": lo, "upper": hi},
+        "parameters": {"d_mean": acc.d_sum / n, "r_mean": acc.r_sum / n,
+                       "state_occupancy": acc.state_occ / max(acc.state_occ.sum(), 1)},
+        "diagnostics": diag,
+        "seconds_per_sweep": timing,
+        "n_samples": int(n),
+    }

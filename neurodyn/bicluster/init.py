@@ -1,0 +1,53 @@
+"""Data-driven starting values (no effect on the validity of the chain, only on where it starts).
+
+* neurons: spectral clustering of |correlation| of smoothed, standardised log counts, with the
+  number of groups from the eigengap of the normalised affinity (capped);
+* states: k-means on a smoothed, PCA-reduced population activity with a few groups, in blocks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+
+def _smooth(y: np.ndarray, sigma: float) -> np.ndarray:
+    z = gaussian_filter1d(np.log1p(y), sigma, axis=1)
+    z = z - z.mean(axis=1, keepdims=True)
+    sd = z.std(axis=1, keepdims=True)
+    return z / np.where(sd > 0, sd, 1.0)
+
+
+def init_labels(y: np.ndarray, seed: int, max_groups: int = 10) -> np.ndarray:
+    """Starting neuron labels (N,) from counts y (N, T)."""
+    from sklearn.cluster import SpectralClustering
+
+    N = y.shape[0]
+    if N < 3:
+        return np.zeros(N, dtype=np.int64)
+    z = _smooth(y, 3.0)
+    aff = np.abs(np.corrcoef(z)) ** 2
+    np.fill_diagonal(aff, 0.0)
+    deg = aff.sum(axis=1)
+    dinv = 1.0 / np.sqrt(np.where(deg > 0, deg, 1.0))
+    ev = np.sort(np.linalg.eigvalsh(dinv[:, None] * aff * dinv[None, :]))[::-1]
+    kmax = min(max_groups, N - 1)
+    k = int(np.argmax(ev[: kmax] - ev[1: kmax + 1])) + 1
+    if k == 1:
+        return np.zeros(N, dtype=np.int64)
+    sc = SpectralClustering(k, affinity="precomputed", random_state=seed, assign_labels="discretize")
+    return sc.fit_predict(aff + 1e-6).astype(np.int64)
+
+
+def init_states(y: np.ndarray, n_states: int, seed: int) -> np.ndarray:
+    """Starting state sequence (T,) from counts y (N, T): k-means of smoothed activity."""
+    from sklearn.cluster import KMeans
+
+    T = y.shape[1]
+    k = max(1, min(n_states, 3))
+    if k == 1 or T < 2 * k:
+        return np.zeros(T, dtype=np.int64)
+    z = _smooth(y, 5.0).T
+    u, s, _ = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
+    feat = u[:, : min(5, u.shape[1])] * s[: min(5, u.shape[1])]
+    return KMeans(k, n_init=4, random_state=seed).fit_predict(feat).astype(np.int64)

@@ -1,0 +1,68 @@
+"""The ``bicluster`` stage: read recordings, fit each one, write ``/<recording id>`` groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurodyn.bicluster.fit import check_counts, fit
+from neurodyn.bicluster.model import all_params, split_params
+from neurodyn.errors import InputError
+
+STAGE = "bicluster"
+
+
+def counts_of(rec: Any, source: str) -> np.ndarray:
+    """(N, T) counts of a recording, validated (see :func:`~.fit.check_counts`)."""
+    if rec.mask is not None and not np.all(rec.mask):
+        raise InputError(source, f"{rec.id}: recordings with missing samples (mask) are not supported")
+    return check_counts(np.asarray(rec.data, dtype=float).T, f"{source}: {rec.id}")
+
+
+def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
+    """Fit the bi-clustering model to every recording of ``input_path`` and write ``out``.
+
+    Parameters
+    ----------
+    input_path : recordings file (``/recordings``), traces = spike counts per bin (T, N).
+    out : output HDF5 file; one group per recording (id with ``/`` replaced by ``|``).
+    seed : random seed (chains get independent streams spawned from it).
+    **params : any field of :class:`~.model.SamplerConfig` or :class:`~.model.Priors`, plus
+        ``chains`` (default 2), ``jobs`` (parallel processes, default = chains) and
+        ``recordings`` (list of ids; default all).
+    """
+    from neurodyn.io.store import atomic_h5, read_recordings, write_tree
+
+    chains = int(params.pop("chains", 2))
+    jobs = int(params.pop("jobs", chains))
+    ids = params.pop("recordings", None)
+    if chains < 1:
+        raise InputError("--chains", "must be >= 1")
+    cfg, pri, rest = split_params(params)
+    if rest:
+        raise InputError(None, f"unknown bicluster parameters: {sorted(rest)}")
+    cfg.validate()
+    recs = read_recordings(input_path, ids)
+    ys = [counts_of(r, str(input_path)) for r in recs]
+    full = {**all_params(cfg, pri), "chains": chains, "jobs": jobs, "recordings": ids}
+    results = []
+    for rec, y in zip(recs, ys):
+        res = fit(y, cfg, pri, seed=seed, chains=chains, jobs=jobs, desc=f"bicluster {rec.id}")
+        results.append((rec, res))
+    with atomic_h5(out, stage=STAGE, params=full, inputs=[input_path], seed=seed) as f:
+        for rec, res in results:
+            g = f.create_group(rec.id.replace("/", "|"))
+            g.attrs["id"] = rec.id
+            g.attrs["fs"] = float(rec.fs)
+            g.attrs["n_samples"] = res["n_samples"]
+            tree = dict(res)
+            tree["labels"] = np.array(rec.labels, dtype=object)
+            tree["time"] = rec.times
+            ev = rec.events
+            tree["events"] = {"onset": ev["onset"].to_numpy(float), "offset": ev["offset"].to_numpy(float),
+                              "label": np.array([str(x) for x in ev["label"]], dtype=object)}
+            tree.pop("n_samples")
+            write_tree(g, tree)
+    return Path(out)

@@ -1,0 +1,192 @@
+"""Pipeline stage ``communities``: weighted SBM (or Leiden) on each NTF component's affinity pattern.
+
+Input: an NTF output (``neurodyn factorize``) with ``/components/matrices`` (R, N, N) and
+``/labels`` (N,). Output layout (``run/communities.h5``, stage ``communities``)::
+
+    /labels (N,)                       neuron names
+    /components_used (K,)              component indices analysed
+    /component_<r>/membership (N,)     level-0 community of each neuron
+    /component_<r>/block_matrix (B, B) mean affinity between / within communities
+    /component_<r>/levels/<l>/membership (N,)   community of each neuron at hierarchy level l
+    /component_<r> attrs: description_length (nats), degree_corrected, n_blocks, n_levels, method
+    /overview/{activity (K', W), component (K',), community (K',)}   when the input has
+        /factors/time: activity of community c of component r in window w = within-community
+        mean affinity x temporal loading of r (the dynamic-connectome overview)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurodyn.errors import InputError
+from neurodyn.io.store import atomic_h5, open_h5, put, strings
+from neurodyn.progress import progress
+
+DEFAULTS: dict[str, Any] = {
+    "method": "sbm",
+    "components": "all",
+    "degree_corrected": "auto",
+    "n_init": 3,
+    "threshold": 0.0,
+    "objective": "modularity",
+    "resolution": 1.0,
+}
+
+
+def select_components(spec: str, n_components: int) -> list[int]:
+    """Parse ``all``, ``top-K`` (the K first, i.e. heaviest, components) or a list ``0,2,5``."""
+    s = str(spec).strip().lower()
+    if s == "all":
+        return list(range(n_components))
+    m = re.fullmatch(r"top-?(\d+)", s)
+    if m:
+        k = int(m.group(1))
+        if k < 1:
+            raise InputError("--components", "top-K needs K >= 1")
+        return list(range(min(k, n_components)))
+    try:
+        idx = [int(x) for x in s.replace(" ", "").split(",") if x != ""]
+    except ValueError:
+        raise InputError("--components", f"expected all, top-K or a list like 0,2,5; got {spec!r}") from None
+    if not idx:
+        raise InputError("--components", "empty component list")
+    bad = [i for i in idx if not 0 <= i < n_components]
+    if bad:
+        raise InputError("--components", f"indices {bad} out of range 0..{n_components - 1}")
+    return sorted(set(idx))
+
+
+def _parse_dc(value: Any) -> bool | str:
+    v = str(value).strip().lower()
+    if v == "auto":
+        return "auto"
+    if v in ("yes", "true", "1"):
+        return True
+    if v in ("no", "false", "0"):
+        return False
+    raise InputError("--degree-corrected", f"expected auto, yes or no; got {value!r}")
+
+
+def read_components(path: Path) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """``(matrices (R, N, N), labels (N,), time loadings (W, R) or None)`` from an NTF file."""
+    with open_h5(path) as f:
+        if "components" not in f or "matrices" not in f["components"]:
+            raise InputError(path, "no /components/matrices dataset (is this a `neurodyn factorize` output?)")
+        mats = np.asarray(f["components/matrices"][()], dtype=np.float64)
+        if mats.ndim != 3 or mats.shape[1] != mats.shape[2]:
+            raise InputError(path, f"/components/matrices must be (R, N, N), got shape {mats.shape}")
+        n = mats.shape[1]
+        labels = strings(f["labels"]) if "labels" in f else [str(i) for i in range(n)]
+        if len(labels) != n:
+            raise InputError(path, f"/labels has {len(labels)} names for {n} neurons")
+        time = None
+        if "factors" in f and "time" in f["factors"]:
+            time = np.asarray(f["factors/time"][()], dtype=np.float64)
+            if time.ndim != 2 or time.shape[1] != mats.shape[0]:
+                time = None
+    if not np.all(np.isfinite(mats)):
+        raise InputError(path, "/components/matrices contains NaN or infinity")
+    if np.any(mats < 0):
+        raise InputError(path, "/components/matrices has negative entries (affinities must be >= 0)")
+    return mats, labels, time
+
+
+def communities_of(W: np.ndarray, p: dict[str, Any], seed: int):
+    """Fit one component's matrix; returns a :class:`NestedSBM` (Leiden partitions are wrapped)."""
+    from neurodyn.community.leiden import leiden
+    from neurodyn.community.nested import describe_partition, fit_wsbm
+
+    W = 0.5 * (W + W.T)
+    np.fill_diagonal(W, 0.0)
+    dc = _parse_dc(p["degree_corrected"])
+    if p["method"] == "sbm":
+        return fit_wsbm(W, degree_corrected=dc, n_init=int(p["n_init"]), seed=seed,
+                        threshold=float(p["threshold"]))  # fmt: skip
+    b = leiden(W, objective=p["objective"], resolution=float(p["resolution"]), seed=seed)
+    return describe_partition(W, b, degree_corrected=dc is True, seed=seed,
+                              threshold=float(p["threshold"]))  # fmt: skip
+
+
+def overview(results: dict[int, Any], blocks: dict[int, np.ndarray], time: np.ndarray):
+    """Activity of each (component, community) over windows: within-community mean affinity
+    times the component's temporal loading. Returns ``activity (K, W)``, ``component (K,)``,
+    ``community (K,)``."""
+    rows, comp, comm = [], [], []
+    for r, bm in blocks.items():
+        for c in range(bm.shape[0]):
+            rows.append(bm[c, c] * time[:, r])
+            comp.append(r)
+            comm.append(c)
+    return np.array(rows).reshape(len(rows), time.shape[0]), np.array(comp), np.array(comm)
+
+
+def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
+    """Community detection on the components of an NTF output; writes ``out``.
+
+    Parameters
+    ----------
+    input_path : Path
+        ``neurodyn factorize`` output.
+    out : Path
+        Output HDF5 file.
+    seed : int
+        Random seed (component r uses ``seed + r``).
+    **params
+        ``method`` ("sbm" | "leiden"), ``components`` ("all" | "top-K" | "0,2,5"),
+        ``degree_corrected`` ("auto" | "yes" | "no"), ``n_init``, ``threshold`` (affinities
+        at or below are non-edges), ``objective`` and ``resolution`` (Leiden).
+    """
+    from neurodyn.community.nested import block_matrix
+
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown parameters: {sorted(unknown)}")
+    p = {**DEFAULTS, **params}
+    p["method"] = str(p["method"]).lower()
+    if p["method"] not in ("sbm", "leiden"):
+        raise InputError("--method", f"expected sbm or leiden, got {p['method']!r}")
+    if p["objective"] not in ("modularity", "cpm"):
+        raise InputError("--objective", f"expected modularity or cpm, got {p['objective']!r}")
+    if int(p["n_init"]) < 1:
+        raise InputError("--n-init", "must be >= 1")
+    p["degree_corrected"] = str(p["degree_corrected"]).lower()
+    _parse_dc(p["degree_corrected"])
+    input_path, out = Path(input_path), Path(out)
+    mats, labels, time = read_components(input_path)
+    comps = select_components(p["components"], mats.shape[0])
+    results, blocks = {}, {}
+    for r in progress(comps, desc="communities"):
+        res = communities_of(mats[r].copy(), p, seed + r)
+        results[r] = res
+        blocks[r] = block_matrix(mats[r], res.membership)
+    with atomic_h5(out, stage="communities", params=p, inputs=[input_path], seed=seed) as f:
+        put(f, "labels", np.array(labels, dtype=object))
+        put(f, "components_used", np.array(comps, dtype=np.int64))
+        for r in comps:
+            res = results[r]
+            g = f.create_group(f"component_{r}")
+            put(g, "membership", res.membership.astype(np.int64))
+            put(g, "block_matrix", blocks[r])
+            lv = g.create_group("levels")
+            for level, memb in enumerate(res.level_memberships()):
+                put(lv.create_group(str(level)), "membership", memb.astype(np.int64))
+            g.attrs.update(
+                description_length=float(res.description_length),
+                degree_corrected=bool(res.degree_corrected),
+                n_blocks=int(res.n_blocks),
+                n_levels=len(res.levels),
+                method=p["method"],
+            )
+            for key, val in res.candidates.items():
+                g.attrs[f"description_length_{key}"] = float(val)
+        if time is not None:
+            act, comp, comm = overview(results, blocks, time)
+            ov = f.create_group("overview")
+            put(ov, "activity", act)
+            put(ov, "component", comp)
+            put(ov, "community", comm)
+    return out

@@ -1,0 +1,322 @@
+"""Weighted nested SBM (neurodyn.community): description length, recovery, stage and CLI."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from scipy.special import gammaln
+from sklearn.metrics import normalized_mutual_info_score as nmi
+
+from neurodyn.community import fit, wsbm
+from neurodyn.community.benchmark_graphs import lfr_weighted, planted_partition
+from neurodyn.community.leiden import leiden
+from neurodyn.community.nested import describe_partition, fit_wsbm
+from neurodyn.io.store import atomic_h5, put
+
+
+# -- slow, obviously-correct reference --------------------------------------------------------
+def lC(n, k):
+    return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+
+
+def partitions_bruteforce(m: int, n: int) -> int:
+    """Number of partitions of m into at most n parts, by enumeration."""
+    def rec(m, n, largest):
+        if m == 0:
+            return 1
+        if n == 0:
+            return 0
+        return sum(rec(m - p, n - 1, p) for p in range(1, min(m, largest) + 1))
+
+    return rec(m, n, m)
+
+
+def reference_dl(W: np.ndarray, b: np.ndarray, dc: bool) -> float:
+    """Flat description length written directly from the formulas, pair by pair."""
+    N = W.shape[0]
+    b = np.asarray(b)
+    blocks = sorted(set(b.tolist()))
+    B = len(blocks)
+    n = {r: int(np.sum(b == r)) for r in blocks}
+    m = Counter()
+    x = Counter()
+    deg = np.zeros(N, int)
+    for i, j in itertools.combinations(range(N), 2):
+        if W[i, j] > 0:
+            key = tuple(sorted((b[i], b[j])))
+            m[key] += 1
+            x[key] += W[i, j]
+            deg[i] += 1
+            deg[j] += 1
+    E = sum(m.values())
+    beta = 2 * sum(x.values()) / deg.sum()
+    S = lC(N - 1, B - 1) + gammaln(N + 1) - sum(gammaln(v + 1) for v in n.values()) + np.log(N)
+    S += lC(B * (B + 1) / 2 + E - 1, E)
+    for r, s in itertools.combinations_with_replacement(blocks, 2):
+        mrs = m[(r, s)]
+        if not dc:
+            S += lC(n[r] * (n[r] - 1) / 2, mrs) if r == s else lC(n[r] * n[s], mrs)
+        else:
+            S -= (mrs * np.log(2) + gammaln(mrs + 1)) if r == s else gammaln(mrs + 1)
+        if mrs:
+            S += -np.log(beta) + (mrs + 1) * np.log(x[(r, s)] + beta) - gammaln(mrs + 1)
+    if dc:
+        S -= gammaln(deg + 1).sum()
+        for r in blocks:
+            e_r = int(deg[b == r].sum())
+            S += gammaln(e_r + 1) + gammaln(n[r] + 1)
+            S -= sum(gammaln(c + 1) for c in Counter(deg[b == r].tolist()).values())
+            S += np.log(partitions_bruteforce(e_r, n[r])) if e_r < 60 else np.nan
+    return float(S)
+
+
+def random_graph(N=14, p=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    W = np.triu((rng.random((N, N)) < p) * rng.exponential(1.0, (N, N)), 1)
+    return W + W.T
+
+
+# -- description length ---------------------------------------------------------------------
+def test_partition_table_matches_enumeration():
+    table = wsbm.log_partitions_table(12, 6)
+    for m_, n_ in itertools.product(range(13), range(1, 7)):
+        assert np.isclose(table[m_, n_], np.log(partitions_bruteforce(m_, n_)))
+
+
+@pytest.mark.parametrize("dc", [False, True])
+def test_description_length_matches_reference(dc):
+    W = random_graph(N=10, p=0.35, seed=1)
+    rng = np.random.default_rng(2)
+    for B in (1, 2, 3, 5):
+        b = rng.integers(0, B, W.shape[0])
+        ours = wsbm.description_length(W, b, degree_corrected=dc)
+        assert np.isclose(ours, reference_dl(W, b, dc), rtol=1e-10, atol=1e-8)
+
+
+def test_weight_unit_does_not_change_dl_differences():
+    W, truth = planted_partition([8, 8], 0.6, 0.2, w_in=2.0, w_out=0.5, seed=3)
+    other = np.random.default_rng(0).permutation(truth)
+    d1 = wsbm.description_length(W, truth) - wsbm.description_length(W, other)
+    d2 = wsbm.description_length(1e3 * W, truth) - wsbm.description_length(1e3 * W, other)
+    assert np.isclose(d1, d2)
+
+
+@pytest.mark.parametrize("ens", [wsbm.ENS_SIMPLE, wsbm.ENS_DC, wsbm.ENS_MULTI])
+def test_incremental_moves_and_merges_match_full_recomputation(ens):
+    W = random_graph(N=12, p=0.4, seed=4)
+    A, X = wsbm.edges_from_weights(W)
+    if ens == wsbm.ENS_MULTI:  # multigraph with self-loops
+        A = A * np.random.default_rng(5).integers(1, 4, A.shape)
+        A = np.triu(A) + np.triu(A, 1).T
+        np.fill_diagonal(A, [1, 0, 2] * 4)
+        X = np.zeros(A.shape)
+    alpha, beta = wsbm.weight_prior(X, A)
+    g = fit.LevelGraph(A, X, ens, ens != wsbm.ENS_MULTI, alpha, beta, wsbm.partitions_table_for(A))
+    rng = np.random.default_rng(6)
+    b = rng.integers(0, 4, 12)
+    state = fit._State(g, b)
+    base = fit.level_objective(g, b)
+    for i, s in [(0, 1), (3, 0), (5, 3), (7, 9)]:  # 9: a new (empty) block
+        if b[i] == s:
+            continue
+        moved = b.copy()
+        moved[i] = s
+        delta = fit.move_delta_kernel(*state.args()[:-1], state.args()[-1], i, s)
+        assert np.isclose(delta, fit.level_objective(g, moved) - base, atol=1e-8)
+    # merges: a round down to 2 blocks reaches exactly the recomputed statistics
+    args = state.args()
+    fit.merge_round_kernel(*args, 2, np.zeros(12))
+    n, m, xs = wsbm.block_stats(A, X, state.b, 12)
+    assert np.array_equal(n, state.n) and np.array_equal(m, state.m)
+    assert np.allclose(xs, state.xs)
+    assert args[-1][0] == 2 == len(np.unique(state.b))
+
+
+def test_merge_delta_matches_full_recomputation():
+    W = random_graph(N=12, p=0.4, seed=7)
+    A, X = wsbm.edges_from_weights(W)
+    alpha, beta = wsbm.weight_prior(X, A)
+    for ens in (wsbm.ENS_SIMPLE, wsbm.ENS_DC):
+        g = fit.LevelGraph(A, X, ens, True, alpha, beta, wsbm.partitions_table_for(A))
+        b = np.arange(12) % 4
+        st = fit._State(g, b)
+        d = fit._merge_delta(ens, True, alpha, beta, g.table, st.n, st.m, st.xs, st.e, st.hist,
+                             st.seta, 1, 2, 4, st.E, 12)
+        merged = np.where(b == 2, 1, b)
+        assert np.isclose(d, fit.level_objective(g, merged) - fit.level_objective(g, b))
+
+
+def test_planted_partition_has_shorter_description_length_than_random_ones():
+    W, truth = planted_partition([15, 15, 15], 0.5, 0.1, w_in=2.0, w_out=0.5, seed=8)
+    rng = np.random.default_rng(9)
+    for dl in (
+        lambda b: wsbm.description_length(W, b),
+        lambda b: wsbm.nested_description_length(W, [b]),
+    ):
+        planted = dl(truth)
+        assert all(planted < dl(rng.permutation(truth)) - 50 for _ in range(5))
+        assert planted < dl(np.zeros_like(truth)) - 20
+        assert planted < dl(np.arange(truth.size)) - 50
+
+
+def test_weights_alone_identify_blocks_of_a_complete_graph():
+    """Complete graph: topology says nothing; only the exponential weight model can separate."""
+    rng = np.random.default_rng(10)
+    truth = np.repeat([0, 1, 2], 12)
+    same = truth[:, None] == truth[None, :]
+    W = np.triu(rng.exponential(1.0, (36, 36)) * np.where(same, 4.0, 0.5), 1)
+    W = W + W.T
+    res = fit_wsbm(W, seed=0, n_init=1)
+    assert res.n_blocks == 3 and nmi(truth, res.membership) >= 0.95
+    unweighted = fit_wsbm(W, seed=0, n_init=1, weighted=False)
+    assert unweighted.n_blocks == 1
+
+
+# -- recovery -------------------------------------------------------------------------------
+@pytest.mark.parametrize("sizes", [[20, 20], [14, 14, 14], [12, 12, 12, 12, 12]])
+def test_recovers_planted_partition_and_number_of_blocks(sizes):
+    W, truth = planted_partition(sizes, 0.6, 0.1, w_in=2.0, w_out=0.7, seed=11)
+    res = fit_wsbm(W, seed=1, n_init=1)
+    assert res.n_blocks == len(sizes)
+    assert nmi(truth, res.membership) >= 0.95
+    assert res.description_length <= wsbm.nested_description_length(W, [truth]) + 1e-6
+
+
+def test_no_structure_gives_one_block():
+    W, _ = planted_partition([30], 0.3, 0.3, seed=12)
+    assert fit_wsbm(W, seed=0, n_init=1).n_blocks == 1
+
+
+def test_degree_correction_chosen_for_heterogeneous_degrees():
+    """Two blocks with hubs: the degree-corrected variant describes it more briefly."""
+    rng = np.random.default_rng(13)
+    N = 60
+    truth = np.repeat([0, 1], N // 2)
+    theta = rng.pareto(1.5, N) + 0.2
+    theta = np.minimum(theta / theta.mean(), 6.0)
+    P = np.clip(0.12 * np.outer(theta, theta) * np.where(truth[:, None] == truth, 1.0, 0.15), 0, 1)
+    A = np.triu(rng.random((N, N)) < P, 1)
+    W = (A + A.T) * (1.0 + rng.exponential(0.1, (N, N)))
+    W = np.triu(W, 1)
+    W = W + W.T
+    res = fit_wsbm(W, seed=0, n_init=1)
+    assert res.candidates["dc"] < res.candidates["ndc"]
+    assert res.degree_corrected
+    assert nmi(truth, res.membership) >= 0.8
+
+
+def test_hierarchy_finds_groups_of_blocks():
+    """Six blocks in two super-groups: the level above the blocks has two groups."""
+    sizes = [12] * 6
+    truth = np.repeat(np.arange(6), 12)
+    sup = truth // 3
+    rng = np.random.default_rng(14)
+    P = np.where(truth[:, None] == truth, 0.7, np.where(sup[:, None] == sup, 0.25, 0.02))
+    A = np.triu(rng.random((72, 72)) < P, 1)
+    W = np.triu(A * rng.exponential(1.0, (72, 72)), 1)
+    W = W + W.T
+    res = fit_wsbm(W, seed=0, n_init=1, degree_corrected=False)
+    levels = res.level_memberships()
+    assert res.n_blocks == len(sizes) and nmi(truth, levels[0]) >= 0.95
+    assert len(np.unique(levels[1])) == 2 and nmi(sup, levels[1]) >= 0.95
+    assert len(np.unique(levels[-1])) == 1
+
+
+def test_deterministic_for_a_fixed_seed():
+    W, _ = lfr_weighted(n=60, avg_degree=12, max_degree=25, mu=0.3, min_community=12,
+                        max_community=30, seed=15)
+    a = fit_wsbm(W, seed=3, n_init=2)
+    b = fit_wsbm(W, seed=3, n_init=2)
+    assert np.array_equal(a.membership, b.membership)
+    assert a.description_length == b.description_length
+
+
+def test_leiden_baseline_and_describe_partition():
+    W, truth = planted_partition([15, 15, 15], 0.6, 0.05, seed=16)
+    b = leiden(W, seed=0)
+    assert nmi(truth, b) >= 0.95
+    d = describe_partition(W, b)
+    assert np.isclose(d.description_length, wsbm.nested_description_length(W, d.levels))
+
+
+def test_lfr_generator_mixing_and_degree():
+    W, memb = lfr_weighted(mu=0.4, seed=17)
+    A = W > 0
+    same = memb[:, None] == memb[None, :]
+    frac_out = (A & ~same).sum() / A.sum()
+    assert W.shape == (125, 125) and np.allclose(W, W.T)
+    assert abs(frac_out - 0.4) < 0.1
+    assert 15 < A.sum(1).mean() <= 25
+    w_frac_out = W[~same].sum() / W.sum()
+    assert abs(w_frac_out - 0.4) < 0.08
+
+
+# -- stage and CLI --------------------------------------------------------------------------
+def write_ntf_like(path: Path, seed: int = 0) -> tuple[Path, np.ndarray]:
+    """A small file with the layout of `neurodyn factorize` output: 2 components."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat([0, 1, 2], 8)
+    same = truth[:, None] == truth[None, :]
+    mats = []
+    for _ in range(2):
+        M = np.triu(rng.exponential(1.0, (24, 24)) * np.where(same, 5.0, 0.3), 1)
+        mats.append(M + M.T)
+    mats = np.array(mats, dtype=np.float32)
+    import pandas as pd
+
+    from neurodyn.io.store import _write_frame
+
+    with atomic_h5(path, stage="factorize", params={"rank": 2}, inputs=[], seed=0) as f:
+        put(f.create_group("components"), "matrices", mats)
+        g = f.create_group("factors")
+        put(g, "time", rng.random((30, 2)))
+        put(g, "animal", rng.random((3, 2)))
+        put(g, "weights", np.array([2.0, 1.0]))
+        put(f, "labels", np.array([f"N{i}" for i in range(24)], dtype=object))
+        put(f, "windows", np.stack([np.arange(30) * 4.0, np.arange(30) * 4.0 + 8], axis=1))
+        put(f, "animals", np.array(["a", "b", "c"], dtype=object))
+        _write_frame(f, "events", pd.DataFrame({"onset": [20.0], "offset": [40.0], "label": ["x"]}))
+        f.attrs["rank"] = 2
+    return path, truth
+
+
+def test_cli_communities_end_to_end(tmp_path, cli):
+    ntf, truth = write_ntf_like(tmp_path / "ntf.h5")
+    out = tmp_path / "communities.h5"
+    figs = tmp_path / "figs"
+    res = cli("communities", ntf, "--out", out, "--seed", "1", "--n-init", "1", "--figures", figs)
+    assert res.exit_code == 0, res.output
+    with h5py.File(out, "r") as f:
+        assert f.attrs["stage"] == "communities" and f.attrs["complete"]
+        for r in (0, 1):
+            g = f[f"component_{r}"]
+            assert nmi(truth, g["membership"][()]) >= 0.95
+            assert g.attrs["n_blocks"] == 3 and g["block_matrix"].shape == (3, 3)
+            assert np.isfinite(g.attrs["description_length"])
+            assert len(g["levels"]) >= 2
+        assert f["overview/activity"].shape == (6, 30)
+    assert sorted(p.name for p in figs.iterdir()) == [
+        "communities_component_0.png", "communities_component_1.png", "communities_overview.png"]
+    res = cli("communities", ntf, "--out", tmp_path / "l.h5", "--method", "leiden",
+              "--components", "top-1")
+    assert res.exit_code == 0, res.output
+    with h5py.File(tmp_path / "l.h5", "r") as f:
+        assert list(f["components_used"][()]) == [0]
+        assert nmi(truth, f["component_0/membership"][()]) >= 0.95
+
+
+def test_cli_bad_input_exits_2(tmp_path, cli):
+    bad = tmp_path / "bad.h5"
+    with atomic_h5(bad, stage="x", params={}, inputs=[], seed=0) as f:
+        put(f, "labels", np.array(["a"], dtype=object))
+    res = cli("communities", bad, "--out", tmp_path / "o.h5")
+    assert res.exit_code == 2 and "components" in res.output
+    assert not (tmp_path / "o.h5").exists()
+    ntf, _ = write_ntf_like(tmp_path / "ntf.h5")
+    res = cli("communities", ntf, "--out", tmp_path / "o.h5", "--components", "0,7")
+    assert res.exit_code == 2 and "out of range" in res.output
