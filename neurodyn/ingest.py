@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -11,7 +12,8 @@ from typing import Any
 from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
 from neurodyn.io import store
-from neurodyn.io.registry import read
+from neurodyn.io.registry import find_reader, read
+from neurodyn.names import canonical_neuron_name
 from neurodyn.preprocess import resample
 from neurodyn.progress import progress
 from neurodyn.recording import Recording
@@ -42,16 +44,22 @@ def select(
         if labeled_only and r.channel_info is not None and "is_labeled" in r.channel_info:
             keep = [x for x, ok in zip(r.labels, r.channel_info["is_labeled"]) if ok]
         if neurons:
-            wanted = set(neurons)
-            missing = wanted - set(keep)
-            if missing:
-                log.info("%s lacks %d requested neurons", r.id, len(missing))
-            keep = [x for x in keep if x in wanted]
+            # names compare in canonical form, so DA06 selects DA6 and fp1 selects Fp1
+            wanted = {canonical_neuron_name(x) for x in neurons}
+            keep = [x for x in keep if canonical_neuron_name(x) in wanted]
+            if len(keep) < len(wanted):
+                log.info("%s lacks %d requested channels", r.id, len(wanted) - len(keep))
         if not keep:
             log.warning("%s: no channel left after selection; skipped", r.id)
             continue
         out.append(r if len(keep) == r.n_channels else r.select(keep))
     return out
+
+
+def _pushdown(path: str | os.PathLike, format: str | None, selection: Mapping[str, Any]) -> dict:
+    """Selection options the path's reader accepts, so large collections filter while reading."""
+    accepted = inspect.signature(find_reader(path, format).read).parameters
+    return {k: v for k, v in selection.items() if v and k in accepted}
 
 
 def parse_crop(text: str | None) -> tuple[float | None, float | None]:
@@ -84,8 +92,11 @@ def ingest(
     """
     recs: list[Recording] = []
     cons: list[Connectome] = []
+    selection = {"datasets": list(datasets), "worms": list(subjects), "neurons": list(neurons),
+                 "labeled_only": labeled_only}
     for path in progress(inputs, desc="reading", unit="file"):
-        for item in read(path, format=format, **dict(reader_options or {})):
+        options = {**_pushdown(path, format, selection), **dict(reader_options or {})}
+        for item in read(path, format=format, **options):
             (cons if isinstance(item, Connectome) else recs).append(item)
     recs = select(recs, datasets=datasets, subjects=subjects, neurons=neurons, labeled_only=labeled_only)
     start, stop = parse_crop(crop)

@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ else:  # pragma: no cover
 
 JOINT = "joint"
 META = ".neurodyn"  # bookkeeping directory inside RUNDIR and inside each unit directory
-RESERVED_KEYS = ("function", "after", "output", "scope", "enabled", "call")
+RESERVED_KEYS = ("function", "after", "output", "scope", "enabled", "call", "only", "uses")
 PIPELINE_KEYS = ("name", "seed", "inputs", "units", "jobs", "executor", "on_error", "description")
 
 
@@ -129,6 +130,7 @@ class StageConf:
     origin: dict[str, str]
     scope: str = "unit"  # "unit" or "joint" (effective, after propagation)
     input_stage: str | None = None  # the upstream stage feeding it (None for ingest/report)
+    only: list[str] | None = None  # unit-name patterns (fnmatch) it runs on; None = every unit
 
     @property
     def name(self) -> str:
@@ -182,6 +184,7 @@ class Pipeline:
             "stages": {
                 k: {"target": s.defn.target, "output": s.defn.output, "call": s.defn.call,
                     "after": list(s.defn.after), "scope": s.scope, "input_stage": s.input_stage,
+                    "only": s.only,
                     "params": s.params, "origin": s.origin}
                 for k, s in self.stages.items()
             },
@@ -434,18 +437,20 @@ def load_pipeline(
         table = dict(table)
         if table.get("enabled", True) is False:
             continue
-        base = BUILTIN_STAGES.get(name)
+        kind = str(table.get("uses", name))  # a second instance of a built-in: uses = "preprocess"
+        base = BUILTIN_STAGES.get(kind)
         if base is None and "function" not in table:
             raise InputError(
-                src, f"unknown stage {name!r}: built-in stages are {list(BUILTIN_STAGES)}; "
+                src, f"unknown stage {kind!r}: built-in stages are {list(BUILTIN_STAGES)}; "
                 "a custom stage needs function = 'module:function'"
             )
         after = table.get("after", base.after if base else ("ingest",))
         after = (after,) if isinstance(after, str) else tuple(after)
+        default_out = base.output if base and kind == name else f"{name}.h5"
         defs[name] = StageDef(
             name=name,
             target=str(table.get("function", base.target if base else "")),
-            output=str(table.get("output", base.output if base else f"{name}.h5")),
+            output=str(table.get("output", default_out)),
             after=after,
             call=str(table.get("call", base.call if base else "stage")),
         )
@@ -497,7 +502,9 @@ def load_pipeline(
         scope = str(table.get("scope", "unit"))
         if up is not None and stages[up].scope == JOINT:
             scope = JOINT  # downstream of a joint stage is joint
-        stages[name] = StageConf(d, _jsonable(params), origin, scope, up)
+        only = table.get("only")
+        only = [only] if isinstance(only, str) else (None if only is None else [str(x) for x in only])
+        stages[name] = StageConf(d, _jsonable(params), origin, scope, up, only)
     # the report (and other "*" stages) runs in every unit directory that has tasks
     for s in stages.values():
         if s.defn.after == ("*",):
@@ -576,6 +583,10 @@ def build_tasks(pipe: Pipeline, rundir: str | os.PathLike) -> list[Task]:
                 t_inputs = [t.out for t in deps]
             elif name not in names:
                 continue
+            elif s.only is not None and unit != JOINT and not any(fnmatch(unit, p) for p in s.only):
+                continue  # restricted to other units (e.g. another modality)
+            elif s.input_stage is not None and s.input_stage not in made:
+                continue  # its upstream does not run on this unit
             elif d.call == "ingest":
                 deps, t_inputs = [], list(inputs)
             else:
@@ -943,6 +954,8 @@ def format_resolved(pipe: Pipeline) -> str:
                   + (f", input from {s.input_stage}" if s.input_stage else "")]
         if s.scope == JOINT:
             lines.append('scope = "joint"')
+        if s.only is not None:
+            lines.append(f"only = {_toml_value(s.only)}")
         for k, v in s.params.items():
             if v is None:
                 lines.append(f"# {k} = (unset)  # default")
@@ -978,6 +991,7 @@ inputs = ["../sample_data/synthetic_calcium.h5"]
 
 [stages.affinity]
 # scope = "joint"           # one run over all inputs together (e.g. all worms in one tensor)
+# only = ["worm*"]          # run on these units only (unit-name patterns); descendants follow
 
 [stages.factorize]
 

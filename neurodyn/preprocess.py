@@ -291,21 +291,27 @@ def concat_intervals(rec: Recording, intervals: Any) -> Recording:
             segs.append([float(on), float(off)])
     if not keep.any():
         raise InputError(rec.source_file or rec.id, "no sample inside the requested intervals")
-    ev = rec.events
-    if len(ev):
-        lo = np.array([s[0] for s in segs])
-        hi = np.array([s[1] for s in segs])
-        # an event is kept when it overlaps a kept interval (a point event: lies inside one)
-        hit = [bool(np.any((o < hi) & ((f > lo) | ((f <= o) & (o >= lo)))))
-               for o, f in zip(ev["onset"], ev["offset"])]
-        ev = ev[np.array(hit, dtype=bool)]
     return rec.replace(
         traces=rec.data[keep],
         time=t[keep],
         mask=None if rec.mask is None else rec.mask[keep],
-        events=ev,
+        events=events_within(rec.events, segs),
         meta={**rec.meta, "segments": segs},
     )
+
+
+def events_within(events: Any, segs: list[list[float]]) -> Any:
+    """Rows of an events table overlapping any ``[onset, offset)`` segment (seconds).
+
+    A point event (offset == onset) is kept when it lies inside a segment.
+    """
+    if len(events) == 0 or not segs:
+        return events.iloc[:0] if len(events) else events
+    lo = np.array([s[0] for s in segs])
+    hi = np.array([s[1] for s in segs])
+    hit = [bool(np.any((o < hi) & ((f > lo) | ((f <= o) & (o >= lo)))))
+           for o, f in zip(events["onset"], events["offset"])]
+    return events[np.array(hit, dtype=bool)]
 
 
 def _src(rec: Recording) -> str:

@@ -24,7 +24,8 @@ def one_line_error(result, *needles):
 
 def test_version_and_help(cli):
     r = cli("--version")
-    assert r.exit_code == 0 and __version__ in r.stdout
+    assert r.exit_code == 0 and r.stdout.strip() == f"neurodyn {__version__}"
+    assert r.stderr == ""
     r = cli("--help")
     assert r.exit_code == 0
     for cmd in ("ingest", "inspect", "simulate", "formats"):

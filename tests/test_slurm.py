@@ -111,9 +111,10 @@ def available_sample(tmp_path: Path) -> Path:
 
     text = (ROOT / "pipelines" / "sample.toml").read_text()
     text = text.replace('"../sample_data/', f'"{ROOT}/sample_data/')
-    for name, d in BUILTIN_STAGES.items():
-        if importlib.util.find_spec(d.target.split(":")[0]) is None:
-            text = text.replace(f"[stages.{name}]\n", "")
+    missing = {name for name, d in BUILTIN_STAGES.items()
+               if importlib.util.find_spec(d.target.split(":")[0]) is None}
+    blocks = re.split(r"(?m)^(?=\[)", text)  # one block per table, comments before it included
+    text = "".join(b for b in blocks if not any(b.startswith(f"[stages.{m}]") for m in missing))
     spec = tmp_path / "sample.toml"
     spec.write_text(text)
     return spec

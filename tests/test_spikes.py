@@ -272,3 +272,17 @@ def test_bundled_sample_copy_reads_like_provenance():
 
     [rec] = read(SAMPLE / "spikes" / "all_unit.mat")
     assert rec.channel_info["n_spikes"].tolist() == REAL_COUNTS
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".npz"])
+def test_broken_binary_tables_truncated(tmp_path, cli, suffix):
+    df = spike_frame(random_trains(seed=7, n_units=2), region=False)
+    good = tmp_path / f"good{suffix}"
+    if suffix == ".parquet":
+        df.to_parquet(good)
+    else:
+        np.savez(good, unit=df["unit"].to_numpy(), time=df["time"].to_numpy())
+    src = good.read_bytes()
+    bad = tmp_path / f"trunc{suffix}"
+    bad.write_bytes(src[: len(src) // 2])
+    _expect_exit2(cli, bad, tmp_path / "o.h5")

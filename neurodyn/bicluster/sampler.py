@@ -250,8 +250,10 @@ class Model:
 
         For neuron i in cluster a, propose a target b (an existing cluster, uniformly, or a new
         cluster with probability NEW_PROB) and theta_i' (from its Gaussian conditional given X_b
-        with sd inflated by THETA_SCALE, or from the prior for a new cluster whose (A, b) come
-        from their prior); then redraw X_a without i and X_b with i by FFBS. Because each FFBS
+        with sd inflated by THETA_SCALE; for a new cluster, whose (A, b) come from their prior,
+        the same given an auxiliary trajectory u drawn by FFBS from a fixed AR model observing
+        neuron i alone: u's law depends only on (y_i, omega_i), so it is an auxiliary variable
+        shared by the move and its reverse); then redraw X_a without i and X_b with i by FFBS. Because each FFBS
         draw is the exact conditional of its trajectory, the acceptance ratio reduces to
         Z_a(-i) Z_b(+i) / (Z_a Z_b) times prior and proposal ratios, where Z are the Kalman
         normalisers (marginal augmented likelihoods of the members with the trajectory
@@ -270,12 +272,17 @@ class Model:
             u = rng.random()
             new = u < p_new
             log_q_fwd = 0.0
+            # auxiliary proposal trajectory u ~ g(u | y_i, omega_i): its law does not depend on the
+            # state, so it is an independent auxiliary variable shared by the move and its reverse
+            u_aux, _, _ = self._propose_xb(i, kap, om, rng, None)
+            mean_u, cov_u = theta_gaussian(kap[i], om[i], self.off[i], u_aux, self.m0[i], self.prec)
+            cov_u = cov_u * THETA_SCALE**2
             if new:
                 b = K
                 log_q_fwd += np.log(p_new)
                 dyn_b = sample_ab_prior(st.Q, self.pri.k0, rng)
-                th_new = self.m0[i] + rng.standard_normal(self.q) / np.sqrt(self.prec)
-                log_q_fwd += self._theta_logprior(th_new, i)
+                th_new = rng.multivariate_normal(mean_u, cov_u)
+                log_q_fwd += self._gauss_logpdf(th_new, mean_u, cov_u)
             else:
                 b = int(rng.choice(K, p=e / e.sum()))
                 log_q_fwd += np.log(e[b])
@@ -309,7 +316,8 @@ class Model:
                 own_rev = b - 1 if b > a else b
                 xs_rev[own_rev] = xb_new
                 e_r, p_new_r = self._move_weights(np.zeros(len(xs_rev)), own_rev, new_sizes[b] == 1)
-                log_q_rev = np.log(p_new_r) + self._theta_logprior(st.theta[i], i) if p_new_r > 0 else -np.inf
+                log_q_rev = (np.log(p_new_r) + self._gauss_logpdf(st.theta[i], mean_u, cov_u)
+                             if p_new_r > 0 else -np.inf)
                 # (A, b) of the vanished cluster are redrawn from their prior in the reverse move:
                 # that density cancels the prior term of the target, so neither is written.
                 sizes_new = new_sizes[new_sizes > 0]

@@ -32,7 +32,8 @@ def simulate_bicluster(
     The published setting (defaults): 30 neurons in 3 clusters of 10, p = 2 latent dimensions per
     cluster plus an intercept trajectory mu_k, 500 bins, negative-binomial counts with r = 10.
     States alternate in segments of ``segment`` bins. State 0: A = 0.01 I (the latent resets to
-    its offset b_k every bin); state 1: a slow rotation (0.98 R(pi/20) on x, 0.98 on mu).
+    its offset b_k every bin, noise sd 0.3); state 1: a slow rotation (0.95 R(pi/20) on x, 0.98 on
+    mu). Loadings c_i ~ N(0, 0.7^2 I); baseline rates about 3 counts per bin.
 
     Returns
     -------
@@ -47,11 +48,11 @@ def simulate_bicluster(
     states = (np.arange(n_bins) // segment) % 2
     A = np.stack([0.01 * np.eye(q), np.eye(q)])
     A[1, 0, 0] = 0.98
-    A[1, 1:, 1:] = 0.98 * _rotation(np.pi / 20, latent_dim)
-    Q = np.stack([0.01 * np.eye(q), 0.01 * np.eye(q)])
-    Q[:, 0, 0] = 0.002
+    A[1, 1:, 1:] = 0.95 * _rotation(np.pi / 20, latent_dim)
+    Q = np.stack([0.09 * np.eye(q), 0.09 * np.eye(q)])
+    Q[:, 0, 0] = 0.005
     b = np.zeros((n_clusters, 2, q))
-    b[:, 0, 1:] = rng.normal(0, 1.0, (n_clusters, latent_dim))
+    b[:, 0, 1:] = rng.normal(0, 0.5, (n_clusters, latent_dim))
     b[:, 0, 0] = rng.normal(0, 0.1, n_clusters)
     X = np.zeros((n_clusters, n_bins, q))
     for k in range(n_clusters):
@@ -60,7 +61,7 @@ def simulate_bicluster(
             s = states[t]
             X[k, t] = b[k, s] + A[s] @ X[k, t - 1] + rng.multivariate_normal(np.zeros(q), Q[s])
     d = rng.uniform(-0.5, 0.5, n_neurons) + np.log(3.0 / dispersion)
-    c = rng.normal(0, 1.0, (n_neurons, latent_dim))
+    c = rng.normal(0, 0.7, (n_neurons, latent_dim))
     psi = d[:, None] + X[clusters, :, 0] + np.einsum("ntj,nj->nt", X[clusters, :, 1:], c)
     r = np.full(n_neurons, float(dispersion))
     p = 1.0 / (1.0 + np.exp(-psi))

@@ -31,8 +31,11 @@ class NeurodynGroup(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:  # output piped into `head` and closed early
+            sys.stderr.close()
+            ctx.exit(0)
         except InputError as exc:
             if STATE["verbose"] > 0:
                 traceback.print_exc()

@@ -15,21 +15,32 @@ RunDir = Annotated[Path, typer.Argument(help="Run directory holding the stage ou
 @app.command()
 def figures(
     rundir: RunDir,
-    format: Annotated[str, typer.Option("--format", "-f", help="Image format: png, svg or pdf.")] = "png",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="Image format(s): png, svg or pdf; "
+                          "comma-separate for several, e.g. png,svg.")
+    ] = "png",
     outdir: Annotated[
         Path | None, typer.Option("--outdir", help="Where to write (default RUNDIR/figures).")
     ] = None,
 ) -> None:
     """Redraw every figure of a run from its HDF5 outputs, without recomputing anything."""
+    from neurodyn.errors import InputError
+    from neurodyn.plots.style import FORMATS
     from neurodyn.report import draw_sections
 
-    sections = draw_sections(rundir, format, outdir)
-    n = 0
-    for paths, notes in sections.values():
-        n += len(paths)
-        for note in notes:
-            typer.echo(f"note: {note}", err=True)
-    done(Path(outdir) if outdir else rundir / "figures", f"{n} figure(s), {format}")
+    fmts = [x.strip().lower() for x in format.split(",") if x.strip()]
+    bad = [x for x in fmts if x not in FORMATS] or ([] if fmts else [format])
+    if bad:
+        raise InputError("--format", f"unknown figure format {bad[0]!r}; one of {FORMATS}")
+    for fmt in fmts:
+        sections = draw_sections(rundir, fmt, outdir)
+        n = 0
+        for paths, notes in sections.values():
+            n += len(paths)
+            for note in notes if fmt == fmts[0] else ():
+                typer.echo(f"note: {note}", err=True)
+        done(Path(outdir) if outdir else rundir, f"{n} {fmt} figure(s)"
+             + ("" if outdir else " under figures/ of each run directory"))
 
 
 @app.command()

@@ -373,6 +373,7 @@ def agglomerate(
     ratio: float = 1.3,
     max_sweeps: int = 20,
     init: np.ndarray | None = None,
+    fine: int = 16,
 ) -> list[tuple[np.ndarray, float]]:
     """Snapshots ``(membership (N,), flat description length)`` from ``init`` down to one block.
 
@@ -388,6 +389,8 @@ def agglomerate(
         Node-move sweeps after each round (stops earlier when nothing moves).
     init : (N,) int array, optional
         Starting partition (default: every node alone).
+    fine : int
+        Below this many blocks, merge rounds remove one block at a time.
     """
     N = g.n
     b0 = np.arange(N, dtype=np.int64) if init is None else wsbm.compact(init)
@@ -396,7 +399,8 @@ def agglomerate(
     sweep(state, rng, max_sweeps)
     snaps.append((wsbm.compact(state.b), level_objective(g, state.b)))
     while state.nnz > 1:
-        target = max(1, min(state.nnz - 1, int(state.nnz / ratio)))
+        # divide by ``ratio`` while many blocks remain; visit every count from ``fine`` down
+        target = state.nnz - 1 if state.nnz <= fine else max(fine, int(state.nnz / ratio))
         jitter = rng.uniform(0.0, 1e-6, N)
         args = state.args()
         merge_round_kernel(*args, target, jitter)
@@ -407,7 +411,20 @@ def agglomerate(
 
 
 def refine(g: LevelGraph, b: np.ndarray, rng: np.random.Generator, max_sweeps: int = 50) -> np.ndarray:
-    """Node-move sweeps from partition ``b`` until convergence; returns the compact result."""
+    """Polish partition ``b``: node-move sweeps (new blocks allowed), then single merges while
+    one lowers the flat description length, each followed by sweeps; returns a compact result."""
     state = _State(g, wsbm.compact(b))
     sweep(state, rng, max_sweeps, allow_new=True)
-    return wsbm.compact(state.b)
+    best_b, best = wsbm.compact(state.b), level_objective(g, state.b)
+    while state.nnz > 1:
+        trial = _State(g, best_b)
+        args = trial.args()
+        merge_round_kernel(*args, trial.nnz - 1, np.zeros(g.n))
+        trial.nnz = int(args[-1][0])
+        sweep(trial, rng, max_sweeps)
+        dl = level_objective(g, trial.b)
+        if dl >= best - 1e-9:
+            break
+        best_b, best = wsbm.compact(trial.b), dl
+        state = trial
+    return best_b

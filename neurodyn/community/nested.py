@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurodyn.community import wsbm
-from neurodyn.community.fit import LevelGraph, agglomerate
+from neurodyn.community.fit import LevelGraph, agglomerate, refine
 from neurodyn.community.wsbm import ENS_DC, ENS_MULTI, ENS_SIMPLE
 
 
@@ -165,11 +165,12 @@ def fit_wsbm(
             chosen = {int(i) for i in order[:n_candidates]}
             chosen |= {i for i, s in enumerate(snaps) if s[0].max() + 1 <= 32}
             for i in sorted(chosen):
-                dl, levels = _nested_dl(g, snaps[i][0], rng)
-                if key not in candidates or dl < candidates[key]:
-                    candidates[key] = dl
-                if best is None or dl < best[0] - 1e-9:
-                    best = (dl, levels, dc)
+                for b in (snaps[i][0], refine(g, snaps[i][0], rng)):
+                    dl, levels = _nested_dl(g, b, rng)
+                    if key not in candidates or dl < candidates[key]:
+                        candidates[key] = dl
+                    if best is None or dl < best[0] - 1e-9:
+                        best = (dl, levels, dc)
     assert best is not None
     return NestedSBM(best[1], best[0], best[2], candidates)
 

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from neurodyn.hmmglm import mstep
 from neurodyn.hmmglm.forward_backward import forward_backward, forward_loglik, viterbi
@@ -179,13 +180,13 @@ def fit_hmmglm(
     stops: np.ndarray | None = None,
     spec: ModelSpec | None = None,
     prior: str = "none",
-    sigma: float | None = None,
+    sigma: float | None = 0.1,
     l2: float = 1e-2,
     sticky: float = 10.0,
     restarts: int = 3,
     max_iter: int = 100,
     tol: float = 1e-5,
-    mstep_iter: int = 50,
+    mstep_iter: int = 25,
     seed: int = 0,
 ) -> FitResult:
     """Fit an HMM-GLM by EM.
@@ -205,8 +206,8 @@ def fit_hmmglm(
         Sequence ranges used for fitting (others rows are ignored); default all of T.
     spec : ModelSpec
     prior : {"none", "gaussian", "onehot"}
-    sigma : float, optional
-        Fixed prior standard deviation of the gaussian prior (learned when None).
+    sigma : float or None
+        Fixed prior standard deviation of the gaussian prior; None learns it (with a floor).
     l2 : float
         Ridge on W of the ``none`` prior.
     sticky : float
@@ -218,8 +219,19 @@ def fit_hmmglm(
     Returns
     -------
     FitResult
+
+    Notes
+    -----
+    BLAS is limited to one thread while fitting: the products are small (T x N by N x N) and
+    threaded BLAS only adds contention on shared machines.
     """
-    spec = spec or ModelSpec()
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(y, h, n_states, starts, stops, spec or ModelSpec(), prior, sigma, l2, sticky,
+                    restarts, max_iter, tol, mstep_iter, seed)
+
+
+def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts, max_iter, tol,
+         mstep_iter, seed) -> FitResult:
     T, N = y.shape
     if starts is None:
         starts, stops = np.array([0], np.int64), np.array([T], np.int64)

@@ -133,8 +133,15 @@ def _ll_and_grad(y, eta, code, cap, var):
         if eta < -30.0:
             r = math.exp(eta)
             return y * eta - r, y - r
-        r = _softplus(eta)
-        s = _sigmoid(eta)
+        e = math.exp(-abs(eta))
+        if eta >= 0:
+            r = eta + math.log1p(e)
+            s = 1.0 / (1.0 + e)
+        else:
+            r = math.log1p(e)
+            s = e / (1.0 + e)
+        if y == 0.0:
+            return -r, -s
         return y * math.log(r) - r, (y / r - 1.0) * s
     if code == 1:
         e = min(eta, 50.0)

@@ -6,7 +6,8 @@
 ``gaussian``
     ``W[k] ~ N(W0, sigma^2 I)`` independently per state, with the shared mean ``W0`` (the
     state-constant, "anatomical" interaction) learned by its closed-form M-step (the mean of
-    the ``W[k]``) and ``sigma^2`` learned under an inverse-gamma prior (or fixed).
+    the ``W[k]``) and ``sigma`` fixed (default 0.1) or learned under an inverse-gamma prior
+    with a floor.
 ``onehot``
     ``W[k][n, m] = c[k, n, m] * strength[n, m]`` with ``c`` a one-hot choice among
     inhibitory (-1), none (0), excitatory (+1), a non-negative ``strength`` shared by states,
@@ -43,6 +44,9 @@ class PriorState:
         Learn ``sigma2`` (inverse-gamma(a, b) prior) or keep it fixed.
     sigma_a, sigma_b : float
         Inverse-gamma hyper-parameters of ``sigma2``.
+    sigma_min : float
+        Floor of a learned ``sigma``: the joint MAP of ``(W, W0, sigma)`` is degenerate
+        (all ``W[k] -> W0``, ``sigma -> 0``), so a learned sigma is kept above this floor.
     strength : array (N, N) or None
         Non-negative coupling magnitudes (``onehot``).
     adjacency : int8 array (K, N, N) or None
@@ -62,6 +66,7 @@ class PriorState:
     learn_sigma: bool = True
     sigma_a: float = 2.0
     sigma_b: float = 0.01
+    sigma_min: float = 0.05
     strength: np.ndarray | None = None
     adjacency: np.ndarray | None = None
     adjacency_prob: np.ndarray | None = None
@@ -92,7 +97,8 @@ class PriorState:
         if self.learn_sigma:
             d = (W - self.W0[None]) * mask[None]
             n = W.shape[0] * mask.sum()
-            self.sigma2 = float((np.sum(d * d) + 2 * self.sigma_b) / (n + 2 * (self.sigma_a + 1)))
+            s2 = float((np.sum(d * d) + 2 * self.sigma_b) / (n + 2 * (self.sigma_a + 1)))
+            self.sigma2 = max(s2, self.sigma_min ** 2)
 
     def update_table(self, mask: np.ndarray) -> None:
         """Dirichlet-MAP update of the class table from the conditional class probabilities."""

@@ -328,6 +328,11 @@ def compare_connectome(rundir: str | Path, connectome: str, *, synapses: str = "
                          "with neuron labels) to compare")
     scores = [score(src, m, lab, con, synapses=synapses, n_perm=n_perm, seed=seed)
               for src, m, lab in sources]
+    scores = [sc for sc in scores if len(sc.labels) >= 2]
+    if not scores:
+        names = sorted({x for _, _, lab in sources for x in lab})
+        raise InputError("--connectome", f"{con.name} shares no neuron names with the inferred "
+                         f"matrices (they have e.g. {', '.join(names[:5])})")
     out = Path(out) if out is not None else rundir / "compare.h5"
     inputs = [p for p in (rundir / n for n in ("states.h5", "hmmglm.h5", "communities.h5",
                                                 "ntf.h5", "recordings.h5")) if p.exists()]

@@ -24,8 +24,25 @@ def write_connectome_simulation(out: Path, *, seed: int = 0, **params) -> Path:
                             stage="simulate-connectome", extra={"ground_truth": truth})
 
 
-def match_components(matrices: np.ndarray, membership: np.ndarray) -> np.ndarray:
-    """For each planted group, the component whose N x N pattern is most concentrated on it.
+def component_members(matrices: np.ndarray, frac: float = 0.7) -> np.ndarray:
+    """Neurons whose strength (row sum) in a component is at least ``frac`` of its maximum.
+
+    A deliberately simple stand-in for community detection, used to score recovery.
+
+    Parameters
+    ----------
+    matrices : array (R, N, N)
+
+    Returns
+    -------
+    bool array (R, N)
+    """
+    strength = matrices.sum(axis=2)
+    return strength >= frac * np.maximum(strength.max(axis=1, keepdims=True), 1e-300)
+
+
+def match_components(matrices: np.ndarray, membership: np.ndarray, frac: float = 0.7) -> np.ndarray:
+    """For each planted group, the component whose strong neurons best match it.
 
     Parameters
     ----------
@@ -36,18 +53,19 @@ def match_components(matrices: np.ndarray, membership: np.ndarray) -> np.ndarray
 
     Returns
     -------
-    int array (G,): component index per group (Hungarian matching on the mean within-group
-    affinity divided by the component's mean affinity).
+    int array (G,): component per group, from Hungarian matching on the Jaccard index between
+    the group and the component's members (:func:`component_members`).
     """
     from scipy.optimize import linear_sum_assignment
 
+    members = component_members(matrices, frac)
     groups = np.unique(membership[membership >= 0])
     score = np.zeros((len(groups), matrices.shape[0]))
     for gi, g in enumerate(groups):
-        idx = np.flatnonzero(membership == g)
-        for r, m in enumerate(matrices):
-            total = m.mean()
-            score[gi, r] = m[np.ix_(idx, idx)].mean() / total if total > 0 else 0.0
+        truth = membership == g
+        inter = (members & truth).sum(axis=1)
+        union = (members | truth).sum(axis=1)
+        score[gi] = inter / np.maximum(union, 1)
     rows, cols = linear_sum_assignment(-score)
     out = np.full(len(groups), -1, dtype=np.int64)
     out[rows] = cols
@@ -55,8 +73,8 @@ def match_components(matrices: np.ndarray, membership: np.ndarray) -> np.ndarray
 
 
 def threshold_groups(matrices: np.ndarray, components: np.ndarray, frac: float = 0.7) -> np.ndarray:
-    """A simple stand-in clustering: neuron -> group whose component gives it the largest
-    (max-normalised) strength, or -1 when that strength is below ``frac``. (N,) int."""
+    """Neuron -> index ``g`` of the component ``components[g]`` in which it is a member with the
+    largest normalised strength, or -1 when it is a member of none of them. (N,) int."""
     strength = np.stack([matrices[c].sum(axis=1) for c in components])
     strength = strength / np.maximum(strength.max(axis=1, keepdims=True), 1e-300)
     best = np.argmax(strength, axis=0)

@@ -31,7 +31,7 @@ import pandas as pd
 from neurodyn.errors import InputError
 from neurodyn.io.readers._util import is_hdf5, is_matlab_v5
 from neurodyn.io.registry import register
-from neurodyn.preprocess import concat_intervals
+from neurodyn.preprocess import events_within
 from neurodyn.recording import Recording, empty_events
 
 log = logging.getLogger(__name__)
@@ -165,27 +165,50 @@ def _stim_events(raw: Any) -> tuple[pd.DataFrame, list[str]]:
     return ev, names
 
 
-def read_chunked(raw: Any, chunk_seconds: float = CHUNK_SECONDS) -> np.ndarray:
+def read_chunked(raw: Any, spans: list[tuple[int, int]] | None = None,
+                 chunk_seconds: float = CHUNK_SECONDS) -> np.ndarray:
     """Copy an MNE Raw's data into a float32 (T, N) array chunk by chunk.
 
     Parameters
     ----------
     raw : mne.io.BaseRaw
         Opened with ``preload=False`` (or preloaded).
+    spans : list of (start, stop) sample ranges, optional
+        Read only these ranges, concatenated (default: everything).
     chunk_seconds : float
         Seconds read per call to ``raw.get_data``; peak extra memory is one float64 chunk.
 
     Returns
     -------
-    array (T, N) float32, volts for EEG-like channels.
+    array (T, N) float32, volts for EEG-like channels; T = total length of the spans.
     """
     n_times, n_ch = int(raw.n_times), len(raw.ch_names)
-    out = np.empty((n_times, n_ch), dtype=np.float32)
+    spans = [(0, n_times)] if spans is None else spans
+    out = np.empty((sum(b - a for a, b in spans), n_ch), dtype=np.float32)
     step = max(1, int(chunk_seconds * raw.info["sfreq"]))
-    for a in range(0, n_times, step):
-        b = min(n_times, a + step)
-        out[a:b] = raw.get_data(start=a, stop=b).T
+    row = 0
+    for start, stop in spans:
+        for a in range(start, stop, step):
+            b = min(stop, a + step)
+            out[row:row + b - a] = raw.get_data(start=a, stop=b).T
+            row += b - a
     return out
+
+
+def interval_spans(intervals: pd.DataFrame, fs: float, n_times: int
+                   ) -> tuple[list[tuple[int, int]], list[list[float]]]:
+    """Sample ranges ``[a, b)`` of the samples ``k`` with ``onset <= k / fs < offset``.
+
+    Returns the non-empty ranges and their ``[onset, offset]`` intervals (seconds).
+    """
+    spans, segs = [], []
+    for on, off in zip(intervals["onset"], intervals["offset"]):
+        a = max(0, int(np.ceil(on * fs - 1e-9)))
+        b = min(n_times, int(np.ceil(off * fs - 1e-9)))
+        if b > a:
+            spans.append((a, b))
+            segs.append([float(on), float(off)])
+    return spans, segs
 
 
 def _apply_montage(raw: Any, montage: str | None, path: Path) -> None:
@@ -217,6 +240,9 @@ def raw_to_recording(
     subject: str | None = None,
     nan: str = "error",
     fmt: str = "",
+    extra_events: pd.DataFrame | None = None,
+    keep: pd.DataFrame | None = None,
+    meta: dict | None = None,
 ) -> Recording:
     """Convert an opened MNE Raw into a Recording (see the module docstring).
 
@@ -227,6 +253,13 @@ def raw_to_recording(
         Source file (named in errors, kept as ``source_file``).
     nan : {"error", "mask"}
         Non-finite samples are an error, or are masked (``mask`` False there).
+    extra_events : DataFrame, optional
+        Rows appended to the file's events (e.g. derived intervals).
+    keep : DataFrame[onset, offset], optional
+        Read only the samples inside these intervals (seconds from the first sample); they
+        are concatenated with their own time stamps and listed in ``meta["segments"]``.
+    meta : dict, optional
+        Extra metadata.
     """
     if raw.n_times == 0 or len(raw.ch_names) == 0:
         raise InputError(path, "zero-length recording (no samples or no channels)")
@@ -235,7 +268,14 @@ def raw_to_recording(
         raw = raw.copy().pick([n for n in raw.ch_names if n not in stim_names])
     if len(raw.ch_names) == 0:
         raise InputError(path, "no data channels (only trigger channels)")
-    data = read_chunked(raw)
+    fs = float(raw.info["sfreq"])
+    spans, time, segs = None, None, None
+    if keep is not None:
+        spans, segs = interval_spans(keep, fs, int(raw.n_times))
+        if not spans:
+            raise InputError(path, "no sample inside the requested intervals")
+        time = np.concatenate([np.arange(a, b) for a, b in spans]) / fs
+    data = read_chunked(raw, spans)
     finite = np.isfinite(data)
     mask = None
     if not finite.all():
@@ -253,6 +293,12 @@ def raw_to_recording(
     del finite
     stem = path.name.split(".")[0]
     subj = subject or stem
+    frames = [f for f in (_events(raw), stim_events, extra_events) if f is not None and len(f)]
+    events = pd.concat(frames, ignore_index=True) if frames else empty_events()
+    extra_meta = dict(meta or {})
+    if segs is not None:
+        events = events_within(events, segs).reset_index(drop=True)
+        extra_meta["segments"] = segs
     return Recording(
         traces=data,
         labels=list(raw.ch_names),
@@ -263,8 +309,8 @@ def raw_to_recording(
         subject=subj,
         dataset=dataset,
         source_file=str(path),
-        events=pd.concat([_events(raw), stim_events], ignore_index=True)
-        if len(stim_events) else _events(raw),
+        time=time,
+        events=events,
         mask=mask,
         channel_info=_channel_info(raw),
         meta={
@@ -273,6 +319,7 @@ def raw_to_recording(
             "lowpass_hz": float(raw.info["lowpass"]),
             "meas_date": str(raw.info["meas_date"]) if raw.info["meas_date"] else None,
             "trigger_channels": stim_names,
+            **extra_meta,
         },
     )
 
@@ -298,10 +345,11 @@ def _open(fn: Any, path: Path, *, shown: Path | None = None, **kw: Any) -> Any:
 
 
 def _finish(raw: Any, path: Path, fmt: str, dataset: str, subject: str | None,
-            montage: str | None, nan: str) -> list[Recording]:
+            montage: str | None, nan: str, **kw: Any) -> list[Recording]:
     _apply_montage(raw, montage, path)
     try:
-        return [raw_to_recording(raw, path, dataset=dataset, subject=subject, nan=nan, fmt=fmt)]
+        return [raw_to_recording(raw, path, dataset=dataset, subject=subject, nan=nan, fmt=fmt,
+                                 **kw)]
     except InputError:
         raise
     except (ValueError, OSError, EOFError) as exc:
@@ -429,21 +477,19 @@ def _eeglab(path: Path, dataset: str, subject: str | None, montage: str | None, 
         montage = "GSN-HydroCel-129"
         if not _is_hbn_layout(raw):
             montage = None
-    [rec] = _finish(raw, path, "eeglab", dataset, subject, montage, nan)
     if not hbn:
         if eyes_closed_only:
             raise InputError(path, "eyes_closed_only needs the HBN layout (129-channel EGI)")
-        return [rec]
-    t_end = float(rec.times[-1] + 1.0 / rec.fs)
-    intervals = eyes_intervals(rec.events, t_end)
-    events = pd.concat([rec.events, intervals], ignore_index=True)
-    rec = rec.replace(events=events, meta={**rec.meta, "layout": "hbn-rest"})
+        return _finish(raw, path, "eeglab", dataset, subject, montage, nan)
+    intervals = eyes_intervals(_events(raw), raw.n_times / raw.info["sfreq"])
+    keep = None
     if eyes_closed_only:
-        closed = intervals[intervals["label"] == "eyes_closed"]
-        if closed.empty:
+        keep = intervals[intervals["label"] == "eyes_closed"]
+        if keep.empty:
             raise InputError(path, "no eyes-closed marker ('30') in the file")
-        rec = concat_intervals(rec, closed)
-    return [rec]
+    # only the kept samples are ever read, so cropping costs no extra memory
+    return _finish(raw, path, "eeglab", dataset, subject, montage, nan, extra_events=intervals,
+                   keep=keep, meta={"layout": "hbn-rest"})
 
 
 @register("eeg-eeglab", [".set"], _sniff_set, "EEGLAB .set(/.fdt) EEG (MNE); HBN layout detected")
