@@ -265,3 +265,42 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
     r = cli("bicluster", bad, "--out", tmp_path / "x.h5", "--iters", "5", "--burn-in", "1")
     assert r.exit_code == 2 and "never spike" in r.output
     assert not (tmp_path / "x.h5").exists()
+
+
+def _fit_sim(seed, iters, init="one", **sim):
+    from neurodyn.bicluster.model import Priors, SamplerConfig
+    from neurodyn.bicluster.sampler import run_chain
+    from neurodyn.bicluster.simulate import simulate_bicluster
+
+    rec, truth = simulate_bicluster(seed=seed, **sim)
+    y = rec.data.T.astype(float)
+    cfg = SamplerConfig(iters=iters, burn_in=iters // 2, thin=2, init=init)
+    out = run_chain(y, cfg, Priors(), seed + 100)
+    acc = out["acc"]
+    z = point_estimate(acc.neuron_co / acc.n)
+    s = point_estimate((acc.state_co / acc.n).astype(float))
+    return truth, z, s, acc
+
+
+def test_recovery_small_setting():
+    truth, z, s, acc = _fit_sim(1, 150, n_neurons=20, n_clusters=2, n_bins=300, segment=75)
+    assert ari(truth["clusters"], z) >= 0.95
+    assert ari(truth["states"], s) >= 0.8
+    assert np.bincount(acc.n_clusters).argmax() == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recovery_published_setting(seed):
+    truth, z, s, acc = _fit_sim(seed, 400)
+    assert ari(truth["clusters"], z) >= 0.95
+    assert ari(truth["states"], s) >= 0.8
+    assert np.bincount(acc.n_clusters).argmax() == 3
+
+
+@pytest.mark.slow
+def test_all_in_one_and_all_separate_starts_agree():
+    truth, z_one, _, _ = _fit_sim(3, 400, init="one")
+    _, z_sep, _, _ = _fit_sim(3, 400, init="separate")
+    assert ari(z_one, z_sep) == 1.0
+    assert ari(truth["clusters"], z_one) >= 0.95

@@ -146,7 +146,7 @@ def test_merge_delta_matches_full_recomputation():
         b = np.arange(12) % 4
         st = fit._State(g, b)
         d = fit._merge_delta(ens, True, alpha, beta, g.table, st.n, st.m, st.xs, st.e, st.hist,
-                             st.seta, 1, 2, 4, st.E, 12)
+                             st.seta, 1, 2, 4, st.E, 12, np.arange(4), 4)
         merged = np.where(b == 2, 1, b)
         assert np.isclose(d, fit.level_objective(g, merged) - fit.level_objective(g, b))
 

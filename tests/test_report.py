@@ -244,13 +244,24 @@ def test_report_and_compare_on_real_stage_outputs(tmp_path):
     if comm is not None:
         comm.run(tmp_path / "ntf.h5", tmp_path / "communities.h5", seed=0)
         expected.append("stage-communities")
+    try:
+        from neurodyn.hmmglm import stage as hmm
+    except ImportError:
+        hmm = None
+    if hmm is not None:
+        hmm.run(tmp_path / "recordings.h5", tmp_path / "states.h5", seed=0, states="3",
+                restarts=1, max_iter=20, prior="onehot")
+        expected.append("stage-states")
     out = compare_connectome(tmp_path, "planted", n_perm=100, seed=0)
     rows = {r["source"]: r for r in read_scores(out)}
-    assert set(rows) == {"ntf"} | ({"communities"} if comm is not None else set())
+    assert set(rows) == ({"ntf"} | ({"communities"} if comm is not None else set())
+                         | ({f"hmmglm:sim/animal{a}" for a in range(3)} if hmm else set()))
     assert rows["ntf"]["n_neurons"] == 24
     assert rows["ntf"]["roc_auc"] > 0.7 and rows["ntf"]["p_roc"] < 0.02
     page = _parse(build_report(tmp_path).read_text())
     assert page.sections == [*expected, "timeline", "stage-compare"]
+    n_timelines = 3 if hmm is not None else 1  # one per recording, or one NTF-only
+    assert len(list((tmp_path / "figures" / "timeline").glob("*.png"))) == n_timelines
     for src in page.imgs:
         _decode_image(src)
 

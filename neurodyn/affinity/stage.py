@@ -11,14 +11,23 @@ from neurodyn.affinity.events import write_events
 from neurodyn.affinity.tensor import AffinityTensor, build_affinity_tensor
 from neurodyn.io.store import atomic_h5, put, read_recordings
 
-#: Stage parameters (named like the CLI options) and their defaults.
-DEFAULTS: dict[str, Any] = dict(
-    kernel="differential", window=8.0, step=4.0, smooth=0.5, sigma=2.0, min_fraction=0.5,
-    align="union", keep_unlabelled=False, fs=None, recording=None,
-)
 
-
-def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
+def run(
+    input_path: Path,
+    out: Path,
+    *,
+    seed: int = 0,
+    kernel: str = "differential",
+    window: float = 8.0,
+    step: float = 4.0,
+    smooth: float = 0.5,
+    sigma: float = 2.0,
+    min_fraction: float = 0.5,
+    align: str = "union",
+    keep_unlabelled: bool = False,
+    fs: float | None = None,
+    recording: list[str] | None = None,
+) -> Path:
     """Compute windowed pairwise affinities of every recording in ``input_path``.
 
     Parameters
@@ -29,7 +38,7 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
         ``affinity.h5`` to write (stage ``"affinity"``).
     seed : int
         Recorded only (the stage is deterministic).
-    **params
+    kernel, window, step, smooth, sigma, min_fraction, align, keep_unlabelled, fs, recording
         Named like the CLI options: ``kernel``, ``window`` (s), ``step`` (s), ``smooth`` (s),
         ``sigma``, ``min_fraction``, ``align``, ``keep_unlabelled``, ``fs`` (see
         :func:`~neurodyn.affinity.tensor.build_affinity_tensor`, where window/step/smooth are
@@ -43,10 +52,9 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     ``/present`` (A, N) bool, ``/events`` table (onset, offset, label, animal); attrs
     ``kernel``, ``fs``, ``n_neurons``, ``n_pairs``, ``n_windows``, ``n_animals``, ``formula``.
     """
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown affinity parameters: {sorted(unknown)}")
-    p = {**DEFAULTS, **params}
+    p = dict(kernel=kernel, window=window, step=step, smooth=smooth, sigma=sigma,
+             min_fraction=min_fraction, align=align, keep_unlabelled=keep_unlabelled, fs=fs,
+             recording=list(recording) if recording else None)
     recs = read_recordings(input_path, ids=p["recording"] or None)
     tens = build_affinity_tensor(
         recs, kernel=p["kernel"], window_s=float(p["window"]), step_s=float(p["step"]),

@@ -17,7 +17,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from neurodyn.bicluster.linalg import chol, logdet_chol, mvn_logpdf_chol, spd_inv, tri_inv
+from neurodyn.bicluster.linalg import (
+    chol,
+    dot,
+    logdet_chol,
+    mm,
+    mv,
+    mvn_logpdf_chol,
+    spd_inv,
+    tri_inv,
+)
 
 
 @njit(cache=True)
@@ -34,7 +43,8 @@ def ffbs(
     s : (T,) int state of each bin (s[0] unused).
     m0, V0 : (q,), (q, q) prior of x[0].
     noise : (T, q) standard normal draws (used when ``sample``).
-    x_in : (T, q) trajectory to evaluate when not ``sample``.
+    x_in : (T, q) trajectory to evaluate when not ``sample``; an empty (0, q) array there means
+        "filter only" (logq is then 0).
     sample : draw a new path (True) or score ``x_in`` (False).
 
     Returns
@@ -58,41 +68,44 @@ def ffbs(
         if t > 0:
             l = s[t]
             At = A[l]
-            mp = b[l] + At @ mf[t - 1]
-            Pp = At @ Pf[t - 1] @ At.T + Q[l]
+            mp = b[l] + mv(At, mf[t - 1])
+            Pp = mm(mm(At, Pf[t - 1]), At.T) + Q[l]
         lowp = chol(Pp)
         lip = tri_inv(lowp)
-        Ppinv = lip.T @ lip
+        Ppinv = mm(lip.T, lip)
         lam = Ppinv + J[t]
         lowl = chol(lam)
         lil = tri_inv(lowl)
-        P = lil.T @ lil
-        eta = Ppinv @ mp + h[t]
-        m = P @ eta
+        P = mm(lil.T, lil)
+        eta = mv(Ppinv, mp) + h[t]
+        m = mv(P, eta)
         mf[t] = m
         Pf[t] = P
         Pinvf[t] = lam
-        logz += -0.5 * (logdet_chol(lowp) + logdet_chol(lowl)) + 0.5 * (eta @ m) - 0.5 * (mp @ (Ppinv @ mp))
+        logz += -0.5 * (logdet_chol(lowp) + logdet_chol(lowl)) + 0.5 * dot(eta, m) - 0.5 * dot(mp, mv(Ppinv, mp))
     x = np.empty((T, q))
     if not sample:
+        if x_in.shape[0] != T:  # filter only: normaliser wanted, no path
+            x[:] = 0.0
+            return x, 0.0, logz
         x[:] = x_in
     low = chol(Pf[T - 1])
     if sample:
-        x[T - 1] = mf[T - 1] + low @ noise[T - 1]
+        x[T - 1] = mf[T - 1] + mv(low, noise[T - 1])
     logq = mvn_logpdf_chol(x[T - 1], mf[T - 1], low)
     for t in range(T - 2, -1, -1):
         l = s[t + 1]
         At = A[l]
-        AtQ = At.T @ Qinv[l]
-        lam = Pinvf[t] + AtQ @ At
-        eta = Pinvf[t] @ mf[t] + AtQ @ (x[t + 1] - b[l])
+        AtQ = mm(At.T, Qinv[l])
+        lam = Pinvf[t] + mm(AtQ, At)
+        eta = mv(Pinvf[t], mf[t]) + mv(AtQ, x[t + 1] - b[l])
         lowl = chol(lam)
         lil = tri_inv(lowl)
-        cov = lil.T @ lil
-        mean = cov @ eta
+        cov = mm(lil.T, lil)
+        mean = mv(cov, eta)
         low = chol(cov)
         if sample:
-            x[t] = mean + low @ noise[t]
+            x[t] = mean + mv(low, noise[t])
         logq += mvn_logpdf_chol(x[t], mean, low)
     return x, logq, logz
 
@@ -109,10 +122,10 @@ def slds_sample(
     for l in range(L):
         lowQ[l] = chol(Q[l])
     x = np.empty((T, q))
-    x[0] = m0 + chol(V0) @ noise[0]
+    x[0] = m0 + mv(chol(V0), noise[0])
     for t in range(1, T):
         l = s[t]
-        x[t] = b[l] + A[l] @ x[t - 1] + lowQ[l] @ noise[t]
+        x[t] = b[l] + mv(A[l], x[t - 1]) + mv(lowQ[l], noise[t])
     return x
 
 
@@ -130,7 +143,7 @@ def slds_logpdf(
     out = mvn_logpdf_chol(x[0], m0, chol(V0))
     for t in range(1, T):
         l = s[t]
-        out += mvn_logpdf_chol(x[t], b[l] + A[l] @ x[t - 1], lowQ[l])
+        out += mvn_logpdf_chol(x[t], b[l] + mv(A[l], x[t - 1]), lowQ[l])
     return out
 
 
@@ -155,7 +168,7 @@ def state_loglik(X: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray) -> 
             Akl = A[k, l]
             bkl = b[k, l]
             for t in range(1, T):
-                out[t, l] += mvn_logpdf_chol(X[k, t], bkl + Akl @ X[k, t - 1], low)
+                out[t, l] += mvn_logpdf_chol(X[k, t], bkl + mv(Akl, X[k, t - 1]), low)
     return out
 
 

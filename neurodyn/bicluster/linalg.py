@@ -53,7 +53,15 @@ def tri_inv(low: np.ndarray) -> np.ndarray:
 def spd_inv(a: np.ndarray) -> np.ndarray:
     """Inverse of an SPD matrix via its Cholesky factor (symmetrised)."""
     li = tri_inv(chol(a))
-    return li.T @ li
+    n = li.shape[0]
+    out = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            acc = 0.0
+            for k in range(max(i, j), n):
+                acc += li[k, i] * li[k, j]
+            out[i, j] = acc
+    return out
 
 
 @njit(cache=True)
@@ -76,3 +84,38 @@ def mvn_logpdf_chol(x: np.ndarray, mean: np.ndarray, low: np.ndarray) -> float:
             t -= low[i, k] * z[k]
         z[i] = t / low[i, i]
     return -0.5 * (z @ z) - 0.5 * logdet_chol(low) - 0.5 * n * LOG2PI
+
+
+@njit(cache=True)
+def mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for small matrices (no BLAS call overhead)."""
+    n, k = a.shape
+    m = b.shape[1]
+    out = np.zeros((n, m))
+    for i in range(n):
+        for l in range(k):
+            ail = a[i, l]
+            for j in range(m):
+                out[i, j] += ail * b[l, j]
+    return out
+
+
+@njit(cache=True)
+def mv(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """a @ x for a small matrix and vector."""
+    n, k = a.shape
+    out = np.zeros(n)
+    for i in range(n):
+        s = 0.0
+        for l in range(k):
+            s += a[i, l] * x[l]
+        out[i] = s
+    return out
+
+
+@njit(cache=True)
+def dot(x: np.ndarray, y: np.ndarray) -> float:
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i] * y[i]
+    return s

@@ -68,7 +68,7 @@ class SamplerConfig:
     max_states: int = 10
     split_merge: int = 5  # split-merge proposals per sweep (0: off)
     warmup: int = 25  # initial sweeps (within burn-in) with neuron labels held fixed
-    init: str = "separate"  # "separate" | "one" | "random"
+    init: str = "one"  # "one" | "separate" | "random"
     loss: str = "binder"  # "binder" | "vi"
 
     def validate(self) -> None:

@@ -218,7 +218,7 @@ class Model:
         """FFBS over one cluster's members: returns (x, log normaliser incl. x-free terms)."""
         J, h, const = obs_info(kap, om, self.off, theta, members)
         noise = rng.standard_normal((self.T, self.q)) if sample else np.zeros((self.T, self.q))
-        xin = np.zeros((self.T, self.q)) if x_in is None else x_in
+        xin = np.zeros((0 if not sample else self.T, self.q)) if x_in is None else x_in
         x, _, logz = ffbs(J, h, dyn[0], dyn[1], Q, s, self.x_m0, self.x_V0, noise, xin, sample)
         return x, logz + const
 
@@ -231,6 +231,13 @@ class Model:
         low = np.linalg.cholesky(cov)
         z = np.linalg.solve(low, x - mean)
         return float(-0.5 * z @ z - np.log(np.diag(low)).sum() - 0.5 * x.size * np.log(2 * np.pi))
+
+    def _new_theta_logq(self, th: np.ndarray, i: int, mean_u: np.ndarray, cov_u: np.ndarray) -> float:
+        """log density of the theta proposal for a new cluster: an equal mixture of the Gaussian
+        given the auxiliary trajectory u and the prior (the prior part keeps the reverse of a
+        move out of a singleton plausible whatever the rotation of its latent axes)."""
+        return float(np.logaddexp(self._gauss_logpdf(th, mean_u, cov_u), self._theta_logprior(th, i))
+                     + np.log(0.5))
 
     def _move_weights(self, Mrow: np.ndarray, own: int, singleton: bool) -> tuple[np.ndarray, float]:
         """Proposal over target clusters (existing != own) and P(new)."""
@@ -251,14 +258,16 @@ class Model:
         For neuron i in cluster a, propose a target b (an existing cluster, uniformly, or a new
         cluster with probability NEW_PROB) and theta_i' (from its Gaussian conditional given X_b
         with sd inflated by THETA_SCALE; for a new cluster, whose (A, b) come from their prior,
-        the same given an auxiliary trajectory u drawn by FFBS from a fixed AR model observing
-        neuron i alone: u's law depends only on (y_i, omega_i), so it is an auxiliary variable
-        shared by the move and its reverse); then redraw X_a without i and X_b with i by FFBS. Because each FFBS
+        an equal mixture of the prior and the same Gaussian given an auxiliary trajectory u drawn
+        by FFBS from a fixed AR model observing neuron i alone: u's law depends only on
+        (y_i, omega_i), so it is an auxiliary variable shared by the move and its reverse); then redraw X_a without i and X_b with i by FFBS. Because each FFBS
         draw is the exact conditional of its trajectory, the acceptance ratio reduces to
         Z_a(-i) Z_b(+i) / (Z_a Z_b) times prior and proposal ratios, where Z are the Kalman
         normalisers (marginal augmented likelihoods of the members with the trajectory
         integrated out). The reverse move is scored with the same rules from the new state.
         """
+        zcache = [self._cluster_pass(kap, om, st.theta, np.flatnonzero(st.z == k), st.dyn[k], st.Q,
+                                     st.s, rng, False)[1] for k in range(len(st.xs))]
         for i in rng.permutation(self.N):
             a = int(st.z[i])
             K = len(st.xs)
@@ -274,15 +283,20 @@ class Model:
             log_q_fwd = 0.0
             # auxiliary proposal trajectory u ~ g(u | y_i, omega_i): its law does not depend on the
             # state, so it is an independent auxiliary variable shared by the move and its reverse
-            u_aux, _, _ = self._propose_xb(i, kap, om, rng, None)
-            mean_u, cov_u = theta_gaussian(kap[i], om[i], self.off[i], u_aux, self.m0[i], self.prec)
-            cov_u = cov_u * THETA_SCALE**2
+            # (drawn only when a move of this kind, or its reverse, needs it)
+            if new or single_a:
+                u_aux, _, _ = self._propose_xb(i, kap, om, rng, None)
+                mean_u, cov_u = theta_gaussian(kap[i], om[i], self.off[i], u_aux, self.m0[i], self.prec)
+                cov_u = cov_u * THETA_SCALE**2
             if new:
                 b = K
                 log_q_fwd += np.log(p_new)
                 dyn_b = sample_ab_prior(st.Q, self.pri.k0, rng)
-                th_new = rng.multivariate_normal(mean_u, cov_u)
-                log_q_fwd += self._gauss_logpdf(th_new, mean_u, cov_u)
+                if rng.random() < 0.5:
+                    th_new = rng.multivariate_normal(mean_u, cov_u)
+                else:
+                    th_new = self.m0[i] + rng.standard_normal(self.q) / np.sqrt(self.prec)
+                log_q_fwd += self._new_theta_logq(th_new, i, mean_u, cov_u)
             else:
                 b = int(rng.choice(K, p=e / e.sum()))
                 log_q_fwd += np.log(e[b])
@@ -297,10 +311,8 @@ class Model:
             mem_a_minus = mem_a[mem_a != i]
             mem_b = np.flatnonzero(st.z == b) if not new else np.zeros(0, dtype=np.int64)
             mem_b_plus = np.append(mem_b, i)
-            _, za_old = self._cluster_pass(kap, om, st.theta, mem_a, st.dyn[a], st.Q, st.s, rng, False, st.xs[a])
-            zb_old = 0.0
-            if not new:
-                _, zb_old = self._cluster_pass(kap, om, st.theta, mem_b, st.dyn[b], st.Q, st.s, rng, False, st.xs[b])
+            za_old = zcache[a]
+            zb_old = 0.0 if new else zcache[b]
             xb_new, zb_new = self._cluster_pass(kap, om, theta_new, mem_b_plus, dyn_b, st.Q, st.s, rng, True)
             if single_a:
                 xa_new, za_new = None, 0.0
@@ -316,7 +328,7 @@ class Model:
                 own_rev = b - 1 if b > a else b
                 xs_rev[own_rev] = xb_new
                 e_r, p_new_r = self._move_weights(np.zeros(len(xs_rev)), own_rev, new_sizes[b] == 1)
-                log_q_rev = (np.log(p_new_r) + self._gauss_logpdf(st.theta[i], mean_u, cov_u)
+                log_q_rev = (np.log(p_new_r) + self._new_theta_logq(st.theta[i], i, mean_u, cov_u)
                              if p_new_r > 0 else -np.inf)
                 # (A, b) of the vanished cluster are redrawn from their prior in the reverse move:
                 # that density cancels the prior term of the target, so neither is written.
@@ -344,13 +356,17 @@ class Model:
                 if new:
                     st.xs.append(xb_new)
                     st.dyn.append(dyn_b)
+                    zcache.append(zb_new)
                 else:
                     st.xs[b] = xb_new
+                    zcache[b] = zb_new
                 st.z[i] = b
                 if single_a:
                     self._remove_cluster(st, a, None)
+                    del zcache[a]
                 else:
                     st.xs[a] = xa_new
+                    zcache[a] = za_new
 
     def _fill_unused(self, dyn, Q, rng):
         """Draw from the prior the (A, b) of states an auxiliary cluster did not need yet."""

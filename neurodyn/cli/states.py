@@ -1,1 +1,92 @@
-"""Commands of this stage (registered on import)."""
+"""``neurodyn states`` (HMM-GLM state switching) and ``neurodyn simulate hmmglm``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from neurodyn.cli._app import Out, Seed, app, done, simulate_app
+
+PRIOR_HELP = ("Weight prior: none (each state's W free), gaussian (W_k ~ N(W0, sigma^2), shared W0 "
+              "learned), onehot (W_k = class * strength, classes inh/none/exc with a learned "
+              "prior table shared by states; exact per-pair conditional class posteriors).")
+
+
+@app.command("states")
+def states_cmd(
+    input: Annotated[Path, typer.Argument(help="Recordings file (e.g. run/recordings.h5).")],
+    out: Out = Path("states.h5"),
+    states: Annotated[str, typer.Option("--states", "-k", help="Number of states, or 'auto' (held-out CV over --states-range).")] = "5",
+    states_range: Annotated[str, typer.Option(help="Candidates for --states auto: 2-8 or 2,4,6.")] = "2-8",
+    prior: Annotated[str, typer.Option(help=PRIOR_HELP)] = "none",
+    observation: Annotated[str, typer.Option(help="auto (spikes: poisson; calcium/other: gaussian), poisson, bernoulli (events = count > 0) or gaussian (identity link on z-scored traces; used for calcium unless deconvolved events are given as a spikes recording).")] = "auto",
+    link: Annotated[str, typer.Option(help="Poisson link: softplus, exp, or sigmoid (rate-capped, as in Li et al. 2024).")] = "softplus",
+    rate_cap: Annotated[float, typer.Option(help="Maximum rate (counts/bin) of the sigmoid link.")] = 5.0,
+    lags: Annotated[int, typer.Option(min=1, help="History length in bins of the normalised exponential basis.")] = 5,
+    tau: Annotated[float, typer.Option(min=0.0, help="Decay (bins) of the basis; 0 = lags/2.")] = 0.0,
+    self_history: Annotated[bool, typer.Option("--self-history/--no-self-history", help="Let each neuron's own history drive it.")] = True,
+    restarts: Annotated[int, typer.Option(min=1, help="EM restarts (k-means initialisations drawn from --seed).")] = 3,
+    max_iter: Annotated[int, typer.Option(min=1, help="EM iteration cap.")] = 100,
+    tol: Annotated[float, typer.Option(min=0.0, help="Convergence: relative change of the EM objective.")] = 1e-5,
+    mstep_iter: Annotated[int, typer.Option(min=1, help="L-BFGS iterations per M-step.")] = 25,
+    sticky: Annotated[float, typer.Option(min=0.0, help="Extra Dirichlet pseudo-count on self-transitions.")] = 10.0,
+    sigma: Annotated[float, typer.Option(min=0.0, help="Gaussian prior sd of W_k around W0; 0 = learn it.")] = 0.1,
+    l2: Annotated[float, typer.Option(min=0.0, help="Ridge on W for --prior none.")] = 1e-2,
+    test_fraction: Annotated[float, typer.Option(help="Last fraction of every trial held out for the bits/spike score.")] = 0.2,
+    folds: Annotated[int, typer.Option(min=2, help="Time-block folds for --states auto.")] = 3,
+    trial_length: Annotated[int, typer.Option(min=0, help="Bins per trial when a recording holds equal-length trials back to back (0: the recording's meta sequence_length, else one sequence).")] = 0,
+    recordings: Annotated[str, typer.Option(help="Comma-separated recording ids (default all).")] = "",
+    seed: Seed = 0,
+) -> None:
+    """Fit a hidden Markov model whose states are coupled GLMs (HMM-GLM), per recording.
+
+    Drive of neuron n in state k: bias_k[n] + sum_m W_k[n, m] h_t[m], h the history filtered
+    by a normalised exponential basis. Spike counts use a Poisson (or Bernoulli) model;
+    calcium traces use an explicit Gaussian observation model on z-scored traces. Silent
+    neurons are dropped with a warning. Output: posterior, Viterbi path, W_k, biases,
+    transitions, W0 / adjacency, log-likelihood trace and held-out bits/spike per recording.
+    """
+    from neurodyn.hmmglm.stage import run
+
+    path = run(input, out, seed=seed, states=states, states_range=states_range, prior=prior,
+               observation=observation, link=link, rate_cap=rate_cap, lags=lags, tau=tau,
+               self_history=self_history, restarts=restarts, max_iter=max_iter, tol=tol,
+               mstep_iter=mstep_iter, sticky=sticky, sigma=sigma, l2=l2,
+               test_fraction=test_fraction, folds=folds, trial_length=trial_length,
+               recordings=recordings)
+    done(path, f"HMM-GLM, prior {prior}")
+
+
+@simulate_app.command("hmmglm")
+def simulate_hmmglm_cmd(
+    out: Out = Path("sim_hmmglm.h5"),
+    states: Annotated[int, typer.Option(min=1, help="Hidden states K.")] = 5,
+    neurons: Annotated[int, typer.Option(min=2, help="Neurons N.")] = 20,
+    sequences: Annotated[int, typer.Option(min=1, help="Trials (sequences).")] = 50,
+    length: Annotated[int, typer.Option(min=2, help="Bins per trial.")] = 2000,
+    resample: Annotated[float, typer.Option(min=0.0, max=1.0, help="Fraction of pairs each state redraws from the shared connectome.")] = 0.2,
+    stay: Annotated[float, typer.Option(min=0.0, max=1.0, help="Self-transition probability.")] = 0.99,
+    fs: Annotated[float, typer.Option(help="Bins per second (time axis only).")] = 100.0,
+    seed: Seed = 0,
+) -> None:
+    """Spike counts from the HMM-GLM with a shared connectome (defaults: the published setting,
+    K=5, N=20, 50 trials x 2,000 bins, classes inh/none/exc with p = 0.1/0.8/0.1).
+
+    Trials are stored back to back in one spikes recording (meta sequence_length); true
+    state intervals are its events; /ground_truth holds states, weights, biases,
+    transitions, adjacency, connectome and strength.
+    """
+    from neurodyn.hmmglm.recordings import to_recording
+    from neurodyn.hmmglm.simulate import simulate_hmmglm
+    from neurodyn.io.store import write_recordings
+
+    params = dict(n_states=states, n_neurons=neurons, n_sequences=sequences, seq_len=length,
+                  resample=resample, stay=stay, fs=fs, seed=seed)
+    y, truth = simulate_hmmglm(states, neurons, sequences, length, resample=resample, stay=stay,
+                               seed=seed)
+    rec = to_recording(y, truth, fs=fs, seq_len=length)
+    path = write_recordings(out, [rec], params=params, seed=seed, stage="simulate-hmmglm",
+                            extra={"ground_truth": truth})
+    done(path, f"{sequences} trials x {length} bins, {neurons} neurons, {states} states")

@@ -27,6 +27,9 @@ import numpy as np
 from neurodyn.community import wsbm
 from neurodyn.community.wsbm import ENS_DC, lbinom, lmultiset, lq, pair_term, weight_term
 
+#: with more blocks than this, a node only tries the blocks of its neighbours (and a new one)
+ALL_CANDIDATES_BELOW = 24
+
 
 @dataclass
 class LevelGraph:
@@ -107,10 +110,14 @@ def _block(ens, table, n, e, seta):
 
 
 @nb.njit(cache=True)
-def _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N):
-    """Every term that involves block r or s, plus the terms that depend on B."""
+def _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N, act, nact):
+    """Every term that involves block r or s, plus the terms that depend on B.
+
+    ``act[:nact]`` lists the labels to visit: every non-empty block, and s.
+    """
     tot = 0.0
-    for t in range(n.shape[0]):
+    for idx in range(nact):
+        t = act[idx]
         if n[t] == 0:
             continue
         if n[r] > 0:
@@ -190,44 +197,55 @@ def move_delta_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e
     if r == s:
         return 0.0
     nnz, E = counts[0], counts[1]
-    before = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N)
+    act = np.arange(N)
+    before = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N, act, N)
     dn = _shift(m, xs, n, e, hist, seta, c, cw, A[i, i], X[i, i], k[i], r, s)
-    after = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz + dn, E, N)
+    after = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz + dn, E, N,
+                   act, N)  # fmt: skip
     _shift(m, xs, n, e, hist, seta, c, cw, A[i, i], X[i, i], k[i], s, r)
     return after - before
 
 
 @nb.njit(cache=True)
 def sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e, hist, seta, counts,
-                 order, tol, allow_new):  # fmt: skip
+                 order, tol, allow_new, all_below):  # fmt: skip
     """One sweep of greedy single-node moves in the given order; returns the total decrease.
 
-    ``allow_new``: a node may also move to a new (empty) block.
+    ``allow_new``: a node may also move to a new (empty) block. Candidate blocks: all of them
+    while there are at most ``all_below``, else only blocks holding a neighbour of the node
+    (and the new block).
     """
     N = A.shape[0]
     c = np.zeros(N, np.int64)
     cw = np.zeros(N)
+    act = np.zeros(N, np.int64)
     gain = 0.0
     for idx in range(order.shape[0]):
         i = order[idx]
         r = b[i]
         _connections(A, X, b, i, c, cw)
         empty = -1
-        if n[r] > 1 and allow_new:
-            for t in range(N):
-                if n[t] == 0:
-                    empty = t
-                    break
+        nact = 0
+        for t in range(N):
+            if n[t] > 0:
+                act[nact] = t
+                nact += 1
+            elif empty < 0 and n[r] > 1 and allow_new:
+                empty = t
+        if empty >= 0:
+            act[nact] = empty
+            nact += 1
         best, best_s = -tol, -1
-        for s in range(N):
-            if s == r or (n[s] == 0 and s != empty):
+        for a in range(nact):
+            s = act[a]
+            if s == r or (nact > all_below and c[s] == 0 and s != empty):
                 continue
             nnz, E = counts[0], counts[1]
-            before = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N)
+            before = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N,
+                            act, nact)  # fmt: skip
             dn = _shift(m, xs, n, e, hist, seta, c, cw, A[i, i], X[i, i], k[i], r, s)
-            after = _local(
-                ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz + dn, E, N
-            )
+            after = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz + dn,
+                           E, N, act, nact)  # fmt: skip
             _shift(m, xs, n, e, hist, seta, c, cw, A[i, i], X[i, i], k[i], s, r)
             d = after - before
             if d < best:
@@ -240,11 +258,14 @@ def sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e, his
 
 
 @nb.njit(cache=True)
-def _merge_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, r, s, nnz, E, N):
-    before = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N)
+def _merge_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, r, s, nnz, E, N,
+                 act, nact):  # fmt: skip
+    before = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N,
+                    act, nact)  # fmt: skip
     nm = n[r] + n[s]
     after = 0.0
-    for t in range(n.shape[0]):
+    for idx in range(nact):
+        t = act[idx]
         if n[t] == 0 or t == r or t == s:
             continue
         after += _pair(ens, weighted, alpha, beta, nm, n[t], m[r, t] + m[s, t],
@@ -303,17 +324,23 @@ def merge_round_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, 
     break ties differently across seeds.
     """
     N = A.shape[0]
+    act = np.zeros(N, np.int64)
     while counts[0] > target:
         best_d = np.full(N, np.inf)
         best_s = np.full(N, -1, np.int64)
-        for r in range(N):
-            if n[r] == 0:
-                continue
-            for s in range(N):
-                if s == r or n[s] == 0:
+        nact = 0
+        for t in range(N):
+            if n[t] > 0:
+                act[nact] = t
+                nact += 1
+        for ia in range(nact):
+            r = act[ia]
+            for ib in range(nact):
+                s = act[ib]
+                if s == r:
                     continue
                 d = _merge_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta,
-                                 r, s, counts[0], counts[1], N)  # fmt: skip
+                                 r, s, counts[0], counts[1], N, act, nact)  # fmt: skip
                 if d < best_d[r]:
                     best_d[r], best_s[r] = d, s
             best_d[r] += jitter[r]
@@ -360,7 +387,7 @@ def sweep(
     for _ in range(max_sweeps):
         order = rng.permutation(state.g.n).astype(np.int64)
         args = state.args()
-        gain = sweep_kernel(*args, order, tol, allow_new)
+        gain = sweep_kernel(*args, order, tol, allow_new, ALL_CANDIDATES_BELOW)
         state.nnz = int(args[-1][0])
         if gain <= tol:
             break
@@ -371,7 +398,7 @@ def agglomerate(
     rng: np.random.Generator,
     *,
     ratio: float = 1.3,
-    max_sweeps: int = 20,
+    max_sweeps: int = 4,
     init: np.ndarray | None = None,
     fine: int = 16,
 ) -> list[tuple[np.ndarray, float]]:

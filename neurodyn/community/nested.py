@@ -114,7 +114,7 @@ def fit_wsbm(
     seed: int = 0,
     threshold: float = 0.0,
     weighted: bool = True,
-    n_candidates: int = 6,
+    n_candidates: int = 3,
 ) -> NestedSBM:
     """Fit a nested SBM with exponential edge weights to a weighted graph.
 
@@ -132,8 +132,9 @@ def fit_wsbm(
     weighted : bool
         Model the weights (``False``: topology only).
     n_candidates : int
-        Level-0 snapshots (best by flat description length) whose hierarchy is fitted, in
-        addition to every snapshot with at most 32 blocks.
+        Level-0 snapshots (best by flat description length) that are polished by
+        :func:`fit.refine`; the hierarchy is fitted for them and for every snapshot with at
+        most 32 blocks, and the shortest nested description length wins.
 
     Returns
     -------
@@ -162,10 +163,13 @@ def fit_wsbm(
         for _ in range(max(1, n_init)):
             snaps = agglomerate(g, rng)
             order = np.argsort([s[1] for s in snaps])
-            chosen = {int(i) for i in order[:n_candidates]}
-            chosen |= {i for i, s in enumerate(snaps) if s[0].max() + 1 <= 32}
+            polish = {int(i) for i in order[:n_candidates]}
+            chosen = polish | {i for i, s in enumerate(snaps) if s[0].max() + 1 <= 32}
             for i in sorted(chosen):
-                for b in (snaps[i][0], refine(g, snaps[i][0], rng)):
+                tries = [snaps[i][0]]
+                if i in polish:
+                    tries.append(refine(g, snaps[i][0], rng))
+                for b in tries:
                     dl, levels = _nested_dl(g, b, rng)
                     if key not in candidates or dl < candidates[key]:
                         candidates[key] = dl

@@ -49,7 +49,7 @@ def _weight_mask(N: int, self_history: bool) -> np.ndarray:
 
 
 def _smoothed(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, width: int) -> np.ndarray:
-    out = np.empty(y.shape, np.float64)
+    out = np.zeros(y.shape, np.float64)
     for a, b in zip(starts, stops):
         c = np.cumsum(np.asarray(y[a:b], np.float64), axis=0)
         c = np.vstack([np.zeros((1, y.shape[1])), c])
@@ -80,9 +80,10 @@ def initial_posterior(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, K: i
                       rng: np.random.Generator, width: int = 25) -> np.ndarray:
     """A rough posterior (T, K) from k-means on smoothed activity (rows of a subsample)."""
     T = y.shape[0]
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])
     X = _smoothed(y, starts, stops, width)
-    X = (X - X.mean(0)) / (X.std(0) + 1e-9)
-    sub = rng.choice(T, size=min(T, 20000), replace=False)
+    X = (X - X[rows].mean(0)) / (X[rows].std(0) + 1e-9)
+    sub = rng.choice(rows, size=min(rows.size, 20000), replace=False)
     lab_sub = _kmeans(X[sub], K, rng)
     C = np.array([X[sub][lab_sub == k].mean(0) if np.any(lab_sub == k) else X[sub][k]
                   for k in range(K)])
@@ -188,6 +189,7 @@ def fit_hmmglm(
     tol: float = 1e-5,
     mstep_iter: int = 25,
     seed: int = 0,
+    init: FitResult | None = None,
 ) -> FitResult:
     """Fit an HMM-GLM by EM.
 
@@ -215,6 +217,9 @@ def fit_hmmglm(
     restarts, max_iter, tol, mstep_iter : int, int, float, int
         Restarts, EM iteration cap, relative-change tolerance, L-BFGS iterations per M-step.
     seed : int
+    init : FitResult, optional
+        A finished ``none`` fit on the same data to start the prior stage from (skips the
+        restarts).
 
     Returns
     -------
@@ -227,11 +232,11 @@ def fit_hmmglm(
     """
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit(y, h, n_states, starts, stops, spec or ModelSpec(), prior, sigma, l2, sticky,
-                    restarts, max_iter, tol, mstep_iter, seed)
+                    restarts, max_iter, tol, mstep_iter, seed, init)
 
 
 def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts, max_iter, tol,
-         mstep_iter, seed) -> FitResult:
+         mstep_iter, seed, init) -> FitResult:
     T, N = y.shape
     if starts is None:
         starts, stops = np.array([0], np.int64), np.array([T], np.int64)
@@ -242,7 +247,13 @@ def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts
     rng = np.random.default_rng(seed)
     best = None
     scores = []
-    for r in range(max(1, restarts)):
+    if init is not None:
+        if init.prior.kind != "none" or init.params.n_states != K:
+            raise ValueError("init must be a 'none' fit with the same number of states")
+        best = (init.params.copy(), init.prior, init.n_iter, list(init.loglik_trace),
+                init.converged)
+        scores = list(init.restart_scores)
+    for r in range(0 if init is not None else max(1, restarts)):
         base = PriorState(kind="none", l2=l2)
         post = initial_posterior(y, starts, stops, K, rng)
         post[~em.rows] = 0.0

@@ -83,7 +83,8 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     for r, comp in d["components"].items():
         memb = np.asarray(comp["membership"])
         order = style.group_order(memb)
-        fig, axes = plt.subplots(1, 3, figsize=(15, 5), gridspec_kw={"width_ratios": [1.1, 1.4, 0.8]})
+        fig, axes = plt.subplots(1, 3, figsize=(16, 5.5), gridspec_kw={"width_ratios": [1.1, 1.4, 0.8]})
+        fig.subplots_adjust(wspace=0.45)
         ax = axes[0]
         if "matrices" in d:
             M = np.asarray(d["matrices"][r], dtype=float)[np.ix_(order, order)]

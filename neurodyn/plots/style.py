@@ -244,10 +244,10 @@ def caption_from_many(paths: Sequence[str | Path], extra: str = "", width: int =
             parts.append(Path(path).name)
             continue
         params = p.get("parameters") if isinstance(p.get("parameters"), dict) else {}
-        kv = ", ".join(f"{k}={_short(v)}" for k, v in list(params.items())[:6])
-        seed = p.get("seed")
-        seed_s = "" if seed in (None, -1) else f"; seed {seed}"
-        parts.append(f"{Path(path).name} ({kv}{seed_s})" if kv or seed_s else Path(path).name)
+        bits = [f"{k}={_short(v)}" for k, v in list(params.items())[:6]]
+        if p.get("seed") not in (None, -1):
+            bits.append(f"seed {p['seed']}")
+        parts.append(f"{Path(path).name} ({', '.join(bits)})" if bits else Path(path).name)
     text = "data: " + "; ".join(parts) + (f" | {extra}" if extra else "")
     if len(text) > 4 * width:
         text = text[: 4 * width - 3] + "..."

@@ -117,12 +117,15 @@ def plot_function(stage: str, stem: str = "") -> tuple[Callable[..., list[Path]]
 
 def _draw(fn: Callable[..., list[Path]], path: Path, outdir: Path, fmt: str, what: str
           ) -> tuple[list[Path], list[str]]:
+    """Run one figure module into ``outdir`` (its stale ``*.fmt`` files removed first)."""
+    if outdir.is_dir():
+        for old in outdir.glob(f"*.{fmt}"):
+            old.unlink()
     try:
         out = fn(path, outdir, fmt)
     except InputError:
         raise
     except Exception as exc:
-        log.warning("figures of %s failed: %r", what, exc)
         return [], [f"figures of {what} failed: {type(exc).__name__}: {exc}"]
     finally:
         import matplotlib.pyplot as plt

@@ -225,8 +225,9 @@ def _labels(g: h5py.Group | h5py.File) -> list[str] | None:
 def inferred_matrices(rundir: str | Path) -> list[tuple[str, np.ndarray, list[str]]]:
     """Inferred interaction matrices found in a run directory: ``(source, matrix, labels)``.
 
-    - ``states.h5``: per recording, the first of ``adjacency``, ``W0`` / ``prior_mean`` (the
-      shared weight prior) or ``weights``, as magnitudes averaged over a leading state axis;
+    - ``states.h5``: per recording, the edge probability ``1 - P(none)`` from
+      ``adjacency_prob`` (K, N, N, 3), else the first of ``adjacency``, ``W0`` / ``prior_mean``
+      (the shared weight prior) or ``weights``, as magnitudes averaged over states;
     - ``communities.h5``: co-membership over components;
     - ``ntf.h5``: weighted sum of ``|component matrices|``.
     """
@@ -240,7 +241,11 @@ def inferred_matrices(rundir: str | Path) -> list[tuple[str, np.ndarray, list[st
         with open_h5(p) as f:
             for rid, g in _rec_groups(f).items():
                 m = None
-                for name in ("adjacency", "W0", "w0", "prior_mean", "weights"):
+                if "adjacency_prob" in g and g["adjacency_prob"].ndim == 4:
+                    # (K, N, N, 3) class probabilities inhibitory/none/excitatory: P(edge)
+                    m = (1.0 - np.asarray(g["adjacency_prob"][()], dtype=float)[..., 1]).mean(0)
+                for name in () if m is not None else ("adjacency", "W0", "w0", "prior_mean",
+                                                      "weights"):
                     if name in g and isinstance(g[name], h5py.Dataset) and g[name].ndim >= 2:
                         w = np.abs(np.asarray(g[name][()], dtype=float))
                         m = w.reshape(-1, *w.shape[-2:]).mean(0)  # mean over states if any

@@ -30,6 +30,16 @@ def planted_connectome(labels: list[str], groups: np.ndarray, seed: int, name: s
     return Connectome(name, labels, chem.astype(float), elec)
 
 
+def _common(g, labels: list[str], t: np.ndarray, events: pd.DataFrame) -> None:
+    """Labels, times (s) and events of a per-recording group, as the state stages write them."""
+    put(g, "labels", np.array(labels, dtype=object))
+    put(g, "time", t)
+    ev = g.create_group("events")
+    put(ev, "onset", events["onset"].to_numpy(float))
+    put(ev, "offset", events["offset"].to_numpy(float))
+    put(ev, "label", np.array([str(x) for x in events["label"]], dtype=object))
+
+
 def make_run(rundir: str | Path, *, seed: int = 0, n_neurons: int = 24, n_frames: int = 600,
              fs: float = 2.0, n_states: int = 3, rank: int = 3) -> dict:
     """Write ``recordings.h5, ntf.h5, communities.h5, states.h5, bicluster.h5`` into ``rundir``.
@@ -98,11 +108,14 @@ def make_run(rundir: str | Path, *, seed: int = 0, n_neurons: int = 24, n_frames
     with atomic_h5(rundir / "communities.h5", stage="communities", params={"resolution": 1.0},
                    inputs=[ntf_p], seed=seed) as f:
         put(f, "labels", np.array(labels, dtype=object))
+        put(f, "components_used", np.arange(rank))
         for r in range(rank):
             g = f.create_group(f"component_{r}")
             mem = np.where(groups == r, 0, 1 + (rng.random(n_neurons) < 0.5))
             put(g, "membership", mem)
             put(g, "block_matrix", rng.random((3, 3)))
+            g.attrs.update(n_blocks=3, method="sbm", description_length=-100.0 * (r + 1),
+                           degree_corrected=False)
     with atomic_h5(rundir / "states.h5", stage="states", params={"n_states": n_states},
                    inputs=[rec_p], seed=seed) as f:
         for rid, z in truth_states.items():
@@ -119,7 +132,13 @@ def make_run(rundir: str | Path, *, seed: int = 0, n_neurons: int = 24, n_frames
             put(g, "weights", w)
             put(g, "adjacency", np.abs(w).mean(0))
             put(g, "loglik_trace", -1000 + np.cumsum(rng.random(20)))
-            g.attrs["heldout_loglik"] = -812.5
+            put(g, "bias", rng.standard_normal((n_states, n_neurons)))
+            tr = np.full((n_states, n_states), 0.02 / (n_states - 1))
+            np.fill_diagonal(tr, 0.98)
+            put(g, "transition", tr)
+            _common(g, labels, t, recs[0].events)
+            g.attrs.update(heldout_loglik=-812.5, n_states=n_states, prior="none",
+                           heldout_bits_per_spike=0.25, converged=True)
     with atomic_h5(rundir / "bicluster.h5", stage="bicluster", params={"n_iter": 100},
                    inputs=[rec_p], seed=seed) as f:
         for rid, z in truth_states.items():
@@ -130,4 +149,16 @@ def make_run(rundir: str | Path, *, seed: int = 0, n_neurons: int = 24, n_frames
             zz[flip] = rng.integers(0, n_states, flip.sum())
             put(g, "state_sequence", zz)
             put(g, "neuron_clusters", groups)
+            put(g, "neuron_similarity", (groups[:, None] == groups[None, :]).astype(float))
+            put(g, "state_similarity", (zz[:, None] == zz[None, :]).astype(np.float32))
+            lat = rng.standard_normal((rank, n_frames, 2)).cumsum(1) * 0.1
+            g.create_group("latent")
+            put(g["latent"], "mean", lat)
+            put(g["latent"], "lower", lat - 0.2)
+            put(g["latent"], "upper", lat + 0.2)
+            tg = g.create_group("traces")
+            put(tg, "n_clusters", rng.integers(2, 5, (2, 50)))
+            put(tg, "n_states", rng.integers(2, 5, (2, 50)))
+            put(tg, "loglik", -5000 + rng.random((2, 50)).cumsum(1))
+            _common(g, labels, t, recs[0].events)
     return {"labels": labels, "groups": groups, "states": truth_states, "connectome": con}

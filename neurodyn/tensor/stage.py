@@ -14,12 +14,6 @@ from neurodyn.io.store import atomic_h5, open_h5, put, strings
 from neurodyn.tensor.ntf import fit_restarts
 from neurodyn.tensor.rank import heldout_error, scan_ranks, stability
 
-#: Stage parameters (named like the CLI options) and their defaults.
-DEFAULTS: dict[str, Any] = dict(
-    rank="auto", ranks="1-8", restarts=5, max_iter=200, tol=1e-6, heldout=0.1,
-    min_stability=0.8, tolerance=0.02,
-)
-
 
 def parse_ranks(spec: str | Any) -> list[int]:
     """``"2-8"``, ``"2,3,5"`` or a sequence of ints -> sorted list of ranks >= 1."""
@@ -52,7 +46,20 @@ def _read_affinity(path: Path) -> dict[str, Any]:
         )
 
 
-def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
+def run(
+    input_path: Path,
+    out: Path,
+    *,
+    seed: int = 0,
+    rank: str | int = "auto",
+    ranks: str = "1-8",
+    restarts: int = 5,
+    max_iter: int = 200,
+    tol: float = 1e-6,
+    heldout: float = 0.1,
+    min_stability: float = 0.8,
+    tolerance: float = 0.02,
+) -> Path:
     """Non-negative CP decomposition of an affinity tensor (pairs x windows x animals).
 
     Parameters
@@ -63,7 +70,7 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
         ``ntf.h5`` to write (stage ``"factorize"``).
     seed : int
         Base seed of the random initialisations and the held-out split.
-    **params
+    rank, ranks, restarts, max_iter, tol, heldout, min_stability, tolerance
         Named like the CLI options: ``rank`` ("auto" or an int), ``ranks`` (candidates for
         auto, e.g. "1-8"), ``restarts`` (initialisations per rank), ``max_iter`` (HALS sweeps),
         ``tol``, ``heldout`` (fraction of observed entries held out), ``min_stability``,
@@ -78,10 +85,8 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     stability, heldout_error}``; ``/restarts/{seeds, errors}`` of the chosen rank; ``/events``
     copied from the affinity file; attrs ``rank``, ``loss`` (= ``relative_error``), ``stability``.
     """
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown factorize parameters: {sorted(unknown)}")
-    p = {**DEFAULTS, **params}
+    p = dict(rank=rank, ranks=ranks, restarts=restarts, max_iter=max_iter, tol=tol,
+             heldout=heldout, min_stability=min_stability, tolerance=tolerance)
     d = _read_affinity(input_path)
     x, mask = d["x"], d["mask"]
     if not mask.any():

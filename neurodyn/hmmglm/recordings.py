@@ -1,0 +1,28 @@
+"""Package simulated HMM-GLM data as a :class:`~neurodyn.recording.Recording`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from neurodyn.recording import Recording
+
+
+def state_events(states: np.ndarray, fs: float) -> pd.DataFrame:
+    """Intervals (s) of constant state as an events table labelled ``state <k>``."""
+    z = np.asarray(states)
+    change = np.flatnonzero(np.diff(z)) + 1
+    on = np.concatenate([[0], change])
+    off = np.concatenate([change, [z.size]])
+    return pd.DataFrame({"onset": on / fs, "offset": off / fs,
+                         "label": [f"state {int(z[i])}" for i in on]})
+
+
+def to_recording(y: np.ndarray, truth: dict, *, fs: float = 100.0, rec_id: str = "hmmglm/sim",
+                 seq_len: int = 0) -> Recording:
+    """A ``spikes`` recording of counts ``y`` (T, N); true state intervals become events."""
+    N = y.shape[1]
+    return Recording(traces=y, labels=[f"n{i:02d}" for i in range(N)], modality="spikes", fs=fs,
+                     units="counts", id=rec_id, subject="sim", dataset="simulate-hmmglm",
+                     events=state_events(truth["states"], fs),
+                     meta={"sequence_length": int(seq_len), "bin_s": 1.0 / fs})

@@ -1,0 +1,125 @@
+"""Figures of the ``states`` stage (HMM-GLM): state timeline, weights, priors, EM trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _group_data(g) -> dict:
+    from neurodyn.io.store import read_tree
+
+    return read_tree(g)
+
+
+def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
+    """Draw the HMM-GLM figures of every recording in a ``states.h5``.
+
+    Per recording: ``states_timeline`` (posterior over time, Viterbi raster, events shaded),
+    ``states_weights`` (W_k per state, shared colour scale), ``states_prior`` (W0 for the
+    gaussian prior; the learned class table and argmax adjacency for onehot) and
+    ``states_trace`` (EM objective per iteration).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurodyn.io.store import open_h5
+    from neurodyn.plots import style
+
+    style.use()
+    result_path, outdir = Path(result_path), Path(outdir)
+    cap = style.caption_from(result_path)
+    out: list[Path] = []
+    with open_h5(result_path) as f:
+        groups = {k: g for k, g in f.items() if hasattr(g, "keys") and "posterior" in g}
+        trees = {k: _group_data(g) for k, g in groups.items()}
+    for key, d in trees.items():
+        rid = str(d.get("@id", key.replace("|", "/")))
+        name = style.safe_name(rid)
+        post = np.asarray(d["posterior"], float)
+        K = post.shape[1]
+        t = np.asarray(d["time"], float)
+        labels = [str(x) for x in d["labels"]]
+        ev = d.get("events", {})
+        events = pd.DataFrame({"onset": ev.get("onset", []), "offset": ev.get("offset", []),
+                               "label": ev.get("label", [])})
+        # 1. timeline
+        fig, (a1, a2, a3) = plt.subplots(3, 1, figsize=(10, 4.6), sharex=True,
+                                         gridspec_kw={"height_ratios": [3, 1, 0.7]})
+        tt, pp = style.decimate(t, post)
+        a1.stackplot(tt, pp.T, colors=style.colors(K), labels=[f"state {k}" for k in range(K)],
+                     lw=0)
+        a1.set_ylim(0, 1)
+        a1.set_ylabel("p(state)")
+        a1.legend(loc="upper right", ncol=min(K, 8), fontsize=7)
+        a1.set_title(f"{rid}: state posterior, Viterbi path and events")
+        tz, zz = style.decimate_labels(t, np.asarray(d["viterbi"]))
+        a2.imshow(zz[None, :], aspect="auto", cmap=style.category_cmap(K), vmin=-0.5,
+                  vmax=K - 0.5, extent=(tz[0], tz[-1], 0, 1), interpolation="nearest")
+        a2.set_yticks([])
+        a2.set_ylabel("Viterbi")
+        style.shade_events(a3, events, alpha=0.5)
+        a3.set_yticks([])
+        a3.set_ylabel("events")
+        a3.set_xlabel("time (s)")
+        style.add_caption(fig, cap)
+        out.append(style.save(fig, outdir, f"states_timeline_{name}", fmt))
+        # 2. weights per state
+        W = np.asarray(d["weights"], float)
+        vmax = float(np.abs(W).max()) or 1.0
+        cols = min(K, 5)
+        rows = int(np.ceil(K / cols))
+        fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 0.8, 2.6 * rows), squeeze=False)
+        for k in range(rows * cols):
+            ax = axes.flat[k]
+            if k >= K:
+                ax.axis("off")
+                continue
+            im = ax.imshow(W[k], cmap=style.DIVERGING, vmin=-vmax, vmax=vmax)
+            ax.set_title(f"W state {k}", color=style.color(k))
+            style.label_matrix_axes(ax, labels, x=k // cols == rows - 1, y=k % cols == 0)
+        fig.colorbar(im, ax=axes, shrink=0.8, label="coupling (post x pre)")
+        style.add_caption(fig, cap)
+        out.append(style.save(fig, outdir, f"states_weights_{name}", fmt))
+        # 3. learned prior
+        prior = str(d.get("@prior", "none"))
+        if prior == "gaussian":
+            fig, ax = plt.subplots(figsize=(4.5, 4))
+            W0 = np.asarray(d["W0"], float)
+            v = float(np.abs(W0).max()) or 1.0
+            im = ax.imshow(W0, cmap=style.DIVERGING, vmin=-v, vmax=v)
+            ax.set_title(f"shared mean W0 (sigma={float(d.get('@sigma', np.nan)):.3g})")
+            style.label_matrix_axes(ax, labels)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+            style.add_caption(fig, cap)
+            out.append(style.save(fig, outdir, f"states_prior_{name}", fmt))
+        elif prior == "onehot":
+            tab = np.asarray(d["adjacency_prior"], float)
+            fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
+            for ax, c, title in zip(axes, (0, 2), ("p(inhibitory)", "p(excitatory)")):
+                im = ax.imshow(tab[..., c], cmap=style.SEQUENTIAL, vmin=0, vmax=1)
+                ax.set_title(f"learned prior {title}")
+                style.label_matrix_axes(ax, labels)
+            fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04)
+            consensus = tab.argmax(-1) - 1
+            axes[2].imshow(consensus, cmap=style.DIVERGING, vmin=-1, vmax=1)
+            axes[2].set_title("prior argmax (blue inh, white none, red exc)")
+            style.label_matrix_axes(axes[2], labels)
+            style.add_caption(fig, cap)
+            out.append(style.save(fig, outdir, f"states_prior_{name}", fmt))
+        # 4. EM trace
+        tr = np.asarray(d["loglik_trace"], float)
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(np.arange(1, tr.size + 1), tr, marker=".", color=style.color(4))
+        ax.set_xlabel("EM iteration")
+        ax.set_ylabel("log posterior (nats)")
+        bits = d.get("@heldout_bits_per_spike")
+        ax.set_title(f"EM objective; held-out {bits:.4f} {d.get('@heldout_unit', '')}"
+                     if bits is not None else "EM objective")
+        style.add_caption(fig, cap)
+        out.append(style.save(fig, outdir, f"states_trace_{name}", fmt))
+    return out

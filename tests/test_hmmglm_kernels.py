@@ -1,0 +1,204 @@
+"""HMM-GLM kernels against slow obviously-correct references."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from neurodyn.hmmglm import mstep
+from neurodyn.hmmglm.basis import exp_basis, filter_history
+from neurodyn.hmmglm.forward_backward import forward_backward, forward_loglik, viterbi
+from neurodyn.hmmglm.model import ModelSpec, Params, state_loglik
+from neurodyn.hmmglm.priors import PriorState
+
+
+def _random_hmm(rng, T, K):
+    ll = rng.normal(size=(T, K)) * 3
+    pi0 = rng.dirichlet(np.ones(K))
+    P = rng.dirichlet(np.ones(K), size=K)
+    return ll, pi0, P
+
+
+def _enumerate(ll, pi0, P):
+    """All K**T paths: joint log-probabilities."""
+    T, K = ll.shape
+    paths = np.array(list(itertools.product(range(K), repeat=T)))
+    lp = np.log(pi0)[paths[:, 0]] + ll[0, paths[:, 0]]
+    for t in range(1, T):
+        lp = lp + np.log(P)[paths[:, t - 1], paths[:, t]] + ll[t, paths[:, t]]
+    return paths, lp
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_forward_backward_matches_enumeration(seed):
+    rng = np.random.default_rng(seed)
+    T, K = 6, 3
+    ll, pi0, P = _random_hmm(rng, T, K)
+    paths, lp = _enumerate(ll, pi0, P)
+    logZ = np.logaddexp.reduce(lp)
+    w = np.exp(lp - logZ)
+    post_ref = np.stack([[w[paths[:, t] == k].sum() for k in range(K)] for t in range(T)])
+    xi_ref = np.zeros((K, K))
+    for t in range(1, T):
+        np.add.at(xi_ref, (paths[:, t - 1], paths[:, t]), w)
+    post, xi, seq_ll = forward_backward(ll, pi0, P)
+    np.testing.assert_allclose(seq_ll[0], logZ, rtol=1e-10)
+    np.testing.assert_allclose(post, post_ref, atol=1e-10)
+    np.testing.assert_allclose(xi, xi_ref, atol=1e-10)
+    np.testing.assert_allclose(forward_loglik(ll, pi0, P)[0], logZ, rtol=1e-10)
+    assert viterbi(ll, pi0, P).tolist() == paths[np.argmax(lp)].tolist()
+
+
+def test_many_sequences_and_log_fallback():
+    rng = np.random.default_rng(7)
+    K = 3
+    ll, pi0, P = _random_hmm(rng, 11, K)
+    starts, stops = np.array([0, 4, 9]), np.array([4, 9, 11])
+    post, xi, seq_ll = forward_backward(ll, pi0, P, starts, stops)
+    xi_sum = np.zeros((K, K))
+    for s, (a, b) in enumerate(zip(starts, stops)):
+        p1, x1, l1 = forward_backward(ll[a:b], pi0, P)
+        np.testing.assert_allclose(post[a:b], p1, atol=1e-12)
+        np.testing.assert_allclose(seq_ll[s], l1[0], rtol=1e-12)
+        xi_sum += x1
+        np.testing.assert_array_equal(viterbi(ll, pi0, P, starts, stops)[a:b], viterbi(ll[a:b], pi0, P))
+    np.testing.assert_allclose(xi, xi_sum, atol=1e-12)
+    # an observation impossible under every reachable state forces the log-space path
+    P0 = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    ll2 = np.zeros((5, 3))
+    ll2[3] = [-2000.0, 0.0, 0.0]
+    p0 = np.array([1.0, 0.0, 0.0])
+    post2, _, l2 = forward_backward(ll2, p0, P0)
+    assert np.isclose(l2[0], -2000.0)
+    assert np.all(np.isfinite(post2)) and np.allclose(post2[:, 0], 1.0)
+
+
+def test_filter_history_reference():
+    rng = np.random.default_rng(0)
+    y = rng.poisson(1.0, size=(30, 4)).astype(np.float32)
+    b = exp_basis(5)
+    assert np.isclose(b.sum(), 1.0) and np.all(np.diff(b) < 0)
+    starts, stops = np.array([0, 17]), np.array([17, 30])
+    h = filter_history(y, b, starts, stops)
+    ref = np.zeros_like(h)
+    for a, e in zip(starts, stops):
+        for t in range(a, e):
+            for lag in range(5):
+                if t - 1 - lag >= a:
+                    ref[t] += b[lag] * y[t - 1 - lag]
+    np.testing.assert_allclose(h, ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("obs,link", [("poisson", "softplus"), ("poisson", "exp"),
+                                      ("poisson", "sigmoid"), ("bernoulli", "softplus"),
+                                      ("gaussian", "softplus")])
+def test_state_loglik_reference(obs, link):
+    from scipy.stats import norm, poisson
+    rng = np.random.default_rng(1)
+    T, N, K = 40, 3, 2
+    spec = ModelSpec(observation=obs, link=link, rate_cap=3.0)
+    y = rng.poisson(1.0, (T, N)).astype(np.float32)
+    if obs == "bernoulli":
+        y = (y > 0).astype(np.float32)
+    if obs == "gaussian":
+        y = rng.normal(size=(T, N)).astype(np.float32)
+    h = rng.random((T, N)).astype(np.float32)
+    p = Params(np.full(K, .5), np.full((K, K), .5), rng.normal(size=(K, N)) * .5,
+               rng.normal(size=(K, N, N)) * .5, rng.random(N) + .5)
+    ll = state_loglik(y, h, p, spec)
+    for k in range(K):
+        eta = h.astype(float) @ p.W[k].T + p.bias[k]
+        if obs == "poisson":
+            r = {"softplus": np.log1p(np.exp(eta)), "exp": np.exp(eta),
+                 "sigmoid": 3.0 / (1 + np.exp(-eta))}[link]
+            ref = poisson.logpmf(y, r).sum(1)
+        elif obs == "bernoulli":
+            q = 1 / (1 + np.exp(-eta))
+            ref = (y * np.log(q) + (1 - y) * np.log(1 - q)).sum(1)
+        else:
+            ref = norm.logpdf(y, eta, np.sqrt(p.noise_var)).sum(1)
+        np.testing.assert_allclose(ll[:, k], ref, rtol=1e-8, atol=1e-8)
+
+
+def _fd_check(fun, x, eps=1e-6, n=25, seed=0):
+    rng = np.random.default_rng(seed)
+    f0, g = fun(x)
+    for i in rng.choice(x.size, size=min(n, x.size), replace=False):
+        e = np.zeros_like(x)
+        e[i] = eps
+        num = (fun(x + e)[0] - fun(x - e)[0]) / (2 * eps)
+        assert np.isclose(num, g[i], rtol=1e-4, atol=1e-7), (i, num, g[i])
+
+
+@pytest.mark.parametrize("obs,link", [("poisson", "softplus"), ("poisson", "exp"),
+                                      ("poisson", "sigmoid"), ("bernoulli", "softplus"),
+                                      ("gaussian", "softplus")])
+@pytest.mark.parametrize("kind", ["none", "gaussian"])
+def test_free_objective_gradient(obs, link, kind):
+    rng = np.random.default_rng(2)
+    T, N, K = 60, 4, 2
+    spec = ModelSpec(observation=obs, link=link, self_history=False)
+    y = rng.poisson(1.0, (T, N)).astype(np.float32)
+    if obs == "bernoulli":
+        y = np.minimum(y, 1)
+    h = rng.random((T, N))
+    gamma = rng.dirichlet(np.ones(K), size=T)
+    subsets = mstep.state_subsets(y, h, gamma)
+    mask = ~np.eye(N, dtype=bool)
+    prior = PriorState(kind=kind, W0=rng.normal(size=(N, N)) * mask, sigma2=0.3, l2=0.5)
+    x = rng.normal(size=K * N + K * N * N) * 0.5
+    var = np.full(N, 1.3)
+    _fd_check(lambda v: mstep.free_objective(v, subsets, spec, var, prior, mask, 0.01), x)
+
+
+def test_onehot_objective_gradient():
+    rng = np.random.default_rng(3)
+    T, N, K = 60, 4, 3
+    spec = ModelSpec()
+    y = rng.poisson(1.0, (T, N)).astype(np.float32)
+    h = rng.random((T, N))
+    gamma = rng.dirichlet(np.ones(K), size=T)
+    subsets = mstep.state_subsets(y, h, gamma)
+    A = rng.integers(-1, 2, size=(K, N, N)).astype(float)
+    x = np.concatenate([rng.normal(size=K * N), rng.random(N * N)])
+    mask = np.ones((N, N), dtype=bool)
+    _fd_check(lambda v: mstep.onehot_objective(v, subsets, spec, np.ones(N), A, mask, 0.01), x)
+
+
+def test_onehot_sweep_scores_classes_exactly():
+    """Each pair's conditional class probabilities equal brute-force scoring of its 3 classes."""
+    rng = np.random.default_rng(4)
+    T, N, K = 200, 3, 1
+    spec = ModelSpec()
+    y = rng.poisson(1.0, (T, N)).astype(np.float32)
+    h = rng.random((T, N))
+    subsets = mstep.state_subsets(y, h, np.ones((T, K)))
+    S = rng.uniform(0.3, 1.0, (N, N))
+    A = np.zeros((K, N, N), dtype=np.int8)
+    table = rng.dirichlet(np.ones(3), size=(N, N))
+    ps = PriorState(kind="onehot", strength=S, adjacency=A.copy(),
+                    adjacency_prob=np.zeros((K, N, N, 3)), table=table)
+    p = Params(np.ones(1), np.ones((1, 1)), rng.normal(size=(K, N)) * .3, A * S, np.ones(N))
+    p0 = p.copy()
+    mstep.onehot_sweep(p, ps, subsets, spec)
+    # first pair (0, 0) is scored with all others at class 0: brute force
+    scores = []
+    for c in (-1, 0, 1):
+        W = np.zeros((N, N))
+        W[0, 0] = c * S[0, 0]
+        eta = h @ W.T + p0.bias[0]
+        r = np.log1p(np.exp(eta[:, 0]))
+        scores.append(np.sum(y[:, 0] * np.log(r) - r) + np.log(table[0, 0, c + 1]))
+    scores = np.array(scores)
+    ref = np.exp(scores - scores.max())
+    np.testing.assert_allclose(ps.adjacency_prob[0, 0, 0], ref / ref.sum(), rtol=1e-8)
+    assert ps.adjacency[0, 0, 0] == np.argmax(scores) - 1
+    np.testing.assert_allclose(p.W, ps.adjacency * S[None])
+
+
+def test_transition_mstep_is_sticky_dirichlet_map():
+    xi = np.array([[8.0, 2.0], [1.0, 9.0]])
+    P = mstep.update_transitions(xi, sticky=10.0)
+    np.testing.assert_allclose(P, [[18 / 20, 2 / 20], [1 / 20, 19 / 20]], rtol=1e-8)

@@ -1,0 +1,75 @@
+"""HMM-GLM recovers ground truth from its own simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from neurodyn.hmmglm.basis import filter_history
+from neurodyn.hmmglm.fit import fit_hmmglm, posterior_and_path
+from neurodyn.hmmglm.model import ModelSpec
+from neurodyn.hmmglm.select import heldout_bits, holdout_split
+from neurodyn.hmmglm.simulate import simulate_hmmglm
+
+
+def match_states(true: np.ndarray, fitted: np.ndarray, K: int) -> tuple[float, np.ndarray]:
+    """Hungarian matching: accuracy and ``perm`` with fitted state ``perm[k]`` ~ true ``k``."""
+    C = np.zeros((K, K))
+    np.add.at(C, (true, fitted), 1)
+    r, c = linear_sum_assignment(-C)
+    return C[r, c].sum() / true.size, c
+
+
+def _scores(y, h, tr, res, K, spec=ModelSpec()):
+    _, path, _ = posterior_and_path(y, h, res.params, spec, tr["starts"], tr["stops"])
+    acc, perm = match_states(tr["states"], path, K)
+    corr = np.corrcoef(res.params.W[perm].ravel(), tr["weights"].ravel())[0, 1]
+    return acc, corr, perm
+
+
+def test_small_model_recovers_states_and_weights():
+    K = 3
+    y, tr = simulate_hmmglm(K, 8, 8, 1000, seed=11, strength=(0.5, 0.9))
+    h = filter_history(y, tr["basis"], tr["starts"], tr["stops"])
+    res = fit_hmmglm(y, h, K, starts=tr["starts"], stops=tr["stops"], restarts=1, seed=0)
+    acc, corr, perm = _scores(y, h, tr, res, K)
+    assert acc >= 0.95 and corr >= 0.85, (acc, corr)
+    # objective trace never decreases by more than round-off
+    assert np.all(np.diff(res.loglik_trace) > -1e-6 * np.abs(res.loglik_trace[1:]))
+    np.testing.assert_allclose(res.params.P[perm][:, perm].diagonal(), 0.99, atol=0.01)
+    # same seed, same result
+    res2 = fit_hmmglm(y, h, K, starts=tr["starts"], stops=tr["stops"], restarts=1, seed=0)
+    np.testing.assert_array_equal(res.params.W, res2.params.W)
+
+
+@pytest.mark.slow
+def test_published_setting_all_priors():
+    """K=5, N=20, classes 0.1/0.8/0.1 (shared connectome); 20 of the 50 trials to stay fast."""
+    K = 5
+    y, tr = simulate_hmmglm(K, 20, 20, 2000, seed=5)
+    starts, stops = tr["starts"], tr["stops"]
+    h = filter_history(y, tr["basis"], starts, stops)
+    train, test = holdout_split(starts, stops, 0.2)
+    spec = ModelSpec()
+    none = fit_hmmglm(y, h, K, starts=train[0], stops=train[1], restarts=2, seed=0)
+    fits = {"none": none}
+    for prior in ("gaussian", "onehot"):
+        fits[prior] = fit_hmmglm(y, h, K, starts=train[0], stops=train[1], prior=prior,
+                                 init=none)
+    bits = {}
+    for prior, res in fits.items():
+        acc, corr, perm = _scores(y, h, tr, res, K)
+        bits[prior] = heldout_bits(y, h, res.params, spec, train, test)
+        print(f"{prior}: state accuracy {acc:.3f}, W correlation {corr:.3f}, "
+              f"held-out {bits[prior]:.4f} bits/spike")
+        assert acc >= 0.95, (prior, acc)
+        assert corr >= 0.9, (prior, corr)
+        if prior == "onehot":
+            A = res.prior.adjacency[perm]
+            adj_acc = np.mean(A == tr["adjacency"])
+            baseline = np.mean(tr["adjacency"] == 0)
+            print(f"onehot adjacency accuracy {adj_acc:.3f} vs all-none baseline {baseline:.3f}")
+            assert adj_acc >= baseline + 0.5 * (1 - baseline), (adj_acc, baseline)
+    for prior in ("gaussian", "onehot"):
+        assert bits[prior] >= bits["none"] + 0.002, bits
