@@ -100,14 +100,14 @@ def hmmlearn_forward_backward(ll, pi0, P, starts, stops, impl="scaling"):
 def part_fb() -> None:
     from neurodyn.hmmglm.basis import filter_history
     from neurodyn.hmmglm.forward_backward import forward_backward
-    from neurodyn.hmmglm.model import state_loglik
+    from neurodyn.hmmglm.model import ModelSpec, state_loglik
     from neurodyn.hmmglm.simulate import random_params, simulate_hmmglm
 
     print("== 1. forward-backward, published setting (50 trials x 2,000 bins, K=5) ==")
     y, tr = simulate_hmmglm(seed=0)
     params, _ = random_params(seed=0)
     h = filter_history(y, tr["basis"], tr["starts"], tr["stops"])
-    ll = state_loglik(y, h, params, __import__("neurodyn.hmmglm.model", fromlist=["x"]).ModelSpec())
+    ll = state_loglik(y, h, params, ModelSpec())
     pi0, P, a, b = params.pi0, params.P, tr["starts"], tr["stops"]
     forward_backward(ll, pi0, P, a, b)  # compile / load cache
     ours = _best_of(lambda: forward_backward(ll, pi0, P, a, b), 5)
@@ -164,16 +164,17 @@ def part_fit(n_sequences: int = 50, restarts: int = 3) -> None:
         if prior == "onehot":
             adj = np.mean(res.prior.adjacency[perm] == tr["adjacency"])
             extra = f", adjacency acc {adj:.3f} (all-none baseline {base:.3f})"
-        note = f" (+ none stage {none_wall:.1f} s)" if prior != "none" else f" ({restarts} restarts)"
         if prior == "none":
             none_wall = wall
+        note = f" (+ none stage {none_wall:.1f} s)" if prior != "none" else f" ({restarts} restarts)"
         print(f"  {prior:8s} wall {wall:7.1f} s{note}, EM iterations {res.n_iter:3d}, "
               f"held-out {bits:.4f} bits/spike, state acc {acc:.3f}, W corr {corr:.3f}{extra}")
 
 
 def part_big_child(T: int, N: int, K: int, max_iter: int) -> dict:
     from neurodyn.hmmglm.basis import filter_history
-    from neurodyn.hmmglm.fit import fit_hmmglm
+    from neurodyn.hmmglm.fit import fit_hmmglm, posterior_and_path
+    from neurodyn.hmmglm.model import ModelSpec
     from neurodyn.hmmglm.simulate import simulate_hmmglm
 
     n_seq = 10
@@ -183,10 +184,8 @@ def part_big_child(T: int, N: int, K: int, max_iter: int) -> dict:
     res = fit_hmmglm(y, h, K, starts=tr["starts"], stops=tr["stops"], restarts=1,
                      max_iter=max_iter, mstep_iter=10, seed=0)
     wall = time.perf_counter() - t
-    acc, _ = _match(tr["states"], np.argmax(
-        __import__("neurodyn.hmmglm.fit", fromlist=["x"]).posterior_and_path(
-            y, h, res.params, __import__("neurodyn.hmmglm.model", fromlist=["x"]).ModelSpec(),
-            tr["starts"], tr["stops"])[0], axis=1), K)
+    _, path, _ = posterior_and_path(y, h, res.params, ModelSpec(), tr["starts"], tr["stops"])
+    acc, _ = _match(tr["states"], path, K)
     return {"T": T, "N": N, "K": K, "wall_s": wall, "em_iter": res.n_iter,
             "converged": bool(res.converged), "state_acc": acc,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

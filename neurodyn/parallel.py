@@ -185,7 +185,7 @@ def _local_cluster(workers: int, threads: int, say: Callable[[str], None]) -> An
 
     say(f"dask LocalCluster: {workers} workers x {threads} threads")
     return LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
         silence_logs=logging.ERROR, env=thread_env(threads),
     )
 
@@ -215,7 +215,7 @@ def _slurm_cluster(
         job_script_prologue=prologue, log_directory=str(logdir),
         local_directory=str(conf.get("local_directory", "/tmp")),
         python=str(conf.get("python", _python())),
-        scheduler_options={"dashboard_address": None},
+        scheduler_options={"dashboard_address": ":0"},
     )
     for k in ("queue", "account", "interface"):
         if k in conf:

@@ -267,7 +267,7 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
-def _fit_sim(seed, iters, init="one", **sim):
+def _fit_sim(seed, iters, init="factor", **sim):
     from neurodyn.bicluster.model import Priors, SamplerConfig
     from neurodyn.bicluster.sampler import run_chain
     from neurodyn.bicluster.simulate import simulate_bicluster

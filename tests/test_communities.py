@@ -36,7 +36,7 @@ def partitions_bruteforce(m: int, n: int) -> int:
     return rec(m, n, m)
 
 
-def reference_dl(W: np.ndarray, b: np.ndarray, dc: bool) -> float:
+def reference_dl(W: np.ndarray, b: np.ndarray, dc: bool, dense: bool = False) -> float:
     """Flat description length written directly from the formulas, pair by pair."""
     N = W.shape[0]
     b = np.asarray(b)
@@ -59,12 +59,14 @@ def reference_dl(W: np.ndarray, b: np.ndarray, dc: bool) -> float:
     S += lC(B * (B + 1) / 2 + E - 1, E)
     for r, s in itertools.combinations_with_replacement(blocks, 2):
         mrs = m[(r, s)]
-        if not dc:
+        if not dc and dense:
             S += lC(n[r] * (n[r] - 1) / 2, mrs) if r == s else lC(n[r] * n[s], mrs)
         else:
             S -= (mrs * np.log(2) + gammaln(mrs + 1)) if r == s else gammaln(mrs + 1)
         if mrs:
             S += -np.log(beta) + (mrs + 1) * np.log(x[(r, s)] + beta) - gammaln(mrs + 1)
+    if not dc and not dense:
+        S += sum(deg[b == r].sum() * np.log(n[r]) for r in blocks)
     if dc:
         S -= gammaln(deg + 1).sum()
         for r in blocks:
@@ -88,14 +90,14 @@ def test_partition_table_matches_enumeration():
         assert np.isclose(table[m_, n_], np.log(partitions_bruteforce(m_, n_)))
 
 
-@pytest.mark.parametrize("dc", [False, True])
-def test_description_length_matches_reference(dc):
+@pytest.mark.parametrize(("dc", "dense"), [(False, False), (False, True), (True, False)])
+def test_description_length_matches_reference(dc, dense):
     W = random_graph(N=10, p=0.35, seed=1)
     rng = np.random.default_rng(2)
     for B in (1, 2, 3, 5):
         b = rng.integers(0, B, W.shape[0])
-        ours = wsbm.description_length(W, b, degree_corrected=dc)
-        assert np.isclose(ours, reference_dl(W, b, dc), rtol=1e-10, atol=1e-8)
+        ours = wsbm.description_length(W, b, degree_corrected=dc, dense=dense)
+        assert np.isclose(ours, reference_dl(W, b, dc, dense), rtol=1e-10, atol=1e-8)
 
 
 def test_weight_unit_does_not_change_dl_differences():
@@ -106,7 +108,7 @@ def test_weight_unit_does_not_change_dl_differences():
     assert np.isclose(d1, d2)
 
 
-@pytest.mark.parametrize("ens", [wsbm.ENS_SIMPLE, wsbm.ENS_DC, wsbm.ENS_MULTI])
+@pytest.mark.parametrize("ens", [wsbm.ENS_SIMPLE, wsbm.ENS_DC, wsbm.ENS_MULTI, wsbm.ENS_POISSON])
 def test_incremental_moves_and_merges_match_full_recomputation(ens):
     W = random_graph(N=12, p=0.4, seed=4)
     A, X = wsbm.edges_from_weights(W)
@@ -141,7 +143,7 @@ def test_merge_delta_matches_full_recomputation():
     W = random_graph(N=12, p=0.4, seed=7)
     A, X = wsbm.edges_from_weights(W)
     alpha, beta = wsbm.weight_prior(X, A)
-    for ens in (wsbm.ENS_SIMPLE, wsbm.ENS_DC):
+    for ens in (wsbm.ENS_SIMPLE, wsbm.ENS_DC, wsbm.ENS_POISSON):
         g = fit.LevelGraph(A, X, ens, True, alpha, beta, wsbm.partitions_table_for(A))
         b = np.arange(12) % 4
         st = fit._State(g, b)
@@ -152,7 +154,7 @@ def test_merge_delta_matches_full_recomputation():
 
 
 def test_planted_partition_has_shorter_description_length_than_random_ones():
-    W, truth = planted_partition([15, 15, 15], 0.5, 0.1, w_in=2.0, w_out=0.5, seed=8)
+    W, truth = planted_partition([15, 15, 15], 0.6, 0.1, w_in=2.0, w_out=0.5, seed=8)
     rng = np.random.default_rng(9)
     for dl in (
         lambda b: wsbm.description_length(W, b),
@@ -216,9 +218,10 @@ def test_degree_corrected_variant_on_heterogeneous_degrees():
 def test_auto_keeps_the_shorter_variant():
     W, _ = planted_partition([15, 15], 0.5, 0.1, seed=2)
     res = fit_wsbm(W, seed=0, n_init=1)
-    assert set(res.candidates) == {"dc", "ndc"}
+    assert set(res.candidates) == {"dc", "ndc", "ndc_dense"}
     assert res.description_length == min(res.candidates.values())
-    assert res.degree_corrected == (res.candidates["dc"] < res.candidates["ndc"])
+    assert res.candidates[res.ensemble] == res.description_length
+    assert res.degree_corrected == (res.ensemble == "dc")
 
 
 def test_hierarchy_finds_groups_of_blocks():
@@ -331,3 +334,17 @@ def test_cli_bad_input_exits_2(tmp_path, cli):
     ntf, _ = write_ntf_like(tmp_path / "ntf.h5")
     res = cli("communities", ntf, "--out", tmp_path / "o.h5", "--components", "0,7")
     assert res.exit_code == 2 and "out of range" in res.output
+
+
+def test_subprocess_bad_input_exit_code(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "missing.h5"
+    proc = subprocess.run(
+        [sys.executable, "-c", "from neurodyn.cli import main; main()", "communities", str(missing),
+         "--out", str(tmp_path / "o.h5")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(f"error: {missing}")

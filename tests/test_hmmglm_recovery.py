@@ -30,29 +30,32 @@ def _scores(y, h, tr, res, K, spec=ModelSpec()):
 
 def test_small_model_recovers_states_and_weights():
     K = 3
-    y, tr = simulate_hmmglm(K, 8, 8, 1000, seed=11, strength=(0.5, 0.9))
+    y, tr = simulate_hmmglm(K, 10, 10, 1000, seed=11, strength=(0.5, 0.9))
     h = filter_history(y, tr["basis"], tr["starts"], tr["stops"])
     res = fit_hmmglm(y, h, K, starts=tr["starts"], stops=tr["stops"], restarts=1, seed=0)
     acc, corr, perm = _scores(y, h, tr, res, K)
     assert acc >= 0.95 and corr >= 0.85, (acc, corr)
     # objective trace never decreases by more than round-off
     assert np.all(np.diff(res.loglik_trace) > -1e-6 * np.abs(res.loglik_trace[1:]))
-    np.testing.assert_allclose(res.params.P[perm][:, perm].diagonal(), 0.99, atol=0.01)
+    np.testing.assert_allclose(res.params.P[perm][:, perm].diagonal(), 0.99, atol=0.02)
     # same seed, same result
     res2 = fit_hmmglm(y, h, K, starts=tr["starts"], stops=tr["stops"], restarts=1, seed=0)
     np.testing.assert_array_equal(res.params.W, res2.params.W)
 
 
+N_TRIALS = 16
+
+
 @pytest.mark.slow
 def test_published_setting_all_priors():
-    """K=5, N=20, classes 0.1/0.8/0.1 (shared connectome); 20 of the 50 trials to stay fast."""
+    """K=5, N=20, classes 0.1/0.8/0.1 (shared connectome); 16 of the 50 trials to stay fast."""
     K = 5
-    y, tr = simulate_hmmglm(K, 20, 20, 2000, seed=5)
+    y, tr = simulate_hmmglm(K, 20, N_TRIALS, 2000, seed=5)
     starts, stops = tr["starts"], tr["stops"]
     h = filter_history(y, tr["basis"], starts, stops)
     train, test = holdout_split(starts, stops, 0.2)
     spec = ModelSpec()
-    none = fit_hmmglm(y, h, K, starts=train[0], stops=train[1], restarts=2, seed=0)
+    none = fit_hmmglm(y, h, K, starts=train[0], stops=train[1], restarts=3, seed=0)
     fits = {"none": none}
     for prior in ("gaussian", "onehot"):
         fits[prior] = fit_hmmglm(y, h, K, starts=train[0], stops=train[1], prior=prior,

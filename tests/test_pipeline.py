@@ -142,6 +142,13 @@ def test_spec_units_precedence_and_validation(tmp_path: Path, data_dir: Path) ->
     keys = [t.key for t in build_tasks(load_pipeline(spec_only), tmp_path / "run")]
     assert keys == ["u0/ingest"] + [f"u{i}/{s}" for i in (1, 2) for s in ("ingest", "scale", "summary")]
 
+    # a second instance of a built-in stage with its own parameters
+    spec_uses = tmp_path / "uses.toml"
+    spec_uses.write_text(spec.read_text() + '\n[stages.zs]\nuses = "preprocess"\nnormalize = "zscore"\n')
+    zs = load_pipeline(spec_uses).stages["zs"]
+    assert (zs.defn.target, zs.defn.output, zs.input_stage) == ("neurodyn.preprocess:run", "zs.h5", "ingest")
+    assert zs.params["normalize"] == "zscore" and zs.origin["filter_order"] == "default"
+
     with pytest.raises(InputError, match="no parameter 'bogus'"):
         load_pipeline(spec, sets=parse_sets(["scale.bogus=1"]))
     with pytest.raises(InputError, match="STAGE.PARAM=VALUE"):

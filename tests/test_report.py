@@ -216,6 +216,7 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
 
 
 # -- on outputs of the real stages ------------------------------------------------------------------
+@pytest.mark.slow
 def test_report_and_compare_on_real_stage_outputs(tmp_path):
     """simulate -> affinity -> factorize (the stages' own run functions) -> compare -> report.
 

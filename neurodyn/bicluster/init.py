@@ -1,7 +1,9 @@
 """Data-driven starting values (no effect on the validity of the chain, only on where it starts).
 
-* neurons: spectral clustering of |correlation| of smoothed, standardised log counts, with the
-  number of groups from the eigengap of the normalised affinity (capped);
+* neurons (``init_factor``): factor analysis with varimax rotation of smoothed, standardised
+  log counts; neurons whose loadings fall on the same factors (cosine distance of normalised
+  squared loadings, average linkage) start together (3 starting groups by default);
+* neurons (``init_labels``): spectral clustering of |correlation| (kept as an alternative);
 * states: k-means on a smoothed, PCA-reduced population activity with a few groups, in blocks.
 """
 
@@ -51,3 +53,25 @@ def init_states(y: np.ndarray, n_states: int, seed: int) -> np.ndarray:
     u, s, _ = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
     feat = u[:, : min(5, u.shape[1])] * s[: min(5, u.shape[1])]
     return KMeans(k, n_init=4, random_state=seed).fit_predict(feat).astype(np.int64)
+
+
+def init_factor(y: np.ndarray, seed: int, latent_dim: int = 2, groups: int = 3) -> np.ndarray:
+    """Starting neuron labels (N,) from counts y (N, T) by varimax factor loadings.
+
+    Uses m = groups * (latent_dim + 1) factors (capped by N // 3) and cuts the loading tree into
+    m // (latent_dim + 1) starting groups; the sampler then opens and closes clusters freely, so
+    ``groups`` is a starting point, not a choice of the number of clusters.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from sklearn.decomposition import FactorAnalysis
+
+    N, T = y.shape
+    m = min(groups * (latent_dim + 1), N // 3, T - 1)
+    k = m // (latent_dim + 1)
+    if k <= 1:
+        return np.zeros(N, dtype=np.int64)
+    z = _smooth(y, 1.5).T
+    W = FactorAnalysis(m, rotation="varimax", random_state=seed).fit(z).components_.T
+    F = W**2 / np.maximum((W**2).sum(axis=1, keepdims=True), 1e-12)
+    tree = linkage(F, method="average", metric="cosine")
+    return (fcluster(tree, k, criterion="maxclust") - 1).astype(np.int64)

@@ -68,7 +68,7 @@ class SamplerConfig:
     max_states: int = 10
     split_merge: int = 5  # split-merge proposals per sweep (0: off)
     warmup: int = 25  # initial sweeps (within burn-in) with neuron labels held fixed
-    init: str = "one"  # "one" | "separate" | "random"
+    init: str = "factor"  # "factor" | "one" | "separate" | "random"
     loss: str = "binder"  # "binder" | "vi"
 
     def validate(self) -> None:
@@ -84,8 +84,8 @@ class SamplerConfig:
             raise InputError("--likelihood", f"must be nb or poisson, got {self.likelihood!r}")
         if self.max_states < 1:
             raise InputError("--max-states", "must be >= 1")
-        if self.init not in ("separate", "one", "random"):
-            raise InputError("--init", f"must be separate, one or random, got {self.init!r}")
+        if self.init not in ("factor", "separate", "one", "random"):
+            raise InputError("--init", f"must be factor, one, separate or random, got {self.init!r}")
         if self.loss not in ("binder", "vi"):
             raise InputError("--loss", f"must be binder or vi, got {self.loss!r}")
 

@@ -38,7 +38,7 @@ from neurodyn.bicluster.clusters import (
 )
 from neurodyn.bicluster.dispersion import draw_dispersion
 from neurodyn.bicluster.ffbs import ffbs, slds_sample, state_loglik
-from neurodyn.bicluster.init import init_states
+from neurodyn.bicluster.init import init_factor, init_states
 from neurodyn.bicluster.linalg import chol, mvn_logpdf_chol
 from neurodyn.bicluster.model import Priors, SamplerConfig
 from neurodyn.bicluster.pg import draw_omega, kappa
@@ -131,6 +131,8 @@ class Model:
         N, T, q, L = self.N, self.T, self.q, self.L
         if init == "one":
             z = np.zeros(N, dtype=np.int64)
+        elif init == "factor":
+            z = init_factor(self.y, int(rng.integers(2**31)), self.cfg.latent_dim)
         elif init == "separate":
             z = np.arange(N, dtype=np.int64)
         else:

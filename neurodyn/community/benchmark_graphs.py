@@ -92,8 +92,9 @@ def lfr_weighted(
     set so that the mean is ``avg_degree``;
     community sizes a power law (``community_exponent``) on ``[min_community,
     max_community]``; each node sends a fraction ``mu`` of its edge stubs outside its
-    community and the rest inside, wired by random stub matching (self-loops and multi-edges
-    dropped). Edge weights are exponential with means chosen so that a fraction ``mu_w``
+    community and the rest inside, wired by random stub matching (pairs that would make a
+    self-loop or a multi-edge are re-matched; stubs still unmatched after 50 rounds are
+    dropped, so the realised mean degree can fall slightly short). Edge weights are exponential with means chosen so that a fraction ``mu_w``
     (default ``mu``) of the expected total weight lies between communities.
 
     Returns
@@ -130,13 +131,22 @@ def lfr_weighted(
     k_out = deg - k_in
     A = np.zeros((n, n), dtype=bool)
 
-    def wire(stubs: np.ndarray, allowed) -> None:
-        stubs = rng.permutation(stubs)
-        if stubs.size % 2:
-            stubs = stubs[:-1]
-        for a, b in zip(stubs[0::2], stubs[1::2]):
-            if a != b and allowed(a, b):
-                A[a, b] = A[b, a] = True
+    def wire(stubs: np.ndarray, allowed, attempts: int = 50) -> None:
+        """Random stub matching; stubs of rejected pairs (self-loop, multi-edge, not
+        allowed) are matched again, up to ``attempts`` rounds."""
+        for _ in range(attempts):
+            stubs = rng.permutation(stubs)
+            if stubs.size % 2:
+                stubs = stubs[:-1]
+            left = []
+            for a, b in zip(stubs[0::2], stubs[1::2]):
+                if a != b and not A[a, b] and allowed(a, b):
+                    A[a, b] = A[b, a] = True
+                else:
+                    left.extend((a, b))
+            stubs = np.array(left, dtype=np.int64)
+            if stubs.size < 2:
+                break
 
     for c in range(len(sizes)):
         nodes = np.flatnonzero(membership == c)

@@ -25,7 +25,15 @@ import numba as nb
 import numpy as np
 
 from neurodyn.community import wsbm
-from neurodyn.community.wsbm import ENS_DC, lbinom, lmultiset, lq, pair_term, weight_term
+from neurodyn.community.wsbm import (
+    ENS_DC,
+    ENS_POISSON,
+    lbinom,
+    lmultiset,
+    lq,
+    pair_term,
+    weight_term,
+)
 
 #: with more blocks than this, a node only tries the blocks of its neighbours (and a new one)
 ALL_CANDIDATES_BELOW = 24
@@ -56,7 +64,7 @@ class _State:
         N = g.n
         self.b = np.asarray(b, dtype=np.int64).copy()
         self.n, self.m, self.xs = wsbm.block_stats(g.A, g.X, self.b, N)
-        if g.ens == ENS_DC:
+        if g.ens in (ENS_DC, ENS_POISSON):
             self.k = g.A.sum(axis=1) + np.diag(g.A)  # self-loops count twice
         else:  # degrees unused: one histogram column keeps the kernels generic
             self.k = np.zeros(N, np.int64)
@@ -106,6 +114,8 @@ def _block(ens, table, n, e, seta):
     v = -math.lgamma(n + 1.0)
     if ens == ENS_DC and n > 0:
         v += math.lgamma(e + 1.0) + math.lgamma(n + 1.0) - seta + lq(table, e, n)
+    elif ens == ENS_POISSON and n > 0:
+        v += e * math.log(n)
     return v
 
 
@@ -365,9 +375,7 @@ def level_objective(g: LevelGraph, b: np.ndarray) -> float:
     B = int(b.max()) + 1
     n, m, xs = wsbm.block_stats(g.A, g.X, b, B)
     dl = wsbm.level_dl(n, m, xs, g.ens, g.weighted, g.alpha, g.beta)
-    if g.ens == ENS_DC:
-        table = g.table if g.table is not None else np.zeros((1, 1))
-        dl += wsbm.dc_terms(g.A, b, B, table)
+    dl += wsbm.degree_terms(g.A, b, B, g.ens, g.table if g.table is not None else np.zeros((1, 1)))
     E = int(np.triu(g.A).sum())
     return float(dl + lmultiset(B * (B + 1) / 2.0, float(E)))
 

@@ -11,6 +11,12 @@ Search: for each variant (with / without degree correction) and each of ``n_init
 down to 1); for the promising ones the upper levels are fitted greedily, each level by the
 same agglomeration on the block multigraph, and the exact nested description length is
 computed; the shortest wins.
+
+Weights are modelled at level 0 only (one exponential rate per level-0 block pair, Gamma
+prior integrated out); the levels above describe the block edge counts, as in Peixoto's 2014
+nested SBM. (Peixoto 2018 also places the weight hyperparameters in the hierarchy; not done
+here.) The search is greedy (merges and zero-temperature node moves, restarted ``n_init``
+times), so it returns a local minimum of the description length.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 
 from neurodyn.community import wsbm
 from neurodyn.community.fit import LevelGraph, agglomerate, refine
-from neurodyn.community.wsbm import ENS_DC, ENS_MULTI, ENS_SIMPLE
+from neurodyn.community.wsbm import ENS_MULTI
 
 
 @dataclass
@@ -38,13 +44,17 @@ class NestedSBM:
     degree_corrected : bool
         Variant chosen.
     candidates : dict
-        Description length of the best fit of each variant tried (``"dc"``, ``"ndc"``).
+        Description length of the best fit of each variant tried (``"dc"``, ``"ndc"``,
+        ``"ndc_dense"``).
+    ensemble : str
+        Key of the chosen variant in ``candidates``.
     """
 
     levels: list[np.ndarray]
     description_length: float
     degree_corrected: bool
     candidates: dict[str, float] = field(default_factory=dict)
+    ensemble: str = ""
 
     @property
     def membership(self) -> np.ndarray:
@@ -100,8 +110,7 @@ def _nested_dl(g: LevelGraph, b: np.ndarray, rng: np.random.Generator):
     B = int(b.max()) + 1
     n, m, xs = wsbm.block_stats(g.A, g.X, b, B)
     dl = wsbm.level_dl(n, m, xs, g.ens, g.weighted, g.alpha, g.beta)
-    if g.ens == ENS_DC:
-        dl += wsbm.dc_terms(g.A, b, B, g.table)
+    dl += wsbm.degree_terms(g.A, b, B, g.ens, g.table)
     upper = fit_hierarchy(m, rng)
     return float(dl + wsbm.upper_levels_dl(m, upper)), [b, *upper]
 
@@ -115,6 +124,7 @@ def fit_wsbm(
     threshold: float = 0.0,
     weighted: bool = True,
     n_candidates: int = 3,
+    dense: bool | str = "auto",
 ) -> NestedSBM:
     """Fit a nested SBM with exponential edge weights to a weighted graph.
 
@@ -131,6 +141,13 @@ def fit_wsbm(
         Seed of every random choice; the result is deterministic for a fixed seed.
     weighted : bool
         Model the weights (``False``: topology only).
+    dense : bool or "auto"
+        Edge code of the non-degree-corrected variant: ``False`` graph-tool's default
+        multigraph ensemble (``"ndc"``), ``True`` a simple graph, binomial per block pair
+        (``"ndc_dense"``; much shorter for dense graphs such as affinity patterns),
+        ``"auto"`` both, keeping the shorter. All codes describe the same data, so the
+        comparison is a valid model selection (the degree-corrected variant is the multigraph
+        configuration ensemble).
     n_candidates : int
         Level-0 snapshots (best by flat description length) that are polished by
         :func:`fit.refine`; the hierarchy is fitted for them and for every snapshot with at
@@ -145,21 +162,24 @@ def fit_wsbm(
     if N == 0:
         raise ValueError("empty graph")
     alpha, beta = wsbm.weight_prior(X, A)
-    if degree_corrected == "auto":
-        variants = [False, True]
-    elif isinstance(degree_corrected, bool):
-        variants = [degree_corrected]
-    else:
+    if degree_corrected not in ("auto", True, False):
         raise ValueError(f"degree_corrected must be True, False or 'auto', got {degree_corrected!r}")
+    if dense not in ("auto", True, False):
+        raise ValueError(f"dense must be True, False or 'auto', got {dense!r}")
+    variants: list[tuple[bool, bool]] = []  # (degree corrected, dense)
+    if degree_corrected in ("auto", False):
+        variants += [(False, d) for d in ((True, False) if dense == "auto" else (dense,))]
+    if degree_corrected in ("auto", True):
+        variants.append((True, False))
     if A.sum() == 0:  # no edges: nothing to learn, one block
-        variants = [False]
+        variants = variants[:1]
     rng = np.random.default_rng(seed)
-    best: tuple[float, list[np.ndarray], bool] | None = None
+    best: tuple[float, list[np.ndarray], bool, str] | None = None
     candidates: dict[str, float] = {}
-    for dc in variants:
+    for dc, dn in variants:
         table = wsbm.partitions_table_for(A) if dc else np.zeros((1, 1))
-        g = LevelGraph(A, X, ENS_DC if dc else ENS_SIMPLE, weighted, alpha, beta, table)
-        key = "dc" if dc else "ndc"
+        g = LevelGraph(A, X, wsbm.level0_ensemble(dc, dn), weighted, alpha, beta, table)
+        key = "dc" if dc else ("ndc_dense" if dn else "ndc")
         for _ in range(max(1, n_init)):
             snaps = agglomerate(g, rng)
             order = np.argsort([s[1] for s in snaps])
@@ -174,9 +194,9 @@ def fit_wsbm(
                     if key not in candidates or dl < candidates[key]:
                         candidates[key] = dl
                     if best is None or dl < best[0] - 1e-9:
-                        best = (dl, levels, dc)
+                        best = (dl, levels, dc, key)
     assert best is not None
-    return NestedSBM(best[1], best[0], best[2], candidates)
+    return NestedSBM(best[1], best[0], best[2], candidates, best[3])
 
 
 def describe_partition(
@@ -187,12 +207,17 @@ def describe_partition(
     seed: int = 0,
     threshold: float = 0.0,
     weighted: bool = True,
+    dense: bool = False,
 ) -> NestedSBM:
     """Wrap a given level-0 partition (e.g. from Leiden) in a nested SBM: fit the levels above
-    and compute its description length, so that other methods are scored on the same scale."""
+    and compute its description length, so that other methods are scored on the same scale.
+
+    ``degree_corrected`` and ``dense`` pick the code (see :func:`fit_wsbm`)."""
     A, X = wsbm.edges_from_weights(W, threshold)
     alpha, beta = wsbm.weight_prior(X, A)
     table = wsbm.partitions_table_for(A) if degree_corrected else np.zeros((1, 1))
-    g = LevelGraph(A, X, ENS_DC if degree_corrected else ENS_SIMPLE, weighted, alpha, beta, table)
+    ens = wsbm.level0_ensemble(degree_corrected, dense)
+    g = LevelGraph(A, X, ens, weighted, alpha, beta, table)
     dl, levels = _nested_dl(g, b, np.random.default_rng(seed))
-    return NestedSBM(levels, dl, degree_corrected, {"dc" if degree_corrected else "ndc": dl})
+    key = "dc" if degree_corrected else ("ndc_dense" if dense else "ndc")
+    return NestedSBM(levels, dl, degree_corrected, {key: dl}, key)

@@ -8,7 +8,8 @@ Input: an NTF output (``neurodyn factorize``) with ``/components/matrices`` (R, 
     /component_<r>/membership (N,)     level-0 community of each neuron
     /component_<r>/block_matrix (B, B) mean affinity between / within communities
     /component_<r>/levels/<l>/membership (N,)   community of each neuron at hierarchy level l
-    /component_<r> attrs: description_length (nats), degree_corrected, n_blocks, n_levels, method
+    /component_<r> attrs: description_length (nats), degree_corrected, n_blocks, n_levels, method,
+        ensemble ("ndc", "ndc_dense" or "dc"), description_length_<variant> for each variant
     /overview/{activity (K', W), component (K',), community (K',)}   when the input has
         /factors/time: activity of community c of component r in window w = within-community
         mean affinity x temporal loading of r (the dynamic-connectome overview)
@@ -107,8 +108,14 @@ def communities_of(W: np.ndarray, p: dict[str, Any], seed: int):
         return fit_wsbm(W, degree_corrected=dc, n_init=int(p["n_init"]), seed=seed,
                         threshold=float(p["threshold"]))  # fmt: skip
     b = leiden(W, objective=p["objective"], resolution=float(p["resolution"]), seed=seed)
-    return describe_partition(W, b, degree_corrected=dc is True, seed=seed,
-                              threshold=float(p["threshold"]))  # fmt: skip
+    codes = [(True, False)] if dc is True else [(False, True), (False, False)]
+    if dc == "auto":
+        codes.append((True, False))
+    fits = [describe_partition(W, b, degree_corrected=c, dense=d, seed=seed,
+                               threshold=float(p["threshold"])) for c, d in codes]  # fmt: skip
+    best = min(fits, key=lambda x: x.description_length)
+    best.candidates = {k: v for x in fits for k, v in x.candidates.items()}
+    return best
 
 
 def overview(results: dict[int, Any], blocks: dict[int, np.ndarray], time: np.ndarray):
@@ -180,6 +187,7 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
                 n_blocks=int(res.n_blocks),
                 n_levels=len(res.levels),
                 method=p["method"],
+                ensemble=res.ensemble,
             )
             for key, val in res.candidates.items():
                 g.attrs[f"description_length_{key}"] = float(val)

@@ -9,7 +9,10 @@ positive real weight of each edge, in three parts, all in nats:
   ``-ln P(b) = ln C(N-1, B-1) + ln N! - sum_r ln n_r! + ln N``;
 * **edges** given the block edge counts ``m_rs``:
 
-  - non-degree-corrected, simple graph (level 0, ``ENS_SIMPLE``):
+  - non-degree-corrected multigraph, microcanonical (level 0 by default, ``ENS_POISSON``,
+    graph-tool's default ``dense=False``):
+    ``sum_r e_r ln n_r - sum_{r<s} ln m_rs! - sum_r [m_rr ln 2 + ln m_rr!]``;
+  - non-degree-corrected, simple graph (level 0 with ``dense=True``, ``ENS_SIMPLE``):
     ``sum_{r<s} ln C(n_r n_s, m_rs) + sum_r ln C(n_r (n_r - 1) / 2, m_rr)``;
   - degree-corrected configuration model (``ENS_DC``):
     ``-sum_{r<s} ln m_rs! - sum_r [m_rr ln 2 + ln m_rr!] + sum_r ln e_r! - sum_i ln k_i!``
@@ -43,6 +46,7 @@ import numpy as np
 ENS_SIMPLE = 0
 ENS_DC = 1
 ENS_MULTI = 2
+ENS_POISSON = 3
 
 LQ_MAX_ENTRIES = 20_000_000  # cap on the exact ln q(m, n) table (float64 entries)
 
@@ -115,7 +119,7 @@ def pair_term(ens: int, nr: int, ns: int, m: int, same: bool) -> float:
         if same:
             return lmultiset(nr * (nr + 1) / 2.0, m)
         return lmultiset(float(nr) * ns, m)
-    # ENS_DC
+    # ENS_DC and ENS_POISSON
     if same:
         return -(m * math.log(2.0) + math.lgamma(m + 1.0))
     return -math.lgamma(m + 1.0)
@@ -226,6 +230,38 @@ def dc_terms(A: np.ndarray, b: np.ndarray, n_blocks: int, table: np.ndarray) -> 
     return total
 
 
+@nb.njit(cache=True)
+def poisson_terms(A: np.ndarray, b: np.ndarray, n_blocks: int) -> float:
+    """``sum_r e_r ln n_r`` of the non-degree-corrected multigraph ensemble (level 0)."""
+    e = np.zeros(n_blocks, np.int64)
+    n = np.zeros(n_blocks, np.int64)
+    for i in range(A.shape[0]):
+        n[b[i]] += 1
+        for j in range(A.shape[0]):
+            e[b[i]] += A[i, j]
+    total = 0.0
+    for r in range(n_blocks):
+        if n[r] > 0:
+            total += e[r] * math.log(n[r])
+    return total
+
+
+def degree_terms(A: np.ndarray, b: np.ndarray, n_blocks: int, ens: int, table: np.ndarray) -> float:
+    """Level-0 terms beyond :func:`level_dl` for ensembles that use degrees (DC, Poisson)."""
+    if ens == ENS_DC:
+        return float(dc_terms(A, b, n_blocks, table))
+    if ens == ENS_POISSON:
+        return float(poisson_terms(A, b, n_blocks))
+    return 0.0
+
+
+def level0_ensemble(degree_corrected: bool, dense: bool = False) -> int:
+    """Ensemble code of level 0: DC, else the multigraph (default) or simple-graph NDC."""
+    if degree_corrected:
+        return ENS_DC
+    return ENS_SIMPLE if dense else ENS_POISSON
+
+
 def edges_from_weights(W: np.ndarray, threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Edge counts and weights of a weighted graph given as a dense matrix.
 
@@ -290,6 +326,7 @@ def description_length(
     degree_corrected: bool = False,
     weighted: bool = True,
     threshold: float = 0.0,
+    dense: bool = False,
 ) -> float:
     """Flat (single-level) description length of partition ``b`` of weighted graph ``W``, nats.
 
@@ -303,16 +340,17 @@ def description_length(
         Block of each node.
     degree_corrected, weighted : bool
         Model variant; ``weighted=False`` ignores the weights (topology only).
+    dense : bool
+        Non-degree-corrected level 0 as a simple graph (binomial) instead of a multigraph.
     """
     A, X = edges_from_weights(W, threshold)
     b = compact(b)
     B = int(b.max()) + 1
     n, m, xs = block_stats(A, X, b, B)
     alpha, beta = weight_prior(X, A)
-    ens = ENS_DC if degree_corrected else ENS_SIMPLE
+    ens = level0_ensemble(degree_corrected, dense)
     dl = level_dl(n, m, xs, ens, weighted, alpha, beta)
-    if degree_corrected:
-        dl += dc_terms(A, b, B, partitions_table_for(A))
+    dl += degree_terms(A, b, B, ens, partitions_table_for(A) if degree_corrected else None)
     E = A.sum() // 2
     return float(dl + lmultiset(B * (B + 1) / 2.0, float(E)))
 
@@ -324,6 +362,7 @@ def nested_description_length(
     degree_corrected: bool = False,
     weighted: bool = True,
     threshold: float = 0.0,
+    dense: bool = False,
 ) -> float:
     """Description length of a hierarchy of partitions (nested SBM), nats.
 
@@ -341,10 +380,9 @@ def nested_description_length(
     b0 = levels[0]
     B = int(b0.max()) + 1
     n, m, xs = block_stats(A, X, b0, B)
-    ens = ENS_DC if degree_corrected else ENS_SIMPLE
+    ens = level0_ensemble(degree_corrected, dense)
     total = level_dl(n, m, xs, ens, weighted, alpha, beta)
-    if degree_corrected:
-        total += dc_terms(A, b0, B, partitions_table_for(A))
+    total += degree_terms(A, b0, B, ens, partitions_table_for(A) if degree_corrected else None)
     return float(total + upper_levels_dl(m, levels[1:]))
 
 

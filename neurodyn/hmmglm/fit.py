@@ -78,7 +78,7 @@ def _kmeans(X: np.ndarray, K: int, rng: np.random.Generator, iters: int = 30) ->
 
 def initial_posterior(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, K: int,
                       rng: np.random.Generator, width: int = 25) -> np.ndarray:
-    """A rough posterior (T, K) from k-means on smoothed activity (rows of a subsample)."""
+    """A soft initial posterior (T, K): 0.9 on the k-means cluster of smoothed activity."""
     T = y.shape[0]
     rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])
     X = _smoothed(y, starts, stops, width)
@@ -92,9 +92,7 @@ def initial_posterior(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, K: i
         b = min(T, a + (1 << 16))
         lab[a:b] = np.argmin(((X[a:b, None, :] - C[None]) ** 2).sum(-1), axis=1)
     post = np.full((T, K), 0.1 / max(K - 1, 1))
-    post[np.arange(T), lab] = 0.9
-    if K == 1:
-        post[:] = 1.0
+    post[np.arange(T), lab] = 0.9 if K > 1 else 1.0
     return post
 
 
@@ -188,6 +186,7 @@ def fit_hmmglm(
     max_iter: int = 100,
     tol: float = 1e-5,
     mstep_iter: int = 25,
+    restart_iter: int = 15,
     seed: int = 0,
     init: FitResult | None = None,
 ) -> FitResult:
@@ -216,6 +215,8 @@ def fit_hmmglm(
         Extra Dirichlet pseudo-count on self-transitions.
     restarts, max_iter, tol, mstep_iter : int, int, float, int
         Restarts, EM iteration cap, relative-change tolerance, L-BFGS iterations per M-step.
+    restart_iter : int
+        EM iterations each restart runs before the best one continues to convergence.
     seed : int
     init : FitResult, optional
         A finished ``none`` fit on the same data to start the prior stage from (skips the
@@ -232,11 +233,11 @@ def fit_hmmglm(
     """
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit(y, h, n_states, starts, stops, spec or ModelSpec(), prior, sigma, l2, sticky,
-                    restarts, max_iter, tol, mstep_iter, seed, init)
+                    restarts, max_iter, tol, mstep_iter, restart_iter, seed, init)
 
 
 def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts, max_iter, tol,
-         mstep_iter, seed, init) -> FitResult:
+         mstep_iter, restart_iter, seed, init) -> FitResult:
     T, N = y.shape
     if starts is None:
         starts, stops = np.array([0], np.int64), np.array([T], np.int64)
@@ -259,12 +260,15 @@ def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts
         post[~em.rows] = 0.0
         params = _from_posterior(em, post, K, N, spec, base)
         trace: list[float] = []
-        n_it, conv = em.run(params, base, max_iter, tol, trace)
+        n_it, conv = em.run(params, base, min(max_iter, restart_iter), tol, trace)
         scores.append(trace[-1])
         log.info("restart %d: objective %.2f after %d iterations", r, trace[-1], n_it)
         if best is None or trace[-1] > best[3][-1]:
             best = (params, base, n_it, trace, conv)
     params, base, n_it, trace, conv = best
+    if init is None and not conv and n_it < max_iter:
+        more, conv = em.run(params, base, max_iter - n_it, tol, trace)
+        n_it += more
     if prior == "none":
         return FitResult(params, base, np.asarray(trace), n_it, conv, np.asarray(scores))
     ps = init_prior(prior, params.W, em.mask, l2=l2, sigma=sigma)

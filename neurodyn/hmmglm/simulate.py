@@ -17,8 +17,7 @@ from neurodyn.hmmglm.model import ModelSpec, Params
 
 
 @nb.njit(cache=True)
-def _draw(z, starts, stops, bias, W, basis, code, cap, noise_sd, seed):
-    np.random.seed(seed)
+def _draw(z, starts, stops, bias, W, basis, code, cap, noise_sd, rng):
     T = z.shape[0]
     K, N = bias.shape
     L = basis.shape[0]
@@ -38,15 +37,15 @@ def _draw(z, starts, stops, bias, W, basis, code, cap, noise_sd, seed):
                     eta += W[k, n, m] * h[m]
                 if code == 0:
                     r = eta if eta > 30 else np.log1p(np.exp(eta))
-                    y[t, n] = np.random.poisson(r)
+                    y[t, n] = rng.poisson(r)
                 elif code == 1:
-                    y[t, n] = np.random.poisson(np.exp(min(eta, 10.0)))
+                    y[t, n] = rng.poisson(np.exp(min(eta, 10.0)))
                 elif code == 2:
-                    y[t, n] = np.random.poisson(cap / (1.0 + np.exp(-eta)))
+                    y[t, n] = rng.poisson(cap / (1.0 + np.exp(-eta)))
                 elif code == 3:
-                    y[t, n] = 1.0 if np.random.random() < 1.0 / (1.0 + np.exp(-eta)) else 0.0
+                    y[t, n] = 1.0 if rng.random() < 1.0 / (1.0 + np.exp(-eta)) else 0.0
                 else:
-                    y[t, n] = eta + noise_sd * np.random.standard_normal()
+                    y[t, n] = eta + noise_sd * rng.standard_normal()
     return y
 
 
@@ -104,7 +103,7 @@ def simulate_observations(params: Params, z: np.ndarray, starts: np.ndarray, sto
     noise_sd = float(np.sqrt(np.mean(params.noise_var)))
     return _draw(np.asarray(z, np.int64), np.asarray(starts, np.int64), np.asarray(stops, np.int64),
                  params.bias, params.W, np.asarray(basis, np.float64), spec.code, spec.rate_cap,
-                 noise_sd, int(seed) % (2**31))
+                 noise_sd, np.random.default_rng(seed))
 
 
 def simulate_hmmglm(n_states: int = 5, n_neurons: int = 20, n_sequences: int = 50,

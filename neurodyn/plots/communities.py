@@ -97,7 +97,8 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         a = comp["attrs"]
         ax.set_title(f"component {r}: {a.get('n_blocks')} communities "
                      f"({a.get('method')}, DL {float(a.get('description_length', np.nan)):.0f} nats, "
-                     f"{'DC' if a.get('degree_corrected') else 'NDC'})", fontsize=9)  # fmt: skip
+                     f"{a.get('ensemble') or ('dc' if a.get('degree_corrected') else 'ndc')})",
+                     fontsize=9)  # fmt: skip
         ax = axes[1]
         if d.get("time") is not None:
             y = np.asarray(d["time"])[:, r]

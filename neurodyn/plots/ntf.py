@@ -52,8 +52,9 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         first = events[events["animal"] == animals[0]] if "animal" in events else events
     mid = windows.mean(axis=1)
     for r in range(len(weights)):
-        fig = plt.figure(figsize=(11, 5.2))
-        gs = fig.add_gridspec(2, 2, width_ratios=[1.6, 1], height_ratios=[1, 1], hspace=0.6)
+        big = len(labels) > 40
+        fig = plt.figure(figsize=(14, 7.5) if big else (11, 5.2))
+        gs = fig.add_gridspec(2, 2, width_ratios=[1.3, 1] if big else [1.6, 1], hspace=0.6)
         ax_t = fig.add_subplot(gs[0, 0])
         ax_t.plot(mid, t_load[:, r], color=style.color(r), lw=1)
         style.shade_events(ax_t, first)
@@ -63,7 +64,7 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         ax_a = fig.add_subplot(gs[1, 0])
         ax_a.bar(np.arange(len(animals)), a_load[:, r], color=style.color(r))
         ax_a.set_xticks(np.arange(len(animals)),
-                        animals if len(animals) <= 25 else [""] * len(animals),
+                        [a.split("/")[-1] for a in animals] if len(animals) <= 25 else [""] * len(animals),
                         rotation=90, fontsize=6)
         ax_a.set_ylabel("animal loading")
         ax_m = fig.add_subplot(gs[:, 1])

@@ -243,7 +243,7 @@ def key_numbers(path: str | Path, max_rows: int = 300) -> tuple[dict[str, Any], 
                 root[k] = s
 
         def visit(name: str, obj: Any) -> None:
-            if len(rows) >= max_rows:
+            if len(rows) >= max_rows or "events" in name.split("/"):
                 return
             group, _, leaf = name.rpartition("/")
             if isinstance(obj, h5py.Group):
@@ -262,7 +262,7 @@ def key_numbers(path: str | Path, max_rows: int = 300) -> tuple[dict[str, Any], 
     return root, rows
 
 
-def _group_table(rows: list[list[Any]], max_columns: int = 10) -> Table:
+def _group_table(rows: list[list[Any]], max_columns: int = 16) -> Table:
     """Per-group numbers as one row per group (wide) when few quantities, else long form."""
     groups = list(dict.fromkeys(r[0] for r in rows))
     quantities = list(dict.fromkeys(r[1] for r in rows))
@@ -286,6 +286,11 @@ def _recordings_section(path: Path) -> Table | None:
              len(r.events)] for r in recs]
     return Table("Recordings", ["id", "modality", "channels", "samples", "fs (Hz)",
                                 "duration (s)", "events"], rows)
+
+
+def _has_group(path: Path, name: str) -> bool:
+    with open_h5(path) as f:
+        return isinstance(f.get(name), h5py.Group)
 
 
 def _connectomes(path: Path) -> list[str]:
@@ -345,7 +350,9 @@ def _unit_sections(rundir: Path) -> tuple[list[Section], int]:
         figures, notes = figs.get(sf.path.name, ([], []))
         numbers, rows = key_numbers(sf.path)
         tables: list[Table] = []
-        if sf.stage in ("ingest", "simulate") or sf.path.name == "recordings.h5":
+        if prov.get("seed") == -1:
+            prov["seed"] = "none (deterministic)"
+        if _has_group(sf.path, "recordings"):  # ingest, preprocess, bin_spikes...
             t = _recordings_section(sf.path)
             if t is not None:
                 tables.append(t)
