@@ -179,7 +179,7 @@ class Pipeline:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "path": self.path, "name": self.name, "seed": self.seed,
+            "path": self.path, "name": self.name, "seed": self.seed, "order": list(self.stages),
             "units": [asdict(u) for u in self.units],
             "stages": {
                 k: {"target": s.defn.target, "output": s.defn.output, "call": s.defn.call,
@@ -923,7 +923,8 @@ def status(rundir: str | os.PathLike) -> tuple[list[str], list[str], dict[tuple[
         state_of[t.key] = state
         table[(t.unit, t.stage)] = (state, reason)
     units = list(dict.fromkeys(t.unit for t in tasks))
-    stages = list(dict.fromkeys(t.stage for t in tasks))
+    present = {t.stage for t in tasks}
+    stages = [s for s in plan["pipeline"]["order"] if s in present]  # pipeline order
     return units, stages, table
 
 

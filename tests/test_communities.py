@@ -312,6 +312,7 @@ def test_cli_communities_end_to_end(tmp_path, cli):
             assert nmi(truth, g["membership"][()]) >= 0.95
             assert g.attrs["n_blocks"] == 3 and g["block_matrix"].shape == (3, 3)
             assert np.isfinite(g.attrs["description_length"])
+            assert g.attrs["ensemble"] in ("ndc", "ndc_dense", "dc")
             assert len(g["levels"]) >= 2
         assert f["overview/activity"].shape == (6, 30)
     assert sorted(p.name for p in figs.iterdir()) == [

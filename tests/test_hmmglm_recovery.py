@@ -74,5 +74,10 @@ def test_published_setting_all_priors():
             baseline = np.mean(tr["adjacency"] == 0)
             print(f"onehot adjacency accuracy {adj_acc:.3f} vs all-none baseline {baseline:.3f}")
             assert adj_acc >= baseline + 0.5 * (1 - baseline), (adj_acc, baseline)
+    # held-out log-likelihood gain over `none`, in nats over the whole test set: a margin of
+    # 10 nats is a likelihood ratio of e^10 in favour of the prior
+    n_spikes = sum(float(y[a:b].sum()) for a, b in zip(*test))
     for prior in ("gaussian", "onehot"):
-        assert bits[prior] >= bits["none"] + 0.002, bits
+        gain = (bits[prior] - bits["none"]) * n_spikes * np.log(2)
+        print(f"{prior}: held-out gain over none {gain:.1f} nats")
+        assert gain >= 10.0, (prior, bits)

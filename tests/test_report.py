@@ -288,3 +288,17 @@ def test_match_labels_relabels_to_reference():
     other = np.array([5, 5, 3, 3, 4, 4, 9])
     m = match_labels(ref, other)
     assert m[5] == 0 and m[3] == 1 and m[4] == 2 and m[9] == 3
+
+
+def test_unknown_stage_gets_a_section_with_a_note(tmp_path, only_own_figures):
+    from neurodyn.io.store import atomic_h5, put
+
+    with atomic_h5(tmp_path / "mystery.h5", stage="mystery", params={"alpha": 0.5}, seed=3) as f:
+        put(f, "score", np.array([0.75]))
+        f.attrs["n_things"] = 4
+        f.create_group("g").attrs["quality"] = 0.9
+    page = _parse(build_report(tmp_path).read_text())
+    assert page.sections == ["stage-mystery"]
+    text = " ".join(page.text)
+    assert "n_things" in text and "0.75" in text and "quality" in text and "alpha" in text
+    assert "skipped in this test" in text  # the figure-module note

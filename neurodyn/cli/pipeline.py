@@ -121,7 +121,7 @@ def status(
         return
     width = max([len(u) for u in units] + [4])
     col = max([len(s) for s in stages] + [7])
-    typer.echo("unit".ljust(width) + "  " + "  ".join(s.ljust(col) for s in stages))
+    typer.echo(("unit".ljust(width) + "  " + "  ".join(s.ljust(col) for s in stages)).rstrip())
     counts: dict[str, int] = {}
     for u in units:
         cells = []

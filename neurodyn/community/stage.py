@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "method": "sbm",
     "components": "all",
     "degree_corrected": "auto",
+    "dense": "auto",
     "n_init": 3,
     "threshold": 0.0,
     "objective": "modularity",
@@ -61,7 +62,7 @@ def select_components(spec: str, n_components: int) -> list[int]:
     return sorted(set(idx))
 
 
-def _parse_dc(value: Any) -> bool | str:
+def _parse_dc(value: Any, option: str = "--degree-corrected") -> bool | str:
     v = str(value).strip().lower()
     if v == "auto":
         return "auto"
@@ -69,7 +70,7 @@ def _parse_dc(value: Any) -> bool | str:
         return True
     if v in ("no", "false", "0"):
         return False
-    raise InputError("--degree-corrected", f"expected auto, yes or no; got {value!r}")
+    raise InputError(option, f"expected auto, yes or no; got {value!r}")
 
 
 def read_components(path: Path) -> tuple[np.ndarray, list[str], np.ndarray | None]:
@@ -104,11 +105,15 @@ def communities_of(W: np.ndarray, p: dict[str, Any], seed: int):
     W = 0.5 * (W + W.T)
     np.fill_diagonal(W, 0.0)
     dc = _parse_dc(p["degree_corrected"])
+    dense = _parse_dc(p["dense"], "--dense")
     if p["method"] == "sbm":
-        return fit_wsbm(W, degree_corrected=dc, n_init=int(p["n_init"]), seed=seed,
+        return fit_wsbm(W, degree_corrected=dc, dense=dense, n_init=int(p["n_init"]), seed=seed,
                         threshold=float(p["threshold"]))  # fmt: skip
     b = leiden(W, objective=p["objective"], resolution=float(p["resolution"]), seed=seed)
-    codes = [(True, False)] if dc is True else [(False, True), (False, False)]
+    if dc is True:
+        codes = [(True, False)]
+    else:
+        codes = [(False, d) for d in ((True, False) if dense == "auto" else (dense,))]
     if dc == "auto":
         codes.append((True, False))
     fits = [describe_partition(W, b, degree_corrected=c, dense=d, seed=seed,
@@ -144,7 +149,8 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
         Random seed (component r uses ``seed + r``).
     **params
         ``method`` ("sbm" | "leiden"), ``components`` ("all" | "top-K" | "0,2,5"),
-        ``degree_corrected`` ("auto" | "yes" | "no"), ``n_init``, ``threshold`` (affinities
+        ``degree_corrected`` ("auto" | "yes" | "no"), ``dense`` ("auto" | "yes" | "no": the
+        non-degree-corrected edge code, simple-graph or multigraph), ``n_init``, ``threshold`` (affinities
         at or below are non-edges), ``objective`` and ``resolution`` (Leiden).
     """
     from neurodyn.community.nested import block_matrix
@@ -161,7 +167,9 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     if int(p["n_init"]) < 1:
         raise InputError("--n-init", "must be >= 1")
     p["degree_corrected"] = str(p["degree_corrected"]).lower()
+    p["dense"] = str(p["dense"]).lower()
     _parse_dc(p["degree_corrected"])
+    _parse_dc(p["dense"], "--dense")
     input_path, out = Path(input_path), Path(out)
     mats, labels, time = read_components(input_path)
     comps = select_components(p["components"], mats.shape[0])

@@ -69,7 +69,7 @@ def _hmm(ax, tl: Timeline) -> None:
         t, p = style.decimate(tl.hmm_time, tl.hmm_posterior)
         K = p.shape[1]
         ax.stackplot(t, p.T, colors=style.colors(K), labels=[f"state {k}" for k in range(K)],
-                     lw=0, alpha=0.9)
+                     lw=0)
         ax.set_ylim(0, 1)
         ax.set_ylabel("HMM-GLM\nP(state)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)

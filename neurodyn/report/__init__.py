@@ -348,7 +348,11 @@ def _unit_sections(rundir: Path) -> tuple[list[Section], int]:
         prov = provenance(sf.path)
         prov["file"] = sf.path.name
         figures, notes = figs.get(sf.path.name, ([], []))
-        numbers, rows = key_numbers(sf.path)
+        try:
+            numbers, rows = key_numbers(sf.path)
+        except Exception as exc:  # an odd layout must not sink the whole report
+            numbers, rows = {}, []
+            notes = [*notes, f"key numbers unavailable: {type(exc).__name__}: {exc}"]
         tables: list[Table] = []
         if prov.get("seed") == -1:
             prov["seed"] = "none (deterministic)"
@@ -362,7 +366,11 @@ def _unit_sections(rundir: Path) -> tuple[list[Section], int]:
                 numbers["connectomes"] = ", ".join(cons)
             rows = [r for r in rows if not r[0].startswith(("recordings", "connectome"))]
         if sf.stage == "compare":
-            scores = read_scores(sf.path)
+            try:
+                scores = read_scores(sf.path)
+            except Exception as exc:
+                scores = []
+                notes = [*notes, f"scores unreadable: {type(exc).__name__}: {exc}"]
             cols = ["source", "roc_auc", "p_roc", "pr_auc", "chance_pr_auc", "p_pr", "n_neurons",
                     "n_pairs", "n_connected", "n_only_inferred", "n_only_connectome"]
             heads = ["inferred source", "ROC AUC", "p (ROC)", "PR AUC", "chance PR AUC",
@@ -382,8 +390,11 @@ def _unit_sections(rundir: Path) -> tuple[list[Section], int]:
         sections.append(Section(
             id=f"stage-{key}", title=f"{TITLES.get(sf.stage, sf.stage)} — {sf.path.name}",
             provenance=prov, numbers=numbers, tables=tables, figures=figures, notes=notes))
-    tls = load_timelines(rundir)
     t_figs, t_notes = figs.get("timeline", ([], []))
+    try:
+        tls = load_timelines(rundir)
+    except Exception as exc:
+        tls, t_notes = [], [*t_notes, f"timeline unavailable: {type(exc).__name__}: {exc}"]
     if tls or t_figs:
         rows = [[r["recording"], r["hmm_states"], r["bicluster_states"], r["ari"], r["nmi"]]
                 for r in agreement_table(tls)
