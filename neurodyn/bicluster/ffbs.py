@@ -18,14 +18,13 @@ import numpy as np
 from numba import njit
 
 from neurodyn.bicluster.linalg import (
+    LOG2PI,
     chol,
-    dot,
-    logdet_chol,
-    mm,
+    chol_into,
+    chol_inv_into,
+    chol_solve_into,
     mv,
     mvn_logpdf_chol,
-    spd_inv,
-    tri_inv,
 )
 
 
@@ -52,62 +51,158 @@ def ffbs(
     x : (T, q) the path (drawn, or ``x_in``).
     logq : float, log density of the path under the smoothing distribution.
     logz : float, log of the normaliser  log ∫ p(x | dynamics) prod_t exp(h_t.x_t - x_t'J_t x_t/2) dx.
+
+    Notes
+    -----
+    Information-form filter with preallocated q x q work arrays (no allocation per bin); the
+    backward pass samples x[t] | x[t+1] through the Cholesky factor of its precision.
     """
     T, q = h.shape
     L = A.shape[0]
-    Qinv = np.empty((L, q, q))
+    used = np.zeros(L, dtype=np.bool_)
+    for t in range(1, T):
+        used[s[t]] = True
+    # per-state constants of the backward pass: A'Q^-1 and A'Q^-1 A
+    AtQ = np.zeros((L, q, q))
+    AtQA = np.zeros((L, q, q))
+    lowq = np.zeros((q, q))
+    qinv = np.zeros((q, q))
+    work = np.zeros(q)
     for l in range(L):
-        Qinv[l] = spd_inv(Q[l])
+        if not used[l]:
+            continue
+        chol_into(Q[l], lowq)
+        chol_inv_into(lowq, qinv, work)
+        for i in range(q):
+            for j in range(q):
+                acc = 0.0
+                for k in range(q):
+                    acc += A[l, k, i] * qinv[k, j]
+                AtQ[l, i, j] = acc
+        for i in range(q):
+            for j in range(q):
+                acc = 0.0
+                for k in range(q):
+                    acc += AtQ[l, i, k] * A[l, k, j]
+                AtQA[l, i, j] = acc
     mf = np.empty((T, q))
     Pf = np.empty((T, q, q))
     Pinvf = np.empty((T, q, q))
+    mp = np.empty(q)
+    Pp = np.empty((q, q))
+    tmp = np.empty((q, q))
+    lowp = np.zeros((q, q))
+    lowl = np.zeros((q, q))
+    Ppinv = np.empty((q, q))
+    eta = np.empty(q)
+    v = np.empty(q)
     logz = 0.0
-    mp = m0.copy()
-    Pp = V0.copy()
     for t in range(T):
-        if t > 0:
+        if t == 0:
+            for i in range(q):
+                mp[i] = m0[i]
+                for j in range(q):
+                    Pp[i, j] = V0[i, j]
+        else:
             l = s[t]
-            At = A[l]
-            mp = b[l] + mv(At, mf[t - 1])
-            Pp = mm(mm(At, Pf[t - 1]), At.T) + Q[l]
-        lowp = chol(Pp)
-        lip = tri_inv(lowp)
-        Ppinv = mm(lip.T, lip)
-        lam = Ppinv + J[t]
-        lowl = chol(lam)
-        lil = tri_inv(lowl)
-        P = mm(lil.T, lil)
-        eta = mv(Ppinv, mp) + h[t]
-        m = mv(P, eta)
-        mf[t] = m
-        Pf[t] = P
-        Pinvf[t] = lam
-        logz += -0.5 * (logdet_chol(lowp) + logdet_chol(lowl)) + 0.5 * dot(eta, m) - 0.5 * dot(mp, mv(Ppinv, mp))
+            for i in range(q):
+                acc = b[l, i]
+                for k in range(q):
+                    acc += A[l, i, k] * mf[t - 1, k]
+                mp[i] = acc
+            for i in range(q):
+                for j in range(q):
+                    acc = 0.0
+                    for k in range(q):
+                        acc += A[l, i, k] * Pf[t - 1, k, j]
+                    tmp[i, j] = acc
+            for i in range(q):
+                for j in range(q):
+                    acc = Q[l, i, j]
+                    for k in range(q):
+                        acc += tmp[i, k] * A[l, j, k]
+                    Pp[i, j] = acc
+        chol_into(Pp, lowp)
+        chol_inv_into(lowp, Ppinv, work)
+        lam = Pinvf[t]
+        for i in range(q):
+            for j in range(q):
+                lam[i, j] = Ppinv[i, j] + J[t, i, j]
+        chol_into(lam, lowl)
+        chol_inv_into(lowl, Pf[t], work)
+        for i in range(q):
+            acc = h[t, i]
+            for k in range(q):
+                acc += Ppinv[i, k] * mp[k]
+            eta[i] = acc
+        chol_solve_into(lowl, eta, v)
+        quad_e = 0.0
+        quad_p = 0.0
+        for i in range(q):
+            mf[t, i] = v[i]
+            quad_e += eta[i] * v[i]
+            acc = 0.0
+            for k in range(q):
+                acc += Ppinv[i, k] * mp[k]
+            quad_p += mp[i] * acc
+        logz += -(_logdiag(lowp) + _logdiag(lowl)) + 0.5 * quad_e - 0.5 * quad_p
     x = np.empty((T, q))
     if not sample:
         if x_in.shape[0] != T:  # filter only: normaliser wanted, no path
             x[:] = 0.0
             return x, 0.0, logz
         x[:] = x_in
-    low = chol(Pf[T - 1])
-    if sample:
-        x[T - 1] = mf[T - 1] + mv(low, noise[T - 1])
-    logq = mvn_logpdf_chol(x[T - 1], mf[T - 1], low)
-    for t in range(T - 2, -1, -1):
-        l = s[t + 1]
-        At = A[l]
-        AtQ = mm(At.T, Qinv[l])
-        lam = Pinvf[t] + mm(AtQ, At)
-        eta = mv(Pinvf[t], mf[t]) + mv(AtQ, x[t + 1] - b[l])
-        lowl = chol(lam)
-        lil = tri_inv(lowl)
-        cov = mm(lil.T, lil)
-        mean = mv(cov, eta)
-        low = chol(cov)
+    # last bin: N(mf, Pf) with precision Pinvf
+    logq = 0.0
+    mean = np.empty(q)
+    for t in range(T - 1, -1, -1):
+        lam = Pinvf[t]
+        if t == T - 1:
+            for i in range(q):
+                eta[i] = 0.0
+                for k in range(q):
+                    eta[i] += lam[i, k] * mf[t, k]
+            for i in range(q):
+                for j in range(q):
+                    tmp[i, j] = lam[i, j]
+        else:
+            l = s[t + 1]
+            for i in range(q):
+                v[i] = x[t + 1, i] - b[l, i]
+            for i in range(q):
+                acc = 0.0
+                for k in range(q):
+                    acc += lam[i, k] * mf[t, k] + AtQ[l, i, k] * v[k]
+                eta[i] = acc
+                for j in range(q):
+                    tmp[i, j] = lam[i, j] + AtQA[l, i, j]
+        chol_into(tmp, lowl)
+        chol_solve_into(lowl, eta, mean)
+        # x = mean + L^{-T} z ;  log N = -|L^T (x - mean)|^2 / 2 + sum log L_ii - q/2 log 2 pi
         if sample:
-            x[t] = mean + mv(low, noise[t])
-        logq += mvn_logpdf_chol(x[t], mean, low)
+            for i in range(q - 1, -1, -1):
+                acc = noise[t, i]
+                for k in range(i + 1, q):
+                    acc -= lowl[k, i] * v[k]
+                v[i] = acc / lowl[i, i]
+            for i in range(q):
+                x[t, i] = mean[i] + v[i]
+        quad = 0.0
+        for i in range(q):
+            acc = 0.0
+            for k in range(i, q):
+                acc += lowl[k, i] * (x[t, k] - mean[k])
+            quad += acc * acc
+        logq += -0.5 * quad + _logdiag(lowl) - 0.5 * q * LOG2PI
     return x, logq, logz
+
+
+@njit(cache=True)
+def _logdiag(low: np.ndarray) -> float:
+    s = 0.0
+    for i in range(low.shape[0]):
+        s += np.log(low[i, i])
+    return s
 
 
 @njit(cache=True)

@@ -119,3 +119,53 @@ def dot(x: np.ndarray, y: np.ndarray) -> float:
     for i in range(x.shape[0]):
         s += x[i] * y[i]
     return s
+
+
+# -- allocation-free variants (write into ``out``) used in the FFBS inner loops ---------------
+@njit(cache=True)
+def chol_into(a: np.ndarray, low: np.ndarray) -> None:
+    """Lower Cholesky factor of SPD ``a`` written into ``low``."""
+    n = a.shape[0]
+    for j in range(n):
+        s = a[j, j]
+        for k in range(j):
+            s -= low[j, k] * low[j, k]
+        if s <= 1e-300:
+            s = 1e-300
+        d = np.sqrt(s)
+        low[j, j] = d
+        for i in range(j + 1, n):
+            t = a[i, j]
+            for k in range(j):
+                t -= low[i, k] * low[j, k]
+            low[i, j] = t / d
+        for i in range(j):
+            low[i, j] = 0.0
+
+
+@njit(cache=True)
+def chol_solve_into(low: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """Solve (L L^T) out = b given the lower Cholesky factor L."""
+    n = low.shape[0]
+    for i in range(n):
+        t = b[i]
+        for k in range(i):
+            t -= low[i, k] * out[k]
+        out[i] = t / low[i, i]
+    for i in range(n - 1, -1, -1):
+        t = out[i]
+        for k in range(i + 1, n):
+            t -= low[k, i] * out[k]
+        out[i] = t / low[i, i]
+
+
+@njit(cache=True)
+def chol_inv_into(low: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
+    """(L L^T)^{-1} written into ``out`` (``work``: (n,) scratch)."""
+    n = low.shape[0]
+    for j in range(n):
+        for i in range(n):
+            work[i] = 1.0 if i == j else 0.0
+        chol_solve_into(low, work, work)
+        for i in range(n):
+            out[i, j] = work[i]

@@ -16,6 +16,11 @@ the joint posterior invariant; their composition is a valid MCMC kernel):
    leave small clusters whose trajectory absorbed their noise.
 8. split-merge MH proposals (``split_merge`` per sweep), then theta of moved neurons redrawn.
 
+Known limitations: starting from all neurons in separate clusters, singleton clusters (whose
+latent scale and dynamics adapt to one neuron) are rarely merged within a few hundred sweeps, so
+the default start is a factor-analysis partition (:mod:`.init`); the label blocks cost O(N) FFBS
+passes per sweep, which dominates run time.
+
 Nothing is restarted or reset during sampling. Thinned post-burn-in samples feed an
 :class:`~.summaries.Accumulator`, so memory does not grow with the number of iterations.
 """

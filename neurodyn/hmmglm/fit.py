@@ -204,7 +204,7 @@ def fit_hmmglm(
         Filtered history (:func:`neurodyn.hmmglm.basis.filter_history`).
     n_states : int
     starts, stops : int arrays (S,), optional
-        Sequence ranges used for fitting (others rows are ignored); default all of T.
+        Sequence ranges used for fitting (other rows are ignored); default all of T.
     spec : ModelSpec
     prior : {"none", "gaussian", "onehot"}
     sigma : float or None

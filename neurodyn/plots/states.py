@@ -73,7 +73,7 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         vmax = float(np.abs(W).max()) or 1.0
         cols = min(K, 5)
         rows = int(np.ceil(K / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 0.8, 2.6 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols + 1.0, 3.3 * rows), squeeze=False)
         for k in range(rows * cols):
             ax = axes.flat[k]
             if k >= K:
@@ -81,9 +81,14 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
                 continue
             im = ax.imshow(W[k], cmap=style.DIVERGING, vmin=-vmax, vmax=vmax)
             ax.set_title(f"W state {k}", color=style.color(k))
-            style.label_matrix_axes(ax, labels, x=k // cols == rows - 1, y=k % cols == 0)
-        fig.colorbar(im, ax=axes, shrink=0.8, label="coupling (post x pre)")
+            first_col = k % cols == 0
+            style.label_matrix_axes(ax, labels, x=True, y=first_col)
+            if not first_col:
+                ax.set_yticks([])
         style.add_caption(fig, cap)
+        fig.subplots_adjust(right=0.88, wspace=0.15)
+        cax = fig.add_axes((0.9, 0.3, 0.012, 0.55))
+        fig.colorbar(im, cax=cax, label="coupling W[post, pre]")
         out.append(style.save(fig, outdir, f"states_weights_{name}", fmt))
         # 3. learned prior
         prior = str(d.get("@prior", "none"))
