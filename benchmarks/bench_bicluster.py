@@ -97,7 +97,7 @@ def main() -> None:
     show(f"published setting, {a.sweeps} sweeps", full)
     print(f"memory growth with 3x the sweeps: {full['peak_mb'] / short['peak_mb']:.2f}x (flat = 1)")
     if not a.skip_scaled:
-        big = run(300, 10, 5000, 500, a.scaled_sweeps, 1)
+        big = run(300, 10, 5000, 500, a.scaled_sweeps, 0)
         show(f"scaled 300 neurons x 5000 bins, {a.scaled_sweeps} sweeps", big)
     print(load())
 
