@@ -65,6 +65,25 @@ PROP_AR, PROP_VAR_MU, PROP_VAR_X = 0.95, 0.1, 1.0
 NEW_PROB = 0.1  # probability that the trajectory-collapsed move proposes a new cluster
 MOVE_TEMPER = 0.0  # target clusters proposed ∝ exp(MOVE_TEMPER * m(i | X_k)); 0: uniform
 THETA_SCALE = 2.0  # proposal sd of theta_i' is THETA_SCALE times its conditional sd
+# Latent trajectories are constrained to the box |X_k[t, j]| <= X_MAX (log-rate units): the
+# target is the model's joint density times this indicator (see :func:`in_box`).
+X_MAX = 25.0
+
+
+def in_box(x: np.ndarray) -> bool:
+    """True if a trajectory is finite and inside the box |x| <= X_MAX.
+
+    The sampler targets the model's joint density times prod_k 1[X_k in box]. Every block
+    that proposes a trajectory then stays exact with one extra rule: a proposal outside the
+    box is rejected (for FFBS draws this is an independence Metropolis-Hastings step whose
+    acceptance probability is the indicator; for the auxiliary cluster of the collapsed Gibbs
+    step its weight is zero). No block integrates over trajectories subject to the box except
+    the MH moves, where the indicator of the current state is 1. On well-posed data the
+    constraint is never active; it removes explosive draws of prior dynamics (e.g. an
+    auxiliary cluster whose prior A has spectral radius > 1 over thousands of bins), which
+    otherwise overflow to inf and kill the chain.
+    """
+    return bool(np.all(np.abs(x) <= X_MAX))
 
 
 @dataclass
@@ -163,8 +182,10 @@ class Model:
             mem = np.flatnonzero(st.z == k)
             J, h, _ = obs_info(kap, om, self.off, st.theta, mem)
             A, b = st.dyn[k]
-            st.xs[k], _, _ = ffbs(J, h, A, b, st.Q, st.s, self.x_m0, self.x_V0,
-                               rng.standard_normal((self.T, self.q)), st.xs[k], True)
+            x, _, _ = ffbs(J, h, A, b, st.Q, st.s, self.x_m0, self.x_V0,
+                           rng.standard_normal((self.T, self.q)), st.xs[k], True)
+            if in_box(x):  # else keep the current path (MH step; see in_box)
+                st.xs[k] = x
 
     def update_states(self, st: ChainState, rng) -> None:
         X = np.stack(st.xs)
@@ -208,8 +229,9 @@ class Model:
                 x_aux = slds_sample(A, b, st.Q, st.s, self.x_m0, self.x_V0,
                                     rng.standard_normal((self.T, self.q)))
                 dyn_aux = (A, b)
-                m_aux = marginal_loglik(kap[i:i + 1], om[i:i + 1], self.off[i:i + 1], x_aux[None],
-                                        self.m0[i:i + 1], self.prec)[0, 0]
+                m_aux = (marginal_loglik(kap[i:i + 1], om[i:i + 1], self.off[i:i + 1], x_aux[None],
+                                         self.m0[i:i + 1], self.prec)[0, 0]
+                         if in_box(x_aux) else -np.inf)
             logw = np.append(self.prior.existing(sizes) + M[i], self.prior.new(sizes.size) + m_aux)
             w = np.exp(logw - logw.max())
             k = int(rng.choice(w.size, p=w / w.sum()))
@@ -356,6 +378,8 @@ class Model:
                           + self._theta_logprior(th_new, i) - self._theta_logprior(st.theta[i], i)
                           + za_new + zb_new - za_old - zb_old)
             log_alpha = log_target + log_q_rev - log_q_fwd
+            if not (in_box(xb_new) and (xa_new is None or in_box(xa_new))):
+                log_alpha = -np.inf
             st.stats["move_prop"] = st.stats.get("move_prop", 0) + 1
             if np.log(rng.random()) < log_alpha:
                 st.stats["move_acc"] = st.stats.get("move_acc", 0) + 1
@@ -439,7 +463,7 @@ class Model:
         log_ratio = prior_split - prior_merged + lik_split - lik_merged + self.x_log_evidence(xb, st.s, st.Q) \
             - logq_alloc - logq_x
         if split:
-            if np.log(rng.random()) < log_ratio:
+            if in_box(xb) and np.log(rng.random()) < log_ratio:
                 st.stats["split_acc"] += 1
                 st.xs.append(xb)
                 st.dyn.append(sample_ab(xb, st.s, st.Q, self.pri.k0, rng))
