@@ -7,6 +7,10 @@ ratios are against plain-numpy references measured in the same run. The machine 
 because the host is shared.
 
     python benchmarks/bench_bicluster.py [--sweeps 300] [--scaled-sweeps 3] [--skip-scaled]
+    python benchmarks/bench_bicluster.py --quick     # published setting only, timed, ~1 min
+
+Sweep times are measured without tracemalloc (which slows Python code); peak memory comes from
+separate traced runs.
 """
 
 from __future__ import annotations
@@ -53,19 +57,22 @@ def kernel_ratio(T: int = 500, q: int = 3, reps: int = 50) -> None:
           f" ratio {t_np / t_nb:.1f}x  (T={T}, q={q})")
 
 
-def run(n_neurons, n_clusters, n_bins, segment, sweeps, burn_in, seed=0, init="one", max_states=10):
+def run(n_neurons, n_clusters, n_bins, segment, sweeps, burn_in, seed=0, init="one", max_states=10,
+        trace=False):
     rec, truth = simulate_bicluster(n_neurons=n_neurons, n_clusters=n_clusters, n_bins=n_bins,
                                     segment=segment, seed=seed)
     y = rec.data.T.astype(float)
     cfg = SamplerConfig(iters=sweeps, burn_in=burn_in, thin=2, init=init, max_states=max_states,
                         warmup=min(25, burn_in))
     timing: dict = {}
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
     t0 = time.perf_counter()
     out = run_chain(y, cfg, Priors(), seed, timing=timing)
     el = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    peak = tracemalloc.get_traced_memory()[1] if trace else float("nan")
+    if trace:
+        tracemalloc.stop()
     acc = out["acc"]
     z = point_estimate(acc.neuron_co / acc.n)
     s = point_estimate((acc.state_co / acc.n).astype(float))
@@ -86,16 +93,24 @@ def main() -> None:
     ap.add_argument("--sweeps", type=int, default=300)
     ap.add_argument("--scaled-sweeps", type=int, default=3)
     ap.add_argument("--skip-scaled", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="published setting only: one timed run")
     a = ap.parse_args()
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     print(load())
     kernel_ratio()
     run(30, 3, 500, 100, 5, 2)  # compile
-    short = run(30, 3, 500, 100, a.sweeps // 3, a.sweeps // 6)
+    if a.quick:
+        sweeps = min(a.sweeps, 150)
+        show(f"published setting, {sweeps} sweeps", run(30, 3, 500, 100, sweeps, sweeps // 3))
+        print(load())
+        return
     full = run(30, 3, 500, 100, a.sweeps, a.sweeps // 3)
-    show(f"published setting, {a.sweeps // 3} sweeps", short)
     show(f"published setting, {a.sweeps} sweeps", full)
-    print(f"memory growth with 3x the sweeps: {full['peak_mb'] / short['peak_mb']:.2f}x (flat = 1)")
+    m_short = run(30, 3, 500, 100, a.sweeps // 6, a.sweeps // 12, trace=True)
+    m_full = run(30, 3, 500, 100, a.sweeps // 2, a.sweeps // 6, trace=True)
+    print(f"peak traced memory: {m_short['peak_mb']:.1f} MiB ({a.sweeps // 6} sweeps), "
+          f"{m_full['peak_mb']:.1f} MiB ({a.sweeps // 2} sweeps): growth "
+          f"{m_full['peak_mb'] / m_short['peak_mb']:.2f}x for 3x the sweeps (flat = 1)")
     if not a.skip_scaled:
         big = run(300, 10, 5000, 500, a.scaled_sweeps, 0)
         show(f"scaled 300 neurons x 5000 bins, {a.scaled_sweeps} sweeps", big)

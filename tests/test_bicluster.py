@@ -306,3 +306,61 @@ def test_all_in_one_and_all_separate_starts_agree():
     _, z_sep, _, _ = _fit_sim(3, 150, init="separate")
     assert ari(z_one, z_sep) == 1.0
     assert ari(truth["clusters"], z_one) >= 0.95
+
+
+def test_similarity_grid_bounds_state_similarity_memory():
+    from neurodyn.bicluster.model import Priors, SamplerConfig
+    from neurodyn.bicluster.summaries import Accumulator, expand_grid, similarity_grid
+
+    g = similarity_grid(10, 4)
+    assert g.tolist() == [0, 3, 6, 9]
+    assert expand_grid(np.array([5, 6, 7, 8]), g, 10).tolist() == [5, 5, 5, 6, 6, 6, 7, 7, 7, 8]
+    assert similarity_grid(7, 2000).tolist() == list(range(7))
+    acc = Accumulator(3, 99_748, 3, 10, 2000)  # the full sample recording: was (T, T) = 37 GiB
+    assert acc.state_co.shape == (1995, 1995)  # every 50th bin
+    # end to end: a 150-bin fit summarised on a 50-bin grid
+    from neurodyn.bicluster.fit import fit
+    from neurodyn.bicluster.simulate import simulate_bicluster
+
+    rec, _ = simulate_bicluster(n_neurons=6, n_clusters=2, n_bins=150, segment=50, seed=1)
+    cfg = SamplerConfig(iters=12, burn_in=6, thin=1, warmup=3, max_similarity_bins=50)
+    res = fit(rec.data.T.astype(float), cfg, Priors(), seed=0)
+    assert res["state_similarity"].shape == (50, 50)
+    assert res["state_sequence"].shape == (150,)
+    assert np.array_equal(res["state_sequence"][res["state_similarity_bins"]],
+                          point_estimate(res["state_similarity"].astype(float)))
+
+
+def test_explosive_prior_dynamics_never_leave_the_box():
+    """Real-data failure mode: with a large state noise Q the prior dynamics of auxiliary clusters
+    are explosive over many bins; such draws overflowed and killed the chain (SVD did not
+    converge). The sampler's target includes the box |X| <= X_MAX: no trajectory leaves it."""
+    from neurodyn.bicluster.ffbs import slds_sample
+    from neurodyn.bicluster.model import Priors, SamplerConfig
+    from neurodyn.bicluster.pg import draw_omega, kappa
+    from neurodyn.bicluster.sampler import X_MAX, Model
+    from neurodyn.bicluster.simulate import simulate_bicluster
+    from neurodyn.bicluster.states import sample_ab_prior
+
+    rec, _ = simulate_bicluster(n_neurons=8, n_clusters=2, n_bins=400, segment=100, seed=2)
+    rng = np.random.default_rng(0)
+    m = Model(rec.data.T.astype(float), SamplerConfig(max_states=3), Priors())
+    st = m.init_state("one", rng)
+    st.Q = np.stack([4.0 * np.eye(m.q)] * m.L)
+    st.dyn = [sample_ab_prior(st.Q, m.pri.k0, rng) for _ in st.xs]
+    r2 = np.random.default_rng(1)
+    A, b = sample_ab_prior(st.Q, m.pri.k0, r2)
+    prior = [slds_sample(A, b, st.Q, st.s, m.x_m0, m.x_V0, r2.standard_normal((m.T, m.q)))
+             for _ in range(5)]
+    assert max(np.abs(x).max() for x in prior) > X_MAX  # the scenario is real: prior draws explode
+    psi = m.psi(st)
+    with np.errstate(all="ignore"):
+        for _ in range(6):
+            om, kap = draw_omega(m.y, st.r, psi, rng), kappa(m.y, st.r)
+            m.update_trajectories(st, kap, om, rng)
+            m.update_labels(st, kap, om, rng)
+            m.move_labels(st, kap, om, rng)
+            m.split_merge(st, kap, om, rng)
+            assert all(np.isfinite(x).all() and np.abs(x).max() <= X_MAX for x in st.xs)
+            psi = m.psi(st)
+            assert np.isfinite(psi).all()

@@ -132,39 +132,156 @@ def _fd_check(fun, x, eps=1e-6, n=25, seed=0):
         assert np.isclose(num, g[i], rtol=1e-4, atol=1e-7), (i, num, g[i])
 
 
-@pytest.mark.parametrize("obs,link", [("poisson", "softplus"), ("poisson", "exp"),
-                                      ("poisson", "sigmoid"), ("bernoulli", "softplus"),
-                                      ("gaussian", "softplus")])
+def _fd_hessian_check(fun, x, eps=1e-6, n=12, seed=0):
+    """``fun(x) -> (g (P,), H (P, P))``: H columns against central differences of g."""
+    rng = np.random.default_rng(seed)
+    g0, H = fun(x)
+    np.testing.assert_allclose(H, H.T, rtol=1e-10, atol=1e-10)
+    for i in rng.choice(x.size, size=min(n, x.size), replace=False):
+        e = np.zeros_like(x)
+        e[i] = eps
+        num = (fun(x + e)[0] - fun(x - e)[0]) / (2 * eps)
+        np.testing.assert_allclose(num, H[:, i], rtol=1e-4, atol=1e-6)
+
+
+OBS_LINKS = [("poisson", "softplus"), ("poisson", "exp"), ("poisson", "sigmoid"),
+             ("bernoulli", "softplus"), ("gaussian", "softplus")]
+
+
+def _mstep_data(rng, obs, T, N, K):
+    y = rng.poisson(1.0, (T, N)).astype(np.float32)
+    if obs == "bernoulli":
+        y = np.minimum(y, 1)
+    if obs == "gaussian":
+        y = rng.normal(size=(T, N)).astype(np.float32)
+    h = rng.random((T, N)).astype(np.float32)
+    gamma = rng.dirichlet(np.ones(K), size=T)
+    gamma[:5] = 0.0  # rows outside the fitted sequences
+    return mstep.weighted_data(y, h, gamma)
+
+
+@pytest.mark.parametrize("obs,link", OBS_LINKS)
 @pytest.mark.parametrize("kind", ["none", "gaussian"])
 def test_free_objective_gradient(obs, link, kind):
     rng = np.random.default_rng(2)
     T, N, K = 60, 4, 2
     spec = ModelSpec(observation=obs, link=link, self_history=False)
-    y = rng.poisson(1.0, (T, N)).astype(np.float32)
-    if obs == "bernoulli":
-        y = np.minimum(y, 1)
-    h = rng.random((T, N))
-    gamma = rng.dirichlet(np.ones(K), size=T)
-    subsets = mstep.state_subsets(y, h, gamma)
+    data = _mstep_data(rng, obs, T, N, K)
     mask = ~np.eye(N, dtype=bool)
     prior = PriorState(kind=kind, W0=rng.normal(size=(N, N)) * mask, sigma2=0.3, l2=0.5)
     x = rng.normal(size=K * N + K * N * N) * 0.5
     var = np.full(N, 1.3)
-    _fd_check(lambda v: mstep.free_objective(v, subsets, spec, var, prior, mask, 0.01), x)
+    _fd_check(lambda v: mstep.free_objective(v, data, spec, var, prior, mask), x)
 
 
-def test_onehot_objective_gradient():
+def test_free_objective_matches_numpy_reference():
+    """Chunked weighted sums equal a direct numpy evaluation of the expected log posterior."""
+    rng = np.random.default_rng(5)
+    T, N, K = 70, 3, 2
+    spec = ModelSpec()
+    data = _mstep_data(rng, "poisson", T, N, K)
+    mask = np.ones((N, N), dtype=bool)
+    prior = PriorState(kind="none", l2=0.7)
+    bias, W = rng.normal(size=(K, N)) * .5, rng.normal(size=(K, N, N)) * .5
+    f, _ = mstep.free_objective(np.concatenate([bias.ravel(), W.ravel()]), data, spec,
+                                np.ones(N), prior, mask)
+    ref = 0.0
+    y, h = data.y.astype(float), data.h.astype(float)
+    for k in range(K):
+        r = np.log1p(np.exp(h @ W[k].T + bias[k]))
+        ref -= np.sum(data.gamma[:, k, None] * (y * np.log(r) - r))
+    ref += 0.35 * np.sum(W * W)
+    np.testing.assert_allclose(f, ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize("obs,link", OBS_LINKS)
+def test_state_terms_hessian(obs, link):
+    """Exact Hessian of every (state, neuron) objective against differences of its gradient."""
+    rng = np.random.default_rng(3)
+    T, N, K = 60, 4, 2
+    spec = ModelSpec(observation=obs, link=link)
+    data = _mstep_data(rng, obs, T, N, K)
+    mask = np.ones((N, N), dtype=bool)
+    prior = PriorState(kind="gaussian", W0=rng.normal(size=(N, N)), sigma2=0.3)
+    var = np.full(N, 1.3)
+    beta = rng.normal(size=(N, N + 1)) * 0.5
+    for k in range(K):
+        for n in range(N):
+            def fun(b, k=k, n=n):
+                full = beta.copy()
+                full[n] = b
+                _, g, H = mstep.free_terms(data, k, full, spec, var, prior, mask, 2,
+                                           fisher=False)
+                return g[n], H[n]
+            _fd_hessian_check(fun, beta[n].copy(), seed=k * N + n)
+
+
+def test_onehot_objective_gradient_and_hessian():
     rng = np.random.default_rng(3)
     T, N, K = 60, 4, 3
     spec = ModelSpec()
-    y = rng.poisson(1.0, (T, N)).astype(np.float32)
-    h = rng.random((T, N))
-    gamma = rng.dirichlet(np.ones(K), size=T)
-    subsets = mstep.state_subsets(y, h, gamma)
+    data = _mstep_data(rng, "poisson", T, N, K)
     A = rng.integers(-1, 2, size=(K, N, N)).astype(float)
-    x = np.concatenate([rng.normal(size=K * N), rng.random(N * N)])
-    mask = np.ones((N, N), dtype=bool)
-    _fd_check(lambda v: mstep.onehot_objective(v, subsets, spec, np.ones(N), A, mask, 0.01), x)
+    bias, S = rng.normal(size=(K, N)), rng.random((N, N))
+    var = np.ones(N)
+
+    def total(v):
+        Sv, bv = v[:N * N].reshape(N, N), v[N * N:].reshape(N, K).T
+        f, g, _ = mstep.onehot_terms(data, bv, Sv, A, spec, var, 1)
+        grad = np.concatenate([g[:, :N].ravel(), g[:, N:].ravel()])
+        return float(f.sum()), grad
+
+    _fd_check(total, np.concatenate([S.ravel(), bias.T.ravel()]))
+    for n in range(N):
+        def fun(x, n=n):
+            Sv, bv = S.copy(), bias.copy()
+            Sv[n], bv[:, n] = x[:N], x[N:]
+            _, g, H = mstep.onehot_terms(data, bv, Sv, A, spec, var, 2)
+            return g[n], H[n]
+        _fd_hessian_check(fun, np.concatenate([S[n], bias[:, n]]), seed=n)
+
+
+@pytest.mark.parametrize("kind", ["none", "gaussian", "onehot"])
+def test_newton_mstep_reaches_the_optimum(kind):
+    """The Newton M-step lands where scipy's L-BFGS on the same objective lands."""
+    from scipy.optimize import minimize
+    rng = np.random.default_rng(6)
+    T, N, K = 400, 4, 2
+    spec = ModelSpec()
+    data = _mstep_data(rng, "poisson", T, N, K)
+    mask = ~np.eye(N, dtype=bool)
+    var = np.ones(N)
+    p = Params(np.full(K, .5), np.full((K, K), .5), np.zeros((K, N)), np.zeros((K, N, N)),
+               np.ones(N))
+    if kind == "onehot":
+        A = rng.integers(-1, 2, size=(K, N, N)).astype(np.int8) * mask
+        prior = PriorState(kind="onehot", strength=np.full((N, N), 0.3) * mask, adjacency=A)
+        mstep.update_weights(p, prior, data, spec, mask)
+
+        def obj(v):
+            f, g, _ = mstep.onehot_terms(data, v[N * N:].reshape(N, K).T, v[:N * N].reshape(N, N),
+                                         A.astype(float), spec, var, 1)
+            return float(f.sum()), np.concatenate([g[:, :N].ravel(), g[:, N:].ravel()])
+        x0 = np.concatenate([np.full(N * N, 0.3), np.zeros(N * K)])
+        res = minimize(obj, x0, jac=True, method="L-BFGS-B",
+                       bounds=[(0, None)] * (N * N) + [(None, None)] * (N * K),
+                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10})
+        ours = obj(np.concatenate([prior.strength.ravel(), p.bias.T.ravel()]))[0]
+        assert ours <= res.fun + 1e-7 * abs(res.fun)
+        used = np.any(A != 0, axis=0)
+        np.testing.assert_allclose(prior.strength[used], res.x[:N * N].reshape(N, N)[used],
+                                   atol=1e-4)
+        return
+    prior = PriorState(kind=kind, W0=rng.normal(size=(N, N)) * 0.3 * mask, sigma2=0.2, l2=0.1)
+    mstep.update_weights(p, prior, data, spec, mask)
+    x0 = np.zeros(K * N + K * N * N)
+    res = minimize(mstep.free_objective, x0, args=(data, spec, var, prior, mask), jac=True,
+                   method="L-BFGS-B", options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10})
+    ours = mstep.free_objective(np.concatenate([p.bias.ravel(), p.W.ravel()]), data, spec, var,
+                                prior, mask)[0]
+    assert ours <= res.fun + 1e-9 * abs(res.fun)
+    np.testing.assert_allclose(p.W, res.x[K * N:].reshape(K, N, N) * mask, atol=1e-4)
+    np.testing.assert_allclose(p.bias, res.x[:K * N].reshape(K, N), atol=1e-4)
 
 
 def test_onehot_sweep_scores_classes_exactly():
@@ -174,7 +291,7 @@ def test_onehot_sweep_scores_classes_exactly():
     spec = ModelSpec()
     y = rng.poisson(1.0, (T, N)).astype(np.float32)
     h = rng.random((T, N))
-    subsets = mstep.state_subsets(y, h, np.ones((T, K)))
+    data = mstep.weighted_data(y, h, np.ones((T, K)))
     S = rng.uniform(0.3, 1.0, (N, N))
     A = np.zeros((K, N, N), dtype=np.int8)
     table = rng.dirichlet(np.ones(3), size=(N, N))
@@ -182,7 +299,7 @@ def test_onehot_sweep_scores_classes_exactly():
                     adjacency_prob=np.zeros((K, N, N, 3)), table=table)
     p = Params(np.ones(1), np.ones((1, 1)), rng.normal(size=(K, N)) * .3, A * S, np.ones(N))
     p0 = p.copy()
-    mstep.onehot_sweep(p, ps, subsets, spec)
+    mstep.onehot_sweep(p, ps, data, spec)
     # first pair (0, 0) is scored with all others at class 0: brute force
     scores = []
     for c in (-1, 0, 1):

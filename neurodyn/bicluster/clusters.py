@@ -75,7 +75,7 @@ class PartitionPrior:
         return float(t * np.log(self.alpha) + np.sum(gammaln(sizes)))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _stats(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray, m0: np.ndarray,
            prec: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     T, q = x.shape
@@ -107,7 +107,7 @@ def _stats(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray, m0: np.n
     return G, hv, const
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def marginal_loglik(kap: np.ndarray, om: np.ndarray, base: np.ndarray, X: np.ndarray,
                     m0: np.ndarray, prec: np.ndarray) -> np.ndarray:
     """m(i | X_k): log marginal of neuron i's augmented likelihood given trajectory X_k.
@@ -135,7 +135,7 @@ def marginal_loglik(kap: np.ndarray, om: np.ndarray, base: np.ndarray, X: np.nda
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def theta_conditional(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray,
                       m0: np.ndarray, prec: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """Draw theta_i = (d_i, c_i) (q,) from its Gaussian conditional given trajectory x (T, q)."""
@@ -146,7 +146,7 @@ def theta_conditional(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarra
     return mean + chol(cov) @ noise
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def theta_gaussian(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray,
                    m0: np.ndarray, prec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (q,) and covariance (q, q) of theta_i's Gaussian conditional given trajectory x."""
@@ -156,7 +156,7 @@ def theta_gaussian(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray,
     return cov @ hv, cov
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def obs_info(kap: np.ndarray, om: np.ndarray, base: np.ndarray, theta: np.ndarray,
              members: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Information-form pseudo-observations of a cluster trajectory from its members.

@@ -28,7 +28,7 @@ from neurodyn.bicluster.linalg import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ffbs(
     J: np.ndarray, h: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray, s: np.ndarray,
     m0: np.ndarray, V0: np.ndarray, noise: np.ndarray, x_in: np.ndarray, sample: bool,
@@ -197,7 +197,7 @@ def ffbs(
     return x, logq, logz
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _logdiag(low: np.ndarray) -> float:
     s = 0.0
     for i in range(low.shape[0]):
@@ -205,7 +205,7 @@ def _logdiag(low: np.ndarray) -> float:
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def slds_sample(
     A: np.ndarray, b: np.ndarray, Q: np.ndarray, s: np.ndarray, m0: np.ndarray, V0: np.ndarray,
     noise: np.ndarray,
@@ -224,7 +224,7 @@ def slds_sample(
     return x
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def slds_logpdf(
     x: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray, s: np.ndarray, m0: np.ndarray,
     V0: np.ndarray,
@@ -242,7 +242,7 @@ def slds_logpdf(
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def state_loglik(X: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray) -> np.ndarray:
     """Log-likelihood of each transition under each discrete state, summed over clusters.
 

@@ -11,7 +11,7 @@ import numpy as np
 from neurodyn.bicluster.diagnostics import ess, rhat
 from neurodyn.bicluster.model import Priors, SamplerConfig
 from neurodyn.bicluster.sampler import BLOCKS, run_chain
-from neurodyn.bicluster.summaries import point_estimate, trajectory_summary
+from neurodyn.bicluster.summaries import expand_grid, point_estimate, trajectory_summary
 from neurodyn.errors import InputError
 
 
@@ -113,7 +113,8 @@ def summarize(outs: list[dict], cfg: SamplerConfig) -> dict:
     psm_n = acc.neuron_co / n
     psm_s = (acc.state_co / n).astype(np.float32)
     z_hat = point_estimate(psm_n, cfg.loss)
-    s_hat = point_estimate(psm_s.astype(float), cfg.loss)
+    T = acc.lat_sum.shape[1]
+    s_hat = expand_grid(point_estimate(psm_s.astype(float), cfg.loss), acc.grid, T)
     mean, lo, hi = trajectory_summary(acc, z_hat)
     traces = {name: np.array([getattr(o["acc"], name) for o in outs], dtype=float)
               for name in ("n_clusters", "n_states", "loglik")}
@@ -132,6 +133,7 @@ def summarize(outs: list[dict], cfg: SamplerConfig) -> dict:
         "state_sequence": s_hat,
         "neuron_similarity": psm_n,
         "state_similarity": psm_s,
+        "state_similarity_bins": acc.grid,
         "traces": {k: v for k, v in traces.items()}
         | {"n_clusters_all": np.array([o["n_clusters_all"] for o in outs]),
            "n_states_all": np.array([o["n_states_all"] for o in outs])},

@@ -13,7 +13,7 @@ from numba import njit
 LOG2PI = float(np.log(2.0 * np.pi))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def chol(a: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of an SPD matrix (q, q); tiny jitter if it is numerically singular."""
     n = a.shape[0]
@@ -34,7 +34,7 @@ def chol(a: np.ndarray) -> np.ndarray:
     return low
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def tri_inv(low: np.ndarray) -> np.ndarray:
     """Inverse of a lower-triangular matrix."""
     n = low.shape[0]
@@ -49,7 +49,7 @@ def tri_inv(low: np.ndarray) -> np.ndarray:
     return inv
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def spd_inv(a: np.ndarray) -> np.ndarray:
     """Inverse of an SPD matrix via its Cholesky factor (symmetrised)."""
     li = tri_inv(chol(a))
@@ -64,7 +64,7 @@ def spd_inv(a: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def logdet_chol(low: np.ndarray) -> float:
     """log|A| from the Cholesky factor of A."""
     s = 0.0
@@ -73,7 +73,7 @@ def logdet_chol(low: np.ndarray) -> float:
     return 2.0 * s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mvn_logpdf_chol(x: np.ndarray, mean: np.ndarray, low: np.ndarray) -> float:
     """log N(x; mean, L L^T) given the lower Cholesky factor L."""
     n = x.shape[0]
@@ -86,7 +86,7 @@ def mvn_logpdf_chol(x: np.ndarray, mean: np.ndarray, low: np.ndarray) -> float:
     return -0.5 * (z @ z) - 0.5 * logdet_chol(low) - 0.5 * n * LOG2PI
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b for small matrices (no BLAS call overhead)."""
     n, k = a.shape
@@ -100,7 +100,7 @@ def mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mv(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     """a @ x for a small matrix and vector."""
     n, k = a.shape
@@ -113,7 +113,7 @@ def mv(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def dot(x: np.ndarray, y: np.ndarray) -> float:
     s = 0.0
     for i in range(x.shape[0]):
@@ -122,7 +122,7 @@ def dot(x: np.ndarray, y: np.ndarray) -> float:
 
 
 # -- allocation-free variants (write into ``out``) used in the FFBS inner loops ---------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def chol_into(a: np.ndarray, low: np.ndarray) -> None:
     """Lower Cholesky factor of SPD ``a`` written into ``low``."""
     n = a.shape[0]
@@ -143,7 +143,7 @@ def chol_into(a: np.ndarray, low: np.ndarray) -> None:
             low[i, j] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def chol_solve_into(low: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """Solve (L L^T) out = b given the lower Cholesky factor L."""
     n = low.shape[0]
@@ -159,7 +159,7 @@ def chol_solve_into(low: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         out[i] = t / low[i, i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def chol_inv_into(low: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
     """(L L^T)^{-1} written into ``out`` (``work``: (n,) scratch)."""
     n = low.shape[0]

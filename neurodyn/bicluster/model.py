@@ -23,7 +23,8 @@ theta_i = (d_i, c_i) ~ N((dbar_i, 0), diag(var_d, var_c..)), dbar_i = log(mean y
 r_i ~ Gamma(r_shape, rate=r_rate)
 Q_l ~ IW(q_mean nu0_extra I, q + 1 + nu0_extra) per state, shared by clusters (prior mean q_mean I)
 [A b]_kl | Q_l ~ MN(0, Q_l, I / k0)                                    (per cluster and state)
-X_k[0] ~ N(0, v0 I)
+X_k[0] ~ N(0, v0 I); every trajectory is restricted to |X_k[t, j]| <= 25 (sampler.X_MAX; the
+    joint density times an indicator; it excludes explosive, overflowing draws of prior dynamics)
 states: sticky HDP-HMM, weak limit L: beta ~ Dir(gamma/L), pi_l ~ Dir(alpha beta + kappa e_l)
 clusters: MFM, K ~ Geometric(geom_p) on {1, 2, ...}, weights ~ Dir(mfm_gamma); or DP(dp_alpha)
 """
@@ -70,6 +71,7 @@ class SamplerConfig:
     warmup: int = 25  # initial sweeps (within burn-in) with neuron labels held fixed
     init: str = "factor"  # "factor" | "one" | "separate" | "random"
     loss: str = "binder"  # "binder" | "vi"
+    max_similarity_bins: int = 2000  # state similarity on a grid of at most this many bins
 
     def validate(self) -> None:
         from neurodyn.errors import InputError
@@ -86,6 +88,8 @@ class SamplerConfig:
             raise InputError("--max-states", "must be >= 1")
         if self.init not in ("factor", "separate", "one", "random"):
             raise InputError("--init", f"must be factor, one, separate or random, got {self.init!r}")
+        if self.max_similarity_bins < 2:
+            raise InputError("--max-similarity-bins", "must be >= 2")
         if self.loss not in ("binder", "vi"):
             raise InputError("--loss", f"must be binder or vi, got {self.loss!r}")
 

@@ -21,6 +21,11 @@ latent scale and dynamics adapt to one neuron) are rarely merged within a few hu
 the default start is a factor-analysis partition (:mod:`.init`); the label blocks cost O(N) FFBS
 passes per sweep, which dominates run time.
 
+Support: the target is the model's joint density restricted to latent trajectories inside the
+box |X| <= X_MAX (:func:`in_box`); every block rejects proposals outside it, which keeps each
+block exact for the restricted target and keeps chains finite on real data, where prior draws of
+explosive dynamics over thousands of bins otherwise overflow.
+
 Nothing is restarted or reset during sampling. Thinned post-burn-in samples feed an
 :class:`~.summaries.Accumulator`, so memory does not grow with the number of iterations.
 """
@@ -257,9 +262,12 @@ class Model:
 
     @staticmethod
     def _gauss_logpdf(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
-        low = np.linalg.cholesky(cov)
-        z = np.linalg.solve(low, x - mean)
-        return float(-0.5 * z @ z - np.log(np.diag(low)).sum() - 0.5 * x.size * np.log(2 * np.pi))
+        return float(mvn_logpdf_chol(x, mean, chol(cov)))
+
+    @staticmethod
+    def _gauss_draw(mean: np.ndarray, cov: np.ndarray, rng) -> np.ndarray:
+        """One draw of N(mean, cov) through the (numba) Cholesky factor of cov."""
+        return mean + chol(cov) @ rng.standard_normal(mean.size)
 
     def _new_theta_logq(self, th: np.ndarray, i: int, mean_u: np.ndarray, cov_u: np.ndarray) -> float:
         """log density of the theta proposal for a new cluster: an equal mixture of the Gaussian
@@ -322,7 +330,7 @@ class Model:
                 log_q_fwd += np.log(p_new)
                 dyn_b = sample_ab_prior(st.Q, self.pri.k0, rng)
                 if rng.random() < 0.5:
-                    th_new = rng.multivariate_normal(mean_u, cov_u)
+                    th_new = self._gauss_draw(mean_u, cov_u, rng)
                 else:
                     th_new = self.m0[i] + rng.standard_normal(self.q) / np.sqrt(self.prec)
                 log_q_fwd += self._new_theta_logq(th_new, i, mean_u, cov_u)
@@ -332,7 +340,7 @@ class Model:
                 dyn_b = st.dyn[b]
                 mean, cov = theta_gaussian(kap[i], om[i], self.off[i], st.xs[b], self.m0[i], self.prec)
                 cov = cov * THETA_SCALE**2
-                th_new = rng.multivariate_normal(mean, cov)
+                th_new = self._gauss_draw(mean, cov, rng)
                 log_q_fwd += self._gauss_logpdf(th_new, mean, cov)
             theta_new = st.theta.copy()
             theta_new[i] = th_new
@@ -533,7 +541,7 @@ def run_chain(
     model = Model(y, cfg, pri)
     st = model.init_state(init or cfg.init, rng)
     psi = model.psi(st)
-    acc = Accumulator(model.N, model.T, model.q, model.L)
+    acc = Accumulator(model.N, model.T, model.q, model.L, cfg.max_similarity_bins)
     all_k, all_s = [], []
     for it in range(cfg.iters):
         psi = model.sweep(st, psi, rng, timing, labels=it >= cfg.warmup)

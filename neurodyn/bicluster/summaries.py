@@ -49,17 +49,37 @@ def canonical_form(X: np.ndarray, theta: np.ndarray, z: np.ndarray) -> tuple[np.
     return Xc, th
 
 
+def similarity_grid(T: int, max_bins: int) -> np.ndarray:
+    """Bins at which the state similarity matrix is accumulated: all T bins when T <= max_bins,
+    else every ``ceil(T / max_bins)``-th bin (block-downsampled grid, first bin of each block).
+
+    Returns (G,) int indices into 0..T-1, G <= max(max_bins, 1)."""
+    step = max(1, -(-T // max(int(max_bins), 1)))
+    return np.arange(0, T, step)
+
+
+def expand_grid(labels: np.ndarray, grid: np.ndarray, T: int) -> np.ndarray:
+    """Labels (G,) on a :func:`similarity_grid` spread to all T bins (each block takes the label
+    of its first bin)."""
+    idx = np.searchsorted(grid, np.arange(T), side="right") - 1
+    return labels[idx]
+
+
 class Accumulator:
     """Running sums of one chain's thinned post-burn-in samples.
 
-    Holds co-clustering counts of neurons (N, N) and bins (T, T), per-neuron first and second
-    moments of the canonical trajectory (N, T, q), sums of d_i and r_i, and small traces.
+    Holds co-clustering counts of neurons (N, N) and of time bins on the grid
+    :func:`similarity_grid` (G, G) with G <= ``max_similarity_bins``, per-neuron first and
+    second moments of the canonical trajectory (N, T, q), sums of d_i and r_i, and small traces.
+    Memory is O(N^2 + G^2 + N T q), independent of the number of samples.
     """
 
-    def __init__(self, N: int, T: int, q: int, max_states: int) -> None:
+    def __init__(self, N: int, T: int, q: int, max_states: int,
+                 max_similarity_bins: int = 2000) -> None:
         self.n = 0
+        self.grid = similarity_grid(T, max_similarity_bins)
         self.neuron_co = np.zeros((N, N))
-        self.state_co = np.zeros((T, T), dtype=np.float32)
+        self.state_co = np.zeros((self.grid.size, self.grid.size), dtype=np.float32)
         self.lat_sum = np.zeros((N, T, q))
         self.lat_sq = np.zeros((N, T, q))
         self.d_sum = np.zeros(N)
@@ -76,8 +96,9 @@ class Accumulator:
         onehot = np.zeros((z.size, X.shape[0]))
         onehot[np.arange(z.size), z] = 1.0
         self.neuron_co += onehot @ onehot.T
-        sh = np.zeros((s.size, L), dtype=np.float32)
-        sh[np.arange(s.size), s] = 1.0
+        sg = s[self.grid]
+        sh = np.zeros((sg.size, L), dtype=np.float32)
+        sh[np.arange(sg.size), sg] = 1.0
         self.state_co += sh @ sh.T
         Xc, th = canonical_form(X, theta, z)
         per = Xc[z]

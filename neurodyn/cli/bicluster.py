@@ -27,6 +27,9 @@ def bicluster_cmd(
     split_merge: Annotated[int, typer.Option(min=0, help="Split-merge proposals per sweep (0: off).")] = 5,
     init: Annotated[str, typer.Option(help="Starting partition: factor (varimax factor loadings), one (all together), separate or random.")] = "factor",
     loss: Annotated[str, typer.Option(help="Point-estimate loss: binder or vi.")] = "binder",
+    max_similarity_bins: Annotated[int, typer.Option(
+        min=2, help="Longer recordings get the time-bin similarity matrix (and the state point "
+        "estimate) on a block-downsampled grid of at most this many bins (memory ~ 4 B x n^2).")] = 2000,
     seed: Seed = 0,
 ) -> None:
     """Bayesian bi-clustering of spike counts: neuron clusters sharing latent trajectories and
@@ -40,7 +43,8 @@ def bicluster_cmd(
     path = run(recordings, out, seed=seed, iters=iters, burn_in=burn_in, thin=thin, chains=chains,
                jobs=jobs or chains, latent_dim=latent_dim, likelihood=likelihood,
                max_states=max_states, kappa=kappa, cluster_prior=cluster_prior,
-               split_merge=split_merge, init=init, loss=loss)
+               split_merge=split_merge, init=init, loss=loss,
+               max_similarity_bins=max_similarity_bins)
     done(path, f"{chains} chain(s) x {iters} sweeps")
 
 

@@ -30,7 +30,7 @@ def states_cmd(
     restarts: Annotated[int, typer.Option(min=1, help="EM restarts (k-means initialisations drawn from --seed).")] = 3,
     max_iter: Annotated[int, typer.Option(min=1, help="EM iteration cap.")] = 100,
     tol: Annotated[float, typer.Option(min=0.0, help="Convergence: relative change of the EM objective.")] = 1e-5,
-    mstep_iter: Annotated[int, typer.Option(min=1, help="L-BFGS iterations per M-step.")] = 25,
+    mstep_iter: Annotated[int, typer.Option(min=1, help="Cap on Newton steps per M-step (each (state, neuron) GLM stops on its own Newton decrement).")] = 25,
     sticky: Annotated[float, typer.Option(min=0.0, help="Extra Dirichlet pseudo-count on self-transitions.")] = 10.0,
     sigma: Annotated[float, typer.Option(min=0.0, help="Gaussian prior sd of W_k around W0; 0 = learn it.")] = 0.1,
     l2: Annotated[float, typer.Option(min=0.0, help="Ridge on W for --prior none.")] = 1e-2,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+import numba as nb
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -48,16 +49,36 @@ def _weight_mask(N: int, self_history: bool) -> np.ndarray:
     return mask
 
 
-def _smoothed(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, width: int) -> np.ndarray:
-    out = np.zeros(y.shape, np.float64)
-    for a, b in zip(starts, stops):
-        c = np.cumsum(np.asarray(y[a:b], np.float64), axis=0)
-        c = np.vstack([np.zeros((1, y.shape[1])), c])
-        n = b - a
-        lo = np.clip(np.arange(n) - width // 2, 0, n)
-        hi = np.clip(np.arange(n) + width // 2 + 1, 0, n)
-        out[a:b] = (c[hi] - c[lo]) / (hi - lo)[:, None]
+@nb.njit(cache=True)
+def _smoothed_kernel(y, starts, stops, width):
+    T, N = y.shape
+    out = np.zeros((T, N), dtype=np.float32)
+    half = width // 2
+    acc = np.zeros(N)
+    for s in range(starts.shape[0]):
+        a, b = starts[s], stops[s]
+        acc[:] = 0.0
+        lo, hi = a, a  # window [lo, hi) currently summed
+        for t in range(a, b):
+            want_lo = max(a, t - half)
+            want_hi = min(b, t + half + 1)
+            while hi < want_hi:
+                for n in range(N):
+                    acc[n] += y[hi, n]
+                hi += 1
+            while lo < want_lo:
+                for n in range(N):
+                    acc[n] -= y[lo, n]
+                lo += 1
+            inv = 1.0 / (hi - lo)
+            for n in range(N):
+                out[t, n] = acc[n] * inv
     return out
+
+
+def _smoothed(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average (T, N) float32 of ``width`` bins within each sequence."""
+    return _smoothed_kernel(y, np.asarray(starts, np.int64), np.asarray(stops, np.int64), width)
 
 
 def _kmeans(X: np.ndarray, K: int, rng: np.random.Generator, iters: int = 30) -> np.ndarray:
@@ -82,10 +103,20 @@ def initial_posterior(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, K: i
     T = y.shape[0]
     rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])
     X = _smoothed(y, starts, stops, width)
-    X = (X - X[rows].mean(0)) / (X[rows].std(0) + 1e-9)
     sub = rng.choice(rows, size=min(rows.size, 20000), replace=False)
-    lab_sub = _kmeans(X[sub], K, rng)
-    C = np.array([X[sub][lab_sub == k].mean(0) if np.any(lab_sub == k) else X[sub][k]
+    mu = np.zeros(X.shape[1])
+    sq = np.zeros(X.shape[1])
+    for a, b in zip(starts, stops):
+        xc = np.asarray(X[a:b], np.float64)
+        mu += xc.sum(0)
+        sq += (xc * xc).sum(0)
+    mu /= rows.size
+    sd = np.sqrt(np.maximum(sq / rows.size - mu * mu, 0.0)) + 1e-9
+    X -= mu.astype(np.float32)
+    X /= sd.astype(np.float32)
+    Xs = np.asarray(X[sub], np.float64)
+    lab_sub = _kmeans(Xs, K, rng)
+    C = np.array([Xs[lab_sub == k].mean(0) if np.any(lab_sub == k) else Xs[k]
                   for k in range(K)])
     lab = np.empty(T, dtype=np.int64)
     for a in range(0, T, 1 << 16):
@@ -118,15 +149,15 @@ class _EM:
     def mstep(self, params: Params, prior: PriorState, post: np.ndarray, xi: np.ndarray) -> None:
         p = post.copy()
         p[~self.rows] = 0.0
-        subsets = mstep.state_subsets(self.y, self.h, p)
-        mstep.update_weights(params, prior, subsets, self.spec, self.mask, self.mstep_iter)
+        data = mstep.weighted_data(self.y, self.h, p)
+        mstep.update_weights(params, prior, data, self.spec, self.mask, self.mstep_iter)
         if prior.kind == "onehot":
-            mstep.onehot_sweep(params, prior, subsets, self.spec)
+            mstep.onehot_sweep(params, prior, data, self.spec)
             prior.update_table(self.mask)
         elif prior.kind == "gaussian":
             prior.update_gaussian(params.W, self.mask)
         if self.spec.observation == "gaussian":
-            mstep.update_noise_var(params, subsets)
+            mstep.update_noise_var(params, data)
         if params.n_states > 1:
             params.P = mstep.update_transitions(xi, self.sticky)
         params.pi0 = mstep.update_initial(post, self.starts)
@@ -150,11 +181,19 @@ def _from_posterior(em: _EM, post: np.ndarray, K: int, N: int, spec: ModelSpec,
                     prior: PriorState) -> Params:
     P = np.full((K, K), 0.05 / max(K - 1, 1))
     np.fill_diagonal(P, 0.95 if K > 1 else 1.0)
-    y = em.y[em.rows]
-    var = np.maximum(np.var(y, axis=0), 1e-4) if spec.observation == "gaussian" else np.ones(N)
+    mean, sq, n = np.zeros(N), np.zeros(N), 0
+    for a, b in zip(em.starts, em.stops):
+        yc = np.asarray(em.y[a:b], np.float64)
+        mean += yc.sum(0)
+        sq += (yc * yc).sum(0)
+        n += b - a
+    mean /= max(n, 1)
+    var = np.maximum(sq / max(n, 1) - mean * mean, 1e-4)
+    if spec.observation != "gaussian":
+        var = np.ones(N)
     params = Params(pi0=np.full(K, 1.0 / K), P=P, bias=np.zeros((K, N)), W=np.zeros((K, N, N)),
                     noise_var=var)
-    m = np.clip(y.mean(0), 1e-3, None)
+    m = np.clip(mean, 1e-3, None)
     if spec.observation == "poisson":
         params.bias[:] = {"softplus": np.log(np.expm1(m)), "exp": np.log(m),
                           "sigmoid": -np.log(spec.rate_cap / np.minimum(m, 0.99 * spec.rate_cap) - 1)
@@ -163,7 +202,7 @@ def _from_posterior(em: _EM, post: np.ndarray, K: int, N: int, spec: ModelSpec,
         m = np.clip(m, 1e-3, 1 - 1e-3)
         params.bias[:] = np.log(m / (1 - m))
     else:
-        params.bias[:] = y.mean(0)
+        params.bias[:] = mean
     xi = np.zeros((K, K))
     em.mstep(params, prior, post, xi)
     params.P = P
@@ -214,7 +253,7 @@ def fit_hmmglm(
     sticky : float
         Extra Dirichlet pseudo-count on self-transitions.
     restarts, max_iter, tol, mstep_iter : int, int, float, int
-        Restarts, EM iteration cap, relative-change tolerance, L-BFGS iterations per M-step.
+        Restarts, EM iteration cap, relative-change tolerance, Newton steps per M-step.
     restart_iter : int
         EM iterations each restart runs before the best one continues to convergence.
     seed : int

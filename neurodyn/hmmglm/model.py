@@ -159,6 +159,42 @@ def _ll_and_grad(y, eta, code, cap, var):
 
 
 @nb.njit(cache=True, inline="always")
+def _curvature(y, eta, code, cap, var, fisher):
+    """Negative second derivative ``-d2l/deta2`` of one observation's log-likelihood.
+
+    Non-negative for every model except the rate-capped sigmoid link (code 2), whose
+    log-likelihood is not concave in ``eta``; with ``fisher`` True that case returns the
+    expected (Fisher) curvature ``cap * s * (1 - s)**2 >= 0`` instead, as Newton steps need.
+    """
+    if code == 0:
+        if eta < -30.0:
+            return math.exp(eta)
+        e = math.exp(-abs(eta))
+        if eta >= 0:
+            r = eta + math.log1p(e)
+            s = 1.0 / (1.0 + e)
+            s1 = e / (1.0 + e)
+        else:
+            r = math.log1p(e)
+            s = e / (1.0 + e)
+            s1 = 1.0 / (1.0 + e)
+        if y == 0.0:
+            return s * s1
+        return -(y / r - 1.0) * s * s1 + y * s * s / (r * r)
+    if code == 1:
+        return math.exp(min(eta, 50.0))
+    if code == 2:
+        s = _sigmoid(eta)
+        if fisher:
+            return cap * s * (1.0 - s) * (1.0 - s)
+        return s * (1.0 - s) * (cap - 2.0 * cap * s + y)
+    if code == 3:
+        s = _sigmoid(eta)
+        return s * (1.0 - s)
+    return 1.0 / var
+
+
+@nb.njit(cache=True, inline="always")
 def _const(y, code, var):
     if code <= 2:
         return -math.lgamma(y + 1.0)

@@ -1,127 +1,339 @@
-"""M-step: expected complete-data log posterior of the GLM weights, with analytic gradients.
+"""M-step: per (state, neuron) Newton solvers on the expected complete-data log posterior.
 
-For each state ``k`` only the bins with posterior weight ``gamma[t, k] > GAMMA_FLOOR`` enter
-its objective (the dropped mass is negligible and the sums get ~K times cheaper once the
-posterior is confident). Objectives are scaled by ``1 / (T N)`` for the optimiser.
+The expected complete-data objective of the GLM weights decomposes over (state ``k``,
+postsynaptic neuron ``n``): each term is a posterior-weighted Poisson / Bernoulli / Gaussian
+regression of ``y[:, n]`` on the history features ``x_t = (h_t, 1)`` with weights
+``gamma[:, k]``. Each is solved by damped Newton steps (analytic gradient and the
+``(N+1) x (N+1)`` Hessian, Armijo step halving), warm-started from the previous EM iteration;
+all ``N`` neurons of a state share one pass over the data per step (BLAS products on time
+chunks), and every neuron stops on its own Newton decrement.
+
+Memory: no per-state copy of ``y`` or ``h`` is made. For each state only the indices of the
+bins it plausibly explains (``gamma[t, k] > GAMMA_FLOOR``; the dropped mass is negligible) are
+kept, and the data are visited in chunks of rows gathered on the fly, so the M-step's working
+memory is ``O(chunk * N^2)`` plus the ``(N, N+1, N+1)`` Hessians.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numba as nb
 import numpy as np
-from scipy.optimize import minimize
 
-from neurodyn.hmmglm.model import ModelSpec, Params, _ll_and_grad, weighted_terms
+from neurodyn.hmmglm.model import ModelSpec, Params, _curvature, _ll_and_grad
 from neurodyn.hmmglm.priors import PriorState
 
 GAMMA_FLOOR = 1e-6
+_CHUNK_ELEMS = 1 << 21  # rows * N * (N + 1) per chunk of the Hessian product (16 MiB float64)
+_ARMIJO = 1e-4
 
 
-def state_subsets(y: np.ndarray, h: np.ndarray, gamma: np.ndarray,
-                  floor: float = GAMMA_FLOOR) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per state, the bins it plausibly explains: ``(y_k (T_k, N), h_k (T_k, N), w_k (T_k,))``."""
-    out = []
-    for k in range(gamma.shape[1]):
-        idx = np.flatnonzero(gamma[:, k] > floor)
-        out.append((np.ascontiguousarray(y[idx]), np.asarray(h[idx], np.float64),
-                    np.ascontiguousarray(gamma[idx, k])))
-    return out
+@dataclasses.dataclass
+class WeightedData:
+    """Data of one M-step, referenced (not copied).
 
-
-def _unpack_free(theta: np.ndarray, K: int, N: int, mask: np.ndarray):
-    bias = theta[:K * N].reshape(K, N)
-    W = theta[K * N:].reshape(K, N, N) * mask[None]
-    return bias, W
-
-
-def free_objective(theta: np.ndarray, subsets, spec: ModelSpec, var: np.ndarray,
-                   prior: PriorState, mask: np.ndarray, scale: float) -> tuple[float, np.ndarray]:
-    """Negative expected log posterior in ``theta = (bias (K, N), W (K, N, N))`` and its gradient.
-
-    Used for the ``none`` (ridge) and ``gaussian`` (``N(W0, sigma2)``, W0 fixed) priors.
+    Attributes
+    ----------
+    y : array (T, N)
+        Observations.
+    h : array (T, N)
+        Filtered history (float32 is kept as is).
+    gamma : array (T, K) float64
+        Posterior state probabilities, 0 on rows outside the fitted sequences.
+    rows : list of int64 arrays
+        Per state, the bins with ``gamma[t, k] > floor``.
     """
-    K = len(subsets)
-    N = mask.shape[0]
-    bias, W = _unpack_free(theta, K, N, mask)
-    f = 0.0
-    gb = np.zeros((K, N))
-    gW = np.zeros((K, N, N))
-    for k, (yk, hk, wk) in enumerate(subsets):
-        if wk.size == 0:
-            continue
-        eta = hk @ W[k].T + bias[k]
-        tot, G = weighted_terms(eta, yk, wk, spec.code, spec.rate_cap, var)
-        f -= tot
-        gb[k] = -G.sum(axis=0)
-        gW[k] = -(G.T @ hk)
-    if prior.kind == "gaussian":
-        d = W - prior.W0[None]
-        f += 0.5 * float(np.sum(d * d)) / prior.sigma2
-        gW += d / prior.sigma2
-    else:
-        f += 0.5 * prior.l2 * float(np.sum(W * W))
-        gW += prior.l2 * W
-    gW *= mask[None]
-    return f * scale, np.concatenate([gb.ravel(), gW.ravel()]) * scale
+
+    y: np.ndarray
+    h: np.ndarray
+    gamma: np.ndarray
+    rows: list
+
+    @property
+    def n_states(self) -> int:
+        return int(self.gamma.shape[1])
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.y.shape[1])
 
 
-def onehot_objective(theta: np.ndarray, subsets, spec: ModelSpec, var: np.ndarray,
-                     A: np.ndarray, mask: np.ndarray, scale: float) -> tuple[float, np.ndarray]:
-    """Negative expected log-likelihood in ``theta = (bias (K, N), strength (N, N))`` given classes
-    ``A`` (K, N, N) in {-1, 0, 1}; ``W[k] = A[k] * strength``. Returns value and gradient."""
-    K = len(subsets)
-    N = mask.shape[0]
-    bias = theta[:K * N].reshape(K, N)
-    S = theta[K * N:].reshape(N, N) * mask
-    f = 0.0
-    gb = np.zeros((K, N))
-    gS = np.zeros((N, N))
-    for k, (yk, hk, wk) in enumerate(subsets):
-        if wk.size == 0:
-            continue
-        Wk = A[k] * S
-        eta = hk @ Wk.T + bias[k]
-        tot, G = weighted_terms(eta, yk, wk, spec.code, spec.rate_cap, var)
-        f -= tot
-        gb[k] = -G.sum(axis=0)
-        gS += -(G.T @ hk) * A[k]
-    gS *= mask
-    return f * scale, np.concatenate([gb.ravel(), gS.ravel()]) * scale
+def weighted_data(y: np.ndarray, h: np.ndarray, gamma: np.ndarray,
+                  floor: float = GAMMA_FLOOR) -> WeightedData:
+    """Bundle ``y (T, N)``, ``h (T, N)`` and posterior weights ``gamma (T, K)`` for the M-step."""
+    gamma = np.asarray(gamma, np.float64)
+    rows = [np.flatnonzero(gamma[:, k] > floor) for k in range(gamma.shape[1])]
+    return WeightedData(y, h, gamma, rows)
 
 
-def _scale(subsets, N: int) -> float:
-    tot = sum(float(w.sum()) for _, _, w in subsets)
-    return 1.0 / max(tot * N, 1.0)
-
-
-def update_weights(params: Params, prior: PriorState, subsets, spec: ModelSpec,
-                   mask: np.ndarray, maxiter: int = 50) -> None:
-    """Quasi-Newton (L-BFGS) update of biases and couplings in place, warm-started."""
-    K, N = params.bias.shape
-    scale = _scale(subsets, N)
-    var = np.asarray(params.noise_var, np.float64)
-    if prior.kind == "onehot":
-        A = prior.adjacency.astype(np.float64)
-        x0 = np.concatenate([params.bias.ravel(), prior.strength.ravel()])
-        bounds = [(None, None)] * (K * N) + [(0.0, None)] * (N * N)
-        res = minimize(onehot_objective, x0, args=(subsets, spec, var, A, mask, scale), jac=True,
-                       method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
-        params.bias = res.x[:K * N].reshape(K, N).copy()
-        prior.strength = res.x[K * N:].reshape(N, N) * mask
-        params.W = A * prior.strength[None]
-        return
-    x0 = np.concatenate([params.bias.ravel(), params.W.ravel()])
-    res = minimize(free_objective, x0, args=(subsets, spec, var, prior, mask, scale), jac=True,
-                   method="L-BFGS-B", options={"maxiter": maxiter})
-    bias, W = _unpack_free(res.x, K, N, mask)
-    params.bias, params.W = bias.copy(), W.copy()
+def _chunk_rows(N: int) -> int:
+    return int(max(256, min(1 << 15, _CHUNK_ELEMS // (N * (N + 1)))))
 
 
 @nb.njit(cache=True)
-def _sweep(h, y, w, eta, S, A, logtab, code, cap, var, self_history, probs):
-    T, N = eta.shape
+def _glm_block(y, w, idx, eta, code, cap, var, order, fisher, G, C):
+    """Weighted log-likelihood per neuron of the rows ``idx`` and, by ``order``, the weighted
+    first derivatives ``G = w * dl/deta`` and curvatures ``C = w * (-d2l/deta2)`` (c, N)."""
+    c, N = eta.shape
+    vals = np.zeros(N)
+    for i in range(c):
+        t = idx[i]
+        wt = w[t]
+        for n in range(N):
+            yv = float(y[t, n])
+            v, g = _ll_and_grad(yv, eta[i, n], code, cap, var[n])
+            vals[n] += wt * v
+            if order >= 1:
+                G[i, n] = wt * g
+            if order >= 2:
+                C[i, n] = wt * _curvature(yv, eta[i, n], code, cap, var[n], fisher)
+    return vals
+
+
+def state_terms(data: WeightedData, k: int, beta: np.ndarray, spec: ModelSpec, var: np.ndarray,
+                order: int = 2, fisher: bool = True):
+    """Negative expected log-likelihood of state ``k``, per postsynaptic neuron, up to constants.
+
+    Parameters
+    ----------
+    data : WeightedData
+    k : int
+    beta : array (N, N+1)
+        Row ``n`` holds ``(W[k, n, :], bias[k, n])``.
+    spec : ModelSpec
+    var : array (N,)
+        Gaussian noise variance (ignored by the other models).
+    order : {0, 1, 2}
+        Value only; value and gradient; value, gradient and Hessian.
+    fisher : bool
+        Use the Fisher curvature for the (non-concave) rate-capped sigmoid link.
+
+    Returns
+    -------
+    f : array (N,)
+    g : array (N, N+1) or None
+    H : array (N, N+1, N+1) or None
+    """
+    idx_all = data.rows[k]
+    N = data.n_neurons
+    w = data.gamma[:, k]
+    f = np.zeros(N)
+    g = np.zeros((N, N + 1)) if order >= 1 else None
+    H = np.zeros((N + 1, N, N + 1)) if order >= 2 else None
+    step = _chunk_rows(N)
+    bT = np.ascontiguousarray(beta.T)
+    for a in range(0, idx_all.size, step):
+        idx = idx_all[a:a + step]
+        c = idx.size
+        X = np.empty((c, N + 1))
+        X[:, :N] = data.h[idx]
+        X[:, N] = 1.0
+        eta = X @ bT
+        G = np.empty((c, N)) if order >= 1 else np.empty((0, 0))
+        Cw = np.empty((c, N)) if order >= 2 else np.empty((0, 0))
+        f -= _glm_block(data.y, w, idx, eta, spec.code, spec.rate_cap, var, order, fisher, G, Cw)
+        if order >= 1:
+            g -= G.T @ X
+        if order >= 2:
+            Z = (Cw[:, :, None] * X[:, None, :]).reshape(c, N * (N + 1))
+            H += (X.T @ Z).reshape(N + 1, N, N + 1)
+    if H is not None:
+        H = np.ascontiguousarray(H.transpose(1, 0, 2))
+    return f, g, H
+
+
+def _solve(H: np.ndarray, g: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Newton directions ``-H^-1 g`` per row, on the free coordinates only (others 0)."""
+    H = H.copy()
+    g = np.where(free, g, 0.0)
+    fixed = ~free
+    H[fixed[:, :, None] | fixed[:, None, :]] = 0.0
+    n_idx, j_idx = np.nonzero(fixed)
+    H[n_idx, j_idx, j_idx] = 1.0
+    d = np.einsum("nii->ni", H)
+    jitter = 1e-10 * (1.0 + np.abs(d).mean(axis=1))
+    H[:, np.arange(H.shape[1]), np.arange(H.shape[1])] += jitter[:, None]
+    try:
+        return -np.linalg.solve(H, g[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return -np.stack([np.linalg.lstsq(Hn, gn, rcond=None)[0] for Hn, gn in zip(H, g)])
+
+
+def _newton(fun, x: np.ndarray, free: np.ndarray, maxiter: int, rtol: float,
+            lower: np.ndarray | None = None) -> np.ndarray:
+    """Damped (projected) Newton on independent problems, one per row of ``x``.
+
+    ``fun(x, order)`` returns ``f (R,)``, ``g (R, P)``, ``H (R, P, P)`` for all rows. Rows
+    stop on their own Newton decrement ``-g.d <= rtol * (1 + |f|)``; each step halves until
+    the Armijo condition holds. ``lower`` (R, P), optional, are bounds (``-inf`` for none):
+    coordinates at a bound whose gradient pushes outwards are held (projected Newton).
+    """
+    f, g, H = fun(x, 2)
+    active = np.ones(x.shape[0], dtype=bool)
+    for _ in range(maxiter):
+        fr = free.copy()
+        if lower is not None:
+            fr &= ~((x <= lower) & (g > 0))
+        d = _solve(H, g, fr)
+        dec = -(g * d).sum(axis=1)
+        active &= dec > rtol * (1.0 + np.abs(f))
+        if not active.any():
+            break
+        pending = active.copy()
+        x_new, f_new = x.copy(), f.copy()
+        a = 1.0
+        for _ in range(40):
+            trial = x + a * d
+            if lower is not None:
+                trial = np.maximum(trial, lower)
+            ft = fun(trial, 0)[0]
+            pred = (g * (x - trial)).sum(axis=1)
+            ok = pending & np.isfinite(ft) & (ft <= f - _ARMIJO * pred)
+            x_new[ok], f_new[ok] = trial[ok], ft[ok]
+            pending &= ~ok
+            if not pending.any():
+                break
+            a *= 0.5
+        active &= ~pending  # no acceptable step: this row is at its optimum numerically
+        x = x_new
+        if not active.any():
+            break
+        f, g, H = fun(x, 2)
+    return x
+
+
+def _free_penalty(prior: PriorState, N: int, mask: np.ndarray):
+    """Quadratic penalty ``lam / 2 * (beta - center)^2`` on W (none: ridge; gaussian: N(W0, s2))."""
+    lam = np.zeros((N, N + 1))
+    center = np.zeros((N, N + 1))
+    if prior.kind == "gaussian":
+        lam[:, :N] = 1.0 / prior.sigma2
+        center[:, :N] = prior.W0
+    else:
+        lam[:, :N] = prior.l2
+    lam[:, :N] *= mask
+    return lam, center
+
+
+def free_terms(data: WeightedData, k: int, beta: np.ndarray, spec: ModelSpec, var: np.ndarray,
+               prior: PriorState, mask: np.ndarray, order: int = 2, fisher: bool = True):
+    """:func:`state_terms` plus the ``none`` / ``gaussian`` prior's penalty on ``W[k]``
+    (``W0`` held fixed): the per-neuron objectives the Newton M-step minimises."""
+    N = data.n_neurons
+    lam, center = _free_penalty(prior, N, mask)
+    f, g, H = state_terms(data, k, beta, spec, var, order, fisher)
+    d = beta - center
+    f = f + 0.5 * np.sum(lam * d * d, axis=1)
+    if order >= 1:
+        g = g + lam * d
+    if order >= 2:
+        H = H.copy()
+        H[:, np.arange(N + 1), np.arange(N + 1)] += lam
+    return f, g, H
+
+
+def free_objective(theta: np.ndarray, data: WeightedData, spec: ModelSpec, var: np.ndarray,
+                   prior: PriorState, mask: np.ndarray) -> tuple[float, np.ndarray]:
+    """Negative expected log posterior in ``theta = (bias (K, N), W (K, N, N))`` and its
+    gradient (``none`` ridge or ``gaussian`` prior with ``W0`` fixed); for tests and checks."""
+    K, N = data.n_states, data.n_neurons
+    bias = theta[:K * N].reshape(K, N)
+    W = theta[K * N:].reshape(K, N, N) * mask[None]
+    f = 0.0
+    gb = np.zeros((K, N))
+    gW = np.zeros((K, N, N))
+    for k in range(K):
+        beta = np.concatenate([W[k], bias[k][:, None]], axis=1)
+        fk, gk, _ = free_terms(data, k, beta, spec, var, prior, mask, order=1)
+        f += float(fk.sum())
+        gb[k] = gk[:, N]
+        gW[k] = gk[:, :N] * mask
+    return f, np.concatenate([gb.ravel(), gW.ravel()])
+
+
+def onehot_terms(data: WeightedData, bias: np.ndarray, S: np.ndarray, A: np.ndarray,
+                 spec: ModelSpec, var: np.ndarray, order: int = 2, fisher: bool = True):
+    """Negative expected log-likelihood per postsynaptic neuron ``n`` as a function of
+    ``x[n] = (S[n, :] (N), bias[:, n] (K))`` with ``W[k] = A[k] * S``.
+
+    Returns ``f (N,)``, ``g (N, N+K)`` and ``H (N, N+K, N+K)`` (chain rule from the per-state
+    terms of :func:`state_terms`).
+    """
+    K, N = bias.shape
+    f = np.zeros(N)
+    g = np.zeros((N, N + K)) if order >= 1 else None
+    H = np.zeros((N, N + K, N + K)) if order >= 2 else None
+    for k in range(K):
+        if data.rows[k].size == 0:
+            continue
+        Ak = A[k]
+        beta = np.concatenate([Ak * S, bias[k][:, None]], axis=1)
+        fk, gk, Hk = state_terms(data, k, beta, spec, var, order, fisher)
+        f += fk
+        if order >= 1:
+            g[:, :N] += Ak * gk[:, :N]
+            g[:, N + k] = gk[:, N]
+        if order >= 2:
+            H[:, :N, :N] += Ak[:, :, None] * Ak[:, None, :] * Hk[:, :N, :N]
+            cross = Ak * Hk[:, :N, N]
+            H[:, :N, N + k] = cross
+            H[:, N + k, :N] = cross
+            H[:, N + k, N + k] = Hk[:, N, N]
+    return f, g, H
+
+
+def update_weights(params: Params, prior: PriorState, data: WeightedData, spec: ModelSpec,
+                   mask: np.ndarray, maxiter: int = 25, rtol: float = 1e-9) -> None:
+    """Newton update of biases and couplings in place, warm-started from ``params``.
+
+    ``none`` / ``gaussian``: one independent problem per (state, neuron) over
+    ``(W[k, n, :], bias[k, n])`` (``W0`` held fixed; the caller updates it in closed form
+    afterwards). ``onehot``: classes held fixed, one problem per neuron ``n`` over the shared
+    non-negative strengths ``S[n, :]`` and the biases ``bias[:, n]`` (projected Newton).
+    ``maxiter`` caps the Newton steps per M-step.
+    """
+    K, N = params.bias.shape
+    var = np.asarray(params.noise_var, np.float64)
+    fisher = True
+    if prior.kind == "onehot":
+        A = prior.adjacency.astype(np.float64)
+        used = np.any(A != 0, axis=0) & mask
+        free = np.concatenate([used, np.ones((N, K), dtype=bool)], axis=1)
+        lower = np.concatenate([np.zeros((N, N)), np.full((N, K), -np.inf)], axis=1)
+        x0 = np.concatenate([np.maximum(prior.strength, 0.0), params.bias.T], axis=1)
+
+        def fun(x, order):
+            return onehot_terms(data, x[:, N:].T, x[:, :N], A, spec, var, order, fisher)
+
+        x = _newton(fun, x0, free, maxiter, rtol, lower)
+        prior.strength = x[:, :N] * mask
+        params.bias = np.ascontiguousarray(x[:, N:].T)
+        params.W = A * prior.strength[None]
+        return
+    free = np.concatenate([mask, np.ones((N, 1), dtype=bool)], axis=1)
+    W = params.W * mask[None]
+    bias = params.bias.copy()
+    for k in range(K):
+        if data.rows[k].size == 0:
+            continue
+        x0 = np.concatenate([W[k], bias[k][:, None]], axis=1)
+
+        def fun(x, order, k=k):
+            return free_terms(data, k, x, spec, var, prior, mask, order, fisher)
+
+        x = _newton(fun, x0, free, maxiter, rtol)
+        W[k] = x[:, :N] * mask
+        bias[k] = x[:, N]
+    params.W, params.bias = W, bias
+
+
+@nb.njit(cache=True)
+def _sweep(h, y, w, idx, eta, S, A, logtab, code, cap, var, self_history, probs):
+    """ICM sweep over the classes of one state; ``eta`` (len(idx), N) is the drive of the
+    rows ``idx`` and is kept up to date as classes change."""
+    c, N = eta.shape
     Q = np.empty(3)
     for n in range(N):
         for m in range(N):
@@ -134,12 +346,13 @@ def _sweep(h, y, w, eta, S, A, logtab, code, cap, var, self_history, probs):
             for ci in range(3):
                 Q[ci] = logtab[n, m, ci]
             s = S[n, m]
-            for t in range(T):
-                hv = h[t, m]
+            for i in range(c):
+                t = idx[i]
+                hv = float(h[t, m])
                 if hv == 0.0:
                     continue
                 yv = float(y[t, n])
-                e0 = eta[t, n] - c0 * s * hv
+                e0 = eta[i, n] - c0 * s * hv
                 for ci in range(3):
                     v, _ = _ll_and_grad(yv, e0 + (ci - 1) * s * hv, code, cap, var[n])
                     Q[ci] += w[t] * v
@@ -156,12 +369,24 @@ def _sweep(h, y, w, eta, S, A, logtab, code, cap, var, self_history, probs):
             c1 = best - 1
             if c1 != c0:
                 d = (c1 - c0) * s
-                for t in range(T):
-                    eta[t, n] += d * h[t, m]
+                for i in range(c):
+                    eta[i, n] += d * h[idx[i], m]
                 A[n, m] = c1
 
 
-def onehot_sweep(params: Params, prior: PriorState, subsets, spec: ModelSpec) -> None:
+def _drive(data: WeightedData, k: int, W: np.ndarray, bias: np.ndarray,
+           idx: np.ndarray) -> np.ndarray:
+    """``eta (len(idx), N)`` of state ``k`` on the rows ``idx``, built in chunks."""
+    N = data.n_neurons
+    eta = np.empty((idx.size, N))
+    step = _chunk_rows(N)
+    WT = np.ascontiguousarray(W.T)
+    for a in range(0, idx.size, step):
+        eta[a:a + step] = data.h[idx[a:a + step]] @ WT + bias
+    return eta
+
+
+def onehot_sweep(params: Params, prior: PriorState, data: WeightedData, spec: ModelSpec) -> None:
     """One coordinate sweep over the adjacency classes of every state and pair, in place.
 
     For each pair ``(n, m)`` of state ``k`` the three classes are scored exactly by the
@@ -170,31 +395,35 @@ def onehot_sweep(params: Params, prior: PriorState, subsets, spec: ModelSpec) ->
     conditional modes, so the EM objective never decreases) and its normalised conditional
     posterior over the 3 classes is stored in ``prior.adjacency_prob``.
     """
-    K, N = params.bias.shape
     var = np.asarray(params.noise_var, np.float64)
     logtab = np.log(prior.table)
-    for k, (yk, hk, wk) in enumerate(subsets):
-        if wk.size == 0:
+    for k in range(data.n_states):
+        idx = data.rows[k]
+        if idx.size == 0:
             continue
-        eta = hk @ params.W[k].T + params.bias[k]
+        eta = _drive(data, k, params.W[k], params.bias[k], idx)
         A = prior.adjacency[k].astype(np.int64)
-        _sweep(hk, yk, wk, eta, prior.strength, A, logtab, spec.code, spec.rate_cap, var,
-               spec.self_history, prior.adjacency_prob[k])
+        _sweep(data.h, data.y, data.gamma[:, k], idx, eta, prior.strength, A, logtab,
+               spec.code, spec.rate_cap, var, spec.self_history, prior.adjacency_prob[k])
         prior.adjacency[k] = A
     params.W = prior.adjacency * prior.strength[None]
 
 
-def update_noise_var(params: Params, subsets, floor: float = 1e-4) -> None:
+def update_noise_var(params: Params, data: WeightedData, floor: float = 1e-4) -> None:
     """Closed-form update of the Gaussian observation noise variance per neuron."""
     N = params.n_neurons
     num = np.zeros(N)
     den = 0.0
-    for k, (yk, hk, wk) in enumerate(subsets):
-        if wk.size == 0:
-            continue
-        r = yk - (hk @ params.W[k].T + params.bias[k])
-        num += wk @ (r * r)
-        den += float(wk.sum())
+    step = _chunk_rows(N)
+    for k in range(data.n_states):
+        idx_all = data.rows[k]
+        WT = np.ascontiguousarray(params.W[k].T)
+        for a in range(0, idx_all.size, step):
+            idx = idx_all[a:a + step]
+            r = data.y[idx] - (data.h[idx] @ WT + params.bias[k])
+            wk = data.gamma[idx, k]
+            num += wk @ (r * r)
+            den += float(wk.sum())
     params.noise_var = np.maximum(num / max(den, 1e-12), floor)
 
 

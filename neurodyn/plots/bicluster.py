@@ -36,7 +36,9 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         # 1. similarity matrices
         fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
         for ax, mat, lab, title in ((axes[0], r["neuron_similarity"], z, "neurons"),
-                                    (axes[1], r["state_similarity"], s, "time bins")):
+                                    (axes[1], r["state_similarity"],
+                                     s[np.asarray(r.get("state_similarity_bins", np.arange(s.size)))],
+                                     "time bins")):
             order = np.argsort(lab, kind="stable")
             im = ax.imshow(np.asarray(mat)[np.ix_(order, order)], vmin=0, vmax=1, cmap="viridis",
                            interpolation="nearest")
