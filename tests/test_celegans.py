@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
+from helpers import one_line_error
 
 from neurodyn.errors import InputError
 from neurodyn.io import store
@@ -31,13 +32,6 @@ from neurodyn.names import (
 # ----------------------------------------------------------------------------------------
 
 
-def one_line_error(result, *needles):
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    for n in needles:
-        assert n in err, err
-    assert "Traceback" not in result.output
 
 
 def assert_no_output(out: Path):

@@ -8,18 +8,10 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from helpers import one_line_error
 
 from neurodyn import __version__
 from neurodyn.io import store
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    for n in needles:
-        assert n in err, err
-    assert "Traceback" not in result.output
 
 
 def test_version_and_help(cli):

@@ -283,7 +283,7 @@ def write_ntf_like(path: Path, seed: int = 0) -> tuple[Path, np.ndarray]:
     mats = np.array(mats, dtype=np.float32)
     import pandas as pd
 
-    from neurodyn.io.store import _write_frame
+    from neurodyn.io.store import write_frame
 
     with atomic_h5(path, stage="factorize", params={"rank": 2}, inputs=[], seed=0) as f:
         put(f.create_group("components"), "matrices", mats)
@@ -294,7 +294,7 @@ def write_ntf_like(path: Path, seed: int = 0) -> tuple[Path, np.ndarray]:
         put(f, "labels", np.array([f"N{i}" for i in range(24)], dtype=object))
         put(f, "windows", np.stack([np.arange(30) * 4.0, np.arange(30) * 4.0 + 8], axis=1))
         put(f, "animals", np.array(["a", "b", "c"], dtype=object))
-        _write_frame(f, "events", pd.DataFrame({"onset": [20.0], "offset": [40.0], "label": ["x"]}))
+        write_frame(f.create_group("events"), pd.DataFrame({"onset": [20.0], "offset": [40.0], "label": ["x"]}))
         f.attrs["rank"] = 2
     return path, truth
 

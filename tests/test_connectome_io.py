@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
+from helpers import one_line_error
 
 from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
@@ -17,14 +18,6 @@ from neurodyn.io import store
 from neurodyn.io.readers.connectome import symmetrize_gap
 from neurodyn.io.registry import find_reader, read
 from neurodyn.names import CANONICAL_NEURONS, canonical_neuron_name
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code == 2, result.output
-    err = result.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    for n in needles:
-        assert n in err, err
 
 
 def test_varshney_real(varshney_mat):

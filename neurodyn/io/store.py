@@ -248,9 +248,9 @@ def write_recording(group: h5py.Group, rec: Recording) -> None:
         put(group, "time", rec.time)
     if rec.mask is not None:
         put(group, "mask", rec.mask)
-    _write_frame(group, "events", rec.events)
+    write_frame(group.create_group("events"), rec.events)
     if rec.channel_info is not None:
-        _write_frame(group, "channel_info", rec.channel_info)
+        write_frame(group.create_group("channel_info"), rec.channel_info)
     a = group.attrs
     a["id"], a["modality"], a["units"] = rec.id, rec.modality, rec.units
     a["fs"] = float(rec.fs)
@@ -258,8 +258,8 @@ def write_recording(group: h5py.Group, rec: Recording) -> None:
     a["meta"] = prov.to_json(rec.meta)
 
 
-def _write_frame(group: h5py.Group, name: str, frame: pd.DataFrame) -> None:
-    g = group.create_group(name)
+def write_frame(g: h5py.Group, frame: pd.DataFrame) -> None:
+    """Write a table into group ``g``: one dataset per column plus a ``columns`` attribute."""
     g.attrs["columns"] = json.dumps([str(c) for c in frame.columns])
     for col in frame.columns:
         values = frame[col].to_numpy()
@@ -269,7 +269,8 @@ def _write_frame(group: h5py.Group, name: str, frame: pd.DataFrame) -> None:
             put(g, str(col), np.array(["" if pd.isna(x) else str(x) for x in values], dtype=object))
 
 
-def _read_frame(g: h5py.Group) -> pd.DataFrame:
+def read_frame(g: h5py.Group) -> pd.DataFrame:
+    """Read a table written by :func:`write_frame`."""
     cols = json.loads(g.attrs["columns"])
     data = {}
     for c in cols:
@@ -282,7 +283,7 @@ def read_recording(path: str | os.PathLike, group: h5py.Group, *, lazy: bool = F
     """Read one recording group; ``lazy`` keeps traces on disk (:class:`LazyArray`)."""
     a = group.attrs
     traces = LazyArray(path, group["traces"].name) if lazy else group["traces"][()]
-    events = _read_frame(group["events"]) if "events" in group else empty_events()
+    events = read_frame(group["events"]) if "events" in group else empty_events()
     return Recording(
         traces=traces,
         labels=strings(group["labels"]),
@@ -296,7 +297,7 @@ def read_recording(path: str | os.PathLike, group: h5py.Group, *, lazy: bool = F
         source_file=str(a["source_file"]),
         events=events,
         mask=group["mask"][()] if "mask" in group else None,
-        channel_info=_read_frame(group["channel_info"]) if "channel_info" in group else None,
+        channel_info=read_frame(group["channel_info"]) if "channel_info" in group else None,
         meta=json.loads(a["meta"]),
     )
 
