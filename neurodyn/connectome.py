@@ -57,7 +57,7 @@ class Connectome:
         Returns ``(chemical, electrical, present)`` where ``present[i]`` is False for names the
         connectome lacks (their rows and columns are zero).
         """
-        index = {x: i for i, x in enumerate(self.labels)}
+        index = {canonical_neuron_name(x): i for i, x in enumerate(self.labels)}
         src = np.array([index.get(canonical_neuron_name(x), -1) for x in labels])
         present = src >= 0
         n = len(labels)

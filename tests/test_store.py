@@ -147,3 +147,10 @@ def test_provenance_json_is_parseable(tmp_path):
     p = store.write_recordings(tmp_path / "r.h5", [full_recording()], params={"path": tmp_path})
     with h5py.File(p, "r") as f:
         assert json.loads(f.attrs["parameters"]) == {"path": str(tmp_path)}
+
+
+def test_connectome_alignment_is_by_canonical_name():
+    con = Connectome("c", ["DA06", "AVAL", "VB02"], np.array([[0, 1, 0], [0, 0, 2], [3, 0, 0]]), np.zeros((3, 3)))
+    chem, _, present = con.aligned(["VB2", "DA6", "XYZ"])
+    np.testing.assert_array_equal(present, [True, True, False])
+    assert chem[0, 1] == 3 and chem[1, 0] == 0  # VB2 -> DA6 carries VB02 -> DA06

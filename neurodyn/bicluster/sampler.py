@@ -79,14 +79,15 @@ def in_box(x: np.ndarray) -> bool:
     """True if a trajectory is finite and inside the box |x| <= X_MAX.
 
     The sampler targets the model's joint density times prod_k 1[X_k in box]. Every block
-    that proposes a trajectory then stays exact with one extra rule: a proposal outside the
-    box is rejected (for FFBS draws this is an independence Metropolis-Hastings step whose
-    acceptance probability is the indicator; for the auxiliary cluster of the collapsed Gibbs
-    step its weight is zero). No block integrates over trajectories subject to the box except
-    the MH moves, where the indicator of the current state is 1. On well-posed data the
-    constraint is never active; it removes explosive draws of prior dynamics (e.g. an
-    auxiliary cluster whose prior A has spectral radius > 1 over thousands of bins), which
-    otherwise overflow to inf and kill the chain.
+    that proposes a trajectory stays exact for this target with one extra rule: a proposal
+    outside the box is rejected. For an FFBS draw (an independence Metropolis-Hastings proposal
+    from the unrestricted conditional) the acceptance probability is then exactly the
+    indicator; in the trajectory-collapsed moves the current state's indicator is 1, so the
+    ratio gains the proposal's indicator; the auxiliary cluster of the collapsed Gibbs step gets
+    weight zero. No block integrates the restricted density over trajectories in closed form.
+    Posterior trajectories of well-posed data lie far inside the box; it removes explosive
+    draws of prior dynamics (e.g. an auxiliary cluster whose prior A has spectral radius > 1
+    over thousands of bins), which otherwise overflow to inf and kill the chain.
     """
     return bool(np.all(np.abs(x) <= X_MAX))
 

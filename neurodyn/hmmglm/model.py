@@ -195,6 +195,47 @@ def _curvature(y, eta, code, cap, var, fisher):
 
 
 @nb.njit(cache=True, inline="always")
+def _ll_grad_curv(y, eta, code, cap, var, fisher):
+    """``(l, dl/deta, curvature)`` in one go: :func:`_ll_and_grad` and :func:`_curvature`
+    sharing their exponentials and logarithms."""
+    if code == 0:
+        if eta < -30.0:
+            r = math.exp(eta)
+            return y * eta - r, y - r, r
+        e = math.exp(-abs(eta))
+        if eta >= 0:
+            r = eta + math.log1p(e)
+            s = 1.0 / (1.0 + e)
+            s1 = e * s
+        else:
+            r = math.log1p(e)
+            s1 = 1.0 / (1.0 + e)
+            s = e * s1
+        if y == 0.0:
+            return -r, -s, s * s1
+        q = y / r
+        return y * math.log(r) - r, (q - 1.0) * s, (1.0 - q) * s * s1 + q * s * s / r
+    if code == 1:
+        e = min(eta, 50.0)
+        r = math.exp(e)
+        return y * e - r, y - r, r
+    if code == 2:
+        s = _sigmoid(eta)
+        r = cap * s
+        logr = math.log(cap) - _softplus(-eta)
+        if fisher:
+            c = r * (1.0 - s) * (1.0 - s)
+        else:
+            c = s * (1.0 - s) * (cap - 2.0 * r + y)
+        return y * logr - r, (y - r) * (1.0 - s), c
+    if code == 3:
+        s = _sigmoid(eta)
+        return y * eta - _softplus(eta), y - s, s * (1.0 - s)
+    d = y - eta
+    return -0.5 * d * d / var, d / var, 1.0 / var
+
+
+@nb.njit(cache=True, inline="always")
 def _const(y, code, var):
     if code <= 2:
         return -math.lgamma(y + 1.0)

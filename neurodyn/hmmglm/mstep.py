@@ -22,12 +22,15 @@ import math
 import numba as nb
 import numpy as np
 
-from neurodyn.hmmglm.model import ModelSpec, Params, _curvature, _ll_and_grad
+from neurodyn.hmmglm.model import ModelSpec, Params, _ll_and_grad, _ll_grad_curv
 from neurodyn.hmmglm.priors import PriorState
 
 GAMMA_FLOOR = 1e-6
 _CHUNK_ELEMS = 1 << 21  # rows * N * (N + 1) per chunk of the Hessian product (16 MiB float64)
 _ARMIJO = 1e-4
+import os
+_LAZY = os.environ.get('LAZY','1')=='1'
+_RTOL=float(os.environ.get('RTOL','1e-9'))
 
 
 @dataclasses.dataclass
@@ -83,12 +86,15 @@ def _glm_block(y, w, idx, eta, code, cap, var, order, fisher, G, C):
         wt = w[t]
         for n in range(N):
             yv = float(y[t, n])
-            v, g = _ll_and_grad(yv, eta[i, n], code, cap, var[n])
-            vals[n] += wt * v
-            if order >= 1:
-                G[i, n] = wt * g
             if order >= 2:
-                C[i, n] = wt * _curvature(yv, eta[i, n], code, cap, var[n], fisher)
+                v, g, cv = _ll_grad_curv(yv, eta[i, n], code, cap, var[n], fisher)
+                G[i, n] = wt * g
+                C[i, n] = wt * cv
+            else:
+                v, g = _ll_and_grad(yv, eta[i, n], code, cap, var[n])
+                if order >= 1:
+                    G[i, n] = wt * g
+            vals[n] += wt * v
     return vals
 
 
@@ -137,8 +143,11 @@ def state_terms(data: WeightedData, k: int, beta: np.ndarray, spec: ModelSpec, v
         if order >= 1:
             g -= G.T @ X
         if order >= 2:
-            Z = (Cw[:, :, None] * X[:, None, :]).reshape(c, N * (N + 1))
-            H += (X.T @ Z).reshape(N + 1, N, N + 1)
+            # float32 product: the Hessian only shapes Newton steps (values and gradients,
+            # which decide acceptance and convergence, are float64)
+            X32 = X.astype(np.float32)
+            Z = (Cw.astype(np.float32)[:, :, None] * X32[:, None, :]).reshape(c, N * (N + 1))
+            H += (X32.T @ Z).reshape(N + 1, N, N + 1)
     if H is not None:
         H = np.ascontiguousarray(H.transpose(1, 0, 2))
     return f, g, H
@@ -165,42 +174,52 @@ def _newton(fun, x: np.ndarray, free: np.ndarray, maxiter: int, rtol: float,
             lower: np.ndarray | None = None) -> np.ndarray:
     """Damped (projected) Newton on independent problems, one per row of ``x``.
 
-    ``fun(x, order)`` returns ``f (R,)``, ``g (R, P)``, ``H (R, P, P)`` for all rows. Rows
-    stop on their own Newton decrement ``-g.d <= rtol * (1 + |f|)``; each step halves until
-    the Armijo condition holds. ``lower`` (R, P), optional, are bounds (``-inf`` for none):
+    ``fun(x, order)`` returns ``f (R,)``, ``g (R, P) | None``, ``H (R, P, P) | None`` for
+    all rows (``order`` 0, 1 or 2). Rows stop on their own Newton decrement
+    ``-g.d <= rtol * (1 + |f|)``; each step halves until the Armijo condition holds.
+
+    The Hessian is the expensive part, so it is reused while it predicts well: after a full
+    step whose decrease matches the quadratic model (ratio in [0.5, 2]) the next direction
+    uses the same Hessian with the new gradient; otherwise it is recomputed. Rows that take
+    no step keep theirs. ``lower`` (R, P), optional, are bounds (``-inf`` for none):
     coordinates at a bound whose gradient pushes outwards are held (projected Newton).
     """
     f, g, H = fun(x, 2)
     active = np.ones(x.shape[0], dtype=bool)
-    for _ in range(maxiter):
+    for it in range(maxiter):
         fr = free.copy()
         if lower is not None:
             fr &= ~((x <= lower) & (g > 0))
         d = _solve(H, g, fr)
         dec = -(g * d).sum(axis=1)
         active &= dec > rtol * (1.0 + np.abs(f))
-        if not active.any():
+        if not active.any() or it == maxiter - 1:
             break
         pending = active.copy()
-        x_new, f_new = x.copy(), f.copy()
+        x_new, f_new, g_new = x.copy(), f.copy(), g.copy()
+        full_ok = np.zeros_like(active)
         a = 1.0
-        for _ in range(40):
+        for i in range(40):
             trial = x + a * d
             if lower is not None:
                 trial = np.maximum(trial, lower)
-            ft = fun(trial, 0)[0]
+            ft, gt, _ = fun(trial, 1)
             pred = (g * (x - trial)).sum(axis=1)
             ok = pending & np.isfinite(ft) & (ft <= f - _ARMIJO * pred)
-            x_new[ok], f_new[ok] = trial[ok], ft[ok]
+            x_new[ok], f_new[ok], g_new[ok] = trial[ok], ft[ok], gt[ok]
+            if i == 0:
+                ratio = (f - ft) / np.maximum(0.5 * dec, 1e-300)
+                full_ok = ok & (ratio >= 0.5) & (ratio <= 2.0)
             pending &= ~ok
             if not pending.any():
                 break
             a *= 0.5
         active &= ~pending  # no acceptable step: this row is at its optimum numerically
-        x = x_new
-        if not active.any():
-            break
-        f, g, H = fun(x, 2)
+        x, f, g = x_new, f_new, g_new
+        stale = active & ~full_ok if _LAZY else active
+        if stale.any():
+            H = H.copy()
+            H[stale] = fun(x, 2)[2][stale]
     return x
 
 
@@ -285,7 +304,8 @@ def onehot_terms(data: WeightedData, bias: np.ndarray, S: np.ndarray, A: np.ndar
 
 
 def update_weights(params: Params, prior: PriorState, data: WeightedData, spec: ModelSpec,
-                   mask: np.ndarray, maxiter: int = 25, rtol: float = 1e-9) -> None:
+                   mask: np.ndarray, maxiter: int = 25, rtol: float = None) -> None:
+    rtol = _RTOL if rtol is None else rtol
     """Newton update of biases and couplings in place, warm-started from ``params``.
 
     ``none`` / ``gaussian``: one independent problem per (state, neuron) over

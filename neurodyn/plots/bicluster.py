@@ -46,7 +46,8 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
             for bd in bounds:
                 ax.axhline(bd, color="w", lw=0.6)
                 ax.axvline(bd, color="w", lw=0.6)
-            ax.set_title(f"posterior similarity: {title} (ordered by cluster)")
+            ax.set_title(f"{title} (ordered by cluster)")
+        fig.suptitle("posterior similarity")
         fig.colorbar(im, ax=axes, shrink=0.8, label="P(same cluster)")
         written.append(_save(fig, outdir / f"bicluster_{rid}_similarity.{fmt}"))
         # 2. state sequence

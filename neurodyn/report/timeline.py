@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from neurodyn.io.store import open_h5, strings
+from neurodyn.io.store import open_h5, read_frame, strings
 
 STATE_FILES = ("states.h5", "hmmglm.h5")
 BICLUSTER_FILES = ("bicluster.h5",)
@@ -351,12 +351,13 @@ def _load_ntf(path: Path, tl: Timeline) -> None:
 
 
 def _read_events(g: h5py.Group) -> pd.DataFrame | None:
-    """An events table stored as one dataset per column (onset, offset, label; s)."""
-    cols = [c for c in json.loads(g.attrs.get("columns", "[]")) if c in g]
-    if not {"onset", "offset", "label"} <= set(cols):
+    """The distinct (onset, offset, label) events of a stage file's events table, or None."""
+    try:
+        ev = read_frame(g)
+    except (KeyError, ValueError):
         return None
-    data = {c: strings(g[c]) if g[c].dtype.kind == "O" else g[c][()] for c in cols}
-    ev = pd.DataFrame(data, columns=cols)
+    if not {"onset", "offset", "label"} <= set(ev.columns):
+        return None
     return ev.drop_duplicates(subset=["onset", "offset", "label"]).reset_index(drop=True)
 
 
