@@ -101,3 +101,14 @@ def test_choose_rank_rule_and_parsing():
         parse_ranks("a-b")
     with pytest.raises(InputError):
         fit_ntf(-np.ones((3, 3, 3), np.float32), 2)
+
+
+def test_choose_rank_takes_the_elbow_not_the_minimum():
+    from neurodyn.tensor.rank import choose_rank
+
+    ranks = np.arange(1, 6)
+    held = np.array([0.659, 0.563, 0.457, 0.451, 0.436])  # curves of the sample run, 3 planted groups
+    stab = np.array([1.0, 0.74, 1.0, 0.84, 0.87])
+    assert choose_rank(ranks, held, stab) == 3
+    assert choose_rank(ranks, held, stab, tolerance=0.0) == 5
+    assert choose_rank(ranks, held, np.zeros(5)) == 3  # no stable rank: the same rule on all

@@ -66,7 +66,7 @@ def factorize(
     tol: Annotated[float, typer.Option("--tol", help="Stop when the relative error improves by less than this.")] = 1e-6,
     heldout: Annotated[float, typer.Option("--heldout", help="Fraction of observed entries held out to score each rank.")] = 0.1,
     min_stability: Annotated[float, typer.Option("--min-stability", help="Restart similarity (factor match score) a rank needs to be chosen.")] = 0.8,
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Relative slack on the lowest held-out error when picking the smallest rank.")] = 0.02,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Slack on the lowest held-out error, as a fraction of the scan's improvement over its smallest rank (the elbow).")] = 0.1,
     seed: Seed = 0,
 ) -> None:
     """Non-negative CP decomposition (masked HALS) of the affinity tensor, with rank selection.

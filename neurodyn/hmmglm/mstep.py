@@ -28,9 +28,7 @@ from neurodyn.hmmglm.priors import PriorState
 GAMMA_FLOOR = 1e-6
 _CHUNK_ELEMS = 1 << 21  # rows * N * (N + 1) per chunk of the Hessian product (16 MiB float64)
 _ARMIJO = 1e-4
-import os
-_LAZY = os.environ.get('LAZY','1')=='1'
-_RTOL=float(os.environ.get('RTOL','1e-9'))
+HESSIAN_ROWS = 8192  # rows per state the Hessian is summed over (strided subsample beyond)
 
 
 @dataclasses.dataclass
@@ -130,6 +128,11 @@ def state_terms(data: WeightedData, k: int, beta: np.ndarray, spec: ModelSpec, v
     H = np.zeros((N + 1, N, N + 1)) if order >= 2 else None
     step = _chunk_rows(N)
     bT = np.ascontiguousarray(beta.T)
+    # Hessian on a strided subsample of at most ~HESSIAN_ROWS rows, rescaled: it only shapes
+    # the Newton steps, while values and gradients (acceptance, convergence) use every row
+    stride = max(1, -(-idx_all.size // HESSIAN_ROWS)) if hessian_rows is None else 1
+    phase = stride // 2
+    hrows = 0
     for a in range(0, idx_all.size, step):
         idx = idx_all[a:a + step]
         c = idx.size
@@ -143,13 +146,15 @@ def state_terms(data: WeightedData, k: int, beta: np.ndarray, spec: ModelSpec, v
         if order >= 1:
             g -= G.T @ X
         if order >= 2:
-            # float32 product: the Hessian only shapes Newton steps (values and gradients,
-            # which decide acceptance and convergence, are float64)
-            X32 = X.astype(np.float32)
-            Z = (Cw.astype(np.float32)[:, :, None] * X32[:, None, :]).reshape(c, N * (N + 1))
-            H += (X32.T @ Z).reshape(N + 1, N, N + 1)
+            sel = slice(None) if stride == 1 else (idx % stride) == phase
+            Xs, Cs = X[sel], Cw[sel]
+            Z = (Cs[:, :, None] * Xs[:, None, :]).reshape(Xs.shape[0], N * (N + 1))
+            H += (Xs.T @ Z).reshape(N + 1, N, N + 1)
+            hrows += Xs.shape[0]
     if H is not None:
         H = np.ascontiguousarray(H.transpose(1, 0, 2))
+        if stride > 1 and hrows:
+            H *= idx_all.size / hrows
     return f, g, H
 
 
@@ -178,10 +183,8 @@ def _newton(fun, x: np.ndarray, free: np.ndarray, maxiter: int, rtol: float,
     all rows (``order`` 0, 1 or 2). Rows stop on their own Newton decrement
     ``-g.d <= rtol * (1 + |f|)``; each step halves until the Armijo condition holds.
 
-    The Hessian is the expensive part, so it is reused while it predicts well: after a full
-    step whose decrease matches the quadratic model (ratio in [0.5, 2]) the next direction
-    uses the same Hessian with the new gradient; otherwise it is recomputed. Rows that take
-    no step keep theirs. ``lower`` (R, P), optional, are bounds (``-inf`` for none):
+    Rows that took the full step get the Hessian at their new point from the same pass over
+    the data; rows that took a shorter step are re-evaluated; rows that took    no step keep theirs. ``lower`` (R, P), optional, are bounds (``-inf`` for none):
     coordinates at a bound whose gradient pushes outwards are held (projected Newton).
     """
     f, g, H = fun(x, 2)
@@ -203,22 +206,23 @@ def _newton(fun, x: np.ndarray, free: np.ndarray, maxiter: int, rtol: float,
             trial = x + a * d
             if lower is not None:
                 trial = np.maximum(trial, lower)
-            ft, gt, _ = fun(trial, 1)
+            # the full step is usually accepted: evaluate it with its Hessian right away
+            ft, gt, Ht = fun(trial, 2 if i == 0 else 1)
             pred = (g * (x - trial)).sum(axis=1)
             ok = pending & np.isfinite(ft) & (ft <= f - _ARMIJO * pred)
             x_new[ok], f_new[ok], g_new[ok] = trial[ok], ft[ok], gt[ok]
             if i == 0:
-                ratio = (f - ft) / np.maximum(0.5 * dec, 1e-300)
-                full_ok = ok & (ratio >= 0.5) & (ratio <= 2.0)
+                full_ok = ok
+                H = H.copy()
+                H[ok] = Ht[ok]
             pending &= ~ok
             if not pending.any():
                 break
             a *= 0.5
         active &= ~pending  # no acceptable step: this row is at its optimum numerically
         x, f, g = x_new, f_new, g_new
-        stale = active & ~full_ok if _LAZY else active
+        stale = active & ~full_ok
         if stale.any():
-            H = H.copy()
             H[stale] = fun(x, 2)[2][stale]
     return x
 
@@ -304,8 +308,7 @@ def onehot_terms(data: WeightedData, bias: np.ndarray, S: np.ndarray, A: np.ndar
 
 
 def update_weights(params: Params, prior: PriorState, data: WeightedData, spec: ModelSpec,
-                   mask: np.ndarray, maxiter: int = 25, rtol: float = None) -> None:
-    rtol = _RTOL if rtol is None else rtol
+                   mask: np.ndarray, maxiter: int = 25, rtol: float = 1e-8) -> None:
     """Newton update of biases and couplings in place, warm-started from ``params``.
 
     ``none`` / ``gaussian``: one independent problem per (state, neuron) over

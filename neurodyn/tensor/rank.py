@@ -69,18 +69,20 @@ def choose_rank(
     stab: np.ndarray,
     *,
     min_stability: float = 0.8,
-    tolerance: float = 0.02,
+    tolerance: float = 0.1,
 ) -> int:
     """Pick a rank from the scan curves.
 
     Among the *stable* ranks (restart stability >= ``min_stability``), take the smallest whose
-    held-out error is within ``tolerance`` (relative) of the lowest held-out error of the stable
-    ranks. Without any stable rank, the same rule is applied to all ranks.
+    held-out error is within ``tolerance`` times the scan's achievable improvement (held-out error
+    of the smallest rank minus the lowest) of the lowest held-out error: the elbow, independent
+    of the data's noise level. Without any stable rank, the same rule is applied to all ranks.
     """
     stable = stab >= min_stability
     pool = stable if stable.any() else np.ones_like(stable)
     best = float(np.min(heldout[pool]))
-    pick = pool & (heldout <= best * (1.0 + tolerance) + 1e-12)
+    span = max(float(heldout[0]) - best, 0.0)
+    pick = pool & (heldout <= best + tolerance * span + 1e-12)
     return int(ranks[np.flatnonzero(pick)[0]])
 
 
@@ -93,7 +95,7 @@ def scan_ranks(
     seed: int = 0,
     heldout_fraction: float = 0.1,
     min_stability: float = 0.8,
-    tolerance: float = 0.02,
+    tolerance: float = 0.1,
     **kw,
 ) -> RankScan:
     """Fit every candidate rank with restarts and a held-out split, and choose one.

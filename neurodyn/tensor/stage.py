@@ -58,7 +58,7 @@ def run(
     tol: float = 1e-6,
     heldout: float = 0.1,
     min_stability: float = 0.8,
-    tolerance: float = 0.02,
+    tolerance: float = 0.1,
 ) -> Path:
     """Non-negative CP decomposition of an affinity tensor (pairs x windows x animals).
 
