@@ -64,6 +64,25 @@ def test_simulated_pipeline_recovers_intervals_and_groups(sim_run):
     assert normalized_mutual_info_score(membership, found) >= 0.9
 
 
+def test_sbm_communities_recover_planted_groups(sim_run):
+    """The issue's criterion: for each planted group, the communities of its component reach
+    NMI >= 0.9 against group-vs-rest (its component: the one whose partition matches it best)."""
+    from neurodyn.community.stage import run as communities
+
+    out = communities(sim_run / "ntf.h5", sim_run / "communities.h5", seed=0)
+    with h5py.File(sim_run / "sim.h5") as f:
+        membership = f["ground_truth/membership"][()]
+        names = strings(f["ground_truth/labels"])
+    with h5py.File(out) as f:
+        labels = strings(f["labels"])
+        idx = [names.index(x) for x in labels]
+        comps = [k for k in f if k.startswith("component_")]
+        for g in range(membership.max() + 1):
+            planted = (membership[idx] == g).astype(int)
+            best = max(normalized_mutual_info_score(planted, f[k]["membership"][()]) for k in comps)
+            assert best >= 0.9, (g, best)
+
+
 def test_affinity_file_layout(sim_run):
     with h5py.File(sim_run / "affinity.h5") as f:
         P, W, A = f["affinity"].shape

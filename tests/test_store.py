@@ -154,3 +154,9 @@ def test_connectome_alignment_is_by_canonical_name():
     chem, _, present = con.aligned(["VB2", "DA6", "XYZ"])
     np.testing.assert_array_equal(present, [True, True, False])
     assert chem[0, 1] == 3 and chem[1, 0] == 0  # VB2 -> DA6 carries VB02 -> DA06
+
+
+def test_file_already_open_by_user_h5py(tmp_path):
+    path = store.write_recordings(tmp_path / "r.h5", [full_recording()])
+    with h5py.File(path, "r"):  # default locking, as a user's notebook would open it
+        assert store.read_recordings(path)[0].n_channels == 5

@@ -97,7 +97,7 @@ def _glm_block(y, w, idx, eta, code, cap, var, order, fisher, G, C):
 
 
 def state_terms(data: WeightedData, k: int, beta: np.ndarray, spec: ModelSpec, var: np.ndarray,
-                order: int = 2, fisher: bool = True):
+                order: int = 2, fisher: bool = True, exact_hessian: bool = False):
     """Negative expected log-likelihood of state ``k``, per postsynaptic neuron, up to constants.
 
     Parameters
@@ -113,6 +113,10 @@ def state_terms(data: WeightedData, k: int, beta: np.ndarray, spec: ModelSpec, v
         Value only; value and gradient; value, gradient and Hessian.
     fisher : bool
         Use the Fisher curvature for the (non-concave) rate-capped sigmoid link.
+    exact_hessian : bool
+        Sum the Hessian over every row; by default a state with more than
+        ``HESSIAN_ROWS`` rows uses a strided subsample of them, rescaled to the full count
+        (the Hessian only shapes Newton steps; values and gradients always use every row).
 
     Returns
     -------
@@ -130,7 +134,7 @@ def state_terms(data: WeightedData, k: int, beta: np.ndarray, spec: ModelSpec, v
     bT = np.ascontiguousarray(beta.T)
     # Hessian on a strided subsample of at most ~HESSIAN_ROWS rows, rescaled: it only shapes
     # the Newton steps, while values and gradients (acceptance, convergence) use every row
-    stride = max(1, -(-idx_all.size // HESSIAN_ROWS)) if hessian_rows is None else 1
+    stride = 1 if exact_hessian else max(1, -(-idx_all.size // HESSIAN_ROWS))
     phase = stride // 2
     hrows = 0
     for a in range(0, idx_all.size, step):

@@ -27,7 +27,13 @@ COMPRESS_ABOVE = 1 << 16  # bytes; smaller datasets are stored contiguous
 
 
 def _open(path: str | os.PathLike, mode: str) -> h5py.File:
-    return h5py.File(path, mode, locking=False)
+    try:
+        return h5py.File(path, mode, locking=False)
+    except OSError as exc:
+        # already open in this process with default locking (e.g. by the user's own h5py)
+        if "locking flag values don't match" not in str(exc):
+            raise
+        return h5py.File(path, mode)
 
 
 def open_h5(path: str | os.PathLike, *, require_complete: bool = True) -> h5py.File:
