@@ -1,6 +1,8 @@
 """Benchmark of the HMM-GLM (``neurodyn states``): E-step kernel, full fits, a 10^6-bin fit.
 
-Run: ``python benchmarks/bench_states.py`` (all parts) or ``--part fb|fit|big``.
+Run: ``python benchmarks/bench_states.py`` (all parts) or ``--part fb|fit|big``;
+``--quick`` shrinks every part (10 trials and 1 restart for the fits, T = 100,000 and 3 EM
+iterations for the long recording) for a smoke run in well under a minute.
 
 Prints, in one run, on the published synthetic setting (K=5, N=20, 50 trials x 2,000 bins):
 
@@ -212,7 +214,11 @@ def main() -> None:
     ap.add_argument("--max-iter", type=int, default=10)
     ap.add_argument("--sequences", type=int, default=50)
     ap.add_argument("--restarts", type=int, default=3)
+    ap.add_argument("--quick", action="store_true",
+                    help="small sizes: 10 trials, 1 restart, T=100,000 with 3 EM iterations")
     a = ap.parse_args()
+    if a.quick:
+        a.sequences, a.restarts, a.T, a.max_iter = 10, 1, 100_000, 3
     if a.part == "big-child":
         print(json.dumps(part_big_child(a.T, 50, 5, a.max_iter)))
         return

@@ -256,7 +256,7 @@ def test_newton_mstep_reaches_the_optimum(kind):
     if kind == "onehot":
         A = rng.integers(-1, 2, size=(K, N, N)).astype(np.int8) * mask
         prior = PriorState(kind="onehot", strength=np.full((N, N), 0.3) * mask, adjacency=A)
-        mstep.update_weights(p, prior, data, spec, mask)
+        mstep.update_weights(p, prior, data, spec, mask, rtol=1e-12)
 
         def obj(v):
             f, g, _ = mstep.onehot_terms(data, v[N * N:].reshape(N, K).T, v[:N * N].reshape(N, N),
@@ -273,7 +273,7 @@ def test_newton_mstep_reaches_the_optimum(kind):
                                    atol=1e-4)
         return
     prior = PriorState(kind=kind, W0=rng.normal(size=(N, N)) * 0.3 * mask, sigma2=0.2, l2=0.1)
-    mstep.update_weights(p, prior, data, spec, mask)
+    mstep.update_weights(p, prior, data, spec, mask, rtol=1e-12)
     x0 = np.zeros(K * N + K * N * N)
     res = minimize(mstep.free_objective, x0, args=(data, spec, var, prior, mask), jac=True,
                    method="L-BFGS-B", options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10})

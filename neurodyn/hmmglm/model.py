@@ -245,8 +245,11 @@ def _const(y, code, var):
 
 
 @nb.njit(cache=True)
-def row_loglik(eta, y, code, cap, var):
-    """Per-bin log-likelihood summed over neurons: ``(T,)`` from ``eta, y`` of shape (T, N)."""
+def row_loglik(eta, y, code, cap, var, with_const=True):
+    """Per-bin log-likelihood summed over neurons: ``(T,)`` from ``eta, y`` of shape (T, N).
+
+    ``with_const=False`` leaves out the terms constant in ``eta`` (see :func:`row_const`).
+    """
     T, N = eta.shape
     out = np.zeros(T)
     for t in range(T):
@@ -254,7 +257,22 @@ def row_loglik(eta, y, code, cap, var):
         for n in range(N):
             yv = float(y[t, n])
             v, _ = _ll_and_grad(yv, eta[t, n], code, cap, var[n])
-            acc += v + _const(yv, code, var[n])
+            acc += v
+            if with_const:
+                acc += _const(yv, code, var[n])
+        out[t] = acc
+    return out
+
+
+@nb.njit(cache=True)
+def row_const(y, code, var):
+    """The per-bin terms of the log-likelihood that do not depend on the drive: ``(T,)``."""
+    T, N = y.shape
+    out = np.zeros(T)
+    for t in range(T):
+        acc = 0.0
+        for n in range(N):
+            acc += _const(float(y[t, n]), code, var[n])
         out[t] = acc
     return out
 
@@ -323,7 +341,8 @@ def state_loglik(y: np.ndarray, h: np.ndarray, params: Params, spec: ModelSpec) 
         b = min(T, a + CHUNK)
         hc = np.asarray(h[a:b], np.float64)
         yc = np.ascontiguousarray(y[a:b])
+        const = row_const(yc, spec.code, var)  # shared by all states
         for k in range(K):
             eta = hc @ params.W[k].T + params.bias[k]
-            out[a:b, k] = row_loglik(eta, yc, spec.code, spec.rate_cap, var)
+            out[a:b, k] = row_loglik(eta, yc, spec.code, spec.rate_cap, var, False) + const
     return out

@@ -312,7 +312,7 @@ def onehot_terms(data: WeightedData, bias: np.ndarray, S: np.ndarray, A: np.ndar
 
 
 def update_weights(params: Params, prior: PriorState, data: WeightedData, spec: ModelSpec,
-                   mask: np.ndarray, maxiter: int = 25, rtol: float = 1e-8) -> None:
+                   mask: np.ndarray, maxiter: int = 25, rtol: float = 1e-7) -> None:
     """Newton update of biases and couplings in place, warm-started from ``params``.
 
     ``none`` / ``gaussian``: one independent problem per (state, neuron) over
