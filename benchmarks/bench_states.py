@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/bench_states.py`` (all parts) or ``--part fb|fit|big``;
 ``--quick`` shrinks every part (10 trials and 1 restart for the fits, T = 100,000 and 3 EM
-iterations for the long recording) for a smoke run in well under a minute.
+iterations for the long recording) for a smoke run of a minute or two.
 
 Prints, in one run, on the published synthetic setting (K=5, N=20, 50 trials x 2,000 bins):
 

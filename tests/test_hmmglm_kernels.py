@@ -319,3 +319,16 @@ def test_transition_mstep_is_sticky_dirichlet_map():
     xi = np.array([[8.0, 2.0], [1.0, 9.0]])
     P = mstep.update_transitions(xi, sticky=10.0)
     np.testing.assert_allclose(P, [[18 / 20, 2 / 20], [1 / 20, 19 / 20]], rtol=1e-8)
+
+
+def test_sigmoid_link_fisher_curvature_is_expected_curvature():
+    """Newton uses the Fisher curvature for the non-concave capped-sigmoid link: the exact
+    curvature averaged over y ~ Poisson(cap * sigmoid(eta)) (it is linear in y)."""
+    from neurodyn.hmmglm.model import _ll_grad_curv
+    cap = 3.0
+    for eta in (-4.0, -0.5, 0.0, 0.7, 5.0):
+        mean = cap / (1 + np.exp(-eta))
+        _, _, fisher = _ll_grad_curv(0.0, eta, 2, cap, 1.0, True)
+        _, _, exact = _ll_grad_curv(mean, eta, 2, cap, 1.0, False)
+        assert fisher >= 0
+        np.testing.assert_allclose(fisher, exact, rtol=1e-10, atol=1e-14)

@@ -80,7 +80,9 @@ def fit(
         pbar.update(1)
 
     outs = []
-    if jobs <= 1 or chains == 1:
+    # chains have their own seeds, so running them serially gives the same result; a daemonic
+    # process (a dask or pipeline worker) may not start children, so it always does
+    if jobs <= 1 or chains == 1 or mp.current_process().daemon:
         for c in range(chains):
             timing: dict = {}
             o = run_chain(y, cfg, pri, seeds[c], init=inits[c], timing=timing,

@@ -159,45 +159,15 @@ def _ll_and_grad(y, eta, code, cap, var):
 
 
 @nb.njit(cache=True, inline="always")
-def _curvature(y, eta, code, cap, var, fisher):
-    """Negative second derivative ``-d2l/deta2`` of one observation's log-likelihood.
-
-    Non-negative for every model except the rate-capped sigmoid link (code 2), whose
-    log-likelihood is not concave in ``eta``; with ``fisher`` True that case returns the
-    expected (Fisher) curvature ``cap * s * (1 - s)**2 >= 0`` instead, as Newton steps need.
-    """
-    if code == 0:
-        if eta < -30.0:
-            return math.exp(eta)
-        e = math.exp(-abs(eta))
-        if eta >= 0:
-            r = eta + math.log1p(e)
-            s = 1.0 / (1.0 + e)
-            s1 = e / (1.0 + e)
-        else:
-            r = math.log1p(e)
-            s = e / (1.0 + e)
-            s1 = 1.0 / (1.0 + e)
-        if y == 0.0:
-            return s * s1
-        return -(y / r - 1.0) * s * s1 + y * s * s / (r * r)
-    if code == 1:
-        return math.exp(min(eta, 50.0))
-    if code == 2:
-        s = _sigmoid(eta)
-        if fisher:
-            return cap * s * (1.0 - s) * (1.0 - s)
-        return s * (1.0 - s) * (cap - 2.0 * cap * s + y)
-    if code == 3:
-        s = _sigmoid(eta)
-        return s * (1.0 - s)
-    return 1.0 / var
-
-
-@nb.njit(cache=True, inline="always")
 def _ll_grad_curv(y, eta, code, cap, var, fisher):
-    """``(l, dl/deta, curvature)`` in one go: :func:`_ll_and_grad` and :func:`_curvature`
-    sharing their exponentials and logarithms."""
+    """``(l, dl/deta, curvature)`` of one observation, sharing exponentials and logarithms.
+
+    ``l`` and ``dl/deta`` are those of :func:`_ll_and_grad`; the curvature is
+    ``-d2l/deta2``, non-negative for every model except the rate-capped sigmoid link
+    (code 2), whose log-likelihood is not concave in ``eta``: with ``fisher`` True that case
+    returns the expected (Fisher) curvature ``cap * s * (1 - s)**2 >= 0``, as Newton steps
+    need.
+    """
     if code == 0:
         if eta < -30.0:
             r = math.exp(eta)
@@ -275,28 +245,6 @@ def row_const(y, code, var):
             acc += _const(float(y[t, n]), code, var[n])
         out[t] = acc
     return out
-
-
-@nb.njit(cache=True)
-def weighted_terms(eta, y, w, code, cap, var):
-    """Weighted log-likelihood ``sum_t w_t sum_n l(y, eta)`` (up to constants) and its gradient.
-
-    Returns
-    -------
-    total : float
-    grad : array (T, N)
-        ``w_t * dl/deta``.
-    """
-    T, N = eta.shape
-    grad = np.empty((T, N))
-    total = 0.0
-    for t in range(T):
-        wt = w[t]
-        for n in range(N):
-            v, g = _ll_and_grad(float(y[t, n]), eta[t, n], code, cap, var[n])
-            total += wt * v
-            grad[t, n] = wt * g
-    return total, grad
 
 
 def mean_of(eta: np.ndarray, spec: ModelSpec) -> np.ndarray:

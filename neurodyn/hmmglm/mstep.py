@@ -6,7 +6,16 @@ regression of ``y[:, n]`` on the history features ``x_t = (h_t, 1)`` with weight
 ``gamma[:, k]``. Each is solved by damped Newton steps (analytic gradient and the
 ``(N+1) x (N+1)`` Hessian, Armijo step halving), warm-started from the previous EM iteration;
 all ``N`` neurons of a state share one pass over the data per step (BLAS products on time
-chunks), and every neuron stops on its own Newton decrement.
+chunks), and every neuron stops on its own Newton decrement. The Hessian of a state with
+more than ``HESSIAN_ROWS`` bins is summed over a strided subsample of them (rescaled); values
+and gradients, which decide step acceptance and convergence, always use every bin.
+
+Priors: ``none`` adds a ridge and ``gaussian`` the quadratic ``N(W0, sigma^2)`` penalty with
+``W0`` held fixed (its closed-form update alternates with this step, in
+:meth:`PriorState.update_gaussian`). ``onehot`` (classes fixed here) is one problem per
+postsynaptic neuron over the shared non-negative strengths and the per-state biases, solved
+by projected Newton with the Hessian assembled from the per-state terms by the chain rule;
+the classes are then updated by the exact ICM sweep :func:`onehot_sweep`.
 
 Memory: no per-state copy of ``y`` or ``h`` is made. For each state only the indices of the
 bins it plausibly explains (``gamma[t, k] > GAMMA_FLOOR``; the dropped mass is negligible) are
@@ -73,7 +82,7 @@ def _chunk_rows(N: int) -> int:
     return int(max(256, min(1 << 15, _CHUNK_ELEMS // (N * (N + 1)))))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _glm_block(y, w, idx, eta, code, cap, var, order, fisher, G, C):
     """Weighted log-likelihood per neuron of the rows ``idx`` and, by ``order``, the weighted
     first derivatives ``G = w * dl/deta`` and curvatures ``C = w * (-d2l/deta2)`` (c, N)."""
@@ -188,19 +197,20 @@ def _newton(fun, x: np.ndarray, free: np.ndarray, maxiter: int, rtol: float,
     ``-g.d <= rtol * (1 + |f|)``; each step halves until the Armijo condition holds.
 
     Rows that took the full step get the Hessian at their new point from the same pass over
-    the data; rows that took a shorter step are re-evaluated; rows that took    no step keep theirs. ``lower`` (R, P), optional, are bounds (``-inf`` for none):
+    the data; rows that took a shorter step are re-evaluated; rows that took no step keep theirs.
+    At most ``maxiter`` steps. ``lower`` (R, P), optional, are bounds (``-inf`` for none):
     coordinates at a bound whose gradient pushes outwards are held (projected Newton).
     """
     f, g, H = fun(x, 2)
     active = np.ones(x.shape[0], dtype=bool)
-    for it in range(maxiter):
+    for it in range(maxiter + 1):
         fr = free.copy()
         if lower is not None:
             fr &= ~((x <= lower) & (g > 0))
         d = _solve(H, g, fr)
         dec = -(g * d).sum(axis=1)
         active &= dec > rtol * (1.0 + np.abs(f))
-        if not active.any() or it == maxiter - 1:
+        if not active.any() or it == maxiter:
             break
         pending = active.copy()
         x_new, f_new, g_new = x.copy(), f.copy(), g.copy()
@@ -359,10 +369,19 @@ def update_weights(params: Params, prior: PriorState, data: WeightedData, spec: 
 @nb.njit(cache=True)
 def _sweep(h, y, w, idx, eta, S, A, logtab, code, cap, var, self_history, probs):
     """ICM sweep over the classes of one state; ``eta`` (len(idx), N) is the drive of the
-    rows ``idx`` and is kept up to date as classes change."""
+    rows ``idx`` and is kept up to date as classes change.
+
+    The weighted log-likelihood of every row under the current classes is cached per
+    neuron, so scoring a pair evaluates only the two alternative classes.
+    """
     c, N = eta.shape
     Q = np.empty(3)
+    cur = np.empty(c)
     for n in range(N):
+        for i in range(c):
+            t = idx[i]
+            v, _ = _ll_and_grad(float(y[t, n]), eta[i, n], code, cap, var[n])
+            cur[i] = w[t] * v
         for m in range(N):
             if m == n and not self_history:
                 probs[n, m, 0] = 0.0
@@ -381,8 +400,11 @@ def _sweep(h, y, w, idx, eta, S, A, logtab, code, cap, var, self_history, probs)
                 yv = float(y[t, n])
                 e0 = eta[i, n] - c0 * s * hv
                 for ci in range(3):
-                    v, _ = _ll_and_grad(yv, e0 + (ci - 1) * s * hv, code, cap, var[n])
-                    Q[ci] += w[t] * v
+                    if ci - 1 == c0:
+                        Q[ci] += cur[i]
+                    else:
+                        v, _ = _ll_and_grad(yv, e0 + (ci - 1) * s * hv, code, cap, var[n])
+                        Q[ci] += w[t] * v
             best = 0
             for ci in range(1, 3):
                 if Q[ci] > Q[best]:
@@ -397,7 +419,13 @@ def _sweep(h, y, w, idx, eta, S, A, logtab, code, cap, var, self_history, probs)
             if c1 != c0:
                 d = (c1 - c0) * s
                 for i in range(c):
-                    eta[i, n] += d * h[idx[i], m]
+                    t = idx[i]
+                    hv = float(h[t, m])
+                    if hv == 0.0:
+                        continue
+                    eta[i, n] += d * hv
+                    v, _ = _ll_and_grad(float(y[t, n]), eta[i, n], code, cap, var[n])
+                    cur[i] = w[t] * v
                 A[n, m] = c1
 
 
