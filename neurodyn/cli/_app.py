@@ -25,8 +25,21 @@ log = logging.getLogger("neurodyn")
 STATE: dict[str, Any] = {"verbose": 0}
 
 
+# the order `neurodyn --help` lists commands in: the data flow first, then the tools
+COMMAND_ORDER = (
+    "ingest", "preprocess", "affinity", "factorize", "communities", "states", "bicluster",
+    "figures", "report", "compare-connectome", "run", "status", "batch", "config", "inspect",
+    "formats", "simulate",
+)
+
+
 class NeurodynGroup(TyperGroup):
     """Maps exceptions to exit codes: 2 bad input, 1 unexpected, 130 interrupted."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {n: i for i, n in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
