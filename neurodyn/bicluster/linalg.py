@@ -16,21 +16,8 @@ LOG2PI = float(np.log(2.0 * np.pi))
 @njit(cache=True, error_model="numpy")
 def chol(a: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of an SPD matrix (q, q); tiny jitter if it is numerically singular."""
-    n = a.shape[0]
-    low = np.zeros((n, n))
-    for j in range(n):
-        s = a[j, j]
-        for k in range(j):
-            s -= low[j, k] * low[j, k]
-        if s <= 1e-300:
-            s = 1e-300
-        d = np.sqrt(s)
-        low[j, j] = d
-        for i in range(j + 1, n):
-            t = a[i, j]
-            for k in range(j):
-                t -= low[i, k] * low[j, k]
-            low[i, j] = t / d
+    low = np.zeros(a.shape)
+    chol_into(a, low)
     return low
 
 
