@@ -1,0 +1,154 @@
+"""Running (or resuming) a whole pipeline, and the status of a run directory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from neurodyn.errors import InputError
+from neurodyn.pipeline.config import Pipeline
+from neurodyn.pipeline.resume import check, load_hash_cache, save_hash_cache, write_json
+from neurodyn.pipeline.stages import META
+from neurodyn.pipeline.tasks import Task, build_tasks, select_tasks
+
+
+@dataclass
+class RunSummary:
+    """What a run did: results per task key, failures, wall time."""
+
+    rundir: Path
+    results: dict[str, dict[str, Any]]
+    seconds: float
+    executor: str
+
+    def count(self, status: str) -> int:
+        return sum(r["status"] == status for r in self.results.values())
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [r for r in self.results.values() if r["status"] in ("failed", "blocked")]
+
+
+def plan_path(rundir: Path) -> Path:
+    return rundir / META / "plan.json"
+
+
+def failures_path(rundir: Path, units: Sequence[str] | None = None) -> Path:
+    if units is None:
+        return rundir / "failures.json"
+    return rundir / META / f"failures-{'-'.join(units)}.json"
+
+
+def run_pipeline(
+    pipe: Pipeline,
+    rundir: str | os.PathLike,
+    *,
+    jobs: int = 1,
+    executor: str = "local",
+    force: bool = False,
+    start: str | None = None,
+    until: str | None = None,
+    index: int | None = None,
+    on_error: str = "abort",
+    log: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """Run (or resume) a pipeline into ``rundir``.
+
+    Parameters
+    ----------
+    jobs : int
+        Parallel tasks; 1 runs in this process, -1 uses every core.
+    executor : {"local", "slurm"}
+        ``"local"``: this process or a dask LocalCluster; ``"slurm"``: dask-jobqueue.
+    force, start, until, index
+        ``--force``, ``--from``, ``--until`` and ``--index`` (one unit of
+        :meth:`Pipeline.index_units`, for job arrays).
+    on_error : {"abort", "continue"}
+        With continue, independent tasks go on; failures land in ``failures.json``.
+    """
+    from neurodyn import parallel
+
+    root = Path(rundir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    if on_error not in ("abort", "continue"):
+        raise InputError("--on-error", f"expected abort or continue, got {on_error!r}")
+    units = None
+    if index is not None:
+        names = pipe.index_units()
+        if not 0 <= index < len(names):
+            raise InputError("--index", f"{index} is out of range: this pipeline has {len(names)} array tasks (0-{len(names) - 1})")
+        units = [names[index]]
+    t0 = time.perf_counter()
+    load_hash_cache(root)
+    all_tasks = build_tasks(pipe, root)
+    write_json(plan_path(root), {"pipeline": pipe.to_dict(), "tasks": [asdict(t) for t in all_tasks]})
+    tasks = select_tasks(all_tasks, start=start, until=until, units=units, force=force)
+    # up-to-date tasks are settled here, so a cached rerun starts no worker at all
+    results: dict[str, dict[str, Any]] = {}
+    pending: list[Task] = []
+    pending_keys: set[str] = set()
+    for t in tasks:
+        if not t.force and not pending_keys.intersection(t.deps) and check(t)[0] == "done":
+            results[t.key] = {"key": t.key, "unit": t.unit, "stage": t.stage,
+                              "status": "skipped", "seconds": 0.0}
+        else:
+            pending.append(t)
+            pending_keys.add(t.key)
+    results.update(parallel.run_tasks(
+        pending, jobs=jobs, executor=executor, on_error=on_error, slurm=pipe.slurm, rundir=root, log=log
+    ))
+    order = {t.key: i for i, t in enumerate(tasks)}
+    results = dict(sorted(results.items(), key=lambda kv: order[kv[0]]))
+    save_hash_cache(root, (r["hash"] for r in results.values() if "hash" in r))
+    summary = RunSummary(root, results, time.perf_counter() - t0, executor)
+    fpath = failures_path(root, units)
+    if summary.failures:
+        write_json(fpath, [{k: r.get(k) for k in ("unit", "stage", "status", "error")}
+                            for r in summary.failures])
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            fpath.unlink()
+    return summary
+
+
+# -- status ---------------------------------------------------------------------------------
+def status(rundir: str | os.PathLike) -> tuple[list[str], list[str], dict[tuple[str, str], tuple[str, str]]]:
+    """Per (unit, stage) state of a run directory, from its plan, attributes and run records.
+
+    Returns
+    -------
+    units, stages : lists of names (rows, columns)
+    table : {(unit, stage): (state, reason)} with state in done/stale/missing/failed
+    """
+    root = Path(rundir).resolve()
+    try:
+        plan = json.loads(plan_path(root).read_text())
+    except (OSError, ValueError):
+        raise InputError(root, "not a neurodyn run directory (no .neurodyn/plan.json); run `neurodyn run` first") from None
+    load_hash_cache(root)
+    tasks = [Task(**t) for t in plan["tasks"]]
+    failed: dict[str, str] = {}
+    for fp in [root / "failures.json", *sorted((root / META).glob("failures-*.json"))]:
+        with contextlib.suppress(OSError, ValueError):
+            for r in json.loads(fp.read_text()):
+                failed[f"{r['unit']}/{r['stage']}"] = r.get("error") or r.get("status", "")
+    table: dict[tuple[str, str], tuple[str, str]] = {}
+    state_of: dict[str, str] = {}
+    for t in tasks:
+        state, reason = check(t)
+        if state == "done" and any(state_of.get(d) != "done" for d in t.deps):
+            state, reason = "stale", "an upstream stage is not done"
+        if state != "done" and t.key in failed:
+            state, reason = "failed", failed[t.key]
+        state_of[t.key] = state
+        table[(t.unit, t.stage)] = (state, reason)
+    units = list(dict.fromkeys(t.unit for t in tasks))
+    present = {t.stage for t in tasks}
+    stages = [s for s in plan["pipeline"]["order"] if s in present]  # pipeline order
+    return units, stages, table
