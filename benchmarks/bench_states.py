@@ -11,6 +11,8 @@ Prints, in one run, on the published synthetic setting (K=5, N=20, 50 trials x 2
    E-step: ``forward_scaling`` / ``backward_scaling`` / ``compute_scaling_xi_sum``, and the
    ``*_log`` variants) on the same log-likelihoods, and against a plain numpy loop over time;
 2. full EM fit per prior: wall time, EM iterations, held-out bits/spike and recovery scores;
+   then prior ``none`` with the basis decay tau started at 2x its true value, kept fixed and
+   learned (``--learn-basis``): wall time relative to the fixed true basis, learned tau;
 3. T = 1,000,000 bins x N = 50 x K = 5 fitted in a child process, with its peak memory
    (``ru_maxrss``).
 
@@ -171,6 +173,29 @@ def part_fit(n_sequences: int = 50, restarts: int = 3) -> None:
         note = f" (+ none stage {none_wall:.1f} s)" if prior != "none" else f" ({restarts} restarts)"
         print(f"  {prior:8s} wall {wall:7.1f} s{note}, EM iterations {res.n_iter:3d}, "
               f"held-out {bits:.4f} bits/spike, state acc {acc:.3f}, W corr {corr:.3f}{extra}")
+    part_learn_basis(y, tr, train, test, restarts, none_wall)
+
+
+def part_learn_basis(y, tr, train, test, restarts: int, base_wall: float) -> None:
+    """Prior none from tau = 2 x true: fixed (wrong) basis against --learn-basis."""
+    from neurodyn.hmmglm.basis import HistorySpec
+    from neurodyn.hmmglm.fit import fit_hmmglm
+    from neurodyn.hmmglm.model import ModelSpec
+    from neurodyn.hmmglm.select import heldout_bits
+
+    L = tr["basis"].size
+    tau_true = L / 2.0  # the simulator's default decay
+    for learn in (False, True):
+        hist = HistorySpec(L, 2 * tau_true, tr["starts"], tr["stops"], learn=learn)
+        t = time.perf_counter()
+        res = fit_hmmglm(y, None, 5, starts=train[0], stops=train[1], restarts=restarts,
+                         seed=0, history=hist)
+        wall = time.perf_counter() - t
+        bits = heldout_bits(y, res.h, res.params, ModelSpec(), train, test)
+        what = "--learn-basis" if learn else "fixed tau x2 "
+        print(f"  none, {what} wall {wall:7.1f} s ({wall / base_wall:4.2f}x the fit with the "
+              f"true fixed basis), EM iterations {res.n_iter:3d}, tau {res.tau:.2f} "
+              f"(true {tau_true:.2f}), held-out {bits:.4f} bits/spike")
 
 
 def part_big_child(T: int, N: int, K: int, max_iter: int) -> dict:

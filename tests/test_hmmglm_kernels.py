@@ -332,3 +332,67 @@ def test_sigmoid_link_fisher_curvature_is_expected_curvature():
         _, _, exact = _ll_grad_curv(mean, eta, 2, cap, 1.0, False)
         assert fisher >= 0
         np.testing.assert_allclose(fisher, exact, rtol=1e-10, atol=1e-14)
+
+
+# -- learned basis ----------------------------------------------------------------------------
+def _history64(y, basis, starts, stops):
+    """float64 reference of filter_history (finite differences need more than float32)."""
+    h = np.zeros(y.shape)
+    for a, e in zip(starts, stops):
+        for lag, w in enumerate(basis):
+            h[a + 1 + lag:e] += w * y[a:e - 1 - lag]
+    return h
+
+
+def test_basis_derivatives_match_finite_differences():
+    from neurodyn.hmmglm.learn_basis import basis_derivatives
+
+    for L, tau in [(5, 2.5), (8, 0.7), (3, 40.0)]:
+        u, eps = np.log(tau), 1e-4
+        b, bu, buu = basis_derivatives(L, tau)
+        np.testing.assert_allclose(b, exp_basis(L, tau))
+        bp, bm = exp_basis(L, np.exp(u + eps)), exp_basis(L, np.exp(u - eps))
+        np.testing.assert_allclose(bu, (bp - bm) / (2 * eps), rtol=1e-6, atol=1e-10)
+        np.testing.assert_allclose(buu, (bp - 2 * b + bm) / eps**2, rtol=1e-4, atol=1e-7)
+        assert abs(bu.sum()) < 1e-12 and abs(buu.sum()) < 1e-12  # the basis stays normalised
+
+
+@pytest.mark.parametrize("obs,link", OBS_LINKS)
+def test_tau_objective_derivatives_match_finite_differences(obs, link):
+    """Q(log tau) and its first and second derivatives against a numpy reference and
+    central differences of Q."""
+    from neurodyn.hmmglm.learn_basis import basis_derivatives, tau_derivatives
+
+    rng = np.random.default_rng(7)
+    T, N, K, L = 80, 3, 2, 5
+    spec = ModelSpec(observation=obs, link=link)
+    data = _mstep_data(rng, obs, T, N, K)
+    starts, stops = np.array([0, 50]), np.array([50, 80])
+    params = Params(pi0=np.full(K, 0.5), P=np.full((K, K), 0.5),
+                    bias=rng.normal(size=(K, N)) * 0.3, W=rng.normal(size=(K, N, N)) * 0.5,
+                    noise_var=np.full(N, 1.3))
+    yd = data.y.astype(float)
+
+    def derivs(u, order=2):
+        _, bu, buu = basis_derivatives(L, np.exp(u))
+        h = _history64(yd, exp_basis(L, np.exp(u)), starts, stops)
+        return tau_derivatives(h, _history64(yd, bu, starts, stops),
+                               _history64(yd, buu, starts, stops), data, params, spec, order)
+
+    u, eps = np.log(1.7), 1e-4
+    q, q1, q2 = derivs(u)
+    # Q against the per-state log-likelihood of state_loglik (which adds back the constants)
+    h = _history64(yd, exp_basis(L, 1.7), starts, stops)
+    ll = state_loglik(data.y, h, params, spec)
+    const = np.array([model_const(data.y, spec, params.noise_var)]).T
+    np.testing.assert_allclose(q, np.sum(data.gamma * (ll - const)), rtol=1e-9)
+    qp, qm = derivs(u + eps, 0)[0], derivs(u - eps, 0)[0]
+    assert np.isclose(q1, (qp - qm) / (2 * eps), rtol=1e-5, atol=1e-8), (q1, (qp - qm) / 2 / eps)
+    q1p, q1m = derivs(u + eps)[1], derivs(u - eps)[1]
+    assert np.isclose(q2, (q1p - q1m) / (2 * eps), rtol=1e-5, atol=1e-8), (q2,)
+
+
+def model_const(y, spec, var):
+    from neurodyn.hmmglm.model import row_const
+
+    return row_const(np.ascontiguousarray(y), spec.code, np.asarray(var, float))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
+from helpers import one_line_error
 
 from neurodyn.errors import InputError
+from neurodyn.hmmglm.basis import exp_basis
 from neurodyn.hmmglm.recordings import to_recording
 from neurodyn.hmmglm.simulate import simulate_hmmglm
 from neurodyn.hmmglm.stage import run
@@ -124,3 +128,129 @@ def test_silent_neuron_dropped_and_calcium_gaussian(tmp_path, cli):
         assert f["r"]["noise_var"].shape == (3,)
     r = cli("states", tmp_path / "missing.h5", "--out", tmp_path / "x.h5")
     assert r.exit_code == 2 and "error:" in r.output
+
+
+# -- joint fits over the recordings of one file ------------------------------------------------
+def _match(true, fitted, K):
+    from scipy.optimize import linear_sum_assignment
+
+    C = np.zeros((K, K))
+    np.add.at(C, (true, fitted), 1)
+    r, c = linear_sum_assignment(-C)
+    return C[r, c].sum() / true.size, c
+
+
+@pytest.fixture(scope="module")
+def two_recordings(tmp_path_factory):
+    """Two recordings of 4 trials x 500 bins each, drawn from the SAME HMM-GLM."""
+    from neurodyn.hmmglm.recordings import to_recordings
+
+    p = tmp_path_factory.mktemp("joint") / "two.h5"
+    y, truth = simulate_hmmglm(3, 8, 8, 500, seed=4, strength=(0.5, 0.9))
+    recs = to_recordings(y, truth, 2, seq_len=500)
+    write_recordings(p, recs, stage="simulate-hmmglm", extra={"ground_truth": truth})
+    return p, truth
+
+
+def test_joint_fit_shares_one_model_and_recovers_each_recording(tmp_path, two_recordings):
+    src, truth = two_recordings
+    out = run(src, tmp_path / "j.h5", states="3", joint=True, restarts=1, max_iter=30)
+    z = truth["states"]
+    with h5py.File(out, "r") as f:
+        j = f["joint"]
+        assert json.loads(j.attrs["recordings"]) == ["hmmglm/sim/rec0", "hmmglm/sim/rec1"]
+        W = j["weights"][()]
+        assert W.shape == (3, 8, 8) and j["labels"].shape == (8,)
+        total = 0.0
+        paths = []
+        for r in range(2):
+            g = f[f"hmmglm|sim|rec{r}"]
+            assert "weights" not in g and g.attrs["parameters"] == "/joint"
+            np.testing.assert_array_equal(g["sequence_starts"][()], [0, 500, 1000, 1500])
+            assert g["posterior"].shape == (2000, 3) and g["time"].shape == (2000,)
+            assert np.isfinite(g.attrs["heldout_bits_per_spike"])
+            acc, _ = _match(z[2000 * r:2000 * (r + 1)], g["viterbi"][()], 3)
+            assert acc >= 0.9, (r, acc)
+            paths.append(g["viterbi"][()])
+            total += g.attrs["loglik"]
+        assert np.isclose(total, j.attrs["loglik"])
+    # one labelling for both recordings: the shared W matches the truth under one matching
+    acc, perm = _match(z, np.concatenate(paths), 3)
+    assert acc >= 0.9
+    assert np.corrcoef(W[perm].ravel(), truth["weights"].ravel())[0, 1] >= 0.8
+
+
+def test_joint_over_one_recording_is_the_per_recording_fit(tmp_path, sim_file):
+    a = run(sim_file, tmp_path / "a.h5", states="2", **FAST)
+    b = run(sim_file, tmp_path / "b.h5", states="2", joint=True, **FAST)
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        for name in ("weights", "bias", "transition"):
+            np.testing.assert_array_equal(fa["hmmglm|sim"][name][()], fb["joint"][name][()])
+        np.testing.assert_array_equal(fa["hmmglm|sim/viterbi"][()], fb["hmmglm|sim/viterbi"][()])
+        assert np.isclose(fa["hmmglm|sim"].attrs["heldout_bits_per_spike"],
+                          fb["joint"].attrs["heldout_bits_per_spike"])
+
+
+def test_joint_sequences_and_silent_neurons(tmp_path):
+    """Each recording keeps its own trials (also for --states auto); a neuron silent in one
+    recording is kept, one silent in every recording is dropped."""
+    rng = np.random.default_rng(3)
+    ya = rng.poisson(1.0, (300, 4)).astype(np.float32)
+    yb = rng.poisson(1.0, (200, 4)).astype(np.float32)
+    ya[:, 1] = 0
+    ya[:, 3] = yb[:, 3] = 0
+    labels = ["a", "b", "c", "d"]
+    recs = [Recording(traces=ya, labels=labels, modality="spikes", fs=10.0, id="x/A",
+                      meta={"sequence_length": 100}),
+            Recording(traces=yb, labels=labels, modality="spikes", fs=10.0, id="x/B")]
+    src = write_recordings(tmp_path / "in.h5", recs)
+    out = run(src, tmp_path / "o.h5", states="auto", states_range="1-2", folds=2, joint=True,
+              **FAST)
+    with h5py.File(out, "r") as f:
+        assert f["joint/model_selection/heldout_bits"].shape == (2, 2)
+        assert "model_selection" not in f["x|A"]
+        assert [s.decode() for s in f["joint/labels"][()]] == ["a", "b", "c"]
+        assert [s.decode() for s in f["joint/dropped"][()]] == ["d"]
+        np.testing.assert_array_equal(f["x|A/sequence_starts"][()], [0, 100, 200])
+        np.testing.assert_array_equal(f["x|B/sequence_starts"][()], [0])
+        np.testing.assert_array_equal(f["x|B/sequence_stops"][()], [200])
+
+
+def test_joint_cli_with_learned_basis_and_figures(cli, tmp_path):
+    sim = tmp_path / "sim.h5"
+    r = cli("simulate", "hmmglm", "--out", sim, "--states", "2", "--neurons", "6",
+            "--sequences", "4", "--length", "400", "--recordings", "2", "--tau", "1.5")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "states.h5"
+    r = cli("states", sim, "--out", out, "--states", "2", "--joint", "--learn-basis",
+            "--tau", "3", "--prior", "gaussian", "--restarts", "1", "--max-iter", "20")
+    assert r.exit_code == 0, r.output
+    with h5py.File(out, "r") as f:
+        j = f["joint"]
+        assert j.attrs["basis_learned"] and j["tau_trace"][0] == 3.0
+        assert j.attrs["tau"] < 3.0 and j["W0"].shape == (6, 6)
+        np.testing.assert_allclose(j["basis"][()], exp_basis(5, j.attrs["tau"]))
+    from neurodyn.plots.states import draw
+
+    names = sorted(p.name for p in draw(out, tmp_path / "fig"))
+    assert names == ["states_prior_joint.png", "states_timeline_hmmglm_sim_rec0.png",
+                     "states_timeline_hmmglm_sim_rec1.png", "states_trace_joint.png",
+                     "states_weights_joint.png"]
+
+
+def test_joint_rejects_mismatched_recordings(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.poisson(1.0, (60, 3)).astype(np.float32)
+    mk = lambda rid, labels, modality="spikes": Recording(  # noqa: E731
+        traces=y, labels=labels, modality=modality, fs=10.0, id=rid)
+    src = write_recordings(tmp_path / "mix.h5", [mk("r0", ["a", "b", "c"]),
+                                                 mk("r1", ["a", "c", "b"])])
+    r = cli("states", src, "--out", tmp_path / "o.h5", "--joint")
+    one_line_error(r, str(src), "[r1]", "channel 1")
+    assert not (tmp_path / "o.h5").exists()
+    src = write_recordings(tmp_path / "mod.h5", [mk("r0", ["a", "b", "c"]),
+                                                 mk("r1", ["a", "b", "c"], "calcium")])
+    with pytest.raises(InputError, match=r"\[r1\].*gaussian observation model"):
+        run(src, tmp_path / "o.h5", joint=True, **FAST)
+    # per recording, the same files are fine to fit separately
+    assert run(src, tmp_path / "o.h5", states="2", **FAST).exists()

@@ -25,7 +25,8 @@ def states_cmd(
     link: Annotated[str, typer.Option(help="Poisson link: softplus, exp, or sigmoid (rate-capped, as in Li et al. 2024).")] = "softplus",
     rate_cap: Annotated[float, typer.Option(help="Maximum rate (counts/bin) of the sigmoid link.")] = 5.0,
     lags: Annotated[int, typer.Option(min=1, help="History length in bins of the normalised exponential basis.")] = 5,
-    tau: Annotated[float, typer.Option(min=0.0, help="Decay (bins) of the basis; 0 = lags/2.")] = 0.0,
+    tau: Annotated[float, typer.Option(min=0.0, help="Decay (bins) of the basis; 0 = lags/2. With --learn-basis, the starting value.")] = 0.0,
+    learn_basis: Annotated[bool, typer.Option("--learn-basis/--fixed-basis", help="Learn the basis decay tau inside EM (one tau shared by all neurons and states; Newton steps in log tau after each M-step, bounded to 0.05..100*lags bins). Use when the history time scale is unknown; the learned tau, basis and its trace are saved.")] = False,
     self_history: Annotated[bool, typer.Option("--self-history/--no-self-history", help="Let each neuron's own history drive it.")] = True,
     restarts: Annotated[int, typer.Option(min=1, help="EM restarts (k-means initialisations drawn from --seed).")] = 3,
     max_iter: Annotated[int, typer.Option(min=1, help="EM iteration cap.")] = 100,
@@ -38,6 +39,7 @@ def states_cmd(
     folds: Annotated[int, typer.Option(min=2, help="Time-block folds for --states auto.")] = 3,
     trial_length: Annotated[int, typer.Option(min=0, help="Bins per trial when a recording holds equal-length trials back to back (0: the recording's meta sequence_length, else one sequence).")] = 0,
     recordings: Annotated[str, typer.Option(help="Comma-separated recording ids (default all).")] = "",
+    joint: Annotated[bool, typer.Option("--joint/--per-recording", help="--joint: ONE model (shared W_k, biases, transitions, initial distribution, basis, prior) fitted to all selected recordings, e.g. trials or animals of one set recorded with the same channels; each recording keeps its own sequences (history and held-out blocks never cross recordings) and gets its own posterior and Viterbi path, parameters are written once under /joint. Needs identical channel labels in the same order and one observation model; a neuron is dropped only if silent in every recording. --per-recording (default): an independent model per recording.")] = False,
     seed: Seed = 0,
 ) -> None:
     """Fit a hidden Markov model whose states are coupled GLMs (HMM-GLM), per recording.
@@ -46,7 +48,8 @@ def states_cmd(
     by a normalised exponential basis. Spike counts use a Poisson (or Bernoulli) model;
     calcium traces use an explicit Gaussian observation model on z-scored traces. Silent
     neurons are dropped with a warning. Output: posterior, Viterbi path, W_k, biases,
-    transitions, W0 / adjacency, log-likelihood trace and held-out bits/spike per recording.
+    transitions, W0 / adjacency, log-likelihood trace and held-out bits/spike per recording
+    (with --joint: parameters once under /joint, posterior and Viterbi path per recording).
     """
     from neurodyn.hmmglm.stage import run
 
@@ -55,8 +58,8 @@ def states_cmd(
                self_history=self_history, restarts=restarts, max_iter=max_iter, tol=tol,
                mstep_iter=mstep_iter, sticky=sticky, sigma=sigma, l2=l2,
                test_fraction=test_fraction, folds=folds, trial_length=trial_length,
-               recordings=recordings)
-    done(path, f"HMM-GLM, prior {prior}")
+               recordings=recordings, joint=joint, learn_basis=learn_basis)
+    done(path, f"HMM-GLM, prior {prior}" + (", joint over recordings" if joint else ""))
 
 
 @simulate_app.command("hmmglm")
@@ -69,24 +72,37 @@ def simulate_hmmglm_cmd(
     resample: Annotated[float, typer.Option(min=0.0, max=1.0, help="Fraction of pairs each state redraws from the shared connectome.")] = 0.2,
     stay: Annotated[float, typer.Option(min=0.0, max=1.0, help="Self-transition probability.")] = 0.99,
     fs: Annotated[float, typer.Option(help="Bins per second (time axis only).")] = 100.0,
+    lags: Annotated[int, typer.Option(min=1, help="Lags of the history basis.")] = 5,
+    tau: Annotated[float, typer.Option(min=0.0, help="Decay (bins) of the history basis; 0 = lags/2.")] = 0.0,
+    recordings: Annotated[int, typer.Option(min=1, help="Split the trials into this many recordings (sim/rec0, ...) drawn from the same model, e.g. to test --joint.")] = 1,
     seed: Seed = 0,
 ) -> None:
     """Spike counts from the HMM-GLM with a shared connectome (defaults: the published setting,
     K=5, N=20, 50 trials x 2,000 bins, classes inh/none/exc with p = 0.1/0.8/0.1).
 
-    Trials are stored back to back in one spikes recording (meta sequence_length); true
-    state intervals are its events; /ground_truth holds states, weights, biases,
-    transitions, adjacency, connectome and strength.
+    Trials are stored back to back in one spikes recording (meta sequence_length), or split
+    into --recordings recordings; true state intervals are their events; /ground_truth
+    holds states (all trials concatenated, recordings in order), weights, biases,
+    transitions, adjacency, connectome, strength, basis and recording_stops (bins).
     """
-    from neurodyn.hmmglm.recordings import to_recording
+    import numpy as np
+
+    from neurodyn.errors import InputError
+    from neurodyn.hmmglm.recordings import to_recordings
     from neurodyn.hmmglm.simulate import simulate_hmmglm
     from neurodyn.io.store import write_recordings
 
+    if recordings > sequences:
+        raise InputError("--recordings", f"{recordings} recordings need at least as many "
+                                         f"trials (--sequences {sequences})")
     params = dict(n_states=states, n_neurons=neurons, n_sequences=sequences, seq_len=length,
-                  resample=resample, stay=stay, fs=fs, seed=seed)
+                  resample=resample, stay=stay, fs=fs, lags=lags, tau=tau,
+                  recordings=recordings, seed=seed)
     y, truth = simulate_hmmglm(states, neurons, sequences, length, resample=resample, stay=stay,
-                               seed=seed)
-    rec = to_recording(y, truth, fs=fs, seq_len=length)
-    path = write_recordings(out, [rec], params=params, seed=seed, stage="simulate-hmmglm",
+                               n_lags=lags, tau=tau or None, seed=seed)
+    recs = to_recordings(y, truth, recordings, fs=fs, seq_len=length)
+    truth["recording_stops"] = np.cumsum([r.n_samples for r in recs])
+    path = write_recordings(out, recs, params=params, seed=seed, stage="simulate-hmmglm",
                             extra={"ground_truth": truth})
-    done(path, f"{sequences} trials x {length} bins, {neurons} neurons, {states} states")
+    done(path, f"{sequences} trials x {length} bins in {recordings} recording(s), "
+               f"{neurons} neurons, {states} states")

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numba as nb
 import numpy as np
+
+#: Range (bins) a learned decay constant is kept in: below 0.05 the basis is lag 1 only,
+#: above 100 x n_lags it is flat (the objective no longer changes with tau).
+TAU_MIN = 0.05
+TAU_MAX_PER_LAG = 100.0
 
 
 def exp_basis(n_lags: int = 5, tau: float | None = None) -> np.ndarray:
@@ -74,3 +81,41 @@ def filter_history(
         starts, stops = np.array([0]), np.array([T])
     return _filter(np.ascontiguousarray(y, dtype=np.float32), np.asarray(starts, np.int64),
                    np.asarray(stops, np.int64), np.asarray(basis, np.float64))
+
+
+@dataclasses.dataclass(frozen=True)
+class HistorySpec:
+    """How the history ``h`` is made from the observations, and whether its decay is learned.
+
+    Parameters
+    ----------
+    n_lags : int
+        Lags of the normalised exponential basis (:func:`exp_basis`).
+    tau : float
+        Decay constant in bins (the starting value when ``learn`` is True).
+    starts, stops : int arrays (S,)
+        Sequences the history is filtered within (history never crosses their boundaries);
+        the full sequences, also when only parts of them are fitted.
+    learn : bool
+        Learn one ``tau`` shared by all neurons and states inside EM
+        (:mod:`neurodyn.hmmglm.learn_basis`).
+    """
+
+    n_lags: int
+    tau: float
+    starts: np.ndarray
+    stops: np.ndarray
+    learn: bool = False
+
+    @property
+    def tau_bounds(self) -> tuple[float, float]:
+        """Range (bins) of a learned ``tau``."""
+        return TAU_MIN, TAU_MAX_PER_LAG * self.n_lags
+
+    def basis(self, tau: float | None = None) -> np.ndarray:
+        """Basis (n_lags,) for decay ``tau`` (default: the starting ``tau``)."""
+        return exp_basis(self.n_lags, self.tau if tau is None else tau)
+
+    def filter(self, y: np.ndarray, tau: float | None = None) -> np.ndarray:
+        """History (T, N) float32 of ``y`` (T, N) with decay ``tau``."""
+        return filter_history(y, self.basis(tau), self.starts, self.stops)

@@ -10,7 +10,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from neurodyn.hmmglm import mstep
+from neurodyn.hmmglm.basis import HistorySpec
 from neurodyn.hmmglm.forward_backward import forward_backward, forward_loglik, viterbi
+from neurodyn.hmmglm.learn_basis import update_tau
 from neurodyn.hmmglm.model import ModelSpec, Params, state_loglik
 from neurodyn.hmmglm.priors import PriorState, init_prior
 
@@ -32,6 +34,15 @@ class FitResult:
     converged : bool
     restart_scores : array (restarts,)
         Objective reached by each restart of the unconstrained stage.
+    h : array (T, N) or None
+        History the final parameters go with (the input ``h``, or the one filtered with the
+        learned basis).
+    tau : float or None
+        Decay (bins) of the basis; None when no :class:`HistorySpec` was given.
+    basis : array (L,) or None
+        The basis ``h`` was filtered with (learned when the history spec says so).
+    tau_trace : array (iterations,) or None
+        ``tau`` in force at each entry of ``loglik_trace``.
     """
 
     params: Params
@@ -40,6 +51,10 @@ class FitResult:
     n_iter: int
     converged: bool
     restart_scores: np.ndarray
+    h: np.ndarray | None = None
+    tau: float | None = None
+    basis: np.ndarray | None = None
+    tau_trace: np.ndarray | None = None
 
 
 def _weight_mask(N: int, self_history: bool) -> np.ndarray:
@@ -128,16 +143,30 @@ def initial_posterior(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, K: i
 
 
 class _EM:
-    """State of one EM run on fixed data."""
+    """State of one EM run on fixed observations (and a history that may be learned)."""
 
-    def __init__(self, y, h, starts, stops, spec: ModelSpec, sticky: float, mstep_iter: int):
+    def __init__(self, y, h, starts, stops, spec: ModelSpec, sticky: float, mstep_iter: int,
+                 history: HistorySpec | None = None):
         self.y, self.h, self.starts, self.stops = y, h, starts, stops
         self.spec, self.sticky, self.mstep_iter = spec, sticky, mstep_iter
+        self.history = history
+        self.tau = None if history is None else float(history.tau)
         self.mask = _weight_mask(y.shape[1], spec.self_history)
         rows = np.zeros(y.shape[0], dtype=bool)
         for a, b in zip(starts, stops):
             rows[a:b] = True
         self.rows = rows
+
+    @property
+    def learn_tau(self) -> bool:
+        return self.history is not None and self.history.learn
+
+    def set_tau(self, tau: float | None, h: np.ndarray | None = None) -> None:
+        """Use decay ``tau`` (and its history ``h``, filtered here when not given)."""
+        if tau is None or tau == self.tau:
+            return
+        self.tau = float(tau)
+        self.h = self.history.filter(self.y, tau) if h is None else h
 
     def estep(self, params: Params, prior: PriorState) -> tuple[np.ndarray, np.ndarray, float]:
         ll = state_loglik(self.y, self.h, params, self.spec)
@@ -146,7 +175,8 @@ class _EM:
         obj += mstep.log_transition_prior(params.P, self.sticky)
         return post, xi, obj
 
-    def mstep(self, params: Params, prior: PriorState, post: np.ndarray, xi: np.ndarray) -> None:
+    def mstep(self, params: Params, prior: PriorState, post: np.ndarray, xi: np.ndarray
+              ) -> mstep.WeightedData:
         p = post.copy()
         p[~self.rows] = 0.0
         data = mstep.weighted_data(self.y, self.h, p)
@@ -161,19 +191,26 @@ class _EM:
         if params.n_states > 1:
             params.P = mstep.update_transitions(xi, self.sticky)
         params.pi0 = mstep.update_initial(post, self.starts)
+        return data
 
     def run(self, params: Params, prior: PriorState, max_iter: int, tol: float,
-            trace: list[float]) -> tuple[int, bool]:
+            trace: list[float], taus: list[float]) -> tuple[int, bool]:
+        """EM iterations; appends the objective (and the ``tau`` in force) per E-step."""
         prev = None
         for it in range(1, max_iter + 1):
             post, xi, obj = self.estep(params, prior)
             if not np.isfinite(obj):
                 raise FloatingPointError("EM objective is not finite")
             trace.append(obj)
+            taus.append(np.nan if self.tau is None else self.tau)
             if prev is not None and abs(obj - prev) <= tol * abs(prev):
                 return it, True
             prev = obj
-            self.mstep(params, prior, post, xi)
+            data = self.mstep(params, prior, post, xi)
+            if self.learn_tau:
+                tau, h = update_tau(self.tau, self.history, data, params, self.spec)
+                if h is not None:
+                    self.set_tau(tau, h)
         return max_iter, False
 
 
@@ -211,7 +248,7 @@ def _from_posterior(em: _EM, post: np.ndarray, K: int, N: int, spec: ModelSpec,
 
 def fit_hmmglm(
     y: np.ndarray,
-    h: np.ndarray,
+    h: np.ndarray | None,
     n_states: int,
     *,
     starts: np.ndarray | None = None,
@@ -228,6 +265,7 @@ def fit_hmmglm(
     restart_iter: int = 15,
     seed: int = 0,
     init: FitResult | None = None,
+    history: HistorySpec | None = None,
 ) -> FitResult:
     """Fit an HMM-GLM by EM.
 
@@ -239,8 +277,9 @@ def fit_hmmglm(
     ----------
     y : array (T, N)
         Observations per bin.
-    h : array (T, N)
-        Filtered history (:func:`neurodyn.hmmglm.basis.filter_history`).
+    h : array (T, N) or None
+        Filtered history (:func:`neurodyn.hmmglm.basis.filter_history`); None to filter
+        it here with ``history``.
     n_states : int
     starts, stops : int arrays (S,), optional
         Sequence ranges used for fitting (other rows are ignored); default all of T.
@@ -259,7 +298,12 @@ def fit_hmmglm(
     seed : int
     init : FitResult, optional
         A finished ``none`` fit on the same data to start the prior stage from (skips the
-        restarts).
+        restarts; its learned ``tau`` too).
+    history : HistorySpec, optional
+        How ``h`` was made from ``y``. With ``history.learn`` the decay ``tau`` is learned
+        inside EM (every restart starts from ``history.tau``; see
+        :mod:`neurodyn.hmmglm.learn_basis`) and the result carries the final ``h``, ``tau``,
+        basis and a ``tau`` trace.
 
     Returns
     -------
@@ -272,59 +316,78 @@ def fit_hmmglm(
     """
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit(y, h, n_states, starts, stops, spec or ModelSpec(), prior, sigma, l2, sticky,
-                    restarts, max_iter, tol, mstep_iter, restart_iter, seed, init)
+                    restarts, max_iter, tol, mstep_iter, restart_iter, seed, init, history)
 
 
 def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts, max_iter, tol,
-         mstep_iter, restart_iter, seed, init) -> FitResult:
+         mstep_iter, restart_iter, seed, init, history) -> FitResult:
     T, N = y.shape
+    if h is None:
+        if history is None:
+            raise ValueError("give the history h or a HistorySpec to filter it")
+        h = history.filter(y)
     if starts is None:
         starts, stops = np.array([0], np.int64), np.array([T], np.int64)
     starts = np.asarray(starts, np.int64)
     stops = np.asarray(stops, np.int64)
     K = int(n_states)
-    em = _EM(y, h, starts, stops, spec, sticky, mstep_iter)
+    em = _EM(y, h, starts, stops, spec, sticky, mstep_iter, history)
+    tau0, h0 = em.tau, em.h
     rng = np.random.default_rng(seed)
     best = None
     scores = []
     if init is not None:
         if init.prior.kind != "none" or init.params.n_states != K:
             raise ValueError("init must be a 'none' fit with the same number of states")
+        taus0 = [] if init.tau_trace is None else list(init.tau_trace)
         best = (init.params.copy(), init.prior, init.n_iter, list(init.loglik_trace),
-                init.converged)
+                init.converged, taus0, init.tau, init.h)
         scores = list(init.restart_scores)
     for r in range(0 if init is not None else max(1, restarts)):
+        em.set_tau(tau0, h0)
         base = PriorState(kind="none", l2=l2)
         post = initial_posterior(y, starts, stops, K, rng)
         post[~em.rows] = 0.0
         params = _from_posterior(em, post, K, N, spec, base)
         trace: list[float] = []
-        n_it, conv = em.run(params, base, min(max_iter, restart_iter), tol, trace)
+        taus: list[float] = []
+        n_it, conv = em.run(params, base, min(max_iter, restart_iter), tol, trace, taus)
         scores.append(trace[-1])
         log.info("restart %d: objective %.2f after %d iterations", r, trace[-1], n_it)
         if best is None or trace[-1] > best[3][-1]:
-            best = (params, base, n_it, trace, conv)
-    params, base, n_it, trace, conv = best
+            best = (params, base, n_it, trace, conv, taus, em.tau, em.h)
+    params, base, n_it, trace, conv, taus, tau, hb = best
+    em.set_tau(tau, hb)
     if init is None and not conv and n_it < max_iter:
-        more, conv = em.run(params, base, max_iter - n_it, tol, trace)
+        more, conv = em.run(params, base, max_iter - n_it, tol, trace, taus)
         n_it += more
-    if prior == "none":
-        return FitResult(params, base, np.asarray(trace), n_it, conv, np.asarray(scores))
-    ps = init_prior(prior, params.W, em.mask, l2=l2, sigma=sigma)
-    params = params.copy()
-    if prior == "onehot":
-        params.W = ps.adjacency * ps.strength[None]
-    trace2: list[float] = []
-    n_it, conv = em.run(params, ps, max_iter, tol, trace2)
-    return FitResult(params, ps, np.asarray(trace + trace2), n_it, conv, np.asarray(scores))
+    if prior != "none":
+        ps = init_prior(prior, params.W, em.mask, l2=l2, sigma=sigma)
+        params = params.copy()
+        if prior == "onehot":
+            params.W = ps.adjacency * ps.strength[None]
+        trace2: list[float] = []
+        n_it, conv = em.run(params, ps, max_iter, tol, trace2, taus)
+        trace, base = trace + trace2, ps
+    return FitResult(params, base, np.asarray(trace), n_it, conv, np.asarray(scores),
+                     h=em.h, tau=em.tau,
+                     basis=None if history is None else history.basis(em.tau),
+                     tau_trace=None if history is None else np.asarray(taus))
+
+
+def decode(y: np.ndarray, h: np.ndarray, params: Params, spec: ModelSpec,
+           starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior (T, K), Viterbi path (T,) and log-likelihood (nats) of each sequence (S,)."""
+    ll = state_loglik(y, h, params, spec)
+    post, _, seq_ll = forward_backward(ll, params.pi0, params.P, starts, stops)
+    path = viterbi(ll, params.pi0, params.P, starts, stops)
+    return post, path, seq_ll
 
 
 def posterior_and_path(y: np.ndarray, h: np.ndarray, params: Params, spec: ModelSpec,
                        starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Posterior (T, K), Viterbi path (T,) and total log-likelihood (nats) over the sequences."""
-    ll = state_loglik(y, h, params, spec)
-    post, _, seq_ll = forward_backward(ll, params.pi0, params.P, starts, stops)
-    path = viterbi(ll, params.pi0, params.P, starts, stops)
+    post, path, seq_ll = decode(y, h, params, spec, starts, stops)
     return post, path, float(seq_ll.sum())
 
 

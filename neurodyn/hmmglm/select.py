@@ -97,7 +97,8 @@ def select_states(y: np.ndarray, h: np.ndarray, starts: np.ndarray, stops: np.nd
         for f in range(folds):
             train, test = split_blocks(starts, stops, folds, f)
             res = fit_hmmglm(y, h, k, starts=train[0], stops=train[1], seed=seed + f, **fit_kw)
-            scores[i, f] = heldout_bits(y, h, res.params, fit_kw.get("spec") or ModelSpec(),
+            hk = h if res.h is None else res.h  # the fold's learned basis, if learned
+            scores[i, f] = heldout_bits(y, hk, res.params, fit_kw.get("spec") or ModelSpec(),
                                         train, test)
     mean = scores.mean(axis=1)
     return {"k_values": np.asarray(k_values), "scores": scores, "mean": mean,

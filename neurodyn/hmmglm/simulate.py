@@ -108,7 +108,7 @@ def simulate_observations(params: Params, z: np.ndarray, starts: np.ndarray, sto
 
 def simulate_hmmglm(n_states: int = 5, n_neurons: int = 20, n_sequences: int = 50,
                     seq_len: int = 2000, *, spec: ModelSpec | None = None, n_lags: int = 5,
-                    seed: int = 0, **param_kw) -> tuple[np.ndarray, dict]:
+                    tau: float | None = None, seed: int = 0, **param_kw) -> tuple[np.ndarray, dict]:
     """Simulate spike counts from an HMM-GLM with a shared connectome.
 
     Parameters
@@ -119,6 +119,8 @@ def simulate_hmmglm(n_states: int = 5, n_neurons: int = 20, n_sequences: int = 5
         Observation model (default Poisson with softplus link).
     n_lags : int
         Length of the normalised exponential history basis.
+    tau : float, optional
+        Its decay constant in bins (default ``n_lags / 2``).
     seed : int
     **param_kw
         Passed to :func:`random_params` (class_prob, resample, strength, stay...).
@@ -140,7 +142,7 @@ def simulate_hmmglm(n_states: int = 5, n_neurons: int = 20, n_sequences: int = 5
     z = simulate_states(params, n_sequences, seq_len, seed=s2)
     starts = np.arange(n_sequences, dtype=np.int64) * seq_len
     stops = starts + seq_len
-    basis = exp_basis(n_lags)
+    basis = exp_basis(n_lags, tau)
     y = simulate_observations(params, z, starts, stops, spec, basis, seed=s3)
     truth = {"states": z, "bias": params.bias, "weights": params.W, "transition": params.P,
              "initial": params.pi0, "basis": basis, "starts": starts, "stops": stops, **extra}

@@ -11,10 +11,16 @@ Input handling (documented in ``neurodyn states --help``):
   output (``dropped``); a recording left with none is an error.
 * Unobserved samples (NaN / mask False), ``K`` larger than the training bins, and a
   recording whose length is not a multiple of the trial length are errors.
+* ``joint=True`` fits one model over all selected recordings (:mod:`neurodyn.hmmglm.joint`):
+  same labels in the same order and the same observation model are required, and a neuron
+  is dropped only when silent in every recording.
+* ``learn_basis=True`` learns the decay of the history basis inside EM
+  (:mod:`neurodyn.hmmglm.learn_basis`), starting from ``tau``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from neurodyn.errors import InputError
-from neurodyn.hmmglm.basis import exp_basis, filter_history
-from neurodyn.hmmglm.fit import fit_hmmglm, posterior_and_path
+from neurodyn.hmmglm.basis import HistorySpec
+from neurodyn.hmmglm.fit import FitResult, decode, fit_hmmglm
+from neurodyn.hmmglm.joint import JOINT_GROUP, Stacked, stack
 from neurodyn.hmmglm.model import ModelSpec
 from neurodyn.hmmglm.priors import PRIORS
 from neurodyn.hmmglm.select import heldout_bits, holdout_split, select_states
@@ -34,7 +41,7 @@ DEFAULTS: dict[str, Any] = dict(
     states="5", states_range="2-8", prior="none", observation="auto", link="softplus",
     rate_cap=5.0, lags=5, tau=0.0, self_history=True, restarts=3, max_iter=100, tol=1e-5,
     mstep_iter=25, sticky=10.0, sigma=0.1, l2=1e-2, test_fraction=0.2, folds=3,
-    trial_length=0, recordings="",
+    trial_length=0, recordings="", joint=False, learn_basis=False,
 )
 
 
@@ -53,8 +60,9 @@ def parse_range(text: str) -> list[int]:
     return vals
 
 
-def prepare(rec, observation: str, source: Path) -> tuple[np.ndarray, ModelSpec | str, list[str], list[str]]:
-    """Observations (T, N) float32, resolved observation name, kept and dropped labels."""
+def observations(rec, observation: str, source: Path) -> tuple[np.ndarray, str, np.ndarray]:
+    """Checked observations (T, N) float32 of all channels, resolved observation name, and
+    which channels are active (N,) bool (any spike, or non-constant trace)."""
     where = f"{source} [{rec.id}]"
     if rec.mask is not None and not rec.mask.all():
         raise InputError(where, "has unobserved (NaN) samples; the HMM-GLM needs complete data "
@@ -78,6 +86,13 @@ def prepare(rec, observation: str, source: Path) -> tuple[np.ndarray, ModelSpec 
         sd = y.std(axis=0)
         alive = sd > 0
         y = ((y - y.mean(axis=0)) / np.where(sd > 0, sd, 1.0)).astype(np.float32)
+    return np.asarray(y, np.float32), obs, np.asarray(alive, bool)
+
+
+def prepare(rec, observation: str, source: Path) -> tuple[np.ndarray, str, list[str], list[str]]:
+    """Observations (T, N) float32, resolved observation name, kept and dropped labels."""
+    where = f"{source} [{rec.id}]"
+    y, obs, alive = observations(rec, observation, source)
     labels = list(rec.labels)
     dropped = [lab for lab, a in zip(labels, alive) if not a]
     if dropped:
@@ -99,17 +114,46 @@ def sequences(T: int, trial_length: int, where: str) -> tuple[np.ndarray, np.nda
     return starts, starts + trial_length
 
 
-def fit_recording(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelSpec,
-                  p: dict[str, Any], seed: int, where: str) -> dict[str, Any]:
-    """Fit one recording; returns the tree written to its output group."""
-    T, N = y.shape
-    basis = exp_basis(int(p["lags"]), float(p["tau"]) or None)
-    h = filter_history(y, basis, starts, stops)
+@dataclasses.dataclass
+class Fitted:
+    """A fitted model on stacked sequences, before it is split into output groups.
+
+    Attributes
+    ----------
+    shared : dict
+        Tree of the parameters and scores (``weights``, ``bias``, ``basis``, ...).
+    result : FitResult
+    h : array (T, N)
+        History the parameters go with.
+    posterior : array (T, K) float32
+    viterbi : array (T,) int16
+    seq_loglik : array (S,)
+        Log-likelihood (nats) per sequence.
+    train, test : tuples of int arrays
+        Training and held-out blocks.
+    """
+
+    shared: dict[str, Any]
+    result: FitResult
+    h: np.ndarray
+    posterior: np.ndarray
+    viterbi: np.ndarray
+    seq_loglik: np.ndarray
+    train: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+
+
+def fit_model(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelSpec,
+              p: dict[str, Any], seed: int, where: str) -> Fitted:
+    """Choose K (``states="auto"``), fit, decode and score the sequences ``[starts, stops)``."""
+    history = HistorySpec(int(p["lags"]), float(p["tau"]) or int(p["lags"]) / 2.0,
+                          starts, stops, learn=bool(p["learn_basis"]))
+    h = history.filter(y)
     train, test = holdout_split(starts, stops, float(p["test_fraction"]))
     n_train = int(np.sum(train[1] - train[0]))
     fit_kw = dict(spec=spec, prior=p["prior"], sigma=p["sigma"] or None, l2=p["l2"],
                   sticky=p["sticky"], restarts=p["restarts"], max_iter=p["max_iter"],
-                  tol=p["tol"], mstep_iter=p["mstep_iter"])
+                  tol=p["tol"], mstep_iter=p["mstep_iter"], history=history)
     tree: dict[str, Any] = {}
     if str(p["states"]) == "auto":
         ks = parse_range(str(p["states_range"]))
@@ -132,23 +176,23 @@ def fit_recording(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: Mo
         if K > n_train:
             raise InputError("--states", f"{K} states but {where} has only {n_train} training bins")
     res = fit_hmmglm(y, h, K, starts=train[0], stops=train[1], seed=seed, **fit_kw)
-    post, path, ll_all = posterior_and_path(y, h, res.params, spec, starts, stops)
+    h = res.h
+    post, path, seq_ll = decode(y, h, res.params, spec, starts, stops)
     pr = res.prior
     tree.update({
-        "posterior": post.astype(np.float32), "viterbi": path.astype(np.int16),
-        "weights": res.params.W, "bias": res.params.bias, "basis": basis,
+        "weights": res.params.W, "bias": res.params.bias, "basis": res.basis,
         "transition": res.params.P, "initial": res.params.pi0,
         "loglik_trace": res.loglik_trace, "restart_objectives": res.restart_scores,
-        "sequence_starts": starts, "sequence_stops": stops,
         "@n_states": K, "@n_iter": res.n_iter, "@converged": bool(res.converged),
-        "@loglik": ll_all, "@prior": pr.kind,
+        "@loglik": float(seq_ll.sum()), "@prior": pr.kind,
+        "@tau": float(res.tau), "@basis_learned": history.learn,
     })
+    if history.learn:
+        tree["tau_trace"] = res.tau_trace
     if spec.observation == "gaussian":
         tree["noise_var"] = res.params.noise_var
     if len(test[0]):
-        bits = heldout_bits(y, h, res.params, spec, train, test)
-        tree["@heldout_bits_per_spike"] = bits
-        tree["@heldout_unit"] = "bits/spike" if spec.observation != "gaussian" else "bits/observation"
+        tree.update(_heldout(y, h, res, spec, train, test))
     if pr.kind == "gaussian":
         tree["W0"] = pr.W0
         tree["@sigma"] = float(np.sqrt(pr.sigma2))
@@ -158,23 +202,92 @@ def fit_recording(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: Mo
         tree["adjacency_prior"] = pr.table
         tree["strength"] = pr.strength
         tree["@adjacency_classes"] = "inhibitory,none,excitatory"
-    return tree
+    return Fitted(tree, res, h, post.astype(np.float32), path.astype(np.int16), seq_ll,
+                  train, test)
+
+
+def _heldout(y, h, res: FitResult, spec: ModelSpec, train, test) -> dict[str, Any]:
+    return {"@heldout_bits_per_spike": heldout_bits(y, h, res.params, spec, train, test),
+            "@heldout_unit": "bits/spike" if spec.observation != "gaussian"
+            else "bits/observation"}
+
+
+def fit_recording(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelSpec,
+                  p: dict[str, Any], seed: int, where: str) -> dict[str, Any]:
+    """Fit one recording; returns the tree written to its output group."""
+    fm = fit_model(y, starts, stops, spec, p, seed, where)
+    return {**fm.shared, "posterior": fm.posterior, "viterbi": fm.viterbi,
+            "sequence_starts": starts, "sequence_stops": stops}
+
+
+def split_joint(fm: Fitted, st: Stacked, y: np.ndarray, spec: ModelSpec
+                ) -> list[dict[str, Any]]:
+    """Per-recording trees of a joint fit: posterior, Viterbi path, local sequence ranges,
+    log-likelihood and (when blocks were held out) held-out score of each recording."""
+    out = []
+    for r in range(len(st.bounds) - 1):
+        a, b = st.part(r)
+        seq = st.sequences_of(r)
+        tree: dict[str, Any] = {
+            "posterior": fm.posterior[a:b], "viterbi": fm.viterbi[a:b],
+            "sequence_starts": st.starts[seq] - a, "sequence_stops": st.stops[seq] - a,
+            "@loglik": float(fm.seq_loglik[seq].sum()), "@parameters": f"/{JOINT_GROUP}",
+        }
+        te = (fm.test[0] >= a) & (fm.test[1] <= b)
+        tr = (fm.train[0] >= a) & (fm.train[1] <= b)
+        if te.any() and tr.any():
+            tree.update(_heldout(y[a:b], fm.h[a:b], fm.result, spec,
+                                 (fm.train[0][tr] - a, fm.train[1][tr] - a),
+                                 (fm.test[0][te] - a, fm.test[1][te] - a)))
+        out.append(tree)
+    return out
+
+
+def _spec(obs: str, p: dict[str, Any]) -> ModelSpec:
+    try:
+        return ModelSpec(observation=obs, link=p["link"], rate_cap=float(p["rate_cap"]),
+                         self_history=bool(p["self_history"]))
+    except ValueError as exc:
+        raise InputError("--link", str(exc)) from None
+
+
+def _sequences(rec, T: int, p: dict[str, Any], where: str) -> tuple[np.ndarray, np.ndarray]:
+    trial = int(p["trial_length"]) or int(rec.meta.get("sequence_length", 0) or 0)
+    starts, stops = sequences(T, trial, where)
+    if np.any(stops - starts < 2):
+        raise InputError(where, "sequences must have at least 2 bins")
+    return starts, stops
+
+
+def _record_info(rec) -> dict[str, Any]:
+    ev = rec.events
+    return {"events": {"onset": ev["onset"].to_numpy(np.float64),
+                       "offset": ev["offset"].to_numpy(np.float64),
+                       "label": np.array([str(x) for x in ev["label"]], dtype=object)},
+            "time": rec.times, "@id": rec.id}
 
 
 def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
-    """Fit the HMM-GLM to each recording of ``input_path`` and write ``out``.
+    """Fit the HMM-GLM to each recording of ``input_path`` (or one model to all) and write ``out``.
 
     Parameters
     ----------
     input_path : Path
         A recordings file (``/recordings/<id>``).
     out : Path
-        Output HDF5: one group per recording (id with ``/`` as ``|``) holding ``posterior``
-        (T, K), ``viterbi`` (T,), ``weights`` (K, N, N) [post, pre], ``bias`` (K, N),
-        ``basis`` (L,), ``transition`` (K, K), ``initial`` (K,), ``loglik_trace``, ``labels``,
-        ``time`` (s), ``W0`` (gaussian) or ``adjacency`` / ``adjacency_prob`` /
+        Output HDF5. Per recording (``joint=False``), one group (id with ``/`` as ``|``)
+        holding ``posterior`` (T, K), ``viterbi`` (T,), ``weights`` (K, N, N) [post, pre],
+        ``bias`` (K, N), ``basis`` (L,) with ``@tau`` (bins) and ``@basis_learned``
+        (``tau_trace`` when learned), ``transition`` (K, K), ``initial`` (K,),
+        ``loglik_trace``, ``labels``, ``time`` (s), ``events``, ``sequence_starts`` /
+        ``sequence_stops``, ``W0`` (gaussian) or ``adjacency`` / ``adjacency_prob`` /
         ``adjacency_prior`` / ``strength`` (onehot), held-out bits/spike and
-        ``model_selection`` (``states="auto"``).
+        ``model_selection`` (``states="auto"``). With ``joint=True`` the parameters,
+        ``labels``, scores and ``model_selection`` are written once under ``/joint``
+        (``@recordings``: JSON list of the ids, in fitting order) and each recording's
+        group keeps ``posterior``, ``viterbi``, ``time``, ``events``, its own
+        ``sequence_starts`` / ``sequence_stops`` (bins within the recording), ``@id``,
+        ``@loglik``, its held-out score, and ``@parameters = "/joint"``.
     seed : int
     **params
         See :data:`DEFAULTS` (names = CLI options with underscores).
@@ -194,29 +307,33 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     input_path = Path(input_path)
     ids = [x for x in str(p["recordings"]).split(",") if x] or None
     recs = read_recordings(input_path, ids)
-    results = []
-    for rec in recs:
-        where = f"{input_path} [{rec.id}]"
-        y, obs, labels, dropped = prepare(rec, p["observation"], input_path)
-        try:
-            spec = ModelSpec(observation=obs, link=p["link"], rate_cap=float(p["rate_cap"]),
-                             self_history=bool(p["self_history"]))
-        except ValueError as exc:
-            raise InputError("--link", str(exc)) from None
-        trial = int(p["trial_length"]) or int(rec.meta.get("sequence_length", 0) or 0)
-        starts, stops = sequences(y.shape[0], trial, where)
-        if np.any(stops - starts < 2):
-            raise InputError(where, "sequences must have at least 2 bins")
-        tree = fit_recording(y, starts, stops, spec, p, seed, where)
-        ev = rec.events
-        tree["events"] = {"onset": ev["onset"].to_numpy(np.float64),
-                          "offset": ev["offset"].to_numpy(np.float64),
-                          "label": np.array([str(x) for x in ev["label"]], dtype=object)}
-        tree.update({"labels": np.array(labels, dtype=object), "time": rec.times,
-                     "dropped": np.array(dropped, dtype=object), "@id": rec.id,
-                     "@observation": obs, "@link": spec.link, "@seed": seed})
-        results.append((rec.id, tree))
+    groups: list[tuple[str, dict[str, Any]]] = []
+    if p["joint"]:
+        st = stack(recs, lambda rec: observations(rec, p["observation"], input_path),
+                   lambda rec, T: _sequences(rec, T, p, f"{input_path} [{rec.id}]"),
+                   input_path)
+        spec = _spec(st.observation, p)
+        fm = fit_model(st.y, st.starts, st.stops, spec, p, seed, str(input_path))
+        shared = {**fm.shared, "labels": np.array(st.labels, dtype=object),
+                  "dropped": np.array(st.dropped, dtype=object),
+                  "@recordings": [rec.id for rec in recs], "@observation": st.observation,
+                  "@link": spec.link, "@seed": seed}
+        groups.append((JOINT_GROUP, shared))
+        for rec, tree in zip(recs, split_joint(fm, st, st.y, spec)):
+            groups.append((rec.id.replace("/", "|"), {**tree, **_record_info(rec)}))
+    else:
+        for rec in recs:
+            where = f"{input_path} [{rec.id}]"
+            y, obs, labels, dropped = prepare(rec, p["observation"], input_path)
+            spec = _spec(obs, p)
+            starts, stops = _sequences(rec, y.shape[0], p, where)
+            tree = fit_recording(y, starts, stops, spec, p, seed, where)
+            tree.update({"labels": np.array(labels, dtype=object),
+                         "dropped": np.array(dropped, dtype=object),
+                         "@observation": obs, "@link": spec.link, "@seed": seed,
+                         **_record_info(rec)})
+            groups.append((rec.id.replace("/", "|"), tree))
     with atomic_h5(out, stage="states", params=p, inputs=[input_path], seed=seed) as f:
-        for rid, tree in results:
-            write_tree(f.create_group(rid.replace("/", "|")), tree)
+        for name, tree in groups:
+            write_tree(f.create_group(name), tree)
     return Path(out)

@@ -17,10 +17,11 @@ def _group_data(g) -> dict:
 def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     """Draw the HMM-GLM figures of every recording in a ``states.h5``.
 
-    Per recording: ``states_timeline`` (posterior over time, Viterbi raster, events shaded),
-    ``states_weights`` (W_k per state, shared colour scale), ``states_prior`` (W0 for the
-    gaussian prior; the learned class table and argmax adjacency for onehot) and
-    ``states_trace`` (EM objective per iteration).
+    Per recording: ``states_timeline`` (posterior over time, Viterbi raster, events shaded).
+    Per fitted model (each recording, or once for ``/joint`` of a joint fit, named
+    ``joint``): ``states_weights`` (W_k per state, shared colour scale), ``states_prior``
+    (W0 for the gaussian prior; the learned class table and argmax adjacency for onehot) and
+    ``states_trace`` (EM objective per iteration, and the basis decay tau when learned).
     """
     import matplotlib
 
@@ -35,96 +36,121 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     cap = style.caption_from(result_path)
     out: list[Path] = []
     with open_h5(result_path) as f:
-        groups = {k: g for k, g in f.items() if hasattr(g, "keys") and "posterior" in g}
+        groups = {k: g for k, g in f.items() if hasattr(g, "keys")
+                  and ("posterior" in g or "weights" in g)}
         trees = {k: _group_data(g) for k, g in groups.items()}
     for key, d in trees.items():
         rid = str(d.get("@id", key.replace("|", "/")))
         name = style.safe_name(rid)
-        post = np.asarray(d["posterior"], float)
-        K = post.shape[1]
-        t = np.asarray(d["time"], float)
-        labels = [str(x) for x in d["labels"]]
-        ev = d.get("events", {})
-        events = pd.DataFrame({"onset": ev.get("onset", []), "offset": ev.get("offset", []),
-                               "label": ev.get("label", [])})
-        # 1. timeline
-        fig, (a1, a2, a3) = plt.subplots(3, 1, figsize=(10, 4.6), sharex=True,
-                                         gridspec_kw={"height_ratios": [3, 1, 0.7]})
-        tt, pp = style.decimate(t, post)
-        a1.stackplot(tt, pp.T, colors=style.colors(K), labels=[f"state {k}" for k in range(K)],
-                     lw=0)
-        a1.set_ylim(0, 1)
-        a1.set_ylabel("p(state)")
-        a1.legend(loc="upper right", ncol=min(K, 8), fontsize=7)
-        a1.set_title(f"{rid}: state posterior, Viterbi path and events")
-        tz, zz = style.decimate_labels(t, np.asarray(d["viterbi"]))
-        a2.imshow(zz[None, :], aspect="auto", cmap=style.category_cmap(K), vmin=-0.5,
-                  vmax=K - 0.5, extent=(tz[0], tz[-1], 0, 1), interpolation="nearest")
-        a2.set_yticks([])
-        a2.set_ylabel("Viterbi")
-        style.shade_events(a3, events, alpha=0.5)
-        a3.set_yticks([])
-        a3.set_ylabel("events")
-        a3.set_xlabel("time (s)")
+        if "posterior" in d:
+            out.append(_timeline(plt, style, d, rid, name, cap, outdir, fmt))
+        if "weights" in d:
+            out += _parameters(plt, style, d, name, cap, outdir, fmt)
+    return out
+
+
+def _timeline(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
+              fmt: str) -> Path:
+    """Posterior stack, Viterbi raster and events of one recording."""
+    post = np.asarray(d["posterior"], float)
+    K = post.shape[1]
+    t = np.asarray(d["time"], float)
+    ev = d.get("events", {})
+    events = pd.DataFrame({"onset": ev.get("onset", []), "offset": ev.get("offset", []),
+                           "label": ev.get("label", [])})
+    # 1. timeline
+    fig, (a1, a2, a3) = plt.subplots(3, 1, figsize=(10, 4.6), sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 1, 0.7]})
+    tt, pp = style.decimate(t, post)
+    a1.stackplot(tt, pp.T, colors=style.colors(K), labels=[f"state {k}" for k in range(K)],
+                 lw=0)
+    a1.set_ylim(0, 1)
+    a1.set_ylabel("p(state)")
+    a1.legend(loc="upper right", ncol=min(K, 8), fontsize=7)
+    a1.set_title(f"{rid}: state posterior, Viterbi path and events")
+    tz, zz = style.decimate_labels(t, np.asarray(d["viterbi"]))
+    a2.imshow(zz[None, :], aspect="auto", cmap=style.category_cmap(K), vmin=-0.5,
+              vmax=K - 0.5, extent=(tz[0], tz[-1], 0, 1), interpolation="nearest")
+    a2.set_yticks([])
+    a2.set_ylabel("Viterbi")
+    style.shade_events(a3, events, alpha=0.5)
+    a3.set_yticks([])
+    a3.set_ylabel("events")
+    a3.set_xlabel("time (s)")
+    style.add_caption(fig, cap)
+    return style.save(fig, outdir, f"states_timeline_{name}", fmt)
+
+
+def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
+                ) -> list[Path]:
+    """Weights per state, learned prior and EM trace of one fitted model."""
+    out: list[Path] = []
+    labels = [str(x) for x in d["labels"]]
+    # 2. weights per state
+    W = np.asarray(d["weights"], float)
+    K = W.shape[0]
+    vmax = float(np.abs(W).max()) or 1.0
+    cols = min(K, 5)
+    rows = int(np.ceil(K / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols + 1.0, 3.3 * rows), squeeze=False)
+    for k in range(rows * cols):
+        ax = axes.flat[k]
+        if k >= K:
+            ax.axis("off")
+            continue
+        im = ax.imshow(W[k], cmap=style.DIVERGING, vmin=-vmax, vmax=vmax)
+        ax.set_title(f"W state {k}", color=style.color(k))
+        first_col = k % cols == 0
+        style.label_matrix_axes(ax, labels, x=True, y=first_col)
+        if not first_col:
+            ax.set_yticks([])
+    style.add_caption(fig, cap)
+    fig.subplots_adjust(right=0.88, wspace=0.15)
+    cax = fig.add_axes((0.9, 0.3, 0.012, 0.55))
+    fig.colorbar(im, cax=cax, label="coupling W[post, pre]")
+    out.append(style.save(fig, outdir, f"states_weights_{name}", fmt))
+    # 3. learned prior
+    prior = str(d.get("@prior", "none"))
+    if prior == "gaussian":
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        W0 = np.asarray(d["W0"], float)
+        v = float(np.abs(W0).max()) or 1.0
+        im = ax.imshow(W0, cmap=style.DIVERGING, vmin=-v, vmax=v)
+        ax.set_title(f"shared mean W0 (sigma={float(d.get('@sigma', np.nan)):.3g})")
+        style.label_matrix_axes(ax, labels)
+        fig.colorbar(im, ax=ax, shrink=0.8)
         style.add_caption(fig, cap)
-        out.append(style.save(fig, outdir, f"states_timeline_{name}", fmt))
-        # 2. weights per state
-        W = np.asarray(d["weights"], float)
-        vmax = float(np.abs(W).max()) or 1.0
-        cols = min(K, 5)
-        rows = int(np.ceil(K / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols + 1.0, 3.3 * rows), squeeze=False)
-        for k in range(rows * cols):
-            ax = axes.flat[k]
-            if k >= K:
-                ax.axis("off")
-                continue
-            im = ax.imshow(W[k], cmap=style.DIVERGING, vmin=-vmax, vmax=vmax)
-            ax.set_title(f"W state {k}", color=style.color(k))
-            first_col = k % cols == 0
-            style.label_matrix_axes(ax, labels, x=True, y=first_col)
-            if not first_col:
-                ax.set_yticks([])
-        style.add_caption(fig, cap)
-        fig.subplots_adjust(right=0.88, wspace=0.15)
-        cax = fig.add_axes((0.9, 0.3, 0.012, 0.55))
-        fig.colorbar(im, cax=cax, label="coupling W[post, pre]")
-        out.append(style.save(fig, outdir, f"states_weights_{name}", fmt))
-        # 3. learned prior
-        prior = str(d.get("@prior", "none"))
-        if prior == "gaussian":
-            fig, ax = plt.subplots(figsize=(4.5, 4))
-            W0 = np.asarray(d["W0"], float)
-            v = float(np.abs(W0).max()) or 1.0
-            im = ax.imshow(W0, cmap=style.DIVERGING, vmin=-v, vmax=v)
-            ax.set_title(f"shared mean W0 (sigma={float(d.get('@sigma', np.nan)):.3g})")
+        out.append(style.save(fig, outdir, f"states_prior_{name}", fmt))
+    elif prior == "onehot":
+        tab = np.asarray(d["adjacency_prior"], float)
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
+        for ax, c, title in zip(axes, (0, 2), ("p(inhibitory)", "p(excitatory)")):
+            im = ax.imshow(tab[..., c], cmap=style.SEQUENTIAL, vmin=0, vmax=1)
+            ax.set_title(f"learned prior {title}")
             style.label_matrix_axes(ax, labels)
-            fig.colorbar(im, ax=ax, shrink=0.8)
-            style.add_caption(fig, cap)
-            out.append(style.save(fig, outdir, f"states_prior_{name}", fmt))
-        elif prior == "onehot":
-            tab = np.asarray(d["adjacency_prior"], float)
-            fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
-            for ax, c, title in zip(axes, (0, 2), ("p(inhibitory)", "p(excitatory)")):
-                im = ax.imshow(tab[..., c], cmap=style.SEQUENTIAL, vmin=0, vmax=1)
-                ax.set_title(f"learned prior {title}")
-                style.label_matrix_axes(ax, labels)
-            fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04)
-            consensus = tab.argmax(-1) - 1
-            axes[2].imshow(consensus, cmap=style.DIVERGING, vmin=-1, vmax=1)
-            axes[2].set_title("prior argmax (blue inh, white none, red exc)")
-            style.label_matrix_axes(axes[2], labels)
-            style.add_caption(fig, cap)
-            out.append(style.save(fig, outdir, f"states_prior_{name}", fmt))
-        # 4. EM trace
-        tr = np.asarray(d["loglik_trace"], float)
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot(np.arange(1, tr.size + 1), tr, marker=".", color=style.color(4))
-        ax.set_xlabel("EM iteration")
-        ax.set_ylabel("log posterior (nats)")
-        bits = d.get("@heldout_bits_per_spike")
-        ax.set_title(f"EM objective; held-out {bits:.4f} {d.get('@heldout_unit', '')}"
-                     if bits is not None else "EM objective")
+        fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04)
+        consensus = tab.argmax(-1) - 1
+        axes[2].imshow(consensus, cmap=style.DIVERGING, vmin=-1, vmax=1)
+        axes[2].set_title("prior argmax (blue inh, white none, red exc)")
+        style.label_matrix_axes(axes[2], labels)
         style.add_caption(fig, cap)
-        out.append(style.save(fig, outdir, f"states_trace_{name}", fmt))
+        out.append(style.save(fig, outdir, f"states_prior_{name}", fmt))
+    # 4. EM trace
+    tr = np.asarray(d["loglik_trace"], float)
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    fig.subplots_adjust(left=0.2, right=0.84)
+    ax.plot(np.arange(1, tr.size + 1), tr, marker=".", color=style.color(4))
+    ax.set_xlabel("EM iteration")
+    ax.set_ylabel("log posterior (nats)")
+    bits = d.get("@heldout_bits_per_spike")
+    ax.set_title(f"EM objective; held-out {bits:.4f} {d.get('@heldout_unit', '')}"
+                 if bits is not None else "EM objective")
+    if "tau_trace" in d:
+        taus = np.asarray(d["tau_trace"], float)
+        ax2 = ax.twinx()
+        ax2.plot(np.arange(1, taus.size + 1), taus, ls="--", color=style.color(1))
+        ax2.set_ylabel(f"basis tau (bins); learned {float(d.get('@tau', taus[-1])):.3g}",
+                       color=style.color(1))
+    style.add_caption(fig, cap)
+    out.append(style.save(fig, outdir, f"states_trace_{name}", fmt))
     return out
