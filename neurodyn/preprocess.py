@@ -24,7 +24,9 @@ Steps run in this fixed order; each runs only when its parameter asks for it:
 8. ``derivative`` replace traces by their time derivative (``numpy.gradient``, units/s).
 
 Recordings with gaps in ``time`` (after an interval crop) are processed per contiguous
-segment. What each step did is appended to ``meta["preprocess"]`` of every recording and
+segment. Every step is channel-wise, so steps work in float64 on blocks of
+:data:`CHANNEL_BLOCK` channels and store float32 (:func:`by_channels`): the peak memory of a
+step is about the float32 input plus its output, not several float64 copies of the recording. What each step did is appended to ``meta["preprocess"]`` of every recording and
 summarised in the output's root attribute ``preprocess_log``.
 """
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,7 @@ from neurodyn.errors import InputError
 from neurodyn.recording import Recording
 
 STEPS = ("crop", "gaps", "reference", "filter", "detrend", "resample", "normalize", "derivative")
+CHANNEL_BLOCK = 16  # channels processed together in float64 by :func:`by_channels`
 
 
 # == pure kernels (arrays in, arrays out) =================================================
@@ -133,9 +137,42 @@ def rereference(x: np.ndarray, ref: np.ndarray, targets: np.ndarray) -> np.ndarr
     array (T, N) float64; columns not in ``targets`` unchanged.
     """
     y = np.array(x, dtype=np.float64)
-    r = y[:, ref].mean(axis=1, keepdims=True)
-    y[:, targets] -= r
+    y[:, targets] -= channel_mean(x, ref)[:, None]
     return y
+
+
+def channel_mean(x: np.ndarray, channels: np.ndarray, block: int = CHANNEL_BLOCK) -> np.ndarray:
+    """Mean (T,) float64 of the columns ``channels`` of ``x``, summed ``block`` columns at a time."""
+    total = np.zeros(x.shape[0], dtype=np.float64)
+    for a in range(0, len(channels), block):
+        total += x[:, channels[a:a + block]].sum(axis=1, dtype=np.float64)
+    return total / max(len(channels), 1)
+
+
+def by_channels(x: np.ndarray, fn: Callable[[np.ndarray, slice], np.ndarray],
+                block: int = CHANNEL_BLOCK) -> np.ndarray:
+    """Apply a channel-wise ``fn`` to float64 blocks of ``block`` columns of ``x``.
+
+    Parameters
+    ----------
+    x : array (T, N)
+    fn : callable
+        ``fn(xb, cols) -> (T', n)``: ``xb`` is ``x[:, cols]`` as a float64 copy it may modify.
+        ``T'`` must be the same for every block.
+    block : int
+
+    Returns
+    -------
+    array (T', N) float32
+    """
+    out = None
+    for a in range(0, x.shape[1], block):
+        cols = slice(a, min(a + block, x.shape[1]))
+        y = fn(np.array(x[:, cols], dtype=np.float64), cols)
+        if out is None:
+            out = np.empty((y.shape[0], x.shape[1]), dtype=np.float32)
+        out[:, cols] = y
+    return np.empty((x.shape[0], 0), dtype=np.float32) if out is None else out
 
 
 def bandpass_sos(fs: float, low: float | None, high: float | None, order: int = 4) -> np.ndarray:
@@ -208,6 +245,14 @@ def zscore(x: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:
     return (x - mu) / sd
 
 
+def dff_baseline(x: np.ndarray, percentile: float = 8.0, observed: np.ndarray | None = None
+                 ) -> np.ndarray:
+    """F0 (N,): the ``percentile`` of each channel's observed samples."""
+    if observed is None:
+        return np.percentile(x, percentile, axis=0)
+    return np.array([np.percentile(x[observed[:, j], j], percentile) for j in range(x.shape[1])])
+
+
 def dff(x: np.ndarray, percentile: float = 8.0, observed: np.ndarray | None = None
         ) -> tuple[np.ndarray, np.ndarray]:
     """``(F - F0) / F0`` per channel, F0 the ``percentile`` of the observed samples.
@@ -215,10 +260,7 @@ def dff(x: np.ndarray, percentile: float = 8.0, observed: np.ndarray | None = No
     Returns the normalised array and F0 (N,). Raises ValueError where F0 is 0.
     """
     x = np.asarray(x, dtype=np.float64)
-    if observed is None:
-        f0 = np.percentile(x, percentile, axis=0)
-    else:
-        f0 = np.array([np.percentile(x[observed[:, j], j], percentile) for j in range(x.shape[1])])
+    f0 = dff_baseline(x, percentile, observed)
     if np.any(np.abs(f0) < 1e-12):
         raise ValueError(f"dF/F baseline is zero in channels {np.flatnonzero(np.abs(f0) < 1e-12)[:5]}")
     return (x - f0) / f0, f0
@@ -342,11 +384,15 @@ def _with(rec: Recording, x: np.ndarray, **changes: Any) -> Recording:
 
 
 def _per_segment(rec: Recording, fn: Any) -> np.ndarray:
-    x = rec.data.astype(np.float64)
-    out = np.empty_like(x)
-    for sl in segments(rec.times, rec.fs):
-        out[sl] = fn(x[sl], sl)
-    return out
+    """``fn(x_segment, slice)`` on each contiguous segment, by channel blocks (float32 out)."""
+    segs = segments(rec.times, rec.fs)
+
+    def block(xb: np.ndarray, cols: slice) -> np.ndarray:
+        for sl in segs:
+            xb[sl] = fn(xb[sl], sl)
+        return xb
+
+    return by_channels(rec.data, block)
 
 
 # == the steps ============================================================================
@@ -371,12 +417,18 @@ def step_gaps(rec: Recording, max_gap_s: float) -> tuple[Recording, dict]:
     if rec.mask is None:
         return rec, {"step": "gaps", "interpolated": 0, "masked": 0}
     max_gap = int(np.floor(max_gap_s * rec.fs + 1e-9))
-    x = rec.data.astype(np.float64)
     obs = rec.mask.copy()
+    segs = segments(rec.times, rec.fs)
     n_i = 0
-    for sl in segments(rec.times, rec.fs):
-        x[sl], obs[sl], n, _ = fill_gaps(x[sl], obs[sl], max_gap)
-        n_i += n
+
+    def block(xb: np.ndarray, cols: slice) -> np.ndarray:
+        nonlocal n_i
+        for sl in segs:
+            xb[sl], obs[sl, cols], n, _ = fill_gaps(xb[sl], obs[sl, cols], max_gap)
+            n_i += n
+        return xb
+
+    x = by_channels(rec.data, block)
     n_m = int((~obs).sum())
     out = _with(rec, x, mask=None if obs.all() else obs)
     return out, {"step": "gaps", "max_gap_s": max_gap_s, "max_gap_samples": max_gap,
@@ -405,7 +457,10 @@ def step_reference(rec: Recording, reference: str) -> tuple[Recording, dict]:
             raise InputError("--reference", f"{_src(rec)} has no channels {unknown[:5]}")
         ref = np.array([index[w] for w in wanted])
         names = wanted
-    y = rereference(rec.data, ref, targets)
+    r = channel_mean(rec.data, np.asarray(ref))
+    is_target = np.zeros(rec.n_channels, dtype=bool)
+    is_target[targets] = True
+    y = by_channels(rec.data, lambda xb, cols: xb - r[:, None] * is_target[cols])
     return _with(rec, y), {"step": "reference", "reference": names, "channels": int(targets.size)}
 
 
@@ -414,12 +469,15 @@ def step_filter(rec: Recording, bandpass: list[float | None], notches: list[floa
     rep: dict[str, Any] = {"step": "filter"}
     try:
         sos = bandpass_sos(rec.fs, *bandpass, order=order) if bandpass else None
-        x = rec.data.astype(np.float64)
-        for sl in segments(rec.times, rec.fs):
+
+        def one(xs: np.ndarray, sl: slice) -> np.ndarray:
             if sos is not None:
-                x[sl] = apply_sos(x[sl], sos)
+                xs = apply_sos(xs, sos)
             for f in notches:
-                x[sl] = notch(x[sl], rec.fs, f, q)
+                xs = notch(xs, rec.fs, f, q)
+            return xs
+
+        x = _per_segment(rec, one)
     except ValueError as exc:
         raise InputError("--bandpass/--notch", f"{_src(rec)}: {exc}") from None
     if bandpass:
@@ -438,37 +496,45 @@ def step_resample(rec: Recording, target: float) -> tuple[Recording, dict]:
     if abs(target - rec.fs) < 1e-9 * rec.fs and (rec.time is None or is_regular(rec.time, rec.fs)):
         return rec, {"step": "resample", "method": "none (already at rate)", "fs": target}
     t = rec.times
-    x = rec.data.astype(np.float64)
     ratio = rate_ratio(rec.fs, target)
     regular = all(is_regular(t[sl], rec.fs) for sl in segments(t, rec.fs))
-    times, parts, masks = [], [], []
-    method = ""
-    for sl in segments(t, rec.fs):
-        ts, xs = t[sl], x[sl]
-        ms = None if rec.mask is None else rec.mask[sl]
-        if regular and ratio is not None:
-            up, down = ratio
-            if rec.modality == "spikes" and up == 1 and rec.units == "counts":
-                y = rebin_sum(xs, down)
-                method = f"sum of {down} bins (counts kept)"
-            else:
-                y = resample_polyphase(xs, up, down)
-                if rec.modality == "spikes" and rec.units == "counts":
-                    y = y * (rec.fs / target)  # expected count per new bin
-                method = f"polyphase resample_poly up={up} down={down}"
-            grid = ts[0] + np.arange(y.shape[0]) / target
-        else:
-            grid, y = resample_linear(ts, xs, target)
-            method = "linear interpolation"
-        times.append(grid)
-        parts.append(y)
-        if ms is not None:
+    counts = rec.modality == "spikes" and rec.units == "counts"
+    polyphase = regular and ratio is not None
+    if polyphase:
+        up, down = ratio
+        rebin = counts and up == 1
+        method = (f"sum of {down} bins (counts kept)" if rebin
+                  else f"polyphase resample_poly up={up} down={down}")
+    else:
+        method = "linear interpolation"
+    segs = segments(t, rec.fs)
+    times: list[np.ndarray] = []
+
+    def one(xs: np.ndarray, sl: slice) -> np.ndarray:
+        if not polyphase:
+            return resample_linear(t[sl], xs, target)[1]
+        if rebin:
+            return rebin_sum(xs, down)
+        y = resample_polyphase(xs, up, down)
+        return y * (rec.fs / target) if counts else y  # counts: expected count per new bin
+
+    def block(xb: np.ndarray, cols: slice) -> np.ndarray:
+        parts = [one(xb[sl], sl) for sl in segs]
+        if not times:  # the new time stamps, once
+            for sl, part in zip(segs, parts):
+                times.append(t[sl][0] + np.arange(part.shape[0]) / target)
+        return np.concatenate(parts)
+
+    y = by_channels(rec.data, block)
+    new_t = np.concatenate(times) if times else t[:0]
+    masks = []
+    for sl, grid in zip(segs, times) if rec.mask is not None else ():
+        ts = t[sl]
+        if regular:
             near = np.clip(np.round((grid - ts[0]) * rec.fs).astype(int), 0, len(ts) - 1)
-            if not regular:
-                near = np.clip(np.searchsorted(ts, grid), 0, len(ts) - 1)
-            masks.append(ms[near])
-    new_t = np.concatenate(times)
-    y = np.concatenate(parts)
+        else:
+            near = np.clip(np.searchsorted(ts, grid), 0, len(ts) - 1)
+        masks.append(rec.mask[sl][near])
     mask = np.concatenate(masks) if masks else None
     one_segment = len(times) == 1
     out = _with(rec, y, fs=float(target), time=None if one_segment and rec.time is None else new_t,
@@ -480,11 +546,22 @@ def step_resample(rec: Recording, target: float) -> tuple[Recording, dict]:
 def step_normalize(rec: Recording, how: str, percentile: float) -> tuple[Recording, dict]:
     obs = rec.mask
     if how == "zscore":
-        return _with(rec, zscore(rec.data, obs), units="z"), {"step": "normalize", "method": "zscore"}
-    try:
-        y, f0 = dff(rec.data, percentile, obs)
-    except ValueError as exc:
-        raise InputError(_src(rec), str(exc)) from None
+        y = by_channels(rec.data, lambda xb, c: zscore(xb, None if obs is None else obs[:, c]))
+        return _with(rec, y, units="z"), {"step": "normalize", "method": "zscore"}
+    baselines = []
+
+    def block(xb: np.ndarray, cols: slice) -> np.ndarray:
+        f0b = dff_baseline(xb, percentile, None if obs is None else obs[:, cols])
+        zero = np.abs(f0b) < 1e-12
+        if zero.any():
+            names = [rec.labels[cols.start + j] for j in np.flatnonzero(zero)[:5]]
+            raise InputError(_src(rec), f"dF/F baseline F0 is zero in channels {names}; "
+                                        "use --normalize zscore or offset the traces")
+        baselines.append(f0b)
+        return (xb - f0b) / f0b
+
+    y = by_channels(rec.data, block)
+    f0 = np.concatenate(baselines)
     return _with(rec, y, units="dF/F"), {
         "step": "normalize", "method": "dff", "percentile": percentile,
         "f0_median": float(np.median(f0))}
@@ -628,7 +705,7 @@ def run(
         "derivative": bool(derivative), "order": list(STEPS),
     }
     check_params(params)
-    recs = store.read_recordings(input_path, ids)
+    recs = store.read_recordings(input_path, ids, lazy=True)  # each loaded when processed
     with store.open_h5(input_path) as f:
         cons = [Connectome.read(g) for g in f["connectome"].values()] if "connectome" in f else []
         # other root groups (e.g. /ground_truth of simulated data) are carried over unchanged

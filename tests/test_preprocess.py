@@ -294,3 +294,39 @@ def test_run_carries_connectome_and_ground_truth(tmp_path):
         np.testing.assert_array_equal(f["ground_truth/membership"][()], [0, 1, -1, 0])
         got = Connectome.read(f["connectome/toy"])
     np.testing.assert_array_equal(got.chemical, con.chemical)
+
+
+def test_channel_blocks_equal_whole_array_processing():
+    """Steps run on float64 blocks of channels; with more channels than a block (and a ragged
+    last block) every step must equal the kernels applied to the whole array."""
+    n = 2 * pp.CHANNEL_BLOCK + 5
+    rec = pp.preprocess_recording(eeg_rec(n=n, seed=3), crop="eyes_closed")
+    x = rec.data.astype(float)
+    segs = pp.segments(rec.times, rec.fs)
+    out = pp.preprocess_recording(rec, reference="average", bandpass="1,40", notch="50",
+                                  detrend="linear", resample_hz=125.0, normalize="zscore")
+    eeg = np.arange(n - 1)
+    ref = pp.rereference(x, eeg, eeg)
+    sos = pp.bandpass_sos(rec.fs, 1.0, 40.0, 4)
+    parts = []
+    for sl in segs:
+        y = pp.notch(pp.apply_sos(ref[sl], sos), rec.fs, 50.0, 30.0)
+        parts.append(pp.resample_polyphase(scipy.signal.detrend(y, axis=0), 1, 2))
+    expect = pp.zscore(np.concatenate(parts))
+    assert out.data.shape == expect.shape and out.fs == 125.0
+    np.testing.assert_allclose(out.data, expect, rtol=1e-4, atol=1e-4)
+    # gaps and dF/F per block: the mask and the baselines keep their channel positions
+    xg = np.abs(np.random.default_rng(0).normal(size=(400, n))) + 1.0
+    mask = np.ones_like(xg, dtype=bool)
+    mask[50:52, n - 1] = False
+    mask[100:200, pp.CHANNEL_BLOCK] = False
+    cal = Recording(np.where(mask, xg, np.nan), [f"c{i}" for i in range(n)], "calcium", fs=10.0,
+                    mask=mask)
+    g = pp.preprocess_recording(cal, max_gap_s=0.5, normalize="dff", dff_percentile=20)
+    y, o, n_i, _ = pp.fill_gaps(xg, mask, 5)
+    np.testing.assert_array_equal(g.mask, o)
+    assert g.meta["preprocess"][0]["interpolated"] == n_i == 2
+    np.testing.assert_allclose(g.data, pp.dff(y, 20, o)[0], rtol=1e-5, atol=1e-6)
+    zero = cal.replace(traces=np.where(mask, 0.0, np.nan))
+    with pytest.raises(InputError, match=r"zero in channels \['c0'"):
+        pp.preprocess_recording(zero, normalize="dff")
