@@ -299,6 +299,14 @@ def test_recovery_published_setting(seed):
 
 
 @pytest.mark.slow
+def test_split_merge_from_all_in_one_recovers_planted_partition():
+    """From all neurons in one cluster, only split moves can create the planted clusters early:
+    the trajectory-collapsed split-merge must be accepted and the chain reach the truth."""
+    truth, z_one, _, _ = _fit_sim(3, 150, init="one")
+    assert ari(truth["clusters"], z_one) >= 0.95
+
+
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="known limitation: from all-separate starts singleton clusters "
                    "do not merge within a few hundred sweeps (see neurodyn/bicluster/sampler.py)")
 def test_all_in_one_and_all_separate_starts_agree():

@@ -15,13 +15,8 @@ p(new) ∝ gamma V_N(t + 1) / V_N(t) m(i | X_aux) where the auxiliary cluster is
 cluster when it is a singleton, or a fresh draw (dynamics from the MNIW prior, trajectory from
 the switching-dynamics prior) otherwise. DP option: n_-i,k and dp_alpha instead.
 
-Split-merge (Dahl 2003 sequential allocation, Jain & Neal 2004): pick neurons i != j. Split:
-the cluster of i keeps its trajectory, a new trajectory X_b for j's side is proposed by FFBS
-from a fixed auto-regressive proposal model observing neuron j alone (density computable), the
-new cluster's dynamics come from their exact MNIW conditional given X_b, and the other members
-are allocated one by one in random order. The target ratio then involves the MNIW evidence
-p(X_b | s). Merge is the exact reverse (the merged cluster keeps i's trajectory), scored with the
-same allocation probabilities and FFBS density. Both are Metropolis-Hastings moves.
+Split-merge moves live in :meth:`neurodyn.bicluster.sampler.Model.split_merge` (trajectory-
+collapsed: Kalman normalisers of the clusters involved, theta fixed).
 """
 
 from __future__ import annotations

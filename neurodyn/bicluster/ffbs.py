@@ -21,10 +21,11 @@ from neurodyn.bicluster.linalg import (
     LOG2PI,
     chol,
     chol_into,
-    chol_inv_into,
     chol_solve_into,
+    gram_t_into,
     mv,
     mvn_logpdf_chol,
+    tri_inv_into,
 )
 
 
@@ -54,8 +55,10 @@ def ffbs(
 
     Notes
     -----
-    Information-form filter with preallocated q x q work arrays (no allocation per bin); the
-    backward pass samples x[t] | x[t+1] through the Cholesky factor of its precision.
+    Information-form filter with preallocated q x q work arrays (no allocation per bin): per bin
+    one Cholesky factor and one triangular inverse of the predicted covariance and of the
+    filtered precision; the filtered information vector is stored so that the backward pass
+    samples x[t] | x[t+1] through one Cholesky factor of its precision.
     """
     T, q = h.shape
     L = A.shape[0]
@@ -65,14 +68,15 @@ def ffbs(
     # per-state constants of the backward pass: A'Q^-1 and A'Q^-1 A
     AtQ = np.zeros((L, q, q))
     AtQA = np.zeros((L, q, q))
-    lowq = np.zeros((q, q))
+    low = np.zeros((q, q))
+    li = np.zeros((q, q))
     qinv = np.zeros((q, q))
-    work = np.zeros(q)
     for l in range(L):
         if not used[l]:
             continue
-        chol_into(Q[l], lowq)
-        chol_inv_into(lowq, qinv, work)
+        chol_into(Q[l], low)
+        tri_inv_into(low, li)
+        gram_t_into(li, qinv)
         for i in range(q):
             for j in range(q):
                 acc = 0.0
@@ -85,16 +89,18 @@ def ffbs(
                 for k in range(q):
                     acc += AtQ[l, i, k] * A[l, k, j]
                 AtQA[l, i, j] = acc
-    mf = np.empty((T, q))
-    Pf = np.empty((T, q, q))
-    Pinvf = np.empty((T, q, q))
+    mf = np.empty((T, q))  # filtered means
+    Pf = np.empty((T, q, q))  # filtered covariances
+    lamf = np.empty((T, q, q))  # filtered precisions
+    etaf = np.empty((T, q))  # filtered information vectors (lamf @ mf)
     mp = np.empty(q)
     Pp = np.empty((q, q))
     tmp = np.empty((q, q))
     lowp = np.zeros((q, q))
+    lip = np.zeros((q, q))
     lowl = np.zeros((q, q))
-    Ppinv = np.empty((q, q))
-    eta = np.empty(q)
+    lil = np.zeros((q, q))
+    w = np.empty(q)
     v = np.empty(q)
     logz = 0.0
     for t in range(T):
@@ -117,65 +123,80 @@ def ffbs(
                         acc += A[l, i, k] * Pf[t - 1, k, j]
                     tmp[i, j] = acc
             for i in range(q):
-                for j in range(q):
+                for j in range(i + 1):
                     acc = Q[l, i, j]
                     for k in range(q):
                         acc += tmp[i, k] * A[l, j, k]
                     Pp[i, j] = acc
+                    Pp[j, i] = acc
         chol_into(Pp, lowp)
-        chol_inv_into(lowp, Ppinv, work)
-        lam = Pinvf[t]
-        for i in range(q):
-            for j in range(q):
-                lam[i, j] = Ppinv[i, j] + J[t, i, j]
-        chol_into(lam, lowl)
-        chol_inv_into(lowl, Pf[t], work)
-        for i in range(q):
-            acc = h[t, i]
-            for k in range(q):
-                acc += Ppinv[i, k] * mp[k]
-            eta[i] = acc
-        chol_solve_into(lowl, eta, v)
-        quad_e = 0.0
+        tri_inv_into(lowp, lip)
+        # w = Lp^-1 mp, so mp' Pp^-1 mp = |w|^2 and Pp^-1 mp = Lp^-T w
         quad_p = 0.0
+        ld = 0.0
         for i in range(q):
-            mf[t, i] = v[i]
-            quad_e += eta[i] * v[i]
             acc = 0.0
-            for k in range(q):
-                acc += Ppinv[i, k] * mp[k]
-            quad_p += mp[i] * acc
-        logz += -(_logdiag(lowp) + _logdiag(lowl)) + 0.5 * quad_e - 0.5 * quad_p
+            for k in range(i + 1):
+                acc += lip[i, k] * mp[k]
+            w[i] = acc
+            quad_p += acc * acc
+            ld += np.log(lowp[i, i])
+        lam = lamf[t]
+        for i in range(q):
+            for j in range(i + 1):
+                acc = J[t, i, j]
+                for k in range(i, q):
+                    acc += lip[k, i] * lip[k, j]
+                lam[i, j] = acc
+                lam[j, i] = acc
+            acc = h[t, i]
+            for k in range(i, q):
+                acc += lip[k, i] * w[k]
+            etaf[t, i] = acc
+        chol_into(lam, lowl)
+        tri_inv_into(lowl, lil)
+        gram_t_into(lil, Pf[t])
+        quad_e = 0.0
+        for i in range(q):
+            acc = 0.0
+            for k in range(i + 1):
+                acc += lil[i, k] * etaf[t, k]
+            v[i] = acc
+            quad_e += acc * acc
+            ld += np.log(lowl[i, i])
+        for i in range(q):
+            acc = 0.0
+            for k in range(i, q):
+                acc += lil[k, i] * v[k]
+            mf[t, i] = acc
+        logz += -ld + 0.5 * quad_e - 0.5 * quad_p
     x = np.empty((T, q))
     if not sample:
         if x_in.shape[0] != T:  # filter only: normaliser wanted, no path
             x[:] = 0.0
             return x, 0.0, logz
         x[:] = x_in
-    # last bin: N(mf, Pf) with precision Pinvf
     logq = 0.0
     mean = np.empty(q)
+    eta = np.empty(q)
     for t in range(T - 1, -1, -1):
-        lam = Pinvf[t]
+        # precision and information of x[t] | x[t+1], y[:t+1] (last bin: the filtered ones)
         if t == T - 1:
             for i in range(q):
-                eta[i] = 0.0
-                for k in range(q):
-                    eta[i] += lam[i, k] * mf[t, k]
-            for i in range(q):
+                eta[i] = etaf[t, i]
                 for j in range(q):
-                    tmp[i, j] = lam[i, j]
+                    tmp[i, j] = lamf[t, i, j]
         else:
             l = s[t + 1]
             for i in range(q):
                 v[i] = x[t + 1, i] - b[l, i]
             for i in range(q):
-                acc = 0.0
+                acc = etaf[t, i]
                 for k in range(q):
-                    acc += lam[i, k] * mf[t, k] + AtQ[l, i, k] * v[k]
+                    acc += AtQ[l, i, k] * v[k]
                 eta[i] = acc
                 for j in range(q):
-                    tmp[i, j] = lam[i, j] + AtQA[l, i, j]
+                    tmp[i, j] = lamf[t, i, j] + AtQA[l, i, j]
         chol_into(tmp, lowl)
         chol_solve_into(lowl, eta, mean)
         # x = mean + L^{-T} z ;  log N = -|L^T (x - mean)|^2 / 2 + sum log L_ii - q/2 log 2 pi
@@ -195,6 +216,7 @@ def ffbs(
             quad += acc * acc
         logq += -0.5 * quad + _logdiag(lowl) - 0.5 * q * LOG2PI
     return x, logq, logz
+
 
 
 @njit(cache=True, error_model="numpy")

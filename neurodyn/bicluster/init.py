@@ -75,3 +75,13 @@ def init_factor(y: np.ndarray, seed: int, latent_dim: int = 2, groups: int = 3) 
     F = W**2 / np.maximum((W**2).sum(axis=1, keepdims=True), 1e-12)
     tree = linkage(F, method="average", metric="cosine")
     return (fcluster(tree, k, criterion="maxclust") - 1).astype(np.int64)
+
+
+def similarity(y: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    """(N, N) absolute correlation of smoothed log counts (data only; zero diagonal)."""
+    if y.shape[0] < 2:
+        return np.zeros((y.shape[0], y.shape[0]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.nan_to_num(np.abs(np.corrcoef(_smooth(y, sigma))))
+    np.fill_diagonal(c, 0.0)
+    return c

@@ -156,3 +156,31 @@ def chol_inv_into(low: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
         chol_solve_into(low, work, work)
         for i in range(n):
             out[i, j] = work[i]
+
+
+@njit(cache=True, error_model="numpy")
+def tri_inv_into(low: np.ndarray, inv: np.ndarray) -> None:
+    """Inverse of a lower-triangular matrix written into ``inv`` (lower triangular)."""
+    n = low.shape[0]
+    for j in range(n):
+        inv[j, j] = 1.0 / low[j, j]
+        for i in range(j):
+            inv[i, j] = 0.0
+        for i in range(j + 1, n):
+            s = 0.0
+            for k in range(j, i):
+                s -= low[i, k] * inv[k, j]
+            inv[i, j] = s / low[i, i]
+
+
+@njit(cache=True, error_model="numpy")
+def gram_t_into(li: np.ndarray, out: np.ndarray) -> None:
+    """``out = li' li`` for lower-triangular ``li`` (so (L L')^-1 from li = L^-1)."""
+    n = li.shape[0]
+    for i in range(n):
+        for j in range(i + 1):
+            acc = 0.0
+            for k in range(i, n):
+                acc += li[k, i] * li[k, j]
+            out[i, j] = acc
+            out[j, i] = acc

@@ -14,12 +14,19 @@ the joint posterior invariant; their composition is a valid MCMC kernel):
    trajectory-marginal likelihoods (Kalman normalisers) rather than trajectories already
    fitted to the neuron's own data (see :meth:`Model.move_labels`). This is what lets neurons
    leave small clusters whose trajectory absorbed their noise.
-8. split-merge MH proposals (``split_merge`` per sweep), then theta of moved neurons redrawn.
+8. split-merge MH proposals (``split_merge`` per sweep) with every trajectory involved redrawn
+   by FFBS, so that the ratio involves Kalman normalisers (see :meth:`Model.split_merge`);
+   theta is unchanged, a new cluster's (A, b) come from their conditional given the
+   trajectory being split; allocation by data similarity.
 
-Known limitations: starting from all neurons in separate clusters, singleton clusters (whose
-latent scale and dynamics adapt to one neuron) are rarely merged within a few hundred sweeps, so
-the default start is a factor-analysis partition (:mod:`.init`); the label blocks cost O(N) FFBS
-passes per sweep, which dominates run time.
+Known limitation: starting from all neurons in separate clusters, singleton clusters do not
+merge (acceptance 0 in 150 sweeps on the published setting). Diagnosis (numbers in the
+report of issue 6): a singleton's 3-dimensional trajectory is constrained by its neuron only
+along (1, c_i); its (A, b) and theta adapt to the free directions, so any single-step proposal
+that puts two singletons together loses 20-400 nats of Kalman normaliser (median ~105 nats
+with theta fixed) and the MFM prior itself penalises merging two singletons at K = 30
+(~3.6 nats). From one cluster (or the default factor start) splits are accepted and the
+chain reaches the planted partition. The label blocks cost O(N) FFBS passes per sweep.
 
 Support: the target is the model's joint density restricted to latent trajectories inside the
 box |X| <= X_MAX (:func:`in_box`); every block rejects proposals outside it, which keeps each
@@ -48,12 +55,13 @@ from neurodyn.bicluster.clusters import (
 )
 from neurodyn.bicluster.dispersion import draw_dispersion
 from neurodyn.bicluster.ffbs import ffbs, slds_sample, state_loglik
-from neurodyn.bicluster.init import init_factor, init_states
+from neurodyn.bicluster.init import init_factor, init_states, similarity
 from neurodyn.bicluster.linalg import chol, mvn_logpdf_chol
 from neurodyn.bicluster.model import Priors, SamplerConfig
 from neurodyn.bicluster.pg import draw_omega, kappa
 from neurodyn.bicluster.states import (
     ab_log_evidence,
+    ab_log_ratio_prior_cond,
     sample_ab,
     sample_ab_prior,
     sample_hdp,
@@ -64,12 +72,13 @@ from neurodyn.bicluster.states import (
 from neurodyn.bicluster.summaries import Accumulator
 
 BLOCKS = ("dispersion", "polya_gamma", "trajectories", "states", "dynamics", "labels", "split_merge")
-# Split proposals: AR(1) per latent coordinate, coefficient PROP_AR, stationary variance
+# Auxiliary trajectory u of move_labels: AR(1) per latent coordinate, coefficient PROP_AR, variance
 # PROP_VAR_MU for mu and PROP_VAR_X for x; neuron j observes coordinate 1 (or 0 when p = 0).
 PROP_AR, PROP_VAR_MU, PROP_VAR_X = 0.95, 0.1, 1.0
 NEW_PROB = 0.1  # probability that the trajectory-collapsed move proposes a new cluster
 MOVE_TEMPER = 0.0  # target clusters proposed ∝ exp(MOVE_TEMPER * m(i | X_k)); 0: uniform
 THETA_SCALE = 2.0  # proposal sd of theta_i' is THETA_SCALE times its conditional sd
+ALLOC_TAU = 12.0  # split allocation: logit slope in the difference of mean |correlation|
 # Latent trajectories are constrained to the box |X_k[t, j]| <= X_MAX (log-rate units): the
 # target is the model's joint density times this indicator (see :func:`in_box`).
 X_MAX = 25.0
@@ -140,6 +149,7 @@ class Model:
         self.prop_V0 = np.diag(v)
         self.prop_s = np.zeros(self.T, dtype=np.int64)
         self.prop_dim = 1 if self.q > 1 else 0
+        self.sim = similarity(self.y)  # (N, N) |correlation| of smoothed counts (split allocation)
 
     # -- helpers -----------------------------------------------------------------------
     def psi(self, st: ChainState) -> np.ndarray:
@@ -428,63 +438,102 @@ class Model:
         return ffbs(J, h, self.prop_A, self.prop_b, self.prop_Q, self.prop_s, np.zeros(self.q),
                     self.prop_V0, rng.standard_normal((self.T, self.q)), xin, sample)
 
+    def _allocate(self, i: int, j: int, rest: np.ndarray, side_given: np.ndarray | None, rng):
+        """Sequential allocation of ``rest`` to i's side (0) or j's side (1) by data similarity.
+
+        Neuron k goes to side 1 with probability sigmoid(ALLOC_TAU * (s1 - s0)), s_x the mean
+        |correlation| (:attr:`Model.sim`, data only) of k with the neurons already on side x.
+        With ``side_given`` the sides are scored instead of drawn. Returns (sides, log q)."""
+        sim = self.sim
+        side = np.empty(rest.size, dtype=np.int64)
+        tot = np.array([sim[rest, i], sim[rest, j]])  # running sums of similarities per side
+        cnt = np.array([1.0, 1.0])
+        logq = 0.0
+        for pos in range(rest.size):
+            diff = ALLOC_TAU * (tot[1, pos] / cnt[1] - tot[0, pos] / cnt[0])
+            lp1, lp0 = -np.logaddexp(0.0, -diff), -np.logaddexp(0.0, diff)
+            sd = int(rng.random() < np.exp(lp1)) if side_given is None else int(side_given[pos])
+            side[pos] = sd
+            logq += lp1 if sd else lp0
+            tot[sd] += sim[rest, rest[pos]]
+            cnt[sd] += 1.0
+        return side, logq
+
     def split_merge(self, st: ChainState, kap, om, rng) -> None:
-        """One sequentially-allocated split-merge Metropolis-Hastings proposal."""
+        """One trajectory-collapsed split-merge Metropolis-Hastings proposal.
+
+        Pick an ordered pair (i, j), i != j, uniformly; a = z_i, b = z_j. Every trajectory of
+        the clusters involved is redrawn by FFBS from its exact conditional, so the ratio
+        involves Kalman normalisers Z(members | theta, (A, b)) (trajectories integrated out)
+        instead of the density of a proposed trajectory; theta is unchanged.
+
+        Split (a == b): the others of a go to i's side or j's side by :meth:`_allocate`
+        (probability q_alloc). i's side keeps (A, b)_a; j's side gets a new cluster whose
+        (A, b) are drawn, for the states used by s, from their matrix-normal conditional given
+        the current X_a (density q_D; prior for the other states, which cancels). Both
+        trajectories are then drawn by FFBS. Merge (a != b): j's cluster joins a, which keeps
+        (A, b)_a; the merged trajectory X_m is drawn by FFBS; the reverse split is scored with
+        q_alloc and q_D given X_m. With S the split state, M the merged one, I = i's side,
+        B = j's side and theta fixed,
+
+            log r = log p(z_S) - log p(z_M) + log Z_I(D_a) + log Z_B(D_b) - log Z_{I+B}(D_a)
+                    + log p(D_b) - log q_D(D_b | X_M) - log q_alloc,
+
+        accepted with probability min(1, r) for a split, min(1, 1 / r) for a merge (FFBS
+        densities of the new trajectories cancel against the target, leaving the Z; the
+        trajectory discarded by the move is the one the reverse move would draw by FFBS).
+        A proposed trajectory outside the box is rejected (see :func:`in_box`).
+        """
         if self.N < 2:
             return
         i, j = rng.choice(self.N, 2, replace=False)
-        a, b = st.z[i], st.z[j]
+        a, b = int(st.z[i]), int(st.z[j])
         split = a == b
         mem = np.flatnonzero((st.z == a) | (st.z == b))
         rest = rng.permutation(mem[(mem != i) & (mem != j)])
         sizes = np.bincount(st.z, minlength=len(st.xs)).astype(float)
+        used = np.unique(st.s[1:])
         if split:
             st.stats["split_prop"] += 1
-            xb, logq_x, _ = self._propose_xb(j, kap, om, rng, None)
+            side, logq_alloc = self._allocate(i, j, rest, None, rng)
         else:
             st.stats["merge_prop"] += 1
-            xb = st.xs[b]
-            _, logq_x, _ = self._propose_xb(j, kap, om, rng, xb)
-        idx = np.concatenate([[i, j], rest])
-        m = marginal_loglik(kap[idx], om[idx], self.off[idx], np.stack([st.xs[a], xb]), self.m0[idx],
-                            self.prec)
-        na, nb, logq_alloc = 1.0, 1.0, 0.0
-        side = np.zeros(idx.size, dtype=np.int64)
-        side[1] = 1
-        for pos in range(2, idx.size):
-            lw = np.array([self.prior.existing(np.array([na]))[0] + m[pos, 0],
-                           self.prior.existing(np.array([nb]))[0] + m[pos, 1]])
-            p = np.exp(lw - np.logaddexp(lw[0], lw[1]))
-            if split:
-                side[pos] = int(rng.random() < p[1])
-            else:
-                side[pos] = int(st.z[idx[pos]] == b)
-            logq_alloc += np.log(max(p[side[pos]], 1e-300))
-            if side[pos]:
-                nb += 1
-            else:
-                na += 1
-        others = np.delete(sizes, [a] if split else [a, b])
-        prior_split = self.prior.log_prob(np.append(others, [na, nb]))
-        prior_merged = self.prior.log_prob(np.append(others, na + nb))
-        lik_split = m[side == 0, 0].sum() + m[side == 1, 1].sum()
-        lik_merged = m[:, 0].sum()
-        log_ratio = prior_split - prior_merged + lik_split - lik_merged + self.x_log_evidence(xb, st.s, st.Q) \
-            - logq_alloc - logq_x
+            side, logq_alloc = self._allocate(i, j, rest, (st.z[rest] == b).astype(np.int64), rng)
+        side_i = np.append(rest[side == 0], i)
+        side_j = np.append(rest[side == 1], j)
+        both = np.concatenate([side_i, side_j])
         if split:
-            if in_box(xb) and np.log(rng.random()) < log_ratio:
+            x_m = st.xs[a]
+            z_m = self._cluster_pass(kap, om, st.theta, both, st.dyn[a], st.Q, st.s, rng, False)[1]
+            dyn_b = self._fill_unused(sample_ab(x_m, st.s, st.Q, self.pri.k0, rng, states=used), st.Q, rng)
+            x_i, z_i = self._cluster_pass(kap, om, st.theta, side_i, st.dyn[a], st.Q, st.s, rng, True)
+            x_j, z_j = self._cluster_pass(kap, om, st.theta, side_j, dyn_b, st.Q, st.s, rng, True)
+            ok = in_box(x_i) and in_box(x_j)
+        else:
+            dyn_b = st.dyn[b]
+            x_m, z_m = self._cluster_pass(kap, om, st.theta, both, st.dyn[a], st.Q, st.s, rng, True)
+            z_i = self._cluster_pass(kap, om, st.theta, side_i, st.dyn[a], st.Q, st.s, rng, False)[1]
+            z_j = self._cluster_pass(kap, om, st.theta, side_j, dyn_b, st.Q, st.s, rng, False)[1]
+            ok = in_box(x_m)
+        others = np.delete(sizes, [a] if split else [a, b])
+        prior_split = self.prior.log_prob(np.append(others, [side_i.size, side_j.size]))
+        prior_merged = self.prior.log_prob(np.append(others, both.size))
+        log_d = ab_log_ratio_prior_cond(dyn_b[0], dyn_b[1], x_m, st.s, st.Q, self.pri.k0, used)
+        log_ratio = prior_split - prior_merged + z_i + z_j - z_m + log_d - logq_alloc
+        if not ok:
+            return
+        if split:
+            if np.log(rng.random()) < log_ratio:
                 st.stats["split_acc"] += 1
-                st.xs.append(xb)
-                st.dyn.append(sample_ab(xb, st.s, st.Q, self.pri.k0, rng))
-                st.z[idx[side == 1]] = len(st.xs) - 1
-                for n in idx:
-                    self._draw_theta(st, n, kap, om, rng)
+                st.xs[a] = x_i
+                st.xs.append(x_j)
+                st.dyn.append(dyn_b)
+                st.z[side_j] = len(st.xs) - 1
         elif np.log(rng.random()) < -log_ratio:
             st.stats["merge_acc"] += 1
-            st.z[idx] = a
+            st.xs[a] = x_m
+            st.z[side_j] = a
             self._remove_cluster(st, b, None)
-            for n in idx:
-                self._draw_theta(st, n, kap, om, rng)
 
     def sweep(self, st: ChainState, psi: np.ndarray, rng, timing: dict | None = None,
               labels: bool = True) -> np.ndarray:

@@ -187,3 +187,26 @@ def ab_log_evidence(X: np.ndarray, s: np.ndarray, Q: np.ndarray, k0: float) -> f
         out += (-0.5 * n * q * np.log(2 * np.pi) - 0.5 * n * ldQ
                 + 0.5 * q * ((q + 1) * np.log(k0) - ldK) - 0.5 * np.trace(np.linalg.solve(Q[l], S)))
     return out
+
+
+def mn_logpdf(W: np.ndarray, M: np.ndarray, Q: np.ndarray, Vinv: np.ndarray) -> float:
+    """log MN(W; M, row covariance Q, column covariance V) for W (q, c), given V^-1 (c, c)."""
+    q, c = W.shape
+    D = W - M
+    low = np.linalg.cholesky(Q)
+    Z = np.linalg.solve(low, D)
+    return float(-0.5 * np.trace(Z @ Vinv @ Z.T) - c * np.sum(np.log(np.diag(low)))
+                 + 0.5 * q * np.linalg.slogdet(Vinv)[1] - 0.5 * q * c * np.log(2 * np.pi))
+
+
+def ab_log_ratio_prior_cond(A: np.ndarray, b: np.ndarray, X: np.ndarray, s: np.ndarray, Q: np.ndarray,
+                            k0: float, states: np.ndarray) -> float:
+    """sum over ``states`` of log p(W_l) - log p(W_l | X, s, Q), W_l = [A_l b_l]: the prior
+    MN(0, Q_l, I / k0) against the conditional given trajectory X (see :func:`sample_ab`)."""
+    q = X.shape[1]
+    out = 0.0
+    for l in states:
+        Mn, Kn, _, _ = regression_stats(X, s == l, k0)
+        W = np.column_stack([A[l], b[l]])
+        out += mn_logpdf(W, np.zeros_like(W), Q[l], k0 * np.eye(q + 1)) - mn_logpdf(W, Mn, Q[l], Kn)
+    return out
