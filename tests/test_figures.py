@@ -174,3 +174,21 @@ def test_draw_all_discovers_modules_and_survives_broken_ones(run, tmp_path, monk
     assert [p.name for p in out["states.h5"][0]] == ["ok.png"]
     assert out["bicluster.h5"][0] == [] and "boom" in out["bicluster.h5"][1][0]
     assert len(out["timeline"][0]) == 2
+
+
+@pytest.mark.parametrize("width_in", [3.0, 6.4, 12.0])
+def test_caption_fits_the_figure_width(width_in):
+    """Long provenance captions wrap to the figure they are drawn on, never past its edge."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    params = {f"parameter_{i}": "value" * (i % 3 + 1) for i in range(30)}
+    fig, ax = plt.subplots(figsize=(width_in, 3))
+    style.add_caption(fig, style.caption_text("states.h5 (stage states)", params, 0) + "\nsecond")
+    fig.canvas.draw()
+    box = fig.texts[-1].get_window_extent()
+    assert box.x1 <= fig.bbox.x1 and box.y0 >= 0
+    assert fig.texts[-1].get_text().count("\n") >= 2 and "seed: 0" in fig.texts[-1].get_text()
+    plt.close(fig)

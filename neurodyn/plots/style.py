@@ -198,20 +198,22 @@ def shade_events(ax: Any, events: Any, *, alpha: float = 0.15, max_edges: int = 
 
 
 def caption_text(data: str, params: Mapping[str, Any] | None = None, seed: Any = None,
-                 extra: str = "", width: int = 160) -> str:
-    """One caption line: ``data: ... | params: k=v, ... | seed: s``, wrapped to ``width``."""
-    parts = [f"data: {data}"]
-    if params:
-        kv = ", ".join(f"{k}={_short(v)}" for k, v in params.items())
-        parts.append(f"params: {kv}")
-    if seed is not None and seed != -1:
-        parts.append(f"seed: {seed}")
-    if extra:
-        parts.append(extra)
-    text = " | ".join(parts)
-    if len(text) > 3 * width:
-        text = text[: 3 * width - 3] + "..."
-    return "\n".join(textwrap.wrap(text, width))
+                 extra: str = "", max_chars: int = 480) -> str:
+    """One caption line ``data: ... | params: k=v, ... | seed: s`` (at most ``max_chars``).
+
+    :func:`add_caption` wraps it to the width of the figure it is drawn on."""
+    head = f"data: {data}"
+    tail = [f"seed: {seed}"] if seed is not None and seed != -1 else []
+    tail += [extra] if extra else []
+    kv = ", ".join(f"{k}={_short(v)}" for k, v in params.items()) if params else ""
+    if kv:  # parameters give way first: the data, seed and extra always show
+        room = max_chars - len(" | ".join([head, "params: ", *tail]))
+        kv = _clip(kv, max(room, 20))
+    return " | ".join([head, *([f"params: {kv}"] if kv else []), *tail])
+
+
+def _clip(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
 
 
 def _short(v: Any) -> str:
@@ -232,7 +234,7 @@ def caption_from(path: str | Path, extra: str = "") -> str:
     return caption_text(data, params, p.get("seed"), extra)
 
 
-def caption_from_many(paths: Sequence[str | Path], extra: str = "", width: int = 160) -> str:
+def caption_from_many(paths: Sequence[str | Path], extra: str = "", max_chars: int = 640) -> str:
     """Caption naming several stage files, each with its parameters and seed."""
     from neurodyn.io.store import provenance
 
@@ -248,19 +250,28 @@ def caption_from_many(paths: Sequence[str | Path], extra: str = "", width: int =
         if p.get("seed") not in (None, -1):
             bits.append(f"seed {p['seed']}")
         parts.append(f"{Path(path).name} ({', '.join(bits)})" if bits else Path(path).name)
-    text = "data: " + "; ".join(parts) + (f" | {extra}" if extra else "")
-    if len(text) > 4 * width:
-        text = text[: 4 * width - 3] + "..."
-    return "\n".join(textwrap.wrap(text, width))
+    return _clip("data: " + "; ".join(parts) + (f" | {extra}" if extra else ""), max_chars)
+
+
+CAPTION_PT = 6.5  # caption font size (points)
+
+
+def wrap_caption(text: str, fig_width_in: float) -> str:
+    """Wrap each line of ``text`` to the characters that fit ``fig_width_in`` inches at
+    :data:`CAPTION_PT` (average glyph width about 0.6 em, with a margin)."""
+    width = max(30, int(fig_width_in * 72 / (CAPTION_PT * 0.6)) - 4)
+    return "\n".join(w for line in text.split("\n") for w in (textwrap.wrap(line, width) or [""]))
 
 
 def add_caption(fig: Any, text: str) -> None:
-    """Write ``text`` under the figure, leaving room for it."""
+    """Write ``text`` under the figure, wrapped to its width, leaving room for it."""
+    text = wrap_caption(text, fig.get_figwidth())
     n = text.count("\n") + 1
     h = fig.get_figheight()
     bottom = min(0.4, (0.62 + 0.12 * n) / h)  # tick labels + axis label + caption lines
     fig.subplots_adjust(bottom=max(fig.subplotpars.bottom, bottom))
-    fig.text(0.01, 0.01, text, fontsize=6.5, color="#444444", ha="left", va="bottom", wrap=False)
+    fig.text(0.01, 0.01, text, fontsize=CAPTION_PT, color="#444444", ha="left", va="bottom",
+             wrap=False)
 
 
 def safe_name(s: str) -> str:

@@ -75,6 +75,8 @@ def stage_files(rundir: str | Path) -> tuple[list[StageFile], list[str]]:
             notes.append(f"{p.name}: incomplete or unreadable, skipped (rerun its stage)")
             continue
         stage = str(provenance(p).get("stage", p.stem))
+        if stage.startswith("simulate-"):  # simulate-hmmglm, -calcium...: a recordings file
+            stage = "simulate"
         found.append(StageFile(p, stage))
     rank = {s: i for i, s in enumerate(ORDER)}
     found.sort(key=lambda s: (rank.get(s.stage, len(ORDER)), s.path.name))
