@@ -712,14 +712,17 @@ def run(
         carried = {k: store.read_tree(g) for k, g in f.items()
                    if k not in ("recordings", "connectome") and hasattr(g, "keys")}
     step_params = {k: v for k, v in params.items() if k not in ("ids", "order")}
-    done, logs = [], {}
-    for rec in progress(recs, desc="preprocess"):
-        n_before = len(rec.meta.get("preprocess", []))
-        new = preprocess_recording(rec, **step_params)
-        done.append(new)
-        logs[new.id] = new.meta["preprocess"][n_before:]
+    logs: dict[str, list] = {}
+
+    def processed():  # one recording in memory at a time: each is written as it is done
+        for rec in progress(recs, desc="preprocess"):
+            n_before = len(rec.meta.get("preprocess", []))
+            new = preprocess_recording(rec, **step_params)
+            logs[new.id] = new.meta["preprocess"][n_before:]
+            yield new
+
     return store.write_recordings(
-        out, done, cons, params=params, inputs=[input_path], seed=seed, stage="preprocess",
-        extra={**carried, "@preprocess_log": json.dumps(logs)},
+        out, processed(), cons, params=params, inputs=[input_path], seed=seed, stage="preprocess",
+        extra=lambda: {**carried, "@preprocess_log": json.dumps(logs)},
     )
 

@@ -160,3 +160,27 @@ def test_file_already_open_by_user_h5py(tmp_path):
     path = store.write_recordings(tmp_path / "r.h5", [full_recording()])
     with h5py.File(path, "r"):  # default locking, as a user's notebook would open it
         assert store.read_recordings(path)[0].n_channels == 5
+
+
+def test_recordings_stream_from_a_generator(tmp_path):
+    """Each recording is written as the generator yields it (one in memory at a time);
+    ``extra`` may be computed after them; duplicate ids abort without leaving a file."""
+    made = []
+
+    def gen(ids):
+        for i, rid in enumerate(ids):
+            made.append(rid)
+            yield full_recording(rid, seed=i)
+
+    p = tmp_path / "s.h5"
+    store.write_recordings(p, gen(["a/1", "a/2"]), stage="demo",
+                           extra=lambda: {"@n_made": len(made)})
+    back = store.read_recordings(p)
+    for i, rec in enumerate(back):
+        assert_same(rec, full_recording(rec.id, seed=i))
+    with h5py.File(p, "r") as f:
+        assert f.attrs["n_made"] == 2
+    q = tmp_path / "dup.h5"
+    with pytest.raises(InputError, match="not unique"):
+        store.write_recordings(q, gen(["b", "c", "b"]), stage="demo")
+    assert not q.exists() and sorted(x.name for x in tmp_path.iterdir()) == ["s.h5"]

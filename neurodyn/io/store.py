@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -310,32 +310,34 @@ def read_recording(path: str | os.PathLike, group: h5py.Group, *, lazy: bool = F
 
 def write_recordings(
     path: str | os.PathLike,
-    recordings: Sequence[Recording],
+    recordings: Iterable[Recording],
     connectomes: Sequence[Any] = (),
     *,
     params: Mapping[str, Any] | None = None,
     inputs: Iterable[str | os.PathLike] = (),
     seed: int | None = None,
     stage: str = "ingest",
-    extra: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write recordings (and connectomes) atomically to ``path`` with provenance.
 
-    ``extra`` is a tree (see :func:`write_tree`) written at the root, e.g. ground truth.
+    ``recordings`` may be a generator: each recording is written as it comes, so only one
+    needs to be in memory. ``extra`` is a tree (see :func:`write_tree`) written at the root,
+    e.g. ground truth, or a callable returning it, called after the recordings are written.
     """
-    ids = [r.id for r in recordings]
-    if len(set(ids)) != len(ids):
-        raise InputError(path, "recording ids are not unique")
     with atomic_h5(path, stage=stage, params=params, inputs=inputs, seed=seed) as f:
         root = f.create_group("recordings")
         for rec in recordings:
+            if _key(rec.id) in root:
+                raise InputError(path, f"recording ids are not unique ({rec.id!r} twice)")
             write_recording(root.create_group(_key(rec.id)), rec)
         if connectomes:
             cg = f.create_group("connectome")
             for con in connectomes:
                 con.write(cg.create_group(con.name))
-        if extra:
-            write_tree(f, extra)
+        tree = extra() if callable(extra) else extra
+        if tree:
+            write_tree(f, tree)
     return Path(path)
 
 
