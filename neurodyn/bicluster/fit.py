@@ -125,8 +125,8 @@ def summarize(outs: list[dict], cfg: SamplerConfig) -> dict:
         diag[f"rhat_{name}"] = rhat(tr) if tr.shape[0] > 1 else float("nan")
         diag[f"ess_{name}"] = ess(tr)
     stats = {k: sum(o["stats"].get(k, 0) for o in outs)
-             for k in ("split_prop", "split_acc", "merge_prop", "merge_acc", "move_prop", "move_acc")}
-    for kind in ("split", "merge", "move"):
+             for kind in ("split", "merge", "move", "jn_split", "jn_merge") for k in (f"{kind}_prop", f"{kind}_acc")}
+    for kind in ("split", "merge", "move", "jn_split", "jn_merge"):
         diag[f"{kind}_acceptance"] = stats[f"{kind}_acc"] / max(stats[f"{kind}_prop"], 1)
     timing = {b: float(sum(o["timing"].get(b, 0.0) for o in outs) / (cfg.iters * len(outs))) for b in BLOCKS}
     kmax = int(traces["n_clusters"].max())
