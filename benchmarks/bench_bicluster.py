@@ -28,7 +28,7 @@ from neurodyn.bicluster.ffbs import ffbs, kalman_smoother
 from neurodyn.bicluster.model import Priors, SamplerConfig
 from neurodyn.bicluster.sampler import BLOCKS, run_chain
 from neurodyn.bicluster.simulate import simulate_bicluster
-from neurodyn.bicluster.summaries import point_estimate
+from neurodyn.bicluster.summaries import expand_grid, point_estimate
 
 
 def load() -> str:
@@ -76,7 +76,7 @@ def run(n_neurons, n_clusters, n_bins, segment, sweeps, burn_in, seed=0, init="o
         tracemalloc.stop()
     acc = out["acc"]
     z = point_estimate(acc.neuron_co / acc.n)
-    s = point_estimate((acc.state_co / acc.n).astype(float))
+    s = expand_grid(point_estimate((acc.state_co / acc.n).astype(float)), acc.grid, n_bins)
     return {"sec_per_sweep": el / sweeps, "peak_mb": peak / 2**20, "ari_neurons": ari(truth["clusters"], z),
             "ari_states": ari(truth["states"], s), "k_mode": int(np.bincount(acc.n_clusters).argmax()),
             "blocks": {k: timing.get(k, 0.0) / sweeps for k in BLOCKS}}
