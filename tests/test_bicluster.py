@@ -10,10 +10,25 @@ import pytest
 from scipy.special import gammaln
 from sklearn.metrics import adjusted_rand_score as ari
 
-from neurodyn.bicluster.clusters import PartitionPrior, marginal_loglik, obs_info
+from neurodyn.bicluster.clusters import (
+    PartitionPrior,
+    _marginal_loglik_loop,
+    linear_predictor,
+    marginal_loglik,
+    obs_info,
+    shift_info,
+)
 from neurodyn.bicluster.diagnostics import ess, rhat
-from neurodyn.bicluster.dispersion import crt_counts
-from neurodyn.bicluster.ffbs import ffbs, kalman_smoother, slds_logpdf
+from neurodyn.bicluster.dispersion import crt_counts, softplus_rowsum
+from neurodyn.bicluster.ffbs import (
+    ffbs,
+    ffbs_filter,
+    ffbs_sample,
+    kalman_smoother,
+    slds_logpdf,
+    slds_sample,
+    state_loglik,
+)
 from neurodyn.bicluster.fit import check_counts
 from neurodyn.bicluster.summaries import binder_loss, canonical_form, point_estimate
 from neurodyn.errors import InputError
@@ -21,7 +36,10 @@ from neurodyn.errors import InputError
 
 def _lgss(T=25, q=2, L=2, seed=0):
     rng = np.random.default_rng(seed)
-    A = np.stack([0.9 * np.eye(q), np.array([[0.8, -0.3], [0.3, 0.8]])[:q, :q]])[:L]
+    rot = 0.8 * np.eye(q)
+    if q > 1:
+        rot[0, 1], rot[1, 0] = -0.3, 0.3
+    A = np.stack([0.9 * np.eye(q), rot])[:L]
     b = rng.normal(0, 0.3, (L, q))
     Q = np.stack([0.1 * np.eye(q) + 0.02, 0.2 * np.eye(q)])[:L]
     s = rng.integers(0, L, T)
@@ -51,8 +69,9 @@ def test_ffbs_moments_match_kalman_smoother():
     assert np.abs(draws.mean(0) - kalman_smoother(0 * J, 0 * h, A, b, Q, s, m0, V0)[0]).max() > 0.3
 
 
-def test_ffbs_log_density_and_normaliser_exact():
-    J, h, A, b, Q, s, m0, V0 = _lgss(T=5)
+@pytest.mark.parametrize("q", [2, 3])  # generic and specialised (q = 3) kernels
+def test_ffbs_log_density_and_normaliser_exact(q):
+    J, h, A, b, Q, s, m0, V0 = _lgss(T=5, q=q)
     T, q = h.shape
     ms, Ps = kalman_smoother(J, h, A, b, Q, s, m0, V0)
     x, logq, logz = ffbs(J, h, A, b, Q, s, m0, V0, np.random.default_rng(0).standard_normal((T, q)),
@@ -98,9 +117,10 @@ def test_ffbs_log_density_and_normaliser_exact():
     assert np.isfinite(slds_logpdf(x, A, b, Q, s, m0, V0))
 
 
-def test_marginal_loglik_matches_dense_integral():
+@pytest.mark.parametrize("N", [2, 6])  # per-pair loop (N <= 4) and matrix-product paths
+def test_marginal_loglik_matches_dense_integral(N):
     rng = np.random.default_rng(3)
-    N, T, q = 2, 40, 3
+    T, q = 40, 3
     kap = rng.normal(0, 2, (N, T))
     om = rng.uniform(0.5, 3, (N, T))
     base = rng.normal(size=N)
@@ -120,6 +140,7 @@ def test_marginal_loglik_matches_dense_integral():
                    + 0.5 * hv @ np.linalg.solve(P, hv) - 0.5 * np.linalg.slogdet(S0)[1]
                    - 0.5 * np.linalg.slogdet(P)[1])
             assert M[i, k] == pytest.approx(ref, rel=1e-9, abs=1e-8)
+    assert np.allclose(_marginal_loglik_loop(kap, om, base, X, m0, prec), M, rtol=1e-10, atol=1e-8)
     # obs_info reproduces the same quadratic form in X
     theta = rng.normal(size=(N, q))
     J, h, const = obs_info(kap, om, base, theta, np.arange(N))
@@ -128,6 +149,76 @@ def test_marginal_loglik_matches_dense_integral():
     direct = np.sum(kap * psi - 0.5 * om * psi**2)
     via = np.sum(h * x) - 0.5 * np.einsum("ti,tij,tj->", x, J, x) + const
     assert via == pytest.approx(direct, rel=1e-10)
+
+
+def test_linear_predictor_and_softplus_match_numpy():
+    rng = np.random.default_rng(6)
+    N, T, q, K = 7, 40, 3, 3
+    X = rng.normal(size=(K, T, q))
+    z = rng.integers(0, K, N)
+    theta, base = rng.normal(size=(N, q)), rng.normal(size=N)
+    Xi = X[z]
+    ref = (base + theta[:, 0])[:, None] + Xi[:, :, 0] + np.einsum("ntj,nj->nt", Xi[:, :, 1:], theta[:, 1:])
+    psi = linear_predictor(X, z, theta, base)
+    assert np.allclose(psi, ref, atol=1e-12)
+    psi[0, :3] = [800.0, -800.0, 0.0]  # overflow-safe
+    assert np.allclose(softplus_rowsum(psi), np.logaddexp(0.0, psi).sum(axis=1), rtol=1e-12)
+
+
+def test_shift_info_matches_fresh_obs_info():
+    rng = np.random.default_rng(4)
+    N, T, q = 5, 30, 3
+    kap, om = rng.normal(size=(N, T)), rng.uniform(0.2, 2, (N, T))
+    base, theta = rng.normal(size=N), rng.normal(size=(N, q))
+    J, h, c = obs_info(kap, om, base, theta, np.array([0, 2, 3]))
+    J2, h2, c2 = shift_info(J, h, c, kap[4], om[4], base[4], theta[4], 1.0)  # add neuron 4
+    J3, h3, c3 = obs_info(kap, om, base, theta, np.array([0, 2, 3, 4]))
+    assert np.allclose(J2, J3) and np.allclose(h2, h3) and c2 == pytest.approx(c3)
+    J4, h4, c4 = shift_info(J3, h3, c3, kap[2], om[2], base[2], theta[2], -1.0)  # remove 2
+    J5, h5, c5 = obs_info(kap, om, base, theta, np.array([0, 3, 4]))
+    assert np.allclose(J4, J5) and np.allclose(h4, h5) and c4 == pytest.approx(c5)
+    assert not np.allclose(J2, J)  # inputs untouched, outputs differ
+
+
+@pytest.mark.parametrize("q", [2, 3])
+def test_ffbs_filter_then_sample_equals_ffbs(q):
+    J, h, A, b, Q, s, m0, V0 = _lgss(T=30, q=q)
+    T, q = h.shape
+    noise = np.random.default_rng(1).standard_normal((T, q))
+    x, logq, logz = ffbs(J, h, A, b, Q, s, m0, V0, noise, np.zeros((T, q)), True)
+    lamf, etaf, logz2 = ffbs_filter(J, h, A, b, Q, s, m0, V0)
+    x2, logq2 = ffbs_sample(lamf, etaf, A, b, Q, s, noise, noise[:0], True)
+    assert np.array_equal(x, x2) and logq == logq2 and logz == logz2
+    _, logq0, logz0 = ffbs(J, h, A, b, Q, s, m0, V0, noise, np.zeros((0, q)), False)
+    assert logz0 == logz and logq0 == 0.0
+
+
+def test_slds_sample_and_state_loglik_match_numpy():
+    rng = np.random.default_rng(5)
+    T, q, L, K = 50, 3, 2, 2
+    A = rng.normal(0, 0.3, (K, L, q, q))
+    b = rng.normal(size=(K, L, q))
+    R = rng.normal(size=(K, L, q, q))
+    Q = R @ R.transpose(0, 1, 3, 2) + 0.5 * np.eye(q)
+    s = rng.integers(0, L, T)
+    m0, V0 = rng.normal(size=q), np.eye(q) * 2.0
+    noise = rng.standard_normal((T, q))
+    x = slds_sample(A[0], b[0], Q[0], s, m0, V0, noise)
+    ref = np.empty((T, q))
+    ref[0] = m0 + np.linalg.cholesky(V0) @ noise[0]
+    for t in range(1, T):
+        ref[t] = b[0, s[t]] + A[0, s[t]] @ ref[t - 1] + np.linalg.cholesky(Q[0, s[t]]) @ noise[t]
+    assert np.allclose(x, ref, atol=1e-10)
+    X = np.stack([x, rng.normal(size=(T, q))])
+    E = state_loglik(X, A, b, Q)
+    refE = np.zeros((T, L))
+    for k in range(K):
+        for l in range(L):
+            r = X[k, 1:] - b[k, l] - X[k, :-1] @ A[k, l].T
+            P = np.linalg.inv(Q[k, l])
+            refE[1:, l] += (-0.5 * np.einsum("ti,ij,tj->t", r, P, r)
+                            - 0.5 * np.linalg.slogdet(2 * np.pi * Q[k, l])[1])
+    assert np.allclose(E, refE, atol=1e-9)
 
 
 def _set_partitions(n):
@@ -182,6 +273,19 @@ def test_point_estimate_and_canonical_form():
     Xc, thc = canonical_form(X, theta, z)
     assert np.allclose(psi(X, theta), psi(Xc, thc))
     assert np.allclose(Xc.mean(axis=1), 0, atol=1e-12)
+    for k in range(2):  # principal axes: uncorrelated, variance decreasing
+        gram = Xc[k, :, 1:].T @ Xc[k, :, 1:]
+        assert abs(gram[0, 1]) < 1e-9 * gram[0, 0] and gram[0, 0] >= gram[1, 1]
+    # the accumulator's per-neuron moments are those of the canonical trajectories
+    from neurodyn.bicluster.summaries import Accumulator
+
+    acc = Accumulator(6, 50, 3, 2)
+    X2 = rng.normal(size=(2, 50, 3))
+    for XX in (X, X2):
+        acc.add(z, np.zeros(50, dtype=np.int64), XX, theta, np.ones(6), 0.0, 2)
+    per = [canonical_form(XX, theta, z)[0][z] for XX in (X, X2)]
+    assert np.allclose(acc.lat_sum, per[0] + per[1])
+    assert np.allclose(acc.lat_sq, per[0] ** 2 + per[1] ** 2)
 
 
 def test_rhat_and_ess():

@@ -103,6 +103,77 @@ def _stats(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray, m0: np.n
 
 
 @njit(cache=True, error_model="numpy")
+def _marginal_loglik_loop(kap: np.ndarray, om: np.ndarray, base: np.ndarray, X: np.ndarray,
+                          m0: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    """:func:`marginal_loglik` by one pass over the bins per (neuron, cluster) pair (faster
+    than the matrix products for a handful of neurons)."""
+    N = kap.shape[0]
+    K = X.shape[0]
+    out = np.empty((N, K))
+    for i in range(N):
+        for k in range(K):
+            G, hv, const = _stats(kap[i], om[i], base[i], X[k], m0[i], prec)
+            low = chol(G)
+            z = tri_inv(low) @ hv
+            v = const + 0.5 * (z @ z) - 0.5 * logdet_chol(low)
+            out[i, k] = v if np.isfinite(v) else -1e300
+    return out
+
+
+def _features(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin features of trajectories X (K, T, q) whose sums against kappa and omega give
+    every statistic of :func:`marginal_loglik`: with a = X[..., 0] and g = (1, X[..., 1:]),
+    F_kap (T, K, 1 + q) = [a, g] and F_om (T, K, q^2 + q + 1) = [g_j g_l (all j, l), a g, a^2].
+    """
+    K, T, q = X.shape
+    g = np.concatenate([np.ones((K, T, 1)), X[:, :, 1:]], axis=2)
+    a = X[:, :, :1]
+    f_kap = np.concatenate([a, g], axis=2)
+    gg = (g[:, :, :, None] * g[:, :, None, :]).reshape(K, T, q * q)
+    f_om = np.concatenate([gg, a * g, a * a], axis=2)
+    return f_kap.transpose(1, 0, 2), f_om.transpose(1, 0, 2)
+
+
+@njit(cache=True, error_model="numpy")
+def _assemble(s_kap: np.ndarray, s_om: np.ndarray, base: np.ndarray, m0: np.ndarray,
+              prec: np.ndarray) -> np.ndarray:
+    """m(i | X_k) from the feature sums of :func:`_features` (s_kap (N, K, 1 + q), s_om
+    (N, K, q^2 + q + 1)); see :func:`marginal_loglik`."""
+    N, K, _ = s_kap.shape
+    q = m0.shape[1]
+    out = np.empty((N, K))
+    G = np.empty((q, q))
+    hv = np.empty(q)
+    prior_c = 0.0
+    for j in range(q):
+        prior_c += 0.5 * np.log(prec[j])
+    for i in range(N):
+        bi = base[i]
+        pc = prior_c
+        for j in range(q):
+            pc -= 0.5 * prec[j] * m0[i, j] * m0[i, j]
+        for k in range(K):
+            sk = s_kap[i, k]
+            so = s_om[i, k]
+            # sum_t kap a + b sum_t kap - (b^2 sum om + 2 b sum om a + sum om a^2) / 2
+            sum_om = so[0]
+            sum_om_a = so[q * q]
+            sum_om_aa = so[q * q + q]
+            const = pc + sk[0] + bi * sk[1] - 0.5 * (bi * bi * sum_om + 2.0 * bi * sum_om_a
+                                                        + sum_om_aa)
+            for j in range(q):
+                for l in range(q):
+                    G[j, l] = so[j * q + l]
+                G[j, j] += prec[j]
+                # sum_t (kap - om (b + a)) g_j + prec_j m0_j
+                hv[j] = (prec[j] * m0[i, j] + sk[1 + j] - bi * so[j] - so[q * q + j])
+            low = chol(G)
+            z = tri_inv(low) @ hv
+            v = const + 0.5 * (z @ z) - 0.5 * logdet_chol(low)
+            out[i, k] = v if np.isfinite(v) else -1e300
+    return out
+
+
 def marginal_loglik(kap: np.ndarray, om: np.ndarray, base: np.ndarray, X: np.ndarray,
                     m0: np.ndarray, prec: np.ndarray) -> np.ndarray:
     """m(i | X_k): log marginal of neuron i's augmented likelihood given trajectory X_k.
@@ -116,18 +187,22 @@ def marginal_loglik(kap: np.ndarray, om: np.ndarray, base: np.ndarray, X: np.nda
     Returns
     -------
     (N, K) log marginal likelihoods (theta_i integrated out; constants in y dropped).
+
+    Notes
+    -----
+    Every statistic is a sum over bins of kappa or omega times a product of trajectory
+    coordinates, so all N x K of them come from two matrix products (N, T) @ (T, K * f)
+    (:func:`_features`); a small numba loop then solves the q x q Gaussian integrals. For
+    N <= 4 one pass over the bins per pair (:func:`_marginal_loglik_loop`) is faster.
     """
     N = kap.shape[0]
-    K = X.shape[0]
-    out = np.empty((N, K))
-    for i in range(N):
-        for k in range(K):
-            G, hv, const = _stats(kap[i], om[i], base[i], X[k], m0[i], prec)
-            low = chol(G)
-            z = tri_inv(low) @ hv
-            v = const + 0.5 * (z @ z) - 0.5 * logdet_chol(low)
-            out[i, k] = v if np.isfinite(v) else -1e300
-    return out
+    if N <= 4:  # the feature arrays cost more than they save
+        return _marginal_loglik_loop(kap, om, np.asarray(base, dtype=float), X, m0, prec)
+    K, T, q = X.shape
+    f_kap, f_om = _features(np.asarray(X, dtype=float))
+    s_kap = (kap @ f_kap.reshape(T, -1)).reshape(N, K, -1)
+    s_om = (om @ f_om.reshape(T, -1)).reshape(N, K, -1)
+    return _assemble(s_kap, s_om, np.asarray(base, dtype=float), m0, prec)
 
 
 @njit(cache=True, error_model="numpy")
@@ -152,6 +227,49 @@ def theta_gaussian(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray,
 
 
 @njit(cache=True, error_model="numpy")
+def linear_predictor(X: np.ndarray, z: np.ndarray, theta: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """psi (N, T): psi[i, t] = base_i + d_i + X[z_i, t, 0] + c_i . X[z_i, t, 1:], for
+    trajectories X (K, T, q), labels z (N,), theta (N, q) = (d_i, c_i) and offsets base (N,)."""
+    N = z.shape[0]
+    _, T, q = X.shape
+    out = np.empty((N, T))
+    for i in range(N):
+        x = X[z[i]]
+        off = base[i] + theta[i, 0]
+        for t in range(T):
+            v = off + x[t, 0]
+            for j in range(1, q):
+                v += theta[i, j] * x[t, j]
+            out[i, t] = v
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _add_neuron(J: np.ndarray, h: np.ndarray, kap: np.ndarray, om: np.ndarray, base: float,
+                theta: np.ndarray, sign: float) -> float:
+    """Add ``sign`` times one neuron's pseudo-observations to (J, h) in place; returns the
+    neuron's X-free term times ``sign``. kap, om: (T,); theta: (q,)."""
+    T, q = h.shape
+    g = np.empty(q)
+    g[0] = 1.0
+    for j in range(1, q):
+        g[j] = theta[j]
+    off = base + theta[0]
+    const = 0.0
+    for t in range(T):
+        w = om[t]
+        const += kap[t] * off - 0.5 * w * off * off
+        coef = sign * (kap[t] - w * off)
+        sw = sign * w
+        for j in range(q):
+            h[t, j] += coef * g[j]
+            wg = sw * g[j]
+            for l in range(q):
+                J[t, j, l] += wg * g[l]
+    return sign * const
+
+
+@njit(cache=True, error_model="numpy")
 def obs_info(kap: np.ndarray, om: np.ndarray, base: np.ndarray, theta: np.ndarray,
              members: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Information-form pseudo-observations of a cluster trajectory from its members.
@@ -164,20 +282,22 @@ def obs_info(kap: np.ndarray, om: np.ndarray, base: np.ndarray, theta: np.ndarra
     q = theta.shape[1]
     J = np.zeros((T, q, q))
     h = np.zeros((T, q))
-    g = np.empty(q)
     const = 0.0
     for i in members:
-        g[0] = 1.0
-        for j in range(1, q):
-            g[j] = theta[i, j]
-        off = base[i] + theta[i, 0]
-        for t in range(T):
-            w = om[i, t]
-            const += kap[i, t] * off - 0.5 * w * off * off
-            coef = kap[i, t] - w * off
-            for j in range(q):
-                h[t, j] += coef * g[j]
-                wg = w * g[j]
-                for l in range(q):
-                    J[t, j, l] += wg * g[l]
+        const += _add_neuron(J, h, kap[i], om[i], base[i], theta[i], 1.0)
     return J, h, const
+
+
+@njit(cache=True, error_model="numpy")
+def shift_info(J: np.ndarray, h: np.ndarray, const: float, kap: np.ndarray, om: np.ndarray,
+               base: float, theta: np.ndarray, sign: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`obs_info` of a cluster with one neuron added (``sign`` = 1) or removed (-1).
+
+    (J, h, const) are the cluster's current pseudo-observations (not modified); kap, om (T,),
+    base, theta (q,) are the neuron's. Costs O(T q^2) instead of O(n T q^2) for n members;
+    equal to a fresh :func:`obs_info` up to rounding.
+    """
+    J2 = J.copy()
+    h2 = h.copy()
+    c2 = const + _add_neuron(J2, h2, kap, om, base, theta, sign)
+    return J2, h2, c2

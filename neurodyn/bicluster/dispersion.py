@@ -32,11 +32,25 @@ def crt_counts(y: np.ndarray, r: np.ndarray, u: np.ndarray) -> np.ndarray:
     return out
 
 
+@njit(cache=True)
+def softplus_rowsum(psi: np.ndarray) -> np.ndarray:
+    """sum_t log(1 + exp(psi[i, t])) per row of psi (N, T), overflow-safe, without temporaries."""
+    N, T = psi.shape
+    out = np.zeros(N)
+    for i in range(N):
+        acc = 0.0
+        for t in range(T):
+            v = psi[i, t]
+            acc += (v if v > 0 else 0.0) + np.log1p(np.exp(-abs(v)))
+        out[i] = acc
+    return out
+
+
 def draw_dispersion(
     y: np.ndarray, r: np.ndarray, psi: np.ndarray, shape: float, rate: float, rng: np.random.Generator
 ) -> np.ndarray:
     """New r (N,) given counts y (N, T), current r and linear predictor psi (N, T)."""
     u = rng.random(int(y.sum()))
     tables = crt_counts(y, r, u)
-    softplus = np.logaddexp(0.0, psi).sum(axis=1)
+    softplus = softplus_rowsum(psi)
     return rng.gamma(shape + tables, 1.0 / (rate + softplus))

@@ -23,6 +23,7 @@ from neurodyn.bicluster.linalg import (
     chol_into,
     chol_solve_into,
     gram_t_into,
+    logdet_chol,
     mv,
     mvn_logpdf_chol,
     tri_inv_into,
@@ -60,8 +61,18 @@ def ffbs(
     filtered precision; the filtered information vector is stored so that the backward pass
     samples x[t] | x[t+1] through one Cholesky factor of its precision.
     """
-    T, q = h.shape
-    L = A.shape[0]
+    lamf, etaf, logz = ffbs_filter(J, h, A, b, Q, s, m0, V0)
+    if not sample and x_in.shape[0] != h.shape[0]:  # filter only: normaliser wanted, no path
+        return np.zeros(h.shape), 0.0, logz
+    x, logq = ffbs_sample(lamf, etaf, A, b, Q, s, noise, x_in, sample)
+    return x, logq, logz
+
+
+@njit(cache=True, error_model="numpy")
+def _backward_consts(A: np.ndarray, Q: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A'Q^-1 and A'Q^-1 A (L, q, q) for the states used by s[1:] (zero for the others)."""
+    T = s.shape[0]
+    L, q, _ = A.shape
     used = np.zeros(L, dtype=np.bool_)
     for t in range(1, T):
         used[s[t]] = True
@@ -89,8 +100,36 @@ def ffbs(
                 for k in range(q):
                     acc += AtQ[l, i, k] * A[l, k, j]
                 AtQA[l, i, j] = acc
-    mf = np.empty((T, q))  # filtered means
-    Pf = np.empty((T, q, q))  # filtered covariances
+    return AtQ, AtQA
+
+
+@njit(cache=True, error_model="numpy")
+def ffbs_filter(
+    J: np.ndarray, h: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray, s: np.ndarray,
+    m0: np.ndarray, V0: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Forward (information-form) filter of :func:`ffbs`.
+
+    Returns the filtered precisions lamf (T, q, q), information vectors etaf (T, q) and the log
+    normaliser logz; :func:`ffbs_sample` then draws or scores a path from them. Splitting the
+    two lets a Metropolis-Hastings move whose ratio needs only logz run the backward pass for
+    accepted proposals only.
+    """
+    q = h.shape[1]
+    if q == 3:  # the default latent_dim = 2: a compile-time q lets LLVM unroll the q-loops
+        return _ffbs_filter_q(J, h, A, b, Q, s, m0, V0, 3)
+    return _ffbs_filter_q(J, h, A, b, Q, s, m0, V0, q)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _ffbs_filter_q(
+    J: np.ndarray, h: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray, s: np.ndarray,
+    m0: np.ndarray, V0: np.ndarray, q: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Body of :func:`ffbs_filter` for latent dimension q (inlined, so a literal q is a constant)."""
+    T = h.shape[0]
+    mf = np.empty((2, q))  # filtered means of bins t - 1 and t (rows t % 2)
+    Pf = np.empty((2, q, q))  # filtered covariances, likewise
     lamf = np.empty((T, q, q))  # filtered precisions
     etaf = np.empty((T, q))  # filtered information vectors (lamf @ mf)
     mp = np.empty(q)
@@ -114,13 +153,13 @@ def ffbs(
             for i in range(q):
                 acc = b[l, i]
                 for k in range(q):
-                    acc += A[l, i, k] * mf[t - 1, k]
+                    acc += A[l, i, k] * mf[1 - t % 2, k]
                 mp[i] = acc
             for i in range(q):
                 for j in range(q):
                     acc = 0.0
                     for k in range(q):
-                        acc += A[l, i, k] * Pf[t - 1, k, j]
+                        acc += A[l, i, k] * Pf[1 - t % 2, k, j]
                     tmp[i, j] = acc
             for i in range(q):
                 for j in range(i + 1):
@@ -155,7 +194,7 @@ def ffbs(
             etaf[t, i] = acc
         chol_into(lam, lowl)
         tri_inv_into(lowl, lil)
-        gram_t_into(lil, Pf[t])
+        gram_t_into(lil, Pf[t % 2])
         quad_e = 0.0
         for i in range(q):
             acc = 0.0
@@ -168,13 +207,37 @@ def ffbs(
             acc = 0.0
             for k in range(i, q):
                 acc += lil[k, i] * v[k]
-            mf[t, i] = acc
+            mf[t % 2, i] = acc
         logz += -ld + 0.5 * quad_e - 0.5 * quad_p
+    return lamf, etaf, logz
+
+
+@njit(cache=True, error_model="numpy")
+def ffbs_sample(
+    lamf: np.ndarray, etaf: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray,
+    s: np.ndarray, noise: np.ndarray, x_in: np.ndarray, sample: bool,
+) -> tuple[np.ndarray, float]:
+    """Backward pass of :func:`ffbs` from the output of :func:`ffbs_filter`: returns the path
+    (drawn from ``noise`` when ``sample``, else ``x_in``) and its log density logq."""
+    q = etaf.shape[1]
+    if q == 3:  # see ffbs_filter
+        return _ffbs_sample_q(lamf, etaf, A, b, Q, s, noise, x_in, sample, 3)
+    return _ffbs_sample_q(lamf, etaf, A, b, Q, s, noise, x_in, sample, q)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _ffbs_sample_q(
+    lamf: np.ndarray, etaf: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray,
+    s: np.ndarray, noise: np.ndarray, x_in: np.ndarray, sample: bool, q: int,
+) -> tuple[np.ndarray, float]:
+    """Body of :func:`ffbs_sample` for latent dimension q (inlined, so a literal q is a constant)."""
+    T = etaf.shape[0]
+    AtQ, AtQA = _backward_consts(A, Q, s)
+    tmp = np.empty((q, q))
+    lowl = np.zeros((q, q))
+    v = np.empty(q)
     x = np.empty((T, q))
     if not sample:
-        if x_in.shape[0] != T:  # filter only: normaliser wanted, no path
-            x[:] = 0.0
-            return x, 0.0, logz
         x[:] = x_in
     logq = 0.0
     mean = np.empty(q)
@@ -215,8 +278,7 @@ def ffbs(
                 acc += lowl[k, i] * (x[t, k] - mean[k])
             quad += acc * acc
         logq += -0.5 * quad + _logdiag(lowl) - 0.5 * q * LOG2PI
-    return x, logq, logz
-
+    return x, logq
 
 
 @njit(cache=True, error_model="numpy")
@@ -240,9 +302,15 @@ def slds_sample(
         lowQ[l] = chol(Q[l])
     x = np.empty((T, q))
     x[0] = m0 + mv(chol(V0), noise[0])
-    for t in range(1, T):
+    for t in range(1, T):  # no allocation per bin
         l = s[t]
-        x[t] = b[l] + mv(A[l], x[t - 1]) + mv(lowQ[l], noise[t])
+        for i in range(q):
+            acc = b[l, i]
+            for k in range(q):
+                acc += A[l, i, k] * x[t - 1, k]
+            for k in range(i + 1):
+                acc += lowQ[l, i, k] * noise[t, k]
+            x[t, i] = acc
     return x
 
 
@@ -279,13 +347,24 @@ def state_loglik(X: np.ndarray, A: np.ndarray, b: np.ndarray, Q: np.ndarray) -> 
     K, T, q = X.shape
     L = A.shape[1]
     out = np.zeros((T, L))
+    e = np.empty(q)
     for k in range(K):
         for l in range(L):
             low = chol(Q[k, l])
+            const = -0.5 * logdet_chol(low) - 0.5 * q * LOG2PI
             Akl = A[k, l]
             bkl = b[k, l]
-            for t in range(1, T):
-                out[t, l] += mvn_logpdf_chol(X[k, t], bkl + mv(Akl, X[k, t - 1]), low)
+            for t in range(1, T):  # residual, then a triangular solve, without allocation
+                quad = 0.0
+                for i in range(q):
+                    acc = X[k, t, i] - bkl[i]
+                    for j in range(q):
+                        acc -= Akl[i, j] * X[k, t - 1, j]
+                    for j in range(i):
+                        acc -= low[i, j] * e[j]
+                    e[i] = acc / low[i, i]
+                    quad += e[i] * e[i]
+                out[t, l] += const - 0.5 * quad
     return out
 
 

@@ -36,8 +36,13 @@ log Z_a + log Z_b - log Z_merged = +1.2 nats) but must score the current singlet
 (A, b, theta) under the reverse split's final scan, whose conditionals given one launch
 trajectory are far narrower than the singletons' posterior in the free directions: median
 -2789 nats (-2649 from (A, b), -140 from theta). From one cluster (or the default factor
-start) the one-step splits are accepted and the chain reaches the planted partition. The label
-blocks cost O(N) FFBS passes per sweep.
+start) the one-step splits are accepted and the chain reaches the planted partition.
+
+Cost at scale (N neurons, T bins, K clusters): blocks 1-2 are O(N T) (the Polya-Gamma draws
+dominate: ~0.9 us each); block 6 computes all N x K marginals by two matrix products
+(:func:`~.clusters.marginal_loglik`); block 7 keeps each cluster's pseudo-observations and
+updates them in O(T q^2) when a neuron moves (:func:`~.clusters.shift_info`); its cost is
+two FFBS passes per neuron (the target's path is drawn only for accepted moves).
 
 Support: the target is the model's joint density restricted to latent trajectories inside the
 box |X| <= X_MAX (:func:`in_box`); every block rejects proposals outside it, which keeps each
@@ -59,13 +64,15 @@ from scipy.special import gammaln
 
 from neurodyn.bicluster.clusters import (
     PartitionPrior,
+    linear_predictor,
     marginal_loglik,
     obs_info,
+    shift_info,
     theta_conditional,
     theta_gaussian,
 )
 from neurodyn.bicluster.dispersion import draw_dispersion
-from neurodyn.bicluster.ffbs import ffbs, slds_sample, state_loglik
+from neurodyn.bicluster.ffbs import ffbs, ffbs_filter, ffbs_sample, slds_sample, state_loglik
 from neurodyn.bicluster.init import init_factor, init_states, similarity, smoothed_lograte
 from neurodyn.bicluster.linalg import chol, mvn_logpdf_chol
 from neurodyn.bicluster.model import Priors, SamplerConfig
@@ -170,8 +177,7 @@ class Model:
     # -- helpers -----------------------------------------------------------------------
     def psi(self, st: ChainState) -> np.ndarray:
         """Linear predictor (N, T)."""
-        X = np.stack(st.xs)[st.z]  # (N, T, q)
-        return (self.off + st.theta[:, 0])[:, None] + X[:, :, 0] + np.einsum("ntj,nj->nt", X[:, :, 1:], st.theta[:, 1:])
+        return linear_predictor(np.stack(st.xs), st.z, st.theta, self.off)
 
     def loglik(self, st: ChainState, psi: np.ndarray) -> float:
         """Count log-likelihood sum_{i,t} log NB(y | r_i, sigmoid(psi))."""
@@ -277,11 +283,28 @@ class Model:
 
     def _cluster_pass(self, kap, om, theta, members, dyn, Q, s, rng, sample: bool, x_in=None):
         """FFBS over one cluster's members: returns (x, log normaliser incl. x-free terms)."""
-        J, h, const = obs_info(kap, om, self.off, theta, members)
+        return self._info_pass(obs_info(kap, om, self.off, theta, members), dyn, Q, s, rng, sample,
+                               x_in)
+
+    def _info_pass(self, info, dyn, Q, s, rng, sample: bool, x_in=None):
+        """:meth:`_cluster_pass` from the members' pseudo-observations ``info`` = (J, h, const)."""
+        J, h, const = info
         noise = rng.standard_normal((self.T, self.q)) if sample else np.zeros((self.T, self.q))
         xin = np.zeros((0 if not sample else self.T, self.q)) if x_in is None else x_in
         x, _, logz = ffbs(J, h, dyn[0], dyn[1], Q, s, self.x_m0, self.x_V0, noise, xin, sample)
         return x, logz + const
+
+    def _info_filter(self, info, dyn, Q, s):
+        """Forward filter only: (lamf, etaf, log normaliser incl. x-free terms); draw the path
+        later with :meth:`_filter_draw`."""
+        J, h, const = info
+        lamf, etaf, logz = ffbs_filter(J, h, dyn[0], dyn[1], Q, s, self.x_m0, self.x_V0)
+        return lamf, etaf, logz + const
+
+    def _filter_draw(self, filt, dyn, Q, s, rng) -> np.ndarray:
+        """Backward-sampling pass of FFBS from the output of :meth:`_info_filter`."""
+        noise = rng.standard_normal((self.T, self.q))
+        return ffbs_sample(filt[0], filt[1], dyn[0], dyn[1], Q, s, noise, noise[:0], True)[0]
 
     def _theta_logprior(self, th: np.ndarray, i: int) -> float:
         d = th - self.m0[i]
@@ -330,15 +353,21 @@ class Model:
         normalisers (marginal augmented likelihoods of the members with the trajectory
         integrated out). The reverse move is scored with the same rules from the new state.
         """
-        zcache = [self._cluster_pass(kap, om, st.theta, np.flatnonzero(st.z == k), st.dyn[k], st.Q,
-                                     st.s, rng, False)[1] for k in range(len(st.xs))]
+        # pseudo-observations (J, h, const) of each cluster, updated in O(T q^2) when a neuron
+        # moves (:func:`shift_info`), and the clusters' log normalisers
+        info = [obs_info(kap, om, self.off, st.theta, np.flatnonzero(st.z == k))
+                for k in range(len(st.xs))]
+        zcache = [self._info_pass(info[k], st.dyn[k], st.Q, st.s, rng, False)[1]
+                  for k in range(len(st.xs))]
         for i in rng.permutation(self.N):
             a = int(st.z[i])
             K = len(st.xs)
             sizes = np.bincount(st.z, minlength=K).astype(float)
             single_a = sizes[a] == 1
-            Mrow = marginal_loglik(kap[i:i + 1], om[i:i + 1], self.off[i:i + 1], np.stack(st.xs),
-                                   self.m0[i:i + 1], self.prec)[0]
+            # with MOVE_TEMPER == 0 the target proposal is uniform and needs no marginals
+            Mrow = (marginal_loglik(kap[i:i + 1], om[i:i + 1], self.off[i:i + 1], np.stack(st.xs),
+                                    self.m0[i:i + 1], self.prec)[0]
+                    if MOVE_TEMPER != 0 else np.zeros(K))
             e, p_new = self._move_weights(Mrow, a, single_a)
             if e.sum() + p_new <= 0:
                 continue
@@ -369,19 +398,20 @@ class Model:
                 cov = cov * THETA_SCALE**2
                 th_new = self._gauss_draw(mean, cov, rng)
                 log_q_fwd += self._gauss_logpdf(th_new, mean, cov)
-            theta_new = st.theta.copy()
-            theta_new[i] = th_new
-            mem_a = np.flatnonzero(st.z == a)
-            mem_a_minus = mem_a[mem_a != i]
-            mem_b = np.flatnonzero(st.z == b) if not new else np.zeros(0, dtype=np.int64)
-            mem_b_plus = np.append(mem_b, i)
             za_old = zcache[a]
             zb_old = 0.0 if new else zcache[b]
-            xb_new, zb_new = self._cluster_pass(kap, om, theta_new, mem_b_plus, dyn_b, st.Q, st.s, rng, True)
+            info_b = (obs_info(kap[i:i + 1], om[i:i + 1], self.off[i:i + 1], th_new[None],
+                               np.zeros(1, dtype=np.int64)) if new
+                      else shift_info(*info[b], kap[i], om[i], self.off[i], th_new, 1.0))
+            # X_b's path enters the ratio only through its box indicator: it is drawn below, after
+            # the uniform, and only if the move would otherwise be accepted (same law)
+            filt_b = self._info_filter(info_b, dyn_b, st.Q, st.s)
+            zb_new = filt_b[2]
             if single_a:
                 xa_new, za_new = None, 0.0
             else:
-                xa_new, za_new = self._cluster_pass(kap, om, theta_new, mem_a_minus, st.dyn[a], st.Q, st.s, rng, True)
+                info_a = shift_info(*info[a], kap[i], om[i], self.off[i], st.theta[i], -1.0)
+                xa_new, za_new = self._info_pass(info_a, st.dyn[a], st.Q, st.s, rng, True)
             # reverse proposal, scored in the proposed state
             new_sizes = sizes.copy()
             new_sizes[a] -= 1
@@ -390,22 +420,18 @@ class Model:
             else:  # i joins b
                 new_sizes[b] += 1
             if single_a:  # a disappears: the reverse is a "new" move, theta from the prior
-                xs_rev = [x for k, x in enumerate(st.xs) if k != a]
                 own_rev = b - 1 if b > a else b
-                xs_rev[own_rev] = xb_new
-                e_r, p_new_r = self._move_weights(np.zeros(len(xs_rev)), own_rev, new_sizes[b] == 1)
+                e_r, p_new_r = self._move_weights(np.zeros(K - 1), own_rev, new_sizes[b] == 1)
                 log_q_rev = (np.log(p_new_r) + self._new_theta_logq(st.theta[i], i, mean_u, cov_u)
                              if p_new_r > 0 else -np.inf)
                 # (A, b) of the vanished cluster are redrawn from their prior in the reverse move:
                 # that density cancels the prior term of the target, so neither is written.
                 sizes_new = new_sizes[new_sizes > 0]
             else:
-                xs_rev = list(st.xs) + ([xb_new] if new else [])
-                xs_rev[a] = xa_new
-                xs_rev[b] = xb_new
                 Mrev = Mrow.copy() if not new else np.append(Mrow, 0.0)
-                Mrev[a] = marginal_loglik(kap[i:i + 1], om[i:i + 1], self.off[i:i + 1], xa_new[None],
-                                          self.m0[i:i + 1], self.prec)[0, 0]
+                if MOVE_TEMPER != 0:
+                    Mrev[a] = marginal_loglik(kap[i:i + 1], om[i:i + 1], self.off[i:i + 1],
+                                              xa_new[None], self.m0[i:i + 1], self.prec)[0, 0]
                 e_r, _ = self._move_weights(Mrev, b, new_sizes[b] == 1)
                 log_q_rev = np.log(e_r[a]) if e_r[a] > 0 else -np.inf
                 mean_r, cov_r = theta_gaussian(kap[i], om[i], self.off[i], xa_new, self.m0[i], self.prec)
@@ -415,26 +441,33 @@ class Model:
                           + self._theta_logprior(th_new, i) - self._theta_logprior(st.theta[i], i)
                           + za_new + zb_new - za_old - zb_old)
             log_alpha = log_target + log_q_rev - log_q_fwd
-            if not (in_box(xb_new) and (xa_new is None or in_box(xa_new))):
+            if not (xa_new is None or in_box(xa_new)):
                 log_alpha = -np.inf
             st.stats["move_prop"] = st.stats.get("move_prop", 0) + 1
             if np.log(rng.random()) < log_alpha:
+                xb_new = self._filter_draw(filt_b, dyn_b, st.Q, st.s, rng)
+                if not in_box(xb_new):
+                    continue
                 st.stats["move_acc"] = st.stats.get("move_acc", 0) + 1
                 st.theta[i] = th_new
                 if new:
                     st.xs.append(xb_new)
                     st.dyn.append(dyn_b)
                     zcache.append(zb_new)
+                    info.append(info_b)
                 else:
                     st.xs[b] = xb_new
                     zcache[b] = zb_new
+                    info[b] = info_b
                 st.z[i] = b
                 if single_a:
                     self._remove_cluster(st, a, None)
                     del zcache[a]
+                    del info[a]
                 else:
                     st.xs[a] = xa_new
                     zcache[a] = za_new
+                    info[a] = info_a
 
     def _fill_unused(self, dyn, Q, rng):
         """Draw from the prior the (A, b) of states an auxiliary cluster did not need yet."""

@@ -13,6 +13,7 @@ Partition summaries (co-clustering matrices) are invariant to label switching.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
@@ -39,14 +40,28 @@ def canonical_form(X: np.ndarray, theta: np.ndarray, z: np.ndarray) -> tuple[np.
         lat = Xc[k, :, 1:]
         if lat.shape[1] == 0:
             continue
-        _, _, vt = np.linalg.svd(lat, full_matrices=False)
-        rot = vt.T
+        # principal axes: eigenvectors of the (q-1, q-1) Gram matrix, largest first (the right
+        # singular vectors of lat, without an SVD of the (T, q-1) matrix)
+        rot = np.linalg.eigh(lat.T @ lat)[1][:, ::-1]
         Xc[k, :, 1:] = lat @ rot
         c = th[mem, 1:] @ rot
         sign = np.where(c.sum(axis=0) < 0, -1.0, 1.0)
         Xc[k, :, 1:] *= sign
         th[mem, 1:] = c * sign
     return Xc, th
+
+
+@njit(cache=True)
+def _add_moments(lat_sum: np.ndarray, lat_sq: np.ndarray, X: np.ndarray, z: np.ndarray) -> None:
+    """lat_sum[i] += X[z[i]] and lat_sq[i] += X[z[i]]**2 in place (no (N, T, q) temporaries)."""
+    N, T, q = lat_sum.shape
+    for i in range(N):
+        k = z[i]
+        for t in range(T):
+            for j in range(q):
+                v = X[k, t, j]
+                lat_sum[i, t, j] += v
+                lat_sq[i, t, j] += v * v
 
 
 def similarity_grid(T: int, max_bins: int) -> np.ndarray:
@@ -101,9 +116,7 @@ class Accumulator:
         sh[np.arange(sg.size), sg] = 1.0
         self.state_co += sh @ sh.T
         Xc, th = canonical_form(X, theta, z)
-        per = Xc[z]
-        self.lat_sum += per
-        self.lat_sq += per * per
+        _add_moments(self.lat_sum, self.lat_sq, Xc, z)
         self.d_sum += th[:, 0]
         self.r_sum += r
         self.state_occ += np.bincount(s, minlength=L)[: self.state_occ.size]
