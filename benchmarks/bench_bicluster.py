@@ -10,7 +10,6 @@ because the host is shared.
     python benchmarks/bench_bicluster.py [--sweeps 300] [--scaled-sweeps 3] [--skip-scaled]
     python benchmarks/bench_bicluster.py --quick     # published setting only, timed, ~1 min
     python benchmarks/bench_bicluster.py --sweeps 60 --scaled-sweeps 120   # scaled ARI, ~5 min
-    python benchmarks/bench_bicluster.py --quick --jn-fraction 0.5   # with the restricted move
 
 Sweep times are measured without tracemalloc (which slows Python code); peak memory comes from
 separate traced runs.
@@ -119,14 +118,7 @@ def main() -> None:
     ap.add_argument("--scaled-sweeps", type=int, default=3)
     ap.add_argument("--skip-scaled", action="store_true")
     ap.add_argument("--quick", action="store_true", help="published setting only: one timed run")
-    ap.add_argument("--jn-fraction", type=float, default=None,
-                    help="share of split-merge proposals made by the restricted-Gibbs move")
     a = ap.parse_args()
-    if a.jn_fraction is not None:
-        import neurodyn.bicluster.sampler as sampler
-
-        sampler.JN_FRACTION = a.jn_fraction
-        print(f"restricted-Gibbs split-merge on {a.jn_fraction:.0%} of the proposals")
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     print(load())
     kernel_ratio()

@@ -124,9 +124,9 @@ def summarize(outs: list[dict], cfg: SamplerConfig) -> dict:
     for name, tr in traces.items():
         diag[f"rhat_{name}"] = rhat(tr) if tr.shape[0] > 1 else float("nan")
         diag[f"ess_{name}"] = ess(tr)
-    stats = {k: sum(o["stats"].get(k, 0) for o in outs)
-             for kind in ("split", "merge", "move", "jn_split", "jn_merge") for k in (f"{kind}_prop", f"{kind}_acc")}
-    for kind in ("split", "merge", "move", "jn_split", "jn_merge"):
+    kinds = ("split", "merge", "move")
+    stats = {k: sum(o["stats"].get(k, 0) for o in outs) for kind in kinds for k in (f"{kind}_prop", f"{kind}_acc")}
+    for kind in kinds:
         diag[f"{kind}_acceptance"] = stats[f"{kind}_acc"] / max(stats[f"{kind}_prop"], 1)
     timing = {b: float(sum(o["timing"].get(b, 0.0) for o in outs) / (cfg.iters * len(outs))) for b in BLOCKS}
     kmax = int(traces["n_clusters"].max())

@@ -77,13 +77,6 @@ def init_factor(y: np.ndarray, seed: int, latent_dim: int = 2, groups: int = 3) 
     return (fcluster(tree, k, criterion="maxclust") - 1).astype(np.int64)
 
 
-def smoothed_lograte(y: np.ndarray, sigma: float = 2.0) -> np.ndarray:
-    """(N, T) log(y + 0.5) smoothed over time (Gaussian, ``sigma`` bins) and centred per neuron:
-    data-driven launch trajectories of the restricted split-merge move (log-count units)."""
-    z = gaussian_filter1d(np.log(y + 0.5), sigma, axis=1)
-    return z - z.mean(axis=1, keepdims=True)
-
-
 def similarity(y: np.ndarray, sigma: float = 1.5) -> np.ndarray:
     """(N, N) absolute correlation of smoothed log counts (data only; zero diagonal)."""
     if y.shape[0] < 2:

@@ -17,26 +17,22 @@ the joint posterior invariant; their composition is a valid MCMC kernel):
 8. split-merge MH proposals (``split_merge`` per sweep) with every trajectory involved redrawn
    by FFBS, so that the ratio involves Kalman normalisers (see :meth:`Model.split_merge`);
    theta is unchanged, a new cluster's (A, b) come from their conditional given the
-   trajectory being split; allocation by data similarity. A fraction ``JN_FRACTION`` of the
-   proposals (default 0: off) is instead the restricted-Gibbs split-merge of Jain & Neal
-   (:mod:`.restricted`), which also redraws theta and (A, b) of the clusters involved from
-   launch states built by intermediate restricted Gibbs scans.
+   trajectory being split; allocation by data similarity.
 
 Known limitation: starting from all neurons in separate clusters, the chain does not reach the
-planted partition within a few hundred sweeps on the published setting: singletons merge only
-through the single-neuron moves of block 7 (30 -> 15-17 clusters in 500 sweeps, then stalling;
-adjusted Rand index ~0.2) and neither split-merge kernel accepts a merge of two singletons (0 of
-~2,300 one-step and ~1,100 restricted-Gibbs proposals in 500 sweeps). Diagnosis (numbers in the
-report of issue 6): a singleton's 3-dimensional trajectory is constrained by its neuron only
-along (1, c_i); its (A, b) and theta adapt to the free directions, so a single-step proposal
-that puts two singletons together loses 20-400 nats of Kalman normaliser (median ~105 nats
-with theta fixed) and the MFM prior itself penalises merging two singletons at K = 30
-(~3.6 nats). The restricted-Gibbs move reaches merged states that are as good (median
-log Z_a + log Z_b - log Z_merged = +1.2 nats) but must score the current singletons'
-(A, b, theta) under the reverse split's final scan, whose conditionals given one launch
-trajectory are far narrower than the singletons' posterior in the free directions: median
--2789 nats (-2649 from (A, b), -140 from theta). From one cluster (or the default factor
-start) the one-step splits are accepted and the chain reaches the planted partition.
+planted partition within a few hundred sweeps on the published setting. It merges down to
+15-20 pure clusters (every cluster holds neurons of one planted cluster) and stalls there. This
+is a second local mode of the posterior, not a defect of one move: in the stalled state a
+Laplace approximation of the evidence of two clusters from the same planted cluster drops by
+350-430 nats when they are merged, even with the merged neurons' loadings and (A, b) refitted
+to the merged trajectory; in the planted state splitting a cluster in halves costs 50-120
+nats. So both
+states are locally stable, and no local move (single neuron, split-merge, restricted-Gibbs
+split-merge, which was implemented, checked exact and removed because it was never accepted)
+crosses between them in practice. Fixing the state sequence at the truth does not help
+(16 clusters after 200 sweeps); tempering the likelihood to 0.2 reaches 5 clusters only. From
+one cluster (or the default factor start) the one-step splits are accepted and the chain
+reaches the planted partition; start from ``init="factor"`` or ``"one"``.
 
 Cost at scale (N neurons, T bins, K clusters): blocks 1-2 are O(N T) (the Polya-Gamma draws
 dominate: ~0.9 us each); block 6 computes all N x K marginals by two matrix products
@@ -73,11 +69,10 @@ from neurodyn.bicluster.clusters import (
 )
 from neurodyn.bicluster.dispersion import draw_dispersion
 from neurodyn.bicluster.ffbs import ffbs, ffbs_filter, ffbs_sample, slds_sample, state_loglik
-from neurodyn.bicluster.init import init_factor, init_states, similarity, smoothed_lograte
+from neurodyn.bicluster.init import init_factor, init_states, similarity
 from neurodyn.bicluster.linalg import chol, mvn_logpdf_chol
 from neurodyn.bicluster.model import Priors, SamplerConfig
 from neurodyn.bicluster.pg import draw_omega, kappa
-from neurodyn.bicluster.restricted import RestrictedSplitMerge
 from neurodyn.bicluster.states import (
     ab_log_evidence,
     ab_log_ratio_prior_cond,
@@ -101,9 +96,6 @@ ALLOC_TAU = 12.0  # split allocation: logit slope in the difference of mean |cor
 # Latent trajectories are constrained to the box |X_k[t, j]| <= X_MAX (log-rate units): the
 # target is the model's joint density times this indicator (see :func:`in_box`).
 X_MAX = 25.0
-# share of split-merge proposals made by the restricted-Gibbs move (0: off; see the module
-# docstring for why it is off by default)
-JN_FRACTION = 0.0
 
 
 def in_box(x: np.ndarray) -> bool:
@@ -172,7 +164,6 @@ class Model:
         self.prop_s = np.zeros(self.T, dtype=np.int64)
         self.prop_dim = 1 if self.q > 1 else 0
         self.sim = similarity(self.y)  # (N, N) |correlation| of smoothed counts (split allocation)
-        self.lograte = smoothed_lograte(self.y)  # (N, T) launch trajectories (restricted move)
 
     # -- helpers -----------------------------------------------------------------------
     def psi(self, st: ChainState) -> np.ndarray:
@@ -586,27 +577,16 @@ class Model:
             st.z[side_j] = a
             self._remove_cluster(st, b, None)
 
-    def split_merge_move(self, st: ChainState, kap, om, rng, jn_fraction: float | None = None) -> None:
-        """One split-merge proposal: with probability ``jn_fraction`` (default
-        :data:`JN_FRACTION`) the restricted-Gibbs move (:class:`~.restricted.RestrictedSplitMerge`),
-        else the one-step move (:meth:`split_merge`). The choice does not depend on the state, so
-        the mixture of the two valid kernels is valid."""
-        frac = JN_FRACTION if jn_fraction is None else jn_fraction
-        if frac > 0 and rng.random() < frac:
-            RestrictedSplitMerge(self, st, kap, om, rng)()
-        else:
-            self.split_merge(st, kap, om, rng)
-
     def sweep(self, st: ChainState, psi: np.ndarray, rng, timing: dict | None = None,
               labels: bool = True, label_gibbs: bool = True, single_moves: bool = True,
-              split_merge: int | None = None, jn_fraction: float | None = None) -> np.ndarray:
+              split_merge: int | None = None) -> np.ndarray:
         """One full Gibbs sweep (see the module docstring); returns the new psi.
 
         ``labels=False`` (used for the first ``warmup`` sweeps, part of the initialisation)
         keeps the neuron labels fixed and only redraws theta. ``label_gibbs=False`` and
         ``single_moves=False`` leave out block 6 and block 7 (without block 6, theta is redrawn
-        given the labels), ``split_merge`` overrides ``cfg.split_merge`` and ``jn_fraction``
-        :data:`JN_FRACTION` (tests compare the label kernels this way)."""
+        given the labels), ``split_merge`` overrides ``cfg.split_merge`` (tests compare the label
+        kernels this way)."""
         tic = time.perf_counter()
 
         def lap(name: str) -> None:
@@ -638,7 +618,7 @@ class Model:
         lap("labels")
         n_sm = self.cfg.split_merge if split_merge is None else split_merge
         for _ in range(n_sm if labels else 0):
-            self.split_merge_move(st, kap, om, rng, jn_fraction)
+            self.split_merge(st, kap, om, rng)
         lap("split_merge")
         return self.psi(st)
 
