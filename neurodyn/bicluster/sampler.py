@@ -21,18 +21,20 @@ the joint posterior invariant; their composition is a valid MCMC kernel):
 
 Known limitation: starting from all neurons in separate clusters, the chain does not reach the
 planted partition within a few hundred sweeps on the published setting. It merges down to
-15-20 pure clusters (every cluster holds neurons of one planted cluster) and stalls there. This
-is a second local mode of the posterior, not a defect of one move: in the stalled state a
-Laplace approximation of the evidence of two clusters from the same planted cluster drops by
-350-430 nats when they are merged, even with the merged neurons' loadings and (A, b) refitted
-to the merged trajectory; in the planted state splitting a cluster in halves costs 50-120
-nats. So both
-states are locally stable, and no local move (single neuron, split-merge, restricted-Gibbs
-split-merge, which was implemented, checked exact and removed because it was never accepted)
-crosses between them in practice. Fixing the state sequence at the truth does not help
-(16 clusters after 200 sweeps); tempering the likelihood to 0.2 reaches 5 clusters only. From
-one cluster (or the default factor start) the one-step splits are accepted and the chain
-reaches the planted partition; start from ``init="factor"`` or ``"one"``.
+15-20 pure clusters (each holds neurons of one planted cluster) and stalls there. The stalled
+partition is not a competing mode: by thermodynamic integration (:mod:`.evidence`;
+``benchmarks/bicluster_modes.py``) its log evidence is about 360 nats below the planted one
+(+18 nats more from the partition prior), against a ladder-to-ladder sd of 50-100 nats. The
+barrier is collective: every cluster's trajectory, loadings and (A, b) have adapted to its few
+members, so each single move or merge loses evidence locally (moving one neuron between two
+clusters of the same planted cluster: -18 to -180 nats of Kalman normaliser, and a Laplace
+approximation without the Polya-Gamma variables agrees; merging two such clusters, even with
+the loadings realigned to the kept trajectory: -17 to -490 nats, median -65). Fixing the
+states at the truth does not help (16 clusters after 200 sweeps), nor does tempering the
+likelihood to 0.2 (5 clusters). A restricted-Gibbs split-merge (Jain and Neal) was
+implemented, checked exact and removed: it was never accepted. From one cluster (or the
+default factor start) the one-step splits are accepted and the chain reaches the planted
+partition.
 
 Cost at scale (N neurons, T bins, K clusters): blocks 1-2 are O(N T) (the Polya-Gamma draws
 dominate: ~0.9 us each); block 6 computes all N x K marginals by two matrix products
@@ -135,8 +137,11 @@ class ChainState:
 class Model:
     """Data and fixed quantities shared by the blocks of one chain."""
 
-    def __init__(self, y: np.ndarray, cfg: SamplerConfig, pri: Priors) -> None:
+    def __init__(self, y: np.ndarray, cfg: SamplerConfig, pri: Priors, beta: float = 1.0) -> None:
+        """``beta`` < 1 samples the tempered posterior prior x likelihood^beta with the
+        dispersions r held at their current values (see :mod:`.evidence`)."""
         self.y = np.asarray(y, dtype=float)
+        self.beta = float(beta)
         self.N, self.T = self.y.shape
         self.cfg, self.pri = cfg, pri
         self.q = cfg.latent_dim + 1
@@ -596,11 +601,11 @@ class Model:
                 timing[name] = timing.get(name, 0.0) + now - tic
                 tic = now
 
-        if self.nb:
+        if self.nb and self.beta == 1.0:
             st.r = draw_dispersion(self.y, st.r, psi, self.pri.r_shape, self.pri.r_rate, rng)
         lap("dispersion")
-        om = draw_omega(self.y, st.r, psi, rng)
-        kap = kappa(self.y, st.r)
+        om = draw_omega(self.y, st.r, psi, rng, self.beta)
+        kap = kappa(self.y, st.r, self.beta)
         lap("polya_gamma")
         self.update_trajectories(st, kap, om, rng)
         lap("trajectories")

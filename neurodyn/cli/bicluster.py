@@ -25,7 +25,7 @@ def bicluster_cmd(
     kappa: Annotated[float, typer.Option(min=0.0, help="Stickiness of the HDP-HMM.")] = 50.0,
     cluster_prior: Annotated[str, typer.Option(help="mfm (geometric prior on #clusters) or dp.")] = "mfm",
     split_merge: Annotated[int, typer.Option(min=0, help="Split-merge proposals per sweep (0: off).")] = 5,
-    init: Annotated[str, typer.Option(help="Starting partition: factor (varimax factor loadings), one (all together), separate or random.")] = "factor",
+    init: Annotated[str, typer.Option(help="Starting partition: factor (varimax factor loadings), one (all together), separate (every neuron alone: chains from it stall in a local mode of many small clusters; use it only to check convergence) or random.")] = "factor",
     loss: Annotated[str, typer.Option(help="Point-estimate loss: binder or vi.")] = "binder",
     max_similarity_bins: Annotated[int, typer.Option(
         min=2, help="Longer recordings get the time-bin similarity matrix (and the state point "
