@@ -45,6 +45,10 @@ def log_evidence(
 
     if sweeps - discard < 4:
         raise ValueError("need at least 4 averaged sweeps per rung")
+    if np.shape(z) != (np.shape(y)[0],):
+        raise ValueError(f"z has shape {np.shape(z)}; need one label per neuron ({np.shape(y)[0]})")
+    if not 0.0 < beta_min < 1.0:
+        raise ValueError("beta_min must be in (0, 1)")
     rng = np.random.default_rng(seed)
     model = Model(y, cfg, pri, beta=beta_min)
     _, z = np.unique(np.asarray(z), return_inverse=True)
