@@ -301,6 +301,17 @@ def test_rhat_and_ess():
     assert ess(ar) < 200
 
 
+def test_unconverged_lists_summaries_with_large_rhat():
+    from neurodyn.bicluster.diagnostics import rhat, unconverged
+
+    rng = np.random.default_rng(0)
+    apart = np.stack([rng.normal(0, 1, 400), rng.normal(3, 1, 400)])  # two chains, different means
+    mixed = rng.normal(0, 1, (2, 400))
+    diag = {"rhat_loglik": rhat(apart), "rhat_n_clusters": rhat(mixed), "rhat_n_states": float("nan"),
+            "ess_loglik": 3.0}
+    assert unconverged(diag) == [f"loglik {diag['rhat_loglik']:.2f}"]
+
+
 @pytest.mark.parametrize(
     "bad, msg",
     [

@@ -50,3 +50,14 @@ def ess(chains: np.ndarray) -> float:
         tau += 2 * pair
         t += 2
     return float(m * n / max(tau, 1e-12))
+
+
+RHAT_LIMIT = 1.1  # split R-hat above this: the chains have not mixed (Gelman et al., BDA3)
+
+
+def unconverged(diag: dict, limit: float = RHAT_LIMIT) -> list[str]:
+    """Summaries (``rhat_<name>`` entries of ``diag``) whose R-hat exceeds ``limit``, as
+    "name R-hat" strings; undefined (nan) R-hats are skipped."""
+    return [f"{k[5:]} {v:.2f}" for k, v in diag.items()
+            if k.startswith("rhat_") and np.isfinite(v) and v > limit]
+

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neurodyn.bicluster.diagnostics import RHAT_LIMIT, unconverged
 from neurodyn.bicluster.fit import check_counts, fit
 from neurodyn.bicluster.model import all_params, split_params
 from neurodyn.errors import InputError
 
 STAGE = "bicluster"
+log = logging.getLogger("neurodyn.bicluster")
 
 
 def counts_of(rec: Any, source: str) -> np.ndarray:
@@ -50,6 +53,12 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     results = []
     for rec, y in zip(recs, ys):
         res = fit(y, cfg, pri, seed=seed, chains=chains, jobs=jobs, desc=f"bicluster {rec.id}")
+        bad = unconverged(res["diagnostics"])
+        res["diagnostics"]["unconverged"] = ", ".join(bad)
+        if bad:
+            log.warning("%s: %s: chains have not mixed (R-hat > %.1f: %s); the summaries pool "
+                        "them: run longer chains (--iters) before reading the estimates",
+                        input_path, rec.id, RHAT_LIMIT, "; ".join(bad))
         results.append((rec, res))
     with atomic_h5(out, stage=STAGE, params=full, inputs=[input_path], seed=seed) as f:
         for rec, res in results:
