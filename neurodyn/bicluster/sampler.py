@@ -27,7 +27,7 @@ partition is not a competing mode: by thermodynamic integration (:mod:`.evidence
 (+18 nats more from the partition prior), against a ladder-to-ladder sd of 50-100 nats. The
 barrier is collective: every cluster's trajectory, loadings and (A, b) have adapted to its few
 members, so each single move or merge loses evidence locally (moving one neuron between two
-clusters of the same planted cluster: -18 to -180 nats of Kalman normaliser, and a Laplace
+clusters of the same planted cluster: -3 to -183 nats of Kalman normaliser, and a Laplace
 approximation without the Polya-Gamma variables agrees; merging two such clusters, even with
 the loadings realigned to the kept trajectory: -17 to -490 nats, median -65). Fixing the
 states at the truth does not help (16 clusters after 200 sweeps), nor does tempering the
