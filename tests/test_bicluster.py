@@ -356,6 +356,7 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
         assert g["neuron_similarity"].shape == (12, 12)
         assert g["state_similarity"].shape == (150, 150)
         assert g["traces/n_clusters"].shape == (2, 10)
+        assert g["chain_final_clusters"].shape == (2, 12)
         assert g["latent/mean"].shape[1:] == (150, 3)
         assert "rhat_n_clusters" in g["diagnostics"].attrs
         psm = g["neuron_similarity"][()]

@@ -139,6 +139,7 @@ def summarize(outs: list[dict], cfg: SamplerConfig) -> dict:
         "traces": {k: v for k, v in traces.items()}
         | {"n_clusters_all": np.array([o["n_clusters_all"] for o in outs]),
            "n_states_all": np.array([o["n_states_all"] for o in outs])},
+        "chain_final_clusters": np.stack([o["final_z"] for o in outs]),  # compare chains
         "n_clusters_posterior": np.bincount(traces["n_clusters"].astype(int).ravel(), minlength=kmax + 1) / traces["n_clusters"].size,
         "latent": {"mean": mean, "lower": lo, "upper": hi},
         "parameters": {"d_mean": acc.d_sum / n, "r_mean": acc.r_sum / n,

@@ -20,8 +20,8 @@ the joint posterior invariant; their composition is a valid MCMC kernel):
    trajectory being split; allocation by data similarity.
 
 Known limitation: starting from all neurons in separate clusters, the chain does not reach the
-planted partition within a few hundred sweeps on the published setting. It merges down to
-15-20 pure clusters (each holds neurons of one planted cluster) and stalls there. The stalled
+planted partition within a few hundred sweeps on the published setting. It merges down to 15-20
+pure clusters (each holds neurons of one planted cluster) and stalls there. The stalled
 partition is not a competing mode: by thermodynamic integration (:mod:`.evidence`;
 ``benchmarks/bicluster_modes.py``) its log evidence is about 360 nats below the planted one
 (+18 nats more from the partition prior), against a ladder-to-ladder sd of 50-100 nats. The
@@ -29,12 +29,13 @@ barrier is collective: every cluster's trajectory, loadings and (A, b) have adap
 members, so each single move or merge loses evidence locally (moving one neuron between two
 clusters of the same planted cluster: -3 to -183 nats of Kalman normaliser, and a Laplace
 approximation without the Polya-Gamma variables agrees; merging two such clusters, even with
-the loadings realigned to the kept trajectory: -17 to -490 nats, median -65). Fixing the
-states at the truth does not help (16 clusters after 200 sweeps), nor does tempering the
-likelihood to 0.2 (5 clusters). A restricted-Gibbs split-merge (Jain and Neal) was
-implemented, checked exact and removed: it was never accepted. From one cluster (or the
-default factor start) the one-step splits are accepted and the chain reaches the planted
-partition.
+the loadings realigned to the kept trajectory: -17 to -490 nats, median -65), although each
+such merge raises the marginal evidence (+54 and +60 nats for two pairs): only a move that
+redraws all of a merged cluster's variables would see the gain. Fixing the states at the truth
+does not help (16 clusters after 200 sweeps), nor does tempering the likelihood to 0.2 (5
+clusters). A restricted-Gibbs split-merge (Jain and Neal) was implemented, checked exact and
+removed: it was never accepted. From one cluster (or the default factor start) the one-step
+splits are accepted and the chain reaches the planted partition.
 
 Cost at scale (N neurons, T bins, K clusters): blocks 1-2 are O(N T) (the Polya-Gamma draws
 dominate: ~0.9 us each); block 6 computes all N x K marginals by two matrix products
