@@ -37,21 +37,6 @@ def tri_inv(low: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, error_model="numpy")
-def spd_inv(a: np.ndarray) -> np.ndarray:
-    """Inverse of an SPD matrix via its Cholesky factor (symmetrised)."""
-    li = tri_inv(chol(a))
-    n = li.shape[0]
-    out = np.zeros((n, n))
-    for i in range(n):
-        for j in range(n):
-            acc = 0.0
-            for k in range(max(i, j), n):
-                acc += li[k, i] * li[k, j]
-            out[i, j] = acc
-    return out
-
-
-@njit(cache=True, error_model="numpy")
 def logdet_chol(low: np.ndarray) -> float:
     """log|A| from the Cholesky factor of A."""
     s = 0.0
@@ -71,20 +56,6 @@ def mvn_logpdf_chol(x: np.ndarray, mean: np.ndarray, low: np.ndarray) -> float:
             t -= low[i, k] * z[k]
         z[i] = t / low[i, i]
     return -0.5 * (z @ z) - 0.5 * logdet_chol(low) - 0.5 * n * LOG2PI
-
-
-@njit(cache=True, error_model="numpy")
-def mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b for small matrices (no BLAS call overhead)."""
-    n, k = a.shape
-    m = b.shape[1]
-    out = np.zeros((n, m))
-    for i in range(n):
-        for l in range(k):
-            ail = a[i, l]
-            for j in range(m):
-                out[i, j] += ail * b[l, j]
-    return out
 
 
 @njit(cache=True, error_model="numpy")
@@ -144,18 +115,6 @@ def chol_solve_into(low: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         for k in range(i + 1, n):
             t -= low[k, i] * out[k]
         out[i] = t / low[i, i]
-
-
-@njit(cache=True, error_model="numpy")
-def chol_inv_into(low: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
-    """(L L^T)^{-1} written into ``out`` (``work``: (n,) scratch)."""
-    n = low.shape[0]
-    for j in range(n):
-        for i in range(n):
-            work[i] = 1.0 if i == j else 0.0
-        chol_solve_into(low, work, work)
-        for i in range(n):
-            out[i, j] = work[i]
 
 
 @njit(cache=True, error_model="numpy")

@@ -77,7 +77,6 @@ from neurodyn.bicluster.linalg import chol, mvn_logpdf_chol
 from neurodyn.bicluster.model import Priors, SamplerConfig
 from neurodyn.bicluster.pg import draw_omega, kappa
 from neurodyn.bicluster.states import (
-    ab_log_evidence,
     ab_log_ratio_prior_cond,
     sample_ab,
     sample_ab_prior,
@@ -181,10 +180,6 @@ class Model:
         r = st.r[:, None]
         return float(np.sum(gammaln(self.y + r) - gammaln(r) - self.const
                             - r * np.logaddexp(0, psi) - self.y * np.logaddexp(0, -psi)))
-
-    def x_log_evidence(self, x: np.ndarray, s: np.ndarray, Q: np.ndarray) -> float:
-        """log p(x | s, Q) with the cluster's (A, b) integrated out."""
-        return mvn_logpdf_chol(x[0], self.x_m0, chol(self.x_V0)) + ab_log_evidence(x, s, Q, self.pri.k0)
 
     def init_state(self, init: str, rng: np.random.Generator) -> ChainState:
         N, T, q, L = self.N, self.T, self.q, self.L

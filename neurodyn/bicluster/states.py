@@ -173,22 +173,6 @@ def sample_q_prior(q: int, L: int, psi0: float, nu0: float, rng: np.random.Gener
     return np.stack([_iw_draw(psi0 * np.eye(q), nu0, rng) for _ in range(L)])
 
 
-def ab_log_evidence(X: np.ndarray, s: np.ndarray, Q: np.ndarray, k0: float) -> float:
-    """log p(X[1:] | X[0], s, Q) with each state's (A, b) integrated out (matrix-normal evidence)."""
-    T, q = X.shape
-    L = Q.shape[0]
-    out = 0.0
-    for l in range(L):
-        Mn, Kn, S, n = regression_stats(X, s == l, k0)
-        if n == 0:
-            continue
-        _, ldK = np.linalg.slogdet(Kn)
-        _, ldQ = np.linalg.slogdet(Q[l])
-        out += (-0.5 * n * q * np.log(2 * np.pi) - 0.5 * n * ldQ
-                + 0.5 * q * ((q + 1) * np.log(k0) - ldK) - 0.5 * np.trace(np.linalg.solve(Q[l], S)))
-    return out
-
-
 def mn_logpdf(W: np.ndarray, M: np.ndarray, Q: np.ndarray, Vinv: np.ndarray) -> float:
     """log MN(W; M, row covariance Q, column covariance V) for W (q, c), given V^-1 (c, c)."""
     q, c = W.shape
