@@ -124,7 +124,7 @@ def summarize(outs: list[dict], cfg: SamplerConfig) -> dict:
     for name, tr in traces.items():
         diag[f"rhat_{name}"] = rhat(tr) if tr.shape[0] > 1 else float("nan")
         diag[f"ess_{name}"] = ess(tr)
-    kinds = ("split", "merge", "move")
+    kinds = ("split", "merge", "move", "anneal_split", "anneal_merge")
     stats = {k: sum(o["stats"].get(k, 0) for o in outs) for kind in kinds for k in (f"{kind}_prop", f"{kind}_acc")}
     for kind in kinds:
         diag[f"{kind}_acceptance"] = stats[f"{kind}_acc"] / max(stats[f"{kind}_prop"], 1)

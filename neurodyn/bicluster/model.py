@@ -68,6 +68,8 @@ class SamplerConfig:
     poisson_r: float = 1000.0
     max_states: int = 10
     split_merge: int = 5  # split-merge proposals per sweep (0: off)
+    anneal_every: int = 0  # one annealed split-merge proposal every this many sweeps (0: off)
+    anneal_rungs: int = 200  # rungs of its annealing ladder
     warmup: int = 25  # initial sweeps (within burn-in) with neuron labels held fixed
     init: str = "factor"  # "factor" | "one" | "separate" | "random"
     loss: str = "binder"  # "binder" | "vi"
@@ -88,6 +90,10 @@ class SamplerConfig:
             raise InputError("--max-states", "must be >= 1")
         if self.init not in ("factor", "separate", "one", "random"):
             raise InputError("--init", f"must be factor, one, separate or random, got {self.init!r}")
+        if self.anneal_every < 0:
+            raise InputError("--anneal-every", "must be >= 0 (0 turns annealed split-merge off)")
+        if self.anneal_rungs < 2:
+            raise InputError("--anneal-rungs", "must be >= 2")
         if self.max_similarity_bins < 2:
             raise InputError("--max-similarity-bins", "must be >= 2")
         if self.loss not in ("binder", "vi"):

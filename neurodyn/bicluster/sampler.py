@@ -18,24 +18,24 @@ the joint posterior invariant; their composition is a valid MCMC kernel):
    by FFBS, so that the ratio involves Kalman normalisers (see :meth:`Model.split_merge`);
    theta is unchanged, a new cluster's (A, b) come from their conditional given the
    trajectory being split; allocation by data similarity.
+9. (every ``anneal_every`` sweeps; off by default) an annealed split-merge proposal
+   (:mod:`.anneal`): it anneals between the split and the merged partition over a ladder of
+   ``anneal_rungs`` tempered targets, redrawing loadings, both trajectories and both clusters'
+   dynamics at every rung, and is accepted with the annealed importance weight. Exact for the
+   model without the Polya-Gamma variables, it comes last, so the next sweep redraws omega
+   before any block uses it.
 
-Known limitation: starting from all neurons in separate clusters, the chain does not reach the
-planted partition within a few hundred sweeps on the published setting. It merges down to 15-20
-pure clusters (each holds neurons of one planted cluster) and stalls there. The stalled
-partition is not a competing mode: by thermodynamic integration (:mod:`.evidence`;
-``benchmarks/bicluster_modes.py``) its log evidence is about 360 nats below the planted one
-(+18 nats more from the partition prior), against a ladder-to-ladder sd of 50-100 nats. The
-barrier is collective: every cluster's trajectory, loadings and (A, b) have adapted to its few
-members, so each single move or merge loses evidence locally (moving one neuron between two
-clusters of the same planted cluster: -3 to -183 nats of Kalman normaliser, and a Laplace
-approximation without the Polya-Gamma variables agrees; merging two such clusters, even with
-the loadings realigned to the kept trajectory: -17 to -490 nats, median -65), although each
-such merge raises the marginal evidence (+54 and +60 nats for two pairs): only a move that
-redraws all of a merged cluster's variables would see the gain. Fixing the states at the truth
-does not help (16 clusters after 200 sweeps), nor does tempering the likelihood to 0.2 (5
-clusters). A restricted-Gibbs split-merge (Jain and Neal) was implemented, checked exact and
-removed: it was never accepted. From one cluster (or the default factor start) the one-step
-splits are accepted and the chain reaches the planted partition.
+Why block 9 exists: starting from all neurons in separate clusters, blocks 6-8 merge the
+published setting down to 15-20 pure clusters (each holds neurons of one planted cluster) and
+stall there. That partition is not a competing mode: by thermodynamic integration
+(:mod:`.evidence`; ``benchmarks/bicluster_modes.py``) its log evidence is about 360 nats below
+the planted one. The barrier is collective: every cluster's trajectory, loadings and (A, b)
+have adapted to its few members, so each one-step move loses (moving one neuron between two
+pieces of a planted cluster: -3 to -183 nats of Kalman normaliser; merging two pieces with the
+loadings realigned: -17 to -490 nats, median -65), although the merges raise the marginal
+evidence. Block 9 lets the merged cluster's variables adapt along the way; with
+``anneal_every=1`` the separate start reaches the planted partition (see the README for the
+figures). The state sequence of such a chain stays wrong until the partition is right.
 
 Cost at scale (N neurons, T bins, K clusters): blocks 1-2 are O(N T) (the Polya-Gamma draws
 dominate: ~0.9 us each); block 6 computes all N x K marginals by two matrix products
@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import gammaln
 
+from neurodyn.bicluster.anneal import Annealer
 from neurodyn.bicluster.clusters import (
     PartitionPrior,
     linear_predictor,
@@ -87,7 +88,8 @@ from neurodyn.bicluster.states import (
 )
 from neurodyn.bicluster.summaries import Accumulator
 
-BLOCKS = ("dispersion", "polya_gamma", "trajectories", "states", "dynamics", "labels", "split_merge")
+BLOCKS = ("dispersion", "polya_gamma", "trajectories", "states", "dynamics", "labels", "split_merge",
+          "anneal")
 # Auxiliary trajectory u of move_labels: AR(1) per latent coordinate, coefficient PROP_AR, variance
 # PROP_VAR_MU for mu and PROP_VAR_X for x; neuron j observes coordinate 1 (or 0 when p = 0).
 PROP_AR, PROP_VAR_MU, PROP_VAR_X = 0.95, 0.1, 1.0
@@ -169,6 +171,7 @@ class Model:
         self.prop_s = np.zeros(self.T, dtype=np.int64)
         self.prop_dim = 1 if self.q > 1 else 0
         self.sim = similarity(self.y)  # (N, N) |correlation| of smoothed counts (split allocation)
+        self.annealer = Annealer(self, cfg.anneal_rungs)
 
     # -- helpers -----------------------------------------------------------------------
     def psi(self, st: ChainState) -> np.ndarray:
@@ -580,14 +583,14 @@ class Model:
 
     def sweep(self, st: ChainState, psi: np.ndarray, rng, timing: dict | None = None,
               labels: bool = True, label_gibbs: bool = True, single_moves: bool = True,
-              split_merge: int | None = None) -> np.ndarray:
+              split_merge: int | None = None, anneal: bool = False) -> np.ndarray:
         """One full Gibbs sweep (see the module docstring); returns the new psi.
 
         ``labels=False`` (used for the first ``warmup`` sweeps, part of the initialisation)
         keeps the neuron labels fixed and only redraws theta. ``label_gibbs=False`` and
         ``single_moves=False`` leave out block 6 and block 7 (without block 6, theta is redrawn
         given the labels), ``split_merge`` overrides ``cfg.split_merge`` (tests compare the label
-        kernels this way)."""
+        kernels this way). ``anneal`` adds one annealed split-merge proposal (block 9)."""
         tic = time.perf_counter()
 
         def lap(name: str) -> None:
@@ -621,6 +624,9 @@ class Model:
         for _ in range(n_sm if labels else 0):
             self.split_merge(st, kap, om, rng)
         lap("split_merge")
+        if labels and anneal:  # last: it leaves omega stale, and the next sweep redraws omega first
+            self.annealer.propose(st, rng)
+        lap("anneal")
         return self.psi(st)
 
 
@@ -643,7 +649,8 @@ def run_chain(
     acc = Accumulator(model.N, model.T, model.q, model.L, cfg.max_similarity_bins)
     all_k, all_s = [], []
     for it in range(cfg.iters):
-        psi = model.sweep(st, psi, rng, timing, labels=it >= cfg.warmup)
+        anneal = cfg.anneal_every > 0 and (it + 1) % cfg.anneal_every == 0
+        psi = model.sweep(st, psi, rng, timing, labels=it >= cfg.warmup, anneal=anneal)
         n_states = int(np.unique(st.s).size)
         all_k.append(len(st.xs))
         all_s.append(n_states)

@@ -57,7 +57,8 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
         res["diagnostics"]["unconverged"] = ", ".join(bad)
         if bad:
             log.warning("%s: %s: chains have not mixed (R-hat > %.1f: %s); the summaries pool "
-                        "them: run longer chains (--iters) before reading the estimates",
+                        "them: run longer chains (--iters), with --anneal-every 2 if their partitions "
+                        "differ (chain_final_clusters), before reading the estimates",
                         input_path, rec.id, RHAT_LIMIT, "; ".join(bad))
         results.append((rec, res))
     with atomic_h5(out, stage=STAGE, params=full, inputs=[input_path], seed=seed) as f:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from neurodyn.bicluster.linalg import chol
+
 
 @njit(cache=True)
 def sample_states(loglik: np.ndarray, pi: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -144,16 +146,44 @@ def sample_noise_cov(Xs: list, s: np.ndarray, L: int, k0: float, psi0: float, nu
     return Q
 
 
+@njit(cache=True)
+def _ab_draw(X: np.ndarray, s: np.ndarray, Q: np.ndarray, k0: float, states: np.ndarray,
+             noise: np.ndarray, A: np.ndarray, b: np.ndarray) -> None:
+    """Fill A[l], b[l] for l in ``states`` with draws of W_l = [A_l b_l] | X, s, Q:
+    W_l = Mn + chol(Q_l) noise chol(Kn^-1)' (see :func:`regression_stats`); one pass over bins."""
+    T, q = X.shape
+    L = Q.shape[0]
+    UU = np.zeros((L, q + 1, q + 1))
+    UY = np.zeros((L, q + 1, q))
+    u = np.ones(q + 1)
+    for t in range(1, T):
+        l = s[t]
+        for j in range(q):
+            u[j] = X[t - 1, j]
+        for j in range(q + 1):
+            for m in range(q + 1):
+                UU[l, j, m] += u[j] * u[m]
+            for m in range(q):
+                UY[l, j, m] += u[j] * X[t, m]
+    for n in range(states.size):
+        l = states[n]
+        Kn = UU[l] + k0 * np.eye(q + 1)
+        Kinv = np.linalg.inv(Kn)
+        Mn = (Kinv @ UY[l]).T
+        W = Mn + chol(Q[l]) @ noise[n] @ chol(0.5 * (Kinv + Kinv.T)).T
+        A[l] = W[:, :q]
+        b[l] = W[:, q]
+
+
 def sample_ab(X: np.ndarray, s: np.ndarray, Q: np.ndarray, k0: float, rng: np.random.Generator,
               states: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(A (L, q, q), b (L, q)) of one cluster | X, s, Q: matrix-normal conditional per state
     (prior draw for unused states). With ``states``, only those are drawn (others NaN)."""
     L, q, _ = Q.shape
     A, b = np.full((L, q, q), np.nan), np.full((L, q), np.nan)
-    for l in (range(L) if states is None else states):
-        Mn, Kn, _, _ = regression_stats(X, s == l, k0)
-        W = Mn + np.linalg.cholesky(Q[l]) @ rng.standard_normal((q, q + 1)) @ np.linalg.cholesky(np.linalg.inv(Kn)).T
-        A[l], b[l] = W[:, :q], W[:, q]
+    todo = np.arange(L) if states is None else np.asarray(states, dtype=np.int64)
+    _ab_draw(np.ascontiguousarray(X, dtype=float), np.asarray(s, dtype=np.int64), Q, float(k0), todo,
+             rng.standard_normal((todo.size, q, q + 1)), A, b)
     return A, b
 
 

@@ -25,7 +25,15 @@ def bicluster_cmd(
     kappa: Annotated[float, typer.Option(min=0.0, help="Stickiness of the HDP-HMM.")] = 50.0,
     cluster_prior: Annotated[str, typer.Option(help="mfm (geometric prior on #clusters) or dp.")] = "mfm",
     split_merge: Annotated[int, typer.Option(min=0, help="Split-merge proposals per sweep (0: off).")] = 5,
-    init: Annotated[str, typer.Option(help="Starting partition: factor (varimax factor loadings), one (all together), separate (every neuron alone: chains from it stall in a local mode of many small clusters; use it only to check convergence) or random.")] = "factor",
+    anneal_every: Annotated[int, typer.Option(
+        min=0, help="One annealed split-merge proposal every N sweeps (0: off). It merges clusters "
+        "that the one-step moves cannot (each a piece of one true cluster, e.g. from --init "
+        "separate or when chains end in different partitions), at a cost of about rungs x 10 "
+        "FFBS passes over the two clusters per proposal (~1-3 s on 30 neurons x 500 bins).")] = 0,
+    anneal_rungs: Annotated[int, typer.Option(
+        min=2, help="Rungs of the annealed move's ladder: more rungs, higher acceptance of good "
+        "merges (the move is exact for any number).")] = 200,
+    init: Annotated[str, typer.Option(help="Starting partition: factor (varimax factor loadings), one (all together), separate (every neuron alone: chains from it stall in many small clusters unless --anneal-every is on; use it to check convergence) or random.")] = "factor",
     loss: Annotated[str, typer.Option(help="Point-estimate loss: binder or vi.")] = "binder",
     max_similarity_bins: Annotated[int, typer.Option(
         min=2, help="Longer recordings get the time-bin similarity matrix (and the state point "
@@ -43,7 +51,8 @@ def bicluster_cmd(
     path = run(recordings, out, seed=seed, iters=iters, burn_in=burn_in, thin=thin, chains=chains,
                jobs=jobs or chains, latent_dim=latent_dim, likelihood=likelihood,
                max_states=max_states, kappa=kappa, cluster_prior=cluster_prior,
-               split_merge=split_merge, init=init, loss=loss,
+               split_merge=split_merge, anneal_every=anneal_every, anneal_rungs=anneal_rungs,
+               init=init, loss=loss,
                max_similarity_bins=max_similarity_bins)
     done(path, f"{chains} chain(s) x {iters} sweeps")
 
