@@ -593,3 +593,23 @@ def test_log_evidence_matches_prior_importance_sampling():
     ti = log_evidence(y, np.zeros(2, dtype=int), cfg, pri, seed=0, r=r, rungs=30, sweeps=60, discard=10)
     assert ti["se"] < 0.3
     assert abs(ti["log_evidence"] - direct) < 0.6, (ti["log_evidence"], direct)
+
+
+def test_anneal_ladder_is_monotone_and_keeps_polya_gamma_shapes_drawable():
+    """The annealing ladder runs from 0 to 1 and rises; with a small dispersion r its interior
+    rungs stay where every tempered Polya-Gamma shape g (y + r) is above the sampler's floor."""
+    from neurodyn.bicluster.anneal import PG_MIN_SHAPE, ladder
+    from neurodyn.bicluster.model import Priors, SamplerConfig
+    from neurodyn.bicluster.sampler import Model
+
+    g = ladder(200)
+    assert g[0] == 0.0 and g[-1] == 1.0 and np.all(np.diff(g) > 0)
+    assert g[1] < 1e-3 and 1 - g[-2] < 1e-3  # dense at both ends
+    y = np.random.default_rng(0).poisson(2.0, (4, 50)).astype(float)
+    m = Model(y, SamplerConfig(anneal_rungs=200), Priors())
+    r = np.full(4, 0.05)
+    gr = m.annealer._ladder(r)
+    assert np.all(np.diff(gr) >= 0) and gr[0] == 0.0 and gr[-1] == 1.0
+    inner = gr[1:-1]
+    assert np.all(inner * r.min() >= PG_MIN_SHAPE * (1 - 1e-9))
+    assert np.all((1 - inner) * r.min() >= PG_MIN_SHAPE * (1 - 1e-9))

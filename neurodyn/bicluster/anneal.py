@@ -103,7 +103,8 @@ class Annealer:
         off = model.sim[~np.eye(model.N, dtype=bool)]
         self.c0 = float(np.median(off)) if off.size else 0.0
 
-    def _predictors(self, p: Path, r: np.ndarray):
+    def _predictors(self, p: Path) -> tuple[np.ndarray, np.ndarray]:
+        """Linear predictors of every member on X_a and of b's members on X_b."""
         m = self.m
         mem = p.mem
         zeros = np.zeros(mem.size, dtype=np.int64)
@@ -113,7 +114,7 @@ class Annealer:
 
     def gap(self, p: Path, r: np.ndarray) -> float:
         """D: log-likelihood of b's members under X_a minus under X_b."""
-        psi_a, psi_b = self._predictors(p, r)
+        psi_a, psi_b = self._predictors(p)
         yb, rb = self.m.y[p.mem[p.na:]], r[p.mem[p.na:]]
         return nb_loglik_rows(yb, rb, psi_a[p.na:]) - nb_loglik_rows(yb, rb, psi_b)
 
@@ -123,7 +124,7 @@ class Annealer:
         mem, na = p.mem, p.na
         n = mem.size
         y, r = m.y[mem], st.r[mem]
-        psi_a, psi_b = self._predictors(p, st.r)
+        psi_a, psi_b = self._predictors(p)
         w = np.ones(n)
         w[na:] = g
         h = w[:, None] * (y + r[:, None])
@@ -167,7 +168,7 @@ class Annealer:
         """The ladder with interior rungs kept where every Polya-Gamma shape g (y + r) and
         (1 - g) (y + r) stays above the sampler's floor (it depends only on r, which the move
         and its reverse share)."""
-        gmin = PG_MIN_SHAPE / max(float(r.min()), 1e-12)
+        gmin = min(PG_MIN_SHAPE / max(float(r.min()), 1e-12), 0.5)
         g = self.g.copy()
         g[1:-1] = np.clip(g[1:-1], gmin, 1.0 - gmin)
         return g
