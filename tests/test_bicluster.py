@@ -115,7 +115,10 @@ def test_ffbs_log_density_and_normaliser_exact(q):
     # scoring mode returns the same density for the same path
     _, logq2, _ = ffbs(J, h, A, b, Q, s, m0, V0, np.zeros((T, q)), x, False)
     assert logq2 == pytest.approx(logq, abs=1e-9)
-    assert np.isfinite(slds_logpdf(x, A, b, Q, s, m0, V0))
+    # the prior density of the path: the unrolled joint Gaussian N(mean, C)
+    dx = x.ravel() - mean
+    ref_prior = -0.5 * dx @ np.linalg.solve(C, dx) - 0.5 * np.linalg.slogdet(2 * np.pi * C)[1]
+    assert slds_logpdf(x, A, b, Q, s, m0, V0) == pytest.approx(ref_prior, abs=1e-6)
 
 
 @pytest.mark.parametrize("N", [2, 6])  # per-pair loop (N <= 4) and matrix-product paths
