@@ -79,6 +79,16 @@ def test_bad_input_exit_2_nothing_written(cli, tmp_path, case):
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
+def test_option_out_of_range_is_a_usage_error_exit_2(cli, tmp_path):
+    """An option below its declared minimum is bad input (exit 2, typer's usage message), not an
+    "unexpected failure" (exit 1): typer >= 0.2x raises its own vendored click exceptions."""
+    out = tmp_path / "bc.h5"
+    r = cli("bicluster", tmp_path / "counts.h5", "--out", out, "--iters", "0")
+    assert r.exit_code == 2, r.output
+    assert "--iters" in r.output and "unexpected failure" not in r.output
+    assert not out.exists()
+
+
 def test_unexpected_failure_exits_1(cli, tmp_path, monkeypatch):
     import neurodyn.ingest
 

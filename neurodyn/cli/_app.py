@@ -33,6 +33,11 @@ COMMAND_ORDER = (
 )
 
 
+# typer >= 0.2x vendors click: its usage errors (e.g. an option below its minimum) derive from
+# typer.TyperException, not click.ClickException; they must reach typer's handler (exit 2).
+_TYPER_CLICK = (typer.TyperException,) if hasattr(typer, "TyperException") else ()
+
+
 class NeurodynGroup(TyperGroup):
     """Maps exceptions to exit codes: 2 bad input, 1 unexpected, 130 interrupted."""
 
@@ -44,7 +49,8 @@ class NeurodynGroup(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, typer.Exit, typer.Abort):
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, typer.Exit, typer.Abort,
+                *_TYPER_CLICK):
             raise
         except BrokenPipeError:  # output piped into `head` and closed early
             sys.stderr.close()
