@@ -112,19 +112,22 @@ class Annealer:
         psi_b = linear_predictor(p.xb[None], zeros[p.na:], p.thb, m.off[mem[p.na:]])
         return psi_a, psi_b
 
-    def gap(self, p: Path, r: np.ndarray) -> float:
-        """D: log-likelihood of b's members under X_a minus under X_b."""
-        psi_a, psi_b = self._predictors(p)
+    def gap(self, p: Path, r: np.ndarray, psi: tuple[np.ndarray, np.ndarray]) -> float:
+        """D: log-likelihood of b's members under X_a minus under X_b (``psi`` from
+        :meth:`_predictors`)."""
+        psi_a, psi_b = psi
         yb, rb = self.m.y[p.mem[p.na:]], r[p.mem[p.na:]]
         return nb_loglik_rows(yb, rb, psi_a[p.na:]) - nb_loglik_rows(yb, rb, psi_b)
 
-    def transition(self, p: Path, g: float, st, rng, reverse: bool) -> None:
-        """T_k (or its reversal R_k) at g: leaves f_g invariant."""
+    def transition(self, p: Path, g: float, st, rng, reverse: bool,
+                   psi: tuple[np.ndarray, np.ndarray]) -> None:
+        """T_k (or its reversal R_k) at g from the current predictors ``psi``: leaves f_g
+        invariant."""
         m = self.m
         mem, na = p.mem, p.na
         n = mem.size
         y, r = m.y[mem], st.r[mem]
-        psi_a, psi_b = self._predictors(p)
+        psi_a, psi_b = psi
         w = np.ones(n)
         w[na:] = g
         h = w[:, None] * (y + r[:, None])
@@ -179,9 +182,10 @@ class Annealer:
         g = self._ladder(st.r[p.mem])
         logw = 0.0
         for k in range(1, g.size):
-            logw += (g[k] - g[k - 1]) * self.gap(p, st.r)
+            psi = self._predictors(p)
+            logw += (g[k] - g[k - 1]) * self.gap(p, st.r, psi)
             if k < g.size - 1:
-                self.transition(p, g[k], st, rng, False)
+                self.transition(p, g[k], st, rng, False, psi)
         return logw
 
     def split_weight(self, p: Path, st, rng) -> float:
@@ -190,9 +194,10 @@ class Annealer:
         g = self._ladder(st.r[p.mem])
         logw = 0.0
         for k in range(g.size - 2, -1, -1):
-            logw += (g[k] - g[k + 1]) * self.gap(p, st.r)
+            psi = self._predictors(p)
+            logw += (g[k] - g[k + 1]) * self.gap(p, st.r, psi)
             if k > 0:
-                self.transition(p, g[k], st, rng, True)
+                self.transition(p, g[k], st, rng, True, psi)
         return logw
 
     def _prior_theta(self, rows: np.ndarray, rng) -> np.ndarray:
@@ -250,20 +255,12 @@ class Annealer:
         split = a == b
         kind = "anneal_split" if split else "anneal_merge"
         st.stats[f"{kind}_prop"] = st.stats.get(f"{kind}_prop", 0) + 1
-        mem = np.flatnonzero((st.z == a) | (st.z == b))
-        rest = rng.permutation(mem[(mem != i) & (mem != j)])
-        side, logq_alloc = m._allocate(i, j, rest, None if split else (st.z[rest] == b).astype(np.int64), rng)
-        side_i = np.append(rest[side == 0], i)
-        side_j = np.append(rest[side == 1], j)
+        side_i, side_j, logq_alloc, log_prior_s, log_prior_m = m.proposal_sides(st, i, j, rng)
         order = np.concatenate([side_i, side_j])
         log_screen = self.screen(side_i, side_j) * (-1.0 if split else 1.0)
         if not np.log(rng.random()) < log_screen:
             return
         st.stats[f"{kind}_screened"] = st.stats.get(f"{kind}_screened", 0) + 1
-        sizes = np.bincount(st.z, minlength=len(st.xs)).astype(float)
-        others = np.delete(sizes, [a] if split else [a, b])
-        log_prior_s = m.prior.log_prob(np.append(others, [side_i.size, side_j.size]))
-        log_prior_m = m.prior.log_prob(np.append(others, order.size))
         theta = st.theta[order].copy()
         if split:
             A, bb = sample_ab_prior(st.Q, m.pri.k0, rng)

@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import gammaln
 
-from neurodyn.bicluster.anneal import Annealer
+from neurodyn.bicluster.anneal import Annealer, nb_loglik_rows
 from neurodyn.bicluster.clusters import (
     PartitionPrior,
     linear_predictor,
@@ -181,8 +181,7 @@ class Model:
     def loglik(self, st: ChainState, psi: np.ndarray) -> float:
         """Count log-likelihood sum_{i,t} log NB(y | r_i, sigmoid(psi))."""
         r = st.r[:, None]
-        return float(np.sum(gammaln(self.y + r) - gammaln(r) - self.const
-                            - r * np.logaddexp(0, psi) - self.y * np.logaddexp(0, -psi)))
+        return float(np.sum(gammaln(self.y + r) - gammaln(r) - self.const)) + nb_loglik_rows(self.y, st.r, psi)
 
     def init_state(self, init: str, rng: np.random.Generator) -> ChainState:
         N, T, q, L = self.N, self.T, self.q, self.L
@@ -505,6 +504,25 @@ class Model:
             cnt[sd] += 1.0
         return side, logq
 
+    def proposal_sides(self, st: ChainState, i: int, j: int, rng):
+        """Split-merge proposal anchored at neurons (i, j): the other members of their clusters
+        in random order, allocated by :meth:`_allocate` (drawn for a split, scored for a merge).
+
+        Returns (side_i, side_j, log q_alloc, log p(z_S), log p(z_M)): i's and j's sides, the
+        allocation's log probability and the partition prior of the split and merged states."""
+        a, b = int(st.z[i]), int(st.z[j])
+        split = a == b
+        mem = np.flatnonzero((st.z == a) | (st.z == b))
+        rest = rng.permutation(mem[(mem != i) & (mem != j)])
+        side, logq_alloc = self._allocate(i, j, rest, None if split else (st.z[rest] == b).astype(np.int64), rng)
+        side_i = np.append(rest[side == 0], i)
+        side_j = np.append(rest[side == 1], j)
+        sizes = np.bincount(st.z, minlength=len(st.xs)).astype(float)
+        others = np.delete(sizes, [a] if split else [a, b])
+        prior_split = self.prior.log_prob(np.append(others, [side_i.size, side_j.size]))
+        prior_merged = self.prior.log_prob(np.append(others, side_i.size + side_j.size))
+        return side_i, side_j, logq_alloc, prior_split, prior_merged
+
     def split_merge(self, st: ChainState, kap, om, rng) -> None:
         """One trajectory-collapsed split-merge Metropolis-Hastings proposal.
 
@@ -535,18 +553,9 @@ class Model:
         i, j = rng.choice(self.N, 2, replace=False)
         a, b = int(st.z[i]), int(st.z[j])
         split = a == b
-        mem = np.flatnonzero((st.z == a) | (st.z == b))
-        rest = rng.permutation(mem[(mem != i) & (mem != j)])
-        sizes = np.bincount(st.z, minlength=len(st.xs)).astype(float)
         used = np.unique(st.s[1:])
-        if split:
-            st.stats["split_prop"] += 1
-            side, logq_alloc = self._allocate(i, j, rest, None, rng)
-        else:
-            st.stats["merge_prop"] += 1
-            side, logq_alloc = self._allocate(i, j, rest, (st.z[rest] == b).astype(np.int64), rng)
-        side_i = np.append(rest[side == 0], i)
-        side_j = np.append(rest[side == 1], j)
+        st.stats["split_prop" if split else "merge_prop"] += 1
+        side_i, side_j, logq_alloc, prior_split, prior_merged = self.proposal_sides(st, i, j, rng)
         both = np.concatenate([side_i, side_j])
         if split:
             x_m = st.xs[a]
@@ -561,9 +570,6 @@ class Model:
             z_i = self._cluster_pass(kap, om, st.theta, side_i, st.dyn[a], st.Q, st.s, rng, False)[1]
             z_j = self._cluster_pass(kap, om, st.theta, side_j, dyn_b, st.Q, st.s, rng, False)[1]
             ok = in_box(x_m)
-        others = np.delete(sizes, [a] if split else [a, b])
-        prior_split = self.prior.log_prob(np.append(others, [side_i.size, side_j.size]))
-        prior_merged = self.prior.log_prob(np.append(others, both.size))
         log_d = ab_log_ratio_prior_cond(dyn_b[0], dyn_b[1], x_m, st.s, st.Q, self.pri.k0, used)
         log_ratio = prior_split - prior_merged + z_i + z_j - z_m + log_d - logq_alloc
         if not ok:
