@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -48,7 +49,10 @@ def versions() -> dict[str, str]:
 
 
 def to_json(obj: Any) -> str:
-    """Canonical JSON (sorted keys) of parameters; paths and numpy scalars become plain."""
+    """Canonical strict JSON (sorted keys) of parameters; paths and numpy scalars become plain.
+
+    Non-finite numbers become the strings ``"nan"``, ``"inf"`` and ``"-inf"``.
+    """
 
     def default(o: Any) -> Any:
         if isinstance(o, Path):
@@ -61,7 +65,21 @@ def to_json(obj: Any) -> str:
             return list(o)
         return str(o)
 
-    return json.dumps(obj, sort_keys=True, default=default)
+    text = json.dumps(obj, sort_keys=True, default=default)
+    if "NaN" in text or "Infinity" in text:  # strict JSON: non-finite numbers as strings
+        text = json.dumps(_finite(json.loads(text)), sort_keys=True, allow_nan=False)
+    return text
+
+
+def _finite(obj: Any) -> Any:
+    """Replace non-finite floats by ``"nan"``, ``"inf"``, ``"-inf"`` (JSON has no such numbers)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if obj != obj else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def input_digest(params: Mapping[str, Any], input_hashes: Mapping[str, str]) -> str:

@@ -11,7 +11,6 @@ from neurodyn.affinity.reference import affinity_loop, affinity_vectorised
 from neurodyn.affinity.signals import prepare
 from neurodyn.affinity.tensor import build_affinity_tensor, pairs_to_matrix, upper_pairs
 from neurodyn.affinity.windows import make_windows, window_samples
-from neurodyn.errors import InputError
 from neurodyn.recording import Recording
 
 
@@ -77,7 +76,7 @@ def test_windows_and_samples():
     np.testing.assert_array_equal(start, [0, 36, 40])
     np.testing.assert_array_equal(stop, [8, 40, 40])
     assert make_windows(0.0, 5.0, 8.0, 4.0).tolist() == [[0.0, 5.0]]
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError, match="width must be positive"):
         make_windows(0.0, 5.0, 0.0, 1.0)
 
 
@@ -108,7 +107,7 @@ def test_tensor_alignment_masks_absent_neurons():
     assert ti.labels == ["AVAL", "AVAR"]
     tk = build_affinity_tensor([a, b], window_s=10.0, step_s=5.0, keep_unlabelled=True)
     assert "a:roi7" in tk.labels
-    with pytest.raises(InputError):
+    with pytest.raises(ValueError, match="unknown kernel"):
         build_affinity_tensor([a, b], kernel="nope")
 
 

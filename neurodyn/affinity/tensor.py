@@ -16,6 +16,7 @@ from neurodyn.affinity.kernels import KINDS, windowed_affinity
 from neurodyn.affinity.signals import prepare
 from neurodyn.affinity.windows import make_windows, window_samples
 from neurodyn.errors import InputError
+from neurodyn.params import ParamError
 from neurodyn.progress import progress
 from neurodyn.recording import Recording
 
@@ -109,7 +110,7 @@ def align_neurons(
         across animals, so each is named ``"<animal id>:<label>"`` and observed in one animal.
     """
     if align not in ("union", "intersection"):
-        raise InputError("--align", f"must be 'union' or 'intersection', got {align!r}")
+        raise ParamError("align", f"must be union or intersection, got {align!r}")
     names_per = []
     for r in recs:
         lab = _labelled(r)
@@ -124,8 +125,8 @@ def align_neurons(
     shared = set.union(*sets) if align == "union" else set.intersection(*sets)
     labels = sorted(shared)
     if len(labels) < 2:
-        raise InputError(
-            "--align", f"only {len(labels)} neuron(s) left after {align} alignment of {len(recs)} "
+        raise ParamError(
+            "align", f"only {len(labels)} neuron(s) left after {align} alignment of {len(recs)} "
             "animals (are neurons labelled? try --keep-unlabelled or --align union)"
         )
     cols = [np.array([n.get(x, -1) for x in labels], dtype=np.int64) for n in names_per]
@@ -167,11 +168,11 @@ def build_affinity_tensor(
         Common rate in Hz; see :func:`common_rate`.
     """
     if kernel not in KINDS:
-        raise InputError("--kernel", f"unknown kernel {kernel!r}; one of {sorted(KINDS)}")
+        raise ParamError("kernel", f"unknown kernel {kernel!r}; one of {sorted(KINDS)}")
     if not sigma > 0:
-        raise InputError("--sigma", f"must be positive, got {sigma}")
+        raise ParamError("sigma", f"must be positive, got {sigma}")
     if not 0 < min_fraction <= 1:
-        raise InputError("--min-fraction", f"must be in (0, 1], got {min_fraction}")
+        raise ParamError("min_fraction", f"must be in (0, 1], got {min_fraction}")
     if not recs:
         raise InputError(None, "no recordings to compute affinities from")
     recs, rate = common_rate(recs, fs)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurodyn.errors import InputError
-
 #: Defaults: 8 s windows every 4 s give ~300 windows for a 20-minute recording.
 DEFAULT_WIDTH_S = 8.0
 DEFAULT_STEP_S = 4.0
@@ -28,9 +26,9 @@ def make_windows(t_start: float, t_stop: float, width_s: float, step_s: float) -
         the single window ``[t_start, t_stop)``.
     """
     if not width_s > 0:
-        raise InputError("--window", f"window width must be positive, got {width_s}")
+        raise ValueError(f"window width must be positive, got {width_s}")
     if not step_s > 0:
-        raise InputError("--step", f"window step must be positive, got {step_s}")
+        raise ValueError(f"window step must be positive, got {step_s}")
     span = t_stop - t_start
     if span <= width_s:
         return np.array([[t_start, t_stop]], dtype=np.float64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import re
 import sys
@@ -14,12 +15,15 @@ from typing import Any
 
 from neurodyn import provenance as prov
 from neurodyn.errors import InputError
+from neurodyn.params import ParamError
 from neurodyn.pipeline.stages import BUILTIN_STAGES, JOINT, StageDef, stage_parameters
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+log = logging.getLogger(__name__)
 
 RESERVED_KEYS = ("function", "after", "output", "scope", "enabled", "call", "only", "uses")
 PIPELINE_KEYS = ("name", "seed", "inputs", "units", "jobs", "executor", "on_error", "description")
@@ -273,6 +277,7 @@ def load_pipeline(
             output=str(table.get("output", default_out)),
             after=after,
             call=str(table.get("call", base.call if base else "stage")),
+            params=base.params if base and "function" not in table else None,
         )
         if defs[name].call not in ("stage", "ingest", "rundir"):
             raise InputError(src, f"[stages.{name}] call must be stage, ingest or rundir")
@@ -299,7 +304,8 @@ def load_pipeline(
     for name in order:
         d = defs[name]
         table = tables[name]
-        defaults, var_kw = stage_parameters(d, source=src)
+        cls = d.params
+        defaults, var_kw = (cls.defaults(), False) if cls else stage_parameters(d, source=src)
         params: dict[str, Any] = {}
         origin: dict[str, str] = {}
         for k, v in defaults.items():
@@ -312,12 +318,22 @@ def load_pipeline(
         for where, layer in layers:
             for k, v in layer.items():
                 k = k.replace("-", "_")
+                if cls is not None and k in cls.aliases():
+                    log.warning("%s: %s is a former name of %s; it will be removed in the next release",
+                                _where(src, name, k, where)[0], k, cls.aliases()[k])
+                    k = cls.aliases()[k]
                 if k not in defaults and not var_kw:
                     raise InputError(
-                        src if where == "toml" else ("--set" if where == "flag" else f"NEURODYN_{name.upper()}_{k.upper()}"),
+                        _where(src, name, k, where)[0],
                         f"stage {name!r} has no parameter {k!r}; it takes {sorted(defaults)}",
                     )
                 params[k], origin[k] = v, where
+        if cls is not None:  # the same checks as the command-line options
+            try:
+                params = cls(**params).to_dict()
+            except ParamError as exc:
+                place, prefix = _where(src, name, exc.name, origin.get(exc.name, "toml"))
+                raise InputError(place, prefix + exc.problem) from None
         up = upstream[name]
         scope = str(table.get("scope", "unit"))
         if up is not None and stages[up].scope == JOINT:
@@ -334,6 +350,15 @@ def load_pipeline(
     options = {k: head[k] for k in ("jobs", "executor", "on_error") if k in head}
     slurm = dict(data.get("slurm", {}))
     return Pipeline(str(src), str(head.get("name", src.stem)), p_seed, units, stages, slurm, options)
+
+
+def _where(src: Path, stage: str, key: str, origin: str) -> tuple[str | Path, str]:
+    """Where a parameter value came from, for an error line: (source, prefix of the problem)."""
+    if origin == "flag":
+        return "--set", f"{stage}.{key}: " if key else f"{stage}: "
+    if origin == "env":
+        return f"NEURODYN_{stage.upper()}_{key.upper()}", ""
+    return src, f"[stages.{stage}] {key}: " if key else f"[stages.{stage}]: "
 
 
 def _toposort(defs: Mapping[str, StageDef], upstream: Mapping[str, str | None], src: Path) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from neurodyn import provenance as prov
 from neurodyn.errors import InputError
+from neurodyn.params import ParamError
 from neurodyn.pipeline.config import jsonable
 from neurodyn.pipeline.stages import META, load_callable
 from neurodyn.pipeline.tasks import Task
@@ -121,6 +122,10 @@ def execute(task: Task, *dep_results: Mapping[str, Any]) -> dict[str, Any]:
     except InputError as exc:
         return {**base, "status": "failed", "kind": "input", "error": str(exc),
                 "seconds": time.perf_counter() - t0}
+    except ParamError as exc:  # a parameter the stage found unusable for this data
+        where = f"{exc.name}: " if exc.name else ""
+        return {**base, "status": "failed", "kind": "input",
+                "error": f"[stages.{task.stage}] {where}{exc.problem}", "seconds": time.perf_counter() - t0}
     except Exception as exc:  # reported in failures.json; the CLI maps it to exit 3
         return {**base, "status": "failed", "kind": "error", "error": _one_line(exc),
                 "seconds": time.perf_counter() - t0}

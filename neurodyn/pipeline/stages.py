@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neurodyn.affinity.params import AffinityParams
 from neurodyn.errors import InputError
+from neurodyn.params import StageParams
+from neurodyn.tensor.params import FactorizeParams
 
 JOINT = "joint"  # the unit name of stages run once over all inputs
 META = ".neurodyn"  # bookkeeping directory inside RUNDIR and inside each unit directory
@@ -35,6 +38,9 @@ class StageDef:
     call : str
         ``"stage"``: ``fn(input_path, out, seed=, **params)``; ``"ingest"``:
         ``fn(inputs, out, **params)``; ``"rundir"``: ``fn(unit_dir, **params)``.
+    params : type of StageParams, optional
+        The stage's parameter class (built-in stages); a custom ``function =`` stage has none
+        and takes the keyword parameters of its function.
     """
 
     name: str
@@ -42,6 +48,7 @@ class StageDef:
     output: str
     after: tuple[str, ...] = ()
     call: str = "stage"
+    params: type[StageParams] | None = None
 
 
 BUILTIN_STAGES: dict[str, StageDef] = {
@@ -49,8 +56,10 @@ BUILTIN_STAGES: dict[str, StageDef] = {
     for s in (
         StageDef("ingest", "neurodyn.ingest:ingest", "recordings.h5", (), "ingest"),
         StageDef("preprocess", "neurodyn.preprocess:run", "preprocessed.h5", ("ingest",)),
-        StageDef("affinity", "neurodyn.affinity.stage:run", "affinity.h5", ("preprocess", "ingest")),
-        StageDef("factorize", "neurodyn.tensor.stage:run", "ntf.h5", ("affinity",)),
+        StageDef("affinity", "neurodyn.affinity.stage:run", "affinity.h5", ("preprocess", "ingest"),
+                 params=AffinityParams),
+        StageDef("factorize", "neurodyn.tensor.stage:run", "ntf.h5", ("affinity",),
+                 params=FactorizeParams),
         StageDef("communities", "neurodyn.community.stage:run", "communities.h5", ("factorize",)),
         StageDef("states", "neurodyn.hmmglm.stage:run", "states.h5", ("preprocess", "ingest")),
         StageDef("bicluster", "neurodyn.bicluster.stage:run", "bicluster.h5", ("preprocess", "ingest")),

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from neurodyn.errors import InputError
+from neurodyn.params import ParamError
 
 
 @dataclass
@@ -183,7 +184,7 @@ def fit_ntf(
     if x.ndim != 3:
         raise InputError(None, f"NTF needs a 3-way tensor, got shape {x.shape}")
     if rank < 1:
-        raise InputError("--rank", f"rank must be >= 1, got {rank}")
+        raise ParamError("rank", f"must be >= 1, got {rank}")
     xf = np.array(x, dtype=np.float32, order="C", copy=True)
     if mask is not None:
         mask = np.ascontiguousarray(mask, dtype=bool)

@@ -1,0 +1,469 @@
+"""Stage parameters declared once: default, type, range, choices, unit and help of each.
+
+Every stage declares one frozen dataclass deriving from :class:`StageParams` whose fields are
+made with :func:`param`. From it derive the stage's command-line options (:func:`cli_options`),
+the validation of pipeline TOML / ``--set`` / environment values, ``neurodyn config show`` and
+the parameters recorded in each output file, so the copies cannot drift apart::
+
+    @dataclass(frozen=True)
+    class AffinityParams(StageParams):
+        window: float = param(8.0, "Window width.", unit="s", gt=0)
+
+    AffinityParams(window=-1)   # ParamError: window: must be > 0, got -1
+
+Validation errors are :class:`ParamError` (a ``ValueError``) naming the *field*; the CLI maps
+the field to its flag (``--window``) and the pipeline to its TOML key (``[stages.affinity]
+window``), with the same problem text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import inspect
+import logging
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar, TypeVar
+
+log = logging.getLogger(__name__)
+
+_MISSING = dataclasses.MISSING
+
+
+class ParamError(ValueError):
+    """A parameter value is out of range, of the wrong type, or unknown.
+
+    Attributes
+    ----------
+    name : str
+        The parameter (dataclass field) at fault; ``""`` when no single one is.
+    problem : str
+        What is wrong, in plain words, without any flag or file name.
+    """
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(f"{name}: {problem}" if name else problem)
+
+
+def param(
+    default: Any,
+    help: str,
+    *,
+    unit: str | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    finite: bool = True,
+    check: Callable[[Any], Any] | None = None,
+    metavar: str | None = None,
+    short: str | None = None,
+    flag: str | None = None,
+    aliases: tuple[str, ...] = (),
+    cli: bool = True,
+) -> Any:
+    """A dataclass field with the metadata the CLI, the pipeline and provenance use.
+
+    Parameters
+    ----------
+    default : Any
+        The default value (immutable: use a tuple for lists).
+    help : str
+        One or two sentences for ``--help``; the unit, range and choices are appended.
+    unit : str, optional
+        Unit of the value, e.g. ``"s"`` or ``"Hz"``.
+    ge, gt, le, lt : float, optional
+        Inclusive / exclusive bounds of a number.
+    finite : bool
+        Reject inf and nan (default True).
+    check : callable, optional
+        ``value -> normalised value``; raises ``ValueError`` with a plain message when the
+        value is invalid. Runs after the type conversion, before the bounds.
+    metavar, short : str, optional
+        Command-line display name, e.g. ``"START:STOP"``; a short flag such as ``"-k"``.
+    flag : str, optional
+        Only for booleans: the on/off flag pair, e.g. ``"--joint/--per-recording"``. Every
+        other option is spelled like its field (``max_iter`` -> ``--max-iter``), as in TOML.
+    aliases : tuple of str
+        Former names, accepted for one release as hidden flags and TOML keys (with a warning).
+    cli : bool
+        False for parameters only a pipeline or Python caller sets.
+    """
+    meta = dict(help=help, unit=unit, ge=ge, gt=gt, le=le, lt=lt, finite=finite, check=check,
+                metavar=metavar, short=short, flag=flag, aliases=tuple(aliases), cli=cli)
+    return dataclasses.field(default=default, metadata={"neurodyn": meta})
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """One parameter as declared: name, type, default and the :func:`param` metadata."""
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+    unit: str | None
+    ge: float | None
+    gt: float | None
+    le: float | None
+    lt: float | None
+    finite: bool
+    check: Callable[[Any], Any] | None
+    metavar: str | None
+    short: str | None
+    flag: str | None
+    aliases: tuple[str, ...]
+    cli: bool
+
+    @property
+    def optional(self) -> bool:
+        return _optional(self.type)[1]
+
+    @property
+    def base(self) -> Any:
+        return _optional(self.type)[0]
+
+    @property
+    def option(self) -> str:
+        """The command-line flag: the field name with dashes."""
+        return "--" + self.name.replace("_", "-")
+
+    def describe(self) -> str:
+        """Help text with unit, range and default-meaning appended."""
+        text = self.help.rstrip()
+        extra = []
+        if self.unit:
+            extra.append(f"unit: {self.unit}")
+        rng = self.range_text()
+        if rng:
+            extra.append(f"range: {rng}")
+        return text + (f" [{'; '.join(extra)}]" if extra else "")
+
+    def range_text(self) -> str:
+        lo = f">= {_num(self.ge)}" if self.ge is not None else f"> {_num(self.gt)}" if self.gt is not None else ""
+        hi = f"<= {_num(self.le)}" if self.le is not None else f"< {_num(self.lt)}" if self.lt is not None else ""
+        return " and ".join(x for x in (lo, hi) if x)
+
+    def validate(self, value: Any) -> Any:
+        """The value converted to this parameter's type; :class:`ParamError` when invalid."""
+        try:
+            return self._validate(value)
+        except ParamError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ParamError(self.name, str(exc)) from None
+
+    def _validate(self, value: Any) -> Any:
+        base, optional = _optional(self.type)
+        if value is None:
+            if optional:
+                return None
+            raise ValueError("a value is required")
+        value = _convert(base, value)
+        if self.check is not None:
+            value = self.check(value)
+        if isinstance(value, float) and self.finite and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            ok = ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                  and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+            if not ok:
+                raise ValueError(f"must be {self.range_text()}, got {_num(value)}")
+        return value
+
+
+def _num(x: Any) -> str:
+    return repr(x) if isinstance(x, float) and not float(x).is_integer() else str(int(x)) if \
+        isinstance(x, float) and math.isfinite(x) else str(x)
+
+
+def _optional(tp: Any) -> tuple[Any, bool]:
+    """``X | None`` -> (X, True); anything else -> (tp, False)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) < len(typing.get_args(tp)):
+            return (args[0] if len(args) == 1 else typing.Union[tuple(args)]), True
+    return tp, False
+
+
+def _convert(tp: Any, value: Any) -> Any:
+    """Check/convert one non-None value to ``tp`` (int, float, bool, str, Enum, tuple[str, ...])."""
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if isinstance(value, tp):
+            return value
+        try:
+            return tp(value)
+        except ValueError:
+            raise ValueError(f"must be one of {', '.join(m.value for m in tp)}, got {value!r}") from None
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"must be an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, got {value!r}")
+        return value
+    if typing.get_origin(tp) is tuple:  # tuple[str, ...]: a list, or one comma-separated string
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(x, str) for x in items):
+            raise ValueError(f"must be a list of strings, got {value!r}")
+        return tuple(y.strip() for x in items for y in x.split(",") if y.strip())
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # e.g. int | str: first that fits
+        for arg in typing.get_args(tp):
+            try:
+                return _convert(arg, value)
+            except ValueError:
+                continue
+        raise ValueError(f"unexpected value {value!r}")
+    return value
+
+
+class Choice(str, enum.Enum):
+    """Base of choice parameters: compares, prints and formats as its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+P = TypeVar("P", bound="StageParams")
+
+
+@dataclasses.dataclass(frozen=True)
+class StageParams:
+    """Base of every stage's parameter dataclass: validation on construction, JSON view.
+
+    Subclasses set ``stage`` (its name in pipelines and on the command line) and may override
+    :meth:`check` for constraints between fields.
+    """
+
+    stage: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for s in self.specs():
+            object.__setattr__(self, s.name, s.validate(getattr(self, s.name)))
+        self.check()
+
+    def check(self) -> None:
+        """Constraints between fields; raise :class:`ParamError` naming the field at fault."""
+
+    @classmethod
+    @functools.cache
+    def specs(cls) -> tuple[Spec, ...]:
+        hints = typing.get_type_hints(cls)
+        out = []
+        for f in dataclasses.fields(cls):
+            meta = f.metadata.get("neurodyn")
+            if meta is None:
+                raise TypeError(f"{cls.__name__}.{f.name} must be declared with neurodyn.params.param")
+            out.append(Spec(name=f.name, type=hints[f.name], default=f.default, **meta))
+        return tuple(out)
+
+    @classmethod
+    def spec(cls, name: str) -> Spec:
+        for s in cls.specs():
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [s.name for s in cls.specs()]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Default values as plain JSON-able data (what a pipeline resolves and records)."""
+        return {s.name: plain(s.default) for s in cls.specs()}
+
+    @classmethod
+    def aliases(cls) -> dict[str, str]:
+        """Former name -> current name."""
+        return {a: s.name for s in cls.specs() for a in s.aliases}
+
+    @classmethod
+    def build(cls: type[P], params: P | Mapping[str, Any] | None = None, **kw: Any) -> P:
+        """An instance from another instance or a mapping, updated by keywords.
+
+        Former names (aliases) are accepted with a warning; unknown names raise
+        :class:`ParamError`.
+        """
+        if isinstance(params, cls):
+            base = {s.name: getattr(params, s.name) for s in cls.specs()}
+        else:
+            base = {}
+            kw = {**dict(params or {}), **kw}
+        values = dict(base)
+        values.update(cls.rename(kw))
+        return cls(**values)
+
+    @classmethod
+    def rename(cls, values: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
+        """Replace former names by current ones (warning once each); reject unknown names."""
+        known, aliases = set(cls.names()), cls.aliases()
+        out: dict[str, Any] = {}
+        for k, v in values.items():
+            k = k.replace("-", "_")
+            if k in aliases:
+                log.warning("%s%s is a former name of %s; it will be removed in the next release",
+                            f"{where} " if where else "", k, aliases[k])
+                k = aliases[k]
+            elif k not in known:
+                raise ParamError(k, f"unknown parameter; {cls.stage or cls.__name__} takes "
+                                    f"{', '.join(sorted(known))}")
+            out[k] = v
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Field values as plain JSON-able data (Enums by value, tuples as lists)."""
+        return {s.name: plain(getattr(self, s.name)) for s in self.specs()}
+
+    def replace(self: P, **kw: Any) -> P:
+        return dataclasses.replace(self, **kw)
+
+
+def plain(value: Any) -> Any:
+    """An Enum by its value, a tuple as a list; other values unchanged."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+# -- command-line options ----------------------------------------------------------------------
+def _cli_type(s: Spec) -> tuple[Any, Any]:
+    """(annotation, default) of the Typer parameter for a spec."""
+    base, optional = _optional(s.type)
+    if typing.get_origin(base) is tuple:
+        return list[str], []
+    if isinstance(base, type) and issubclass(base, enum.Enum):  # checked by the Params class
+        return (str | None if optional else str), plain(s.default)
+    if isinstance(base, type) and issubclass(base, (bool, int, float, str)):
+        return (base | None if optional else base), s.default
+    return (str | None if optional else str), (None if s.default is None else str(s.default))
+
+
+def _completer(choices: list[str]) -> Callable[[str], list[str]]:
+    def complete(incomplete: str) -> list[str]:
+        return [c for c in choices if c.startswith(incomplete)]
+
+    return complete
+
+
+def _choices(s: Spec) -> list[str]:
+    base = s.base
+    return [m.value for m in base] if isinstance(base, type) and issubclass(base, enum.Enum) else []
+
+
+def cli_parameters(cls: type[StageParams]) -> list[inspect.Parameter]:
+    """Typer parameters (keyword-only, ``Annotated[..., typer.Option]``) for a Params class.
+
+    Each former name becomes a hidden option ``_<field>__<i>`` that the wrapper folds in.
+    """
+    import typer
+
+    out = []
+    for s in cls.specs():
+        if not s.cli:
+            continue
+        tp, default = _cli_type(s)
+        decls = [s.flag or s.option] + ([s.short] if s.short else [])
+        choices = _choices(s)
+        metavar = s.metavar or ("{" + "|".join(choices) + "}" if choices else
+                                "<list>" if tp == list[str] else None)
+        opt = typer.Option(*decls, help=s.describe(), metavar=metavar,
+                           autocompletion=_completer(choices) if choices else None,
+                           show_default=not (isinstance(default, list) or default is None))
+        out.append(inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY,
+                                     annotation=Annotated[tp, opt], default=default))
+        for i, alias in enumerate(s.aliases):
+            hidden = typer.Option("--" + alias.replace("_", "-"), hidden=True)
+            atp = list[str] if tp == list[str] else (tp | None)
+            out.append(inspect.Parameter(f"_{s.name}__{i}", inspect.Parameter.KEYWORD_ONLY,
+                                         annotation=Annotated[atp, hidden],
+                                         default=[] if tp == list[str] else None))
+    return out
+
+
+def from_cli(cls: type[P], values: dict[str, Any]) -> P:
+    """Build params from Typer's values (hidden alias options folded in).
+
+    Raises
+    ------
+    neurodyn.errors.InputError
+        Naming the flag, e.g. ``--max-iter: must be >= 1, got -5``.
+    """
+    from neurodyn.errors import InputError
+
+    for s in cls.specs():
+        for i, alias in enumerate(s.aliases):
+            v = values.pop(f"_{s.name}__{i}", None)
+            if v not in (None, []):
+                log.warning("--%s is a former name of %s; it will be removed in the next release",
+                            alias.replace("_", "-"), s.option)
+                values[s.name] = v
+    try:
+        return cls(**values)
+    except ParamError as exc:
+        raise InputError(flag_of(cls, exc.name), exc.problem) from None
+
+
+def flag_of(cls: type[StageParams], name: str) -> str | None:
+    """The command-line flag of a field (``None`` for an empty name)."""
+    if not name:
+        return None
+    try:
+        s = cls.spec(name)
+    except KeyError:
+        return "--" + name.replace("_", "-")
+    return (s.flag or s.option).split("/")[0]
+
+
+def stage_command(cls: type[StageParams]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a Typer command taking ``params: cls``: its options come from ``cls``.
+
+    The command's own parameters (input, ``--out``, ``--seed``...) come first in ``--help``;
+    a :class:`ParamError` raised while the command runs is reported against its flag.
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn, eval_str=True)
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in sig.parameters.values()
+               if p.name != "params"]
+        extra = cli_parameters(cls)
+        names = {p.name for p in extra}
+
+        @functools.wraps(fn)
+        def wrapper(**kw: Any) -> Any:
+            from neurodyn.errors import InputError
+
+            values = {k: kw.pop(k) for k in list(kw) if k in names}
+            params = from_cli(cls, values)
+            try:
+                return fn(**kw, params=params)
+            except ParamError as exc:
+                raise InputError(flag_of(cls, exc.name), exc.problem) from None
+
+        params = own + extra
+        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return deco

@@ -1,0 +1,71 @@
+"""Parameters of the ``factorize`` stage (one definition for the CLI, pipelines and provenance)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from neurodyn.params import StageParams, param
+
+
+def parse_ranks(spec: str | list[int] | tuple[int, ...]) -> list[int]:
+    """``"2-8"``, ``"2,3,5"`` or a sequence of ints -> sorted list of ranks >= 1.
+
+    Raises ``ValueError`` in plain words when the text cannot be read or a rank is below 1.
+    """
+    if not isinstance(spec, str):
+        out = [int(r) for r in spec]
+    else:
+        out = []
+        try:
+            for part in spec.split(","):
+                part = part.strip()
+                if "-" in part:
+                    lo, hi = (int(v) for v in part.split("-", 1))
+                    out.extend(range(lo, hi + 1))
+                elif part:
+                    out.append(int(part))
+        except ValueError:
+            raise ValueError(f"expected e.g. '2-8' or '2,3,5', got {spec!r}") from None
+    if not out or min(out) < 1:
+        raise ValueError(f"ranks must be >= 1, got {spec!r}")
+    return sorted(set(out))
+
+
+def _ranks(spec: str) -> str:
+    parse_ranks(spec)
+    return spec
+
+
+def _rank(value: str | int) -> str | int:
+    """``"auto"`` or an integer >= 1 (also as text)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        rank = int(value)
+    except ValueError:
+        raise ValueError(f"expected 'auto' or an integer, got {value!r}") from None
+    if rank < 1:
+        raise ValueError(f"must be >= 1 or 'auto', got {rank}")
+    return rank
+
+
+@dataclass(frozen=True)
+class FactorizeParams(StageParams):
+    """Non-negative CP decomposition of the affinity tensor with rank selection."""
+
+    stage = "factorize"
+
+    rank: int | str = param("auto", "Number of components, or 'auto' to choose from --ranks.",
+                            check=_rank, metavar="INT|auto")
+    ranks: str = param("1-8", "Candidate ranks for --rank auto, e.g. 1-8 or 2,4,6.", check=_ranks,
+                       metavar="LIST")
+    restarts: int = param(5, "Random initialisations per rank (best kept; seeds recorded).", ge=1)
+    max_iter: int = param(200, "Maximum HALS sweeps per fit.", ge=1)
+    tol: float = param(1e-6, "Stop when the relative error improves by less than this.", ge=0)
+    heldout: float = param(0.1, "Fraction of observed entries held out to score each rank.",
+                           gt=0, lt=1)
+    min_stability: float = param(
+        0.8, "Restart similarity (factor match score) a rank needs to be chosen.", ge=0, le=1)
+    slack: float = param(
+        0.1, "Slack on the lowest held-out error, as a fraction of the scan's improvement over its "
+        "smallest rank (the elbow).", ge=0, aliases=("tolerance",))
