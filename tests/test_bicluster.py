@@ -19,7 +19,7 @@ from neurodyn.bicluster.clusters import (
     obs_info,
     shift_info,
 )
-from neurodyn.bicluster.diagnostics import ess, rhat
+from neurodyn.bicluster.diagnostics import ess, ess_bulk, ess_tail, rhat
 from neurodyn.bicluster.dispersion import crt_counts, softplus_rowsum
 from neurodyn.bicluster.ffbs import (
     ffbs,
@@ -292,17 +292,39 @@ def test_point_estimate_and_canonical_form():
     assert np.allclose(acc.lat_sq, per[0] ** 2 + per[1] ** 2)
 
 
-def test_rhat_and_ess():
+def _diagnostic_cases():
     rng = np.random.default_rng(0)
-    iid = rng.normal(size=(4, 1000))
-    assert rhat(iid) == pytest.approx(1.0, abs=0.01)
-    assert 2500 < ess(iid) < 5500
-    shifted = iid + np.arange(4)[:, None]
-    assert rhat(shifted) > 1.5
-    ar = np.zeros((2, 1000))
-    for t in range(1, 1000):
-        ar[:, t] = 0.95 * ar[:, t - 1] + rng.normal(size=2)
-    assert ess(ar) < 200
+    iid = rng.normal(size=(4, 301))  # odd length: ArviZ drops the middle draw when splitting
+    ar = np.zeros((3, 400))
+    for t in range(1, 400):
+        ar[:, t] = 0.95 * ar[:, t - 1] + rng.normal(size=3)
+    trend = iid + np.linspace(0, 2, 301)  # every chain drifts: only the split halves disagree
+    scale = rng.normal(size=(4, 200)) * np.array([1, 1, 1, 4])[:, None]  # tail R-hat's case
+    counts = rng.integers(3, 6, (4, 200)).astype(float)  # discrete, many ties (#states)
+    counts[0] += 1
+    return {"iid": iid, "ar": ar, "trend": trend, "scale": scale, "counts": counts}
+
+
+def test_rhat_and_ess_equal_arviz():
+    import arviz as az
+
+    for name, x in _diagnostic_cases().items():
+        assert rhat(x) == pytest.approx(float(az.rhat(x, method="rank")), rel=1e-10), name
+        assert ess_bulk(x) == pytest.approx(float(az.ess(x, method="bulk")), rel=1e-10), name
+        assert ess_tail(x) == pytest.approx(float(az.ess(x, method="tail")), rel=1e-10), name
+        assert ess(x) == pytest.approx(float(az.ess(x, method="mean")), rel=1e-10), name
+
+
+def test_rhat_flags_what_it_should():
+    c = _diagnostic_cases()
+    assert rhat(c["iid"]) < 1.01
+    assert rhat(c["trend"]) > 1.1  # split chains see the trend
+    assert rhat(c["scale"]) > 1.05  # the folded (tail) R-hat sees a chain with another scale
+    assert rhat(c["counts"]) > 1.1
+    assert ess_bulk(c["ar"]) < 100 < ess_bulk(c["iid"])
+    stuck = np.repeat([[3.0], [4.0]], 50, axis=1)  # each chain constant, at different values
+    assert rhat(stuck) == np.inf
+    assert np.isnan(rhat(np.full((2, 50), 3.0)))
 
 
 def test_unconverged_lists_summaries_with_large_rhat():
@@ -312,8 +334,8 @@ def test_unconverged_lists_summaries_with_large_rhat():
     apart = np.stack([rng.normal(0, 1, 400), rng.normal(3, 1, 400)])  # two chains, different means
     mixed = rng.normal(0, 1, (2, 400))
     diag = {"rhat_loglik": rhat(apart), "rhat_n_clusters": rhat(mixed), "rhat_n_states": float("nan"),
-            "ess_loglik": 3.0}
-    assert unconverged(diag) == [f"loglik {diag['rhat_loglik']:.2f}"]
+            "ess_bulk_loglik": 3.0, "rhat_x": float("inf")}
+    assert unconverged(diag) == [f"loglik {diag['rhat_loglik']:.2f}", "x inf"]
 
 
 @pytest.mark.parametrize(
@@ -351,8 +373,16 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
     out = tmp_path / "bc.h5"
     r = cli("bicluster", sim, "--out", out, "--iters", "40", "--burn-in", "20", "--thin", "2",
             "--chains", "2", "--jobs", "1", "--max-states", "4", "--seed", "3", "--anneal-every", "5",
-            "--anneal-rungs", "10")
+            "--anneal-rungs", "10", "--export-draws", tmp_path / "draws.nc")
     assert r.exit_code == 0, r.output
+    import arviz as az
+
+    idata = az.from_netcdf(tmp_path / "draws.nc")
+    with h5py.File(out, "r") as f:
+        for name in ("loglik", "n_clusters", "n_states"):
+            assert np.array_equal(idata.posterior[name].values, f[f"sim|bicluster/traces/{name}"][()])
+        assert idata.warmup_posterior["n_states"].shape == (2, 20)
+        assert idata.posterior.attrs["rhat_loglik"] == f["sim|bicluster/diagnostics"].attrs["rhat_loglik"]
     with h5py.File(out, "r") as f:
         assert f.attrs["stage"] == "bicluster" and f.attrs["complete"]
         g = f["sim|bicluster"]
@@ -372,6 +402,14 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
 
     paths = draw(out, tmp_path / "fig")
     assert len(paths) == 4 and all(p.stat().st_size > 1000 for p in paths)
+    from neurodyn.plots.bicluster import _diag_text
+
+    text = _diag_text({"@rhat_loglik": 1.234, "@ess_bulk_loglik": 45.2, "@ess_tail_loglik": 30.0},
+                      "loglik")
+    assert text == "R-hat 1.234 (not mixed) | ESS bulk 45, tail 30"
+    r = cli("bicluster", sim, "--out", tmp_path / "y.h5", "--iters", "5", "--burn-in", "1",
+            "--export-draws", tmp_path / "no" / "d.nc")
+    assert r.exit_code == 2 and "--export-draws" in r.output
     # bad input: a recording with negative and non-integer counts
     from neurodyn.io.store import read_recordings, write_recordings
 

@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from neurodyn.bicluster.diagnostics import ess, rhat
+from neurodyn.bicluster.diagnostics import summarize_traces
 from neurodyn.bicluster.model import Priors, SamplerConfig
 from neurodyn.bicluster.sampler import BLOCKS, run_chain
 from neurodyn.bicluster.summaries import expand_grid, point_estimate, trajectory_summary
@@ -120,10 +120,7 @@ def summarize(outs: list[dict], cfg: SamplerConfig) -> dict:
     mean, lo, hi = trajectory_summary(acc, z_hat)
     traces = {name: np.array([getattr(o["acc"], name) for o in outs], dtype=float)
               for name in ("n_clusters", "n_states", "loglik")}
-    diag: dict = {}
-    for name, tr in traces.items():
-        diag[f"rhat_{name}"] = rhat(tr) if tr.shape[0] > 1 else float("nan")
-        diag[f"ess_{name}"] = ess(tr)
+    diag: dict = summarize_traces(traces)
     kinds = ("split", "merge", "move", "anneal_split", "anneal_merge")
     stats = {k: sum(o["stats"].get(k, 0) for o in outs) for kind in kinds for k in (f"{kind}_prop", f"{kind}_acc")}
     for kind in kinds:

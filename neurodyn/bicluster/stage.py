@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from neurodyn.bicluster.diagnostics import RHAT_LIMIT, unconverged
+from neurodyn.bicluster.export import draws_path, export_draws
 from neurodyn.bicluster.fit import check_counts, fit
 from neurodyn.bicluster.model import all_params, split_params
 from neurodyn.errors import InputError
@@ -33,20 +34,24 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     out : output HDF5 file; one group per recording (id with ``/`` replaced by ``|``).
     seed : random seed (chains get independent streams spawned from it).
     **params : any field of :class:`~.model.SamplerConfig` or :class:`~.model.Priors`, plus
-        ``chains`` (default 2), ``jobs`` (parallel processes, default = chains) and
-        ``recordings`` (list of ids; default all).
+        ``chains`` (default 2), ``jobs`` (parallel processes, default = chains),
+        ``recordings`` (list of ids; default all) and ``export_draws`` (path of an ArviZ
+        netCDF file of the draws, see :mod:`.export`; default none).
     """
     from neurodyn.io.store import atomic_h5, read_recordings, write_tree
 
     chains = int(params.pop("chains", 2))
     jobs = int(params.pop("jobs", chains))
     ids = params.pop("recordings", None)
+    export = params.pop("export_draws", None)
     if chains < 1:
         raise InputError("--chains", "must be >= 1")
     cfg, pri, rest = split_params(params)
     if rest:
         raise InputError(None, f"unknown bicluster parameters: {sorted(rest)}")
     cfg.validate()
+    if export and not Path(export).parent.is_dir():
+        raise InputError("--export-draws", f"{export}: its folder does not exist")
     recs = read_recordings(input_path, ids)
     ys = [counts_of(r, str(input_path)) for r in recs]
     full = {**all_params(cfg, pri), "chains": chains, "jobs": jobs, "recordings": ids}
@@ -56,11 +61,18 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
         bad = unconverged(res["diagnostics"])
         res["diagnostics"]["unconverged"] = ", ".join(bad)
         if bad:
-            log.warning("%s: %s: chains have not mixed (R-hat > %.1f: %s); the summaries pool "
+            log.warning("%s: %s: chains have not mixed (rank-normalised split R-hat > %.2f: %s); "
+                        "the summaries pool "
                         "them: run longer chains (--iters), with --anneal-every 2 if their partitions "
                         "differ (chain_final_clusters), before reading the estimates",
                         input_path, rec.id, RHAT_LIMIT, "; ".join(bad))
         results.append((rec, res))
+    if export:
+        for rec, res in results:
+            attrs = {"recording": rec.id, "seed": seed, "parameters": full, "stage": STAGE,
+                     **res["diagnostics"]}
+            export_draws(draws_path(Path(export), rec.id, len(results) > 1), res["traces"],
+                         cfg.burn_in, attrs)
     with atomic_h5(out, stage=STAGE, params=full, inputs=[input_path], seed=seed) as f:
         for rec, res in results:
             g = f.create_group(rec.id.replace("/", "|"))

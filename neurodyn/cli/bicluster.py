@@ -38,6 +38,10 @@ def bicluster_cmd(
     max_similarity_bins: Annotated[int, typer.Option(
         min=2, help="Longer recordings get the time-bin similarity matrix (and the state point "
         "estimate) on a block-downsampled grid of at most this many bins (memory ~ 4 B x n^2).")] = 2000,
+    export_draws: Annotated[Path | None, typer.Option(
+        help="Also write the draws (log-likelihood, numbers of clusters and states per chain and "
+        "draw) to this ArviZ InferenceData netCDF file, for arviz.summary / plot_trace; several "
+        "recordings get <name>_<id>.nc.")] = None,
     seed: Seed = 0,
 ) -> None:
     """Bayesian bi-clustering of spike counts: neuron clusters sharing latent trajectories and
@@ -53,7 +57,7 @@ def bicluster_cmd(
                max_states=max_states, kappa=kappa, cluster_prior=cluster_prior,
                split_merge=split_merge, anneal_every=anneal_every, anneal_rungs=anneal_rungs,
                init=init, loss=loss,
-               max_similarity_bins=max_similarity_bins)
+               max_similarity_bins=max_similarity_bins, export_draws=export_draws)
     done(path, f"{chains} chain(s) x {iters} sweeps")
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodyn.bicluster.diagnostics import RHAT_LIMIT
+
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
@@ -78,16 +80,29 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         written.append(_save(fig, outdir / f"bicluster_{rid}_latents.{fmt}"))
         # 4. traces
         tr = r["traces"]
-        fig, axes = plt.subplots(3, 1, figsize=(8, 6), sharex=True)
+        diag = r.get("diagnostics", {})
+        fig, axes = plt.subplots(3, 1, figsize=(8, 6.5), sharex=True)
         for ax, name in zip(axes, ("n_clusters", "n_states", "loglik")):
             arr = np.atleast_2d(tr[name])
             for c in range(arr.shape[0]):
                 ax.plot(arr[c], lw=0.8, label=f"chain {c}")
             ax.set_ylabel(name)
+            ax.set_title(_diag_text(diag, name), fontsize=8, loc="left")
         axes[0].legend(fontsize=7)
         axes[-1].set_xlabel("thinned sample (after burn-in)")
         written.append(_save(fig, outdir / f"bicluster_{rid}_traces.{fmt}"))
     return written
+
+
+def _diag_text(diag: dict, name: str) -> str:
+    """"R-hat 1.23 (not mixed) | ESS bulk 45, tail 30" from a fit's diagnostics attributes."""
+    rh = float(diag.get(f"@rhat_{name}", np.nan))
+    if np.isnan(rh):
+        head = "R-hat n/a (one chain, or constant)"
+    else:
+        head = f"R-hat {rh:.3f}" + (" (not mixed)" if rh > RHAT_LIMIT else "")
+    eb, et = (float(diag.get(f"@ess_{k}_{name}", np.nan)) for k in ("bulk", "tail"))
+    return f"{head} | ESS bulk {eb:.0f}, tail {et:.0f}"
 
 
 def _save(fig, path: Path) -> Path:
