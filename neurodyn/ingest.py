@@ -56,9 +56,10 @@ def select(
     return out
 
 
-def _pushdown(path: str | os.PathLike, format: str | None, selection: Mapping[str, Any]) -> dict:
+def _pushdown(path: str | os.PathLike, format: str | None, selection: Mapping[str, Any],
+              options: Sequence[str] = ()) -> dict:
     """Selection options the path's reader accepts, so large collections filter while reading."""
-    accepted = inspect.signature(find_reader(path, format).read).parameters
+    accepted = inspect.signature(find_reader(path, format, options).read).parameters
     return {k: v for k, v in selection.items() if v and k in accepted}
 
 
@@ -95,7 +96,8 @@ def ingest(
     selection = {"datasets": list(datasets), "worms": list(subjects), "neurons": list(neurons),
                  "labeled_only": labeled_only}
     for path in progress(inputs, desc="reading", unit="file"):
-        options = {**_pushdown(path, format, selection), **dict(reader_options or {})}
+        given = dict(reader_options or {})
+        options = {**_pushdown(path, format, selection, list(given)), **given}
         for item in read(path, format=format, **options):
             (cons if isinstance(item, Connectome) else recs).append(item)
     recs = select(recs, datasets=datasets, subjects=subjects, neurons=neurons, labeled_only=labeled_only)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +30,10 @@ class Reader:
         Cheap content check (magic bytes, HDF5 keys) run only on matching extensions.
     read : callable(Path, **options) -> list of Recording | Connectome
     description : str
+    probe : callable(Path) -> str or None, optional
+        Run when no reader recognises a file: a hint when the file is a valid container of
+        this reader's kind whose layout it does not detect (``"columns [a, b]: pass
+        --reader-option unit_col=..."``), else None.
     """
 
     name: str
@@ -36,6 +41,12 @@ class Reader:
     sniff: Callable[[Path], bool]
     read: Callable[..., list[Item]]
     description: str = ""
+    probe: Callable[[Path], str | None] | None = None
+
+    def accepts_options(self, names: Sequence[str]) -> bool:
+        """True when ``read`` takes every option in ``names``."""
+        params = inspect.signature(self.read).parameters
+        return all(n in params for n in names)
 
     def accepts_suffix(self, path: Path) -> bool:
         if path.is_dir():
@@ -52,13 +63,14 @@ def register(
     extensions: Sequence[str],
     sniff: Callable[[Path], bool] | None = None,
     description: str = "",
+    probe: Callable[[Path], str | None] | None = None,
 ) -> Callable[[Callable[..., list[Item]]], Callable[..., list[Item]]]:
     """Decorator registering ``read(path, **options) -> list[Recording | Connectome]``."""
 
     def deco(fn: Callable[..., list[Item]]) -> Callable[..., list[Item]]:
         READERS[name] = Reader(
             name, tuple(e.lower() for e in extensions), sniff or (lambda p: True), fn,
-            description or (fn.__doc__ or "").strip().splitlines()[0],
+            description or (fn.__doc__ or "").strip().splitlines()[0], probe,
         )
         return fn
 
@@ -70,8 +82,61 @@ def _load_builtin_readers() -> None:
     from neurodyn.io import readers  # noqa: F401
 
 
-def find_reader(path: str | os.PathLike, format: str | None = None) -> Reader:
-    """The one reader for ``path``; an error lists the readers tried when none or several fit."""
+def _container(path: Path) -> str | None:
+    """What kind of valid file ``path`` is (``"HDF5"``, ``"NPY"``, ...), None when unreadable."""
+    import json
+    import zipfile
+
+    import numpy as np
+
+    name = path.name.lower()
+    try:
+        if path.is_dir():
+            return "folder"
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if head == b"\x89HDF\r\n\x1a\n":
+            import h5py
+
+            with h5py.File(path, "r", locking=False) as f:
+                keys = list(f.keys())
+            return f"HDF5 (top-level keys: {', '.join(keys[:8]) or 'none'})"
+        if head.startswith(b"\x93NUMPY"):
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            return f"NPY array {arr.shape} {arr.dtype}"
+        if head.startswith(b"PK") and name.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                return f"NPZ (arrays: {', '.join(z.files[:8])})"
+        if head.startswith(b"PK"):
+            with zipfile.ZipFile(path) as z:
+                z.testzip()
+            return "zip archive"
+        if head.startswith(b"MATLAB"):
+            import scipy.io
+
+            return f"MATLAB (variables: {', '.join(n for n, *_ in scipy.io.whosmat(path))})"
+        if name.endswith(".json"):
+            json.loads(path.read_text())
+            return "JSON"
+        if name.endswith((".csv", ".tsv", ".tab", ".txt")):
+            with open(path, encoding="utf-8") as fh:
+                fh.read(1 << 16)
+            return "text table"
+    except Exception:
+        return None
+    return None
+
+
+def find_reader(path: str | os.PathLike, format: str | None = None,
+                options: Sequence[str] = ()) -> Reader:
+    """The one reader for ``path``; an error lists the readers tried when none or several fit.
+
+    When no reader recognises the content, the readers' probes say whether the file is a valid
+    file of a layout no reader detects (naming the closest reader and the option it needs) or
+    looks corrupt. ``options`` (reader option names the user gave) pick the reader whose probe
+    accepts the file and whose ``read`` takes them all, e.g. ``unit_col``/``time_col`` for a
+    table with unusual column names.
+    """
     _load_builtin_readers()
     p = Path(path)
     if format:
@@ -92,13 +157,36 @@ def find_reader(path: str | os.PathLike, format: str | None = None) -> Reader:
     if len(fits) == 1:
         return fits[0]
     tried = ", ".join(r.name for r in by_suffix) or "none matched the file name"
-    if not fits:
-        hint = " (truncated or corrupt?)" if by_suffix else ""
+    if fits:
         raise InputError(
-            p, f"no reader recognises this file's content{hint} (tried: {tried}); see `neurodyn formats`"
+            p, f"ambiguous format, several readers fit ({', '.join(r.name for r in fits)}); "
+               "pass --format"
         )
+    hints: dict[str, str] = {}
+    for r in READERS.values():
+        if r.probe is None or not r.accepts_suffix(p):
+            continue
+        try:
+            hint = r.probe(p)
+        except Exception:
+            hint = None
+        if hint:
+            hints[r.name] = hint
+    if options:
+        told = [READERS[n] for n in hints if READERS[n].accepts_options(options)]
+        if len(told) == 1:
+            return told[0]
+    kind = _container(p)
+    if hints:
+        what = f"valid {kind}" if kind else "readable file"
+        near = "; ".join(f"closest reader {n}: {h}" for n, h in hints.items())
+        raise InputError(p, f"{what}, but no reader detects its layout ({near})")
+    if kind:
+        raise InputError(p, f"valid {kind}, but no reader knows this layout (tried: {tried}); "
+                            "see `neurodyn formats`")
+    hint = " (truncated or corrupt?)" if by_suffix else ""
     raise InputError(
-        p, f"ambiguous format, several readers fit ({', '.join(r.name for r in fits)}); pass --format"
+        p, f"no reader recognises this file's content{hint} (tried: {tried}); see `neurodyn formats`"
     )
 
 
@@ -107,7 +195,7 @@ def read(path: str | os.PathLike, format: str | None = None, **options: Any) -> 
 
     Reader failures on malformed content become :class:`InputError` naming the file.
     """
-    reader = find_reader(path, format)
+    reader = find_reader(path, format, list(options))
     try:
         items = reader.read(Path(path), **options)
     except InputError:

@@ -5,7 +5,9 @@ from neurodyn.io.readers import (  # noqa: F401
     celegans_collection,
     celegans_sources,
     connectome,
+    counts,
     eeg,
     native,
+    phy,
     spikes,
 )

@@ -13,7 +13,12 @@ Common reader options (``--reader-option KEY=VALUE``):
 - ``bin_ms`` (default 10): bin width in milliseconds.
 - ``t_start`` / ``t_stop`` (seconds): window; default from the first spike (floored to a bin)
   to just after the last spike.
+- ``time_unit`` (``s`` default, ``ms``, ``us``, or ``samples`` with ``fs=HZ``): unit of the
+  spike times in the file.
 - ``dataset`` (id prefix), ``subject`` (default: the file stem).
+
+Binning refuses a count matrix over :data:`neurodyn.binning.MAX_BIN_BYTES` before allocating it
+(times in the wrong unit otherwise ask for terabytes).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from neurodyn.io.registry import register
 from neurodyn.recording import Recording, empty_events
 
 DEFAULT_BIN_MS = 10.0
-UNIT_COLUMNS = ("unit", "unit_id", "unit_ids", "units", "cluster", "cluster_id", "clu")
+UNIT_COLUMNS = ("unit", "unit_id", "unit_ids", "units", "cluster", "cluster_id", "clu",
+                "spike_clusters", "clusters")
 TIME_COLUMNS = ("time", "t", "spike_time", "spike_times", "times", "timestamp", "timestamps")
 REGION_COLUMNS = ("region", "location", "brain_area", "area", "brain_region")
 TIME_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
@@ -82,7 +88,10 @@ def trains_to_recording(
         raise InputError(path, f"non-finite spike times in units {', '.join(bad[:5])}")
     if start is not None and stop is not None and stop <= start:
         raise InputError("--reader-option t_stop", f"t_stop {stop} <= t_start {start}")
-    counts, starts, t0, t1 = bin_trains(trains, width, start, stop)
+    try:
+        counts, starts, t0, t1 = bin_trains(trains, width, start, stop)
+    except InputError as exc:  # the size guard knows no file name
+        raise InputError(exc.source or path, exc.problem) from None
     n_in = counts.sum(axis=0).astype(np.int64)
     if n_in.sum() == 0:
         raise InputError(path, f"no spike falls in the window [{t0}, {t1}) s")
@@ -130,16 +139,25 @@ def _sniff_unit_mat(path: Path) -> bool:
     return is_matlab_v5(path) and "unit_t" in _mat_cell_names(path)
 
 
+def _probe_unit_mat(path: Path) -> str | None:
+    cells = _mat_cell_names(path) if is_matlab_v5(path) else []
+    if cells:
+        return (f"cell arrays {cells[:5]}: pass --format spikes-mat "
+                f"--reader-option variable={cells[0]} if they hold spike times")
+    return None
+
+
 @register("spikes-mat", [".mat"], _sniff_unit_mat,
-          "MATLAB cell array of per-unit spike times (all_unit.mat, variable unit_t)")
+          "MATLAB cell array of per-unit spike times (all_unit.mat, variable unit_t)",
+          probe=_probe_unit_mat)
 def read_unit_mat(path: Path, variable: str = "unit_t", bin_ms: float | str = DEFAULT_BIN_MS,
                   t_start: float | str | None = None, t_stop: float | str | None = None,
-                  time_unit: str = "s", dataset: str = "spikes",
+                  time_unit: str = "s", fs: float | str | None = None, dataset: str = "spikes",
                   subject: str | None = None) -> list[Recording]:
     """A MATLAB v5 file whose cell array ``variable`` holds one spike-time vector per unit.
 
     Unit ids are the cell indices 0..U-1; times are in seconds unless ``time_unit`` says
-    ``ms``/``us``.
+    ``ms``/``us``, or ``samples`` with ``fs`` (Hz).
     """
     import scipy.io
 
@@ -151,7 +169,7 @@ def read_unit_mat(path: Path, variable: str = "unit_t", bin_ms: float | str = DE
     cell = np.asarray(m[variable])
     if cell.dtype != object:
         raise InputError(path, f"{variable!r} is not a cell array (dtype {cell.dtype})")
-    scale = _time_scale(time_unit)
+    scale = time_scale(time_unit, fs)
     trains = []
     for i, x in enumerate(cell.ravel(order="F")):
         arr = np.asarray(x)
@@ -164,9 +182,21 @@ def read_unit_mat(path: Path, variable: str = "unit_t", bin_ms: float | str = DE
     return [rec]
 
 
-def _time_scale(unit: str) -> float:
+def time_scale(unit: str, fs: float | str | None = None) -> float:
+    """Seconds per unit of spike time: ``s``, ``ms``, ``us``, or ``samples`` (needs ``fs`` Hz)."""
+    rate = _float("fs", fs)
+    if unit == "samples":
+        if rate is None:
+            raise InputError("--reader-option fs",
+                             "time_unit=samples needs the sampling rate: pass fs=HZ (e.g. fs=30000)")
+        if not np.isfinite(rate) or rate <= 0:
+            raise InputError("--reader-option fs", f"sampling rate must be positive, got {fs!r}")
+        return 1.0 / rate
     if unit not in TIME_SCALE:
-        raise InputError("--reader-option time_unit", f"one of {sorted(TIME_SCALE)}, got {unit!r}")
+        raise InputError("--reader-option time_unit",
+                         f"one of {sorted(TIME_SCALE) + ['samples']}, got {unit!r}")
+    if rate is not None:
+        raise InputError("--reader-option fs", f"fs applies to time_unit=samples, not {unit!r}")
     return TIME_SCALE[unit]
 
 
@@ -206,6 +236,26 @@ def _sniff_table(path: Path) -> bool:
     return bool(cols & set(UNIT_COLUMNS)) and bool(cols & set(TIME_COLUMNS))
 
 
+def _probe_table(path: Path) -> str | None:
+    """A table whose columns the autodetection does not name: which options would read it."""
+    name = path.name.lower()
+    if name.endswith((".csv", ".tsv", ".tab")):  # a header alone proves nothing about text
+        cols = [str(c) for c in pd.read_csv(path, sep="\t" if name.endswith((".tsv", ".tab"))
+                                            else ",", nrows=20).columns]
+    else:
+        cols = _table_columns(path)
+    if len(cols) < 2:
+        return None
+    unit = next((c for c in cols if c.lower() in UNIT_COLUMNS), None)
+    time = next((c for c in cols if c.lower() in TIME_COLUMNS), None)
+    rest = [c for c in cols if c not in (unit, time)] + ["NAME", "NAME"]
+    opts = [] if unit else [f"unit_col={rest.pop(0)}"]
+    opts += [] if time else [f"time_col={rest[0]}"]
+    shown = ", ".join(cols[:8]) + (", ..." if len(cols) > 8 else "")
+    return (f"columns [{shown}]; for one spike per row pass --reader-option "
+            f"{' '.join(opts)} (and time_unit=ms|us|samples fs=HZ if not seconds)")
+
+
 def _load_table(path: Path) -> pd.DataFrame:
     name = path.name.lower()
     if name.endswith(".parquet"):
@@ -222,10 +272,12 @@ def _load_table(path: Path) -> pd.DataFrame:
 
 
 @register("spikes-table", [".csv", ".tsv", ".tab", ".parquet", ".npz"], _sniff_table,
-          "spike-time table (CSV/TSV/Parquet/NPZ) with unit and time columns")
+          "spike-time table (CSV/TSV/Parquet/NPZ) with unit and time columns",
+          probe=_probe_table)
 def read_spike_table(path: Path, unit_col: str | None = None, time_col: str | None = None,
                      region_col: str | None = None, time_unit: str = "s",
-                     bin_ms: float | str = DEFAULT_BIN_MS, t_start: float | str | None = None,
+                     fs: float | str | None = None, bin_ms: float | str = DEFAULT_BIN_MS,
+                     t_start: float | str | None = None,
                      t_stop: float | str | None = None, dataset: str = "spikes",
                      subject: str | None = None) -> list[Recording]:
     """One spike per row: a unit column (unit, unit_id, cluster, ...) and a time column
@@ -233,7 +285,8 @@ def read_spike_table(path: Path, unit_col: str | None = None, time_col: str | No
 
     A region column (region, location, brain_area, ...) constant per unit becomes the unit's
     region. Units are ordered numerically when all ids are integers, else as strings.
-    NPZ files hold one 1-D array per column.
+    NPZ files hold one 1-D array per column. Times are in seconds unless ``time_unit`` says
+    ``ms``/``us``, or ``samples`` with ``fs`` (Hz), e.g. Kilosort's ``spike_times``.
     """
     try:
         df = _load_table(path)
@@ -247,7 +300,7 @@ def read_spike_table(path: Path, unit_col: str | None = None, time_col: str | No
     if not np.all(np.isfinite(times)):
         n_bad = int((~np.isfinite(times)).sum())
         raise InputError(path, f"{n_bad} rows with a missing or non-numeric {tcol!r}")
-    times = times * _time_scale(time_unit)
+    times = times * time_scale(time_unit, fs)
     units = df[ucol]
     if units.isna().any():
         raise InputError(path, f"{int(units.isna().sum())} rows with no {ucol!r}")
