@@ -53,11 +53,11 @@ def phy_folder(root: Path, duration: float = 20.0, seed: int = 0, *, info: bool 
     return root, trains
 
 
-def expected_counts(trains: dict[int, np.ndarray], ids, bin_s: float = 0.01) -> np.ndarray:
-    """Reference binning from t = 0 with np.histogram (slow, obvious)."""
-    last = max(float(trains[c].max()) / FS for c in ids)
-    edges = np.arange(0, (np.floor(last / bin_s) + 2) * bin_s, bin_s)[: int(np.floor(last / bin_s)) + 2]
-    return np.stack([np.histogram(trains[c] / FS, bins=edges)[0] for c in ids], axis=1)
+def expected_counts(trains: dict[int, np.ndarray], ids, bin_samples: int = 300) -> np.ndarray:
+    """Reference binning from t = 0 in exact integer arithmetic (10 ms = 300 samples)."""
+    n_bins = int(max(trains[c].max() for c in ids)) // bin_samples + 1
+    return np.stack([np.bincount((trains[c] // bin_samples).astype(np.int64), minlength=n_bins)
+                     for c in ids], axis=1)
 
 
 def no_output(res, out: Path, *needles: str) -> None:
@@ -68,6 +68,12 @@ def no_output(res, out: Path, *needles: str) -> None:
 # -- phy ------------------------------------------------------------------------------------
 def test_phy_good_units_in_seconds_with_cluster_metadata(tmp_path):
     folder, trains = phy_folder(tmp_path / "ks")
+    edge = {c: t - t % 300 for c, t in trains.items()}  # every spike on a bin edge
+    np.save(folder / "spike_times.npy", np.concatenate(
+        [edge[c] for c in CLUSTERS]).reshape(-1, 1))
+    np.save(folder / "spike_clusters.npy", np.concatenate(
+        [np.full(len(t), c, np.int32) for c, t in edge.items()]))
+    trains = edge
     assert find_reader(folder).name == "phy"
     assert find_reader(folder / "params.py").name == "phy"
     [rec] = read(folder)

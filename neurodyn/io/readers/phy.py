@@ -238,8 +238,8 @@ def read_phy(path: Path, groups: str = "good", fs: float | str | None = None,
     order = np.argsort(clusters, kind="stable")
     bounds = np.searchsorted(clusters[order], ids)
     pos = {int(c): i for i, c in enumerate(ids)}
-    secs = samples.astype(np.float64) / rate
-    trains = [secs[order[bounds[pos[c]]:bounds[pos[c]] + counts[pos[c]]]] for c in keep]
+    samples = samples.astype(np.float64)
+    trains = [samples[order[bounds[pos[c]]:bounds[pos[c]] + counts[pos[c]]]] for c in keep]
     extra: dict[str, list[Any]] = {"group": [group_of[c] for c in keep]}
     regions = None
     if info is not None:
@@ -252,7 +252,7 @@ def read_phy(path: Path, groups: str = "good", fs: float | str | None = None,
             regions = ["" if pd.isna(x) else str(x) for x in rows[rcol]]
     rec = trains_to_recording(trains, keep, folder, bin_ms=bin_ms, t_start=t_start,
                               t_stop=t_stop, regions=regions, extra_info=extra, dataset=dataset,
-                              subject=subject, fmt="phy")
+                              subject=subject, fmt="phy", time_unit_s=1.0 / rate)
     n_kept = int(sum(counts[pos[c]] for c in keep))
     meta = {
         **rec.meta, "sample_rate": rate, "groups": "all" if wanted is None else ",".join(wanted),

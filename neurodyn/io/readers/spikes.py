@@ -67,8 +67,14 @@ def trains_to_recording(
     dataset: str = "spikes",
     subject: str | None = None,
     fmt: str = "",
+    time_unit_s: float = 1.0,
 ) -> Recording:
-    """Bin per-unit spike trains (seconds) into a spikes Recording (see module docstring).
+    """Bin per-unit spike trains into a spikes Recording (see module docstring).
+
+    ``trains`` are in units of ``time_unit_s`` seconds (1 for seconds, 1e-3 for ms, ``1 / fs``
+    for samples); ``bin_ms``, ``t_start`` and ``t_stop`` are in ms and seconds as always.
+    Binning runs in the file's unit, with the width snapped to a whole number of units when
+    it is one, so that integer times (samples, ms) on a bin edge fall in the bin they start.
 
     Raises InputError for no units, no spikes, non-finite spike times or an empty window.
     """
@@ -77,6 +83,10 @@ def trains_to_recording(
         raise InputError("--reader-option bin_ms", f"bin width must be positive, got {bin_ms!r}")
     width = width_ms / 1000.0
     start, stop = _float("t_start", t_start), _float("t_stop", t_stop)
+    unit = float(time_unit_s)
+    width_u = width / unit
+    if round(width_u) >= 1 and abs(width_u - round(width_u)) <= 1e-9 * width_u:
+        width_u = float(round(width_u))
     if not trains:
         raise InputError(path, "empty units table (no units)")
     trains = [np.asarray(x, dtype=np.float64).ravel() for x in trains]
@@ -89,9 +99,11 @@ def trains_to_recording(
     if start is not None and stop is not None and stop <= start:
         raise InputError("--reader-option t_stop", f"t_stop {stop} <= t_start {start}")
     try:
-        counts, starts, t0, t1 = bin_trains(trains, width, start, stop)
+        counts, starts, t0, t1 = bin_trains(trains, width_u, None if start is None else start / unit,
+                                            None if stop is None else stop / unit)
     except InputError as exc:  # the size guard knows no file name
         raise InputError(exc.source or path, exc.problem) from None
+    starts, t0, t1 = starts * unit, t0 * unit, t1 * unit
     n_in = counts.sum(axis=0).astype(np.int64)
     if n_in.sum() == 0:
         raise InputError(path, f"no spike falls in the window [{t0}, {t1}) s")
@@ -122,8 +134,8 @@ def trains_to_recording(
         meta={
             "format": fmt, "bin_ms": width_ms, "t_start": t0, "t_stop": t1,
             "n_spikes_total": total, "n_spikes_outside": total - int(n_in.sum()),
-            "first_spike_s": float(min(x.min() for x in trains if x.size)),
-            "last_spike_s": float(max(x.max() for x in trains if x.size)),
+            "first_spike_s": float(min(x.min() for x in trains if x.size)) * unit,
+            "last_spike_s": float(max(x.max() for x in trains if x.size)) * unit,
         },
     )
 
@@ -175,10 +187,10 @@ def read_unit_mat(path: Path, variable: str = "unit_t", bin_ms: float | str = DE
         arr = np.asarray(x)
         if arr.size and arr.dtype.kind not in "fiu":
             raise InputError(path, f"cell {i} of {variable!r} is not numeric ({arr.dtype})")
-        trains.append(arr.astype(np.float64).ravel() * scale)
+        trains.append(arr.astype(np.float64).ravel())
     rec = trains_to_recording(trains, list(range(len(trains))), path, bin_ms=bin_ms,
                               t_start=t_start, t_stop=t_stop, dataset=dataset, subject=subject,
-                              fmt="mat-cell")
+                              fmt="mat-cell", time_unit_s=scale)
     return [rec]
 
 
@@ -300,7 +312,7 @@ def read_spike_table(path: Path, unit_col: str | None = None, time_col: str | No
     if not np.all(np.isfinite(times)):
         n_bad = int((~np.isfinite(times)).sum())
         raise InputError(path, f"{n_bad} rows with a missing or non-numeric {tcol!r}")
-    times = times * time_scale(time_unit, fs)
+    scale = time_scale(time_unit, fs)
     units = df[ucol]
     if units.isna().any():
         raise InputError(path, f"{int(units.isna().sum())} rows with no {ucol!r}")
@@ -328,7 +340,8 @@ def read_spike_table(path: Path, unit_col: str | None = None, time_col: str | No
             regions.append(vals[0] if len(vals) == 1 else "/".join(sorted(vals)))
     labels = [str(int(u)) if numeric else str(u) for u in order]
     rec = trains_to_recording(trains, labels, path, bin_ms=bin_ms, t_start=t_start, t_stop=t_stop,
-                              regions=regions, dataset=dataset, subject=subject, fmt="table")
+                              regions=regions, dataset=dataset, subject=subject, fmt="table",
+                              time_unit_s=scale)
     return [rec]
 
 
