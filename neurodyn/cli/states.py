@@ -9,6 +9,46 @@ import typer
 
 from neurodyn.cli._app import Out, Seed, app, done, simulate_app
 
+
+def summary_lines(path: Path) -> list[str]:
+    """What a user must see of a states file: selection tables, held-out gain, dwell times."""
+    from neurodyn.io.store import open_h5, read_tree
+    from neurodyn.selection import from_tree
+
+    out = []
+    with open_h5(path) as f:
+        for name, g in f.items():
+            if not hasattr(g, "keys"):
+                continue
+            who = str(g.attrs.get("id", name.replace("|", "/")))
+            if "model_selection" in g and "@parameter" in read_tree(g["model_selection"]):
+                out += [f"{who}: {line}" for line in from_tree(read_tree(g["model_selection"])).lines()]
+            a = g.attrs
+            bits = []
+            if "n_states" in a:
+                bits.append(f"{int(a['n_states'])} states")
+            if "heldout_gain" in a:
+                bits.append(f"held-out {float(a['heldout_score']):+.4f} {a['heldout_unit']}, "
+                            f"gain over 1 state {float(a['heldout_gain']):+.4f}")
+            elif "heldout_bits_per_spike" in a:
+                bits.append(f"held-out {float(a['heldout_bits_per_spike']):+.4f} "
+                            f"{a.get('heldout_unit', '')} over a constant rate")
+            if "mean_dwell_s" in a:
+                bits.append(f"mean dwell {float(a['mean_dwell_s']) * 1e3:.0f} ms, "
+                            f"{int(a['n_switches'])} switches")
+            if bits:
+                out.append(f"{who}: " + "; ".join(bits))
+    return out
+
+
+def summary(path: Path) -> None:
+    """Print :func:`summary_lines` (silent under --quiet)."""
+    from neurodyn.cli._app import STATE
+
+    if STATE["verbose"] >= 0:
+        for line in summary_lines(path):
+            typer.echo(line)
+
 PRIOR_HELP = ("Weight prior: none (each state's W free), gaussian (W_k ~ N(W0, sigma^2), shared W0 "
               "learned), onehot (W_k = class * strength, classes inh/none/exc with a learned "
               "prior table shared by states; exact per-pair conditional class posteriors).")
@@ -39,10 +79,27 @@ def states_cmd(
     folds: Annotated[int, typer.Option(min=2, help="Time-block folds for --states auto.")] = 3,
     trial_length: Annotated[int, typer.Option(min=0, help="Bins per trial when a recording holds equal-length trials back to back (0: the recording's meta sequence_length, else one sequence).")] = 0,
     recordings: Annotated[str, typer.Option(help="Comma-separated recording ids (default all).")] = "",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel processes for the --states auto scan (candidates x folds; -1: all cores). Results do not depend on it.")] = 1,
+    # -- Gaussian HMM on oscillation features (EEG/MEG/LFP) ----------------------------------
+    features: Annotated[str, typer.Option(help="Model: glm (HMM-GLM on the traces), bandpower (Gaussian HMM on log band-power envelopes per channel and band, in --window windows), tde (Gaussian HMM on the time-delay embedded signal, +-embed lags, PCA-reduced: osl-dynamics / HMM-MAR), auto (bandpower for EEG recordings, glm otherwise).")] = "auto",
+    bands: Annotated[str, typer.Option(help="Frequency bands (Hz) for bandpower features and the power maps: name=lo-hi,...")] = "delta=1-4,theta=4-8,alpha=8-13,beta=13-30",
+    window: Annotated[float, typer.Option(help="bandpower: window (s) over which band power is averaged; one model time step.")] = 0.1,
+    embed: Annotated[int, typer.Option(min=0, help="tde: lags (samples) on each side of every sample.")] = 7,
+    pca: Annotated[int, typer.Option(min=0, help="Principal components kept (0: tde 2 x channels, bandpower all features).")] = 0,
+    covariance: Annotated[str, typer.Option(help="Gaussian state covariance: full, diag, or auto (tde full, bandpower diag).")] = "auto",
+    min_dwell: Annotated[float, typer.Option(min=0.0, help="Minimum time (s) a state lasts once entered (exact, by an expanded state chain); 0 = none.")] = 0.0,
+    # ------------------------------------------------------------------------------------------
     joint: Annotated[bool, typer.Option("--joint/--per-recording", help="--joint: ONE model (shared W_k, biases, transitions, initial distribution, basis, prior) fitted to all selected recordings, e.g. trials or animals of one set recorded with the same channels; each recording keeps its own sequences (history and held-out blocks never cross recordings) and gets its own posterior and Viterbi path, parameters are written once under /joint. Needs identical channel labels in the same order and one observation model; a neuron is dropped only if silent in every recording. --per-recording (default): an independent model per recording.")] = False,
     seed: Seed = 0,
 ) -> None:
-    """Fit a hidden Markov model whose states are coupled GLMs (HMM-GLM), per recording.
+    """Hidden brain / network states per recording: HMM-GLM, or Gaussian HMM on EEG features.
+
+    --features glm (default for spikes and calcium): a hidden Markov model whose states are
+    coupled GLMs. --features bandpower (default for EEG) or tde: a Gaussian HMM on band-power
+    envelopes or time-delay embedded signals; output adds per-state power maps (dB vs the
+    mean), spectra per channel, dwell times and occupancy. Every fit is scored on held-out
+    data against a 1-state (no switching) model; --states auto prints each candidate's
+    cross-validated score with its standard error, the choice and why.
 
     Drive of neuron n in state k: bias_k[n] + sum_m W_k[n, m] h_t[m], h the history filtered
     by a normalised exponential basis. Spike counts use a Poisson (or Bernoulli) model;
@@ -58,8 +115,11 @@ def states_cmd(
                self_history=self_history, restarts=restarts, max_iter=max_iter, tol=tol,
                mstep_iter=mstep_iter, sticky=sticky, sigma=sigma, l2=l2,
                test_fraction=test_fraction, folds=folds, trial_length=trial_length,
-               recordings=recordings, joint=joint, learn_basis=learn_basis)
-    done(path, f"HMM-GLM, prior {prior}" + (", joint over recordings" if joint else ""))
+               recordings=recordings, joint=joint, learn_basis=learn_basis, jobs=jobs,
+               features=features, bands=bands, window=window, embed=embed, pca=pca,
+               covariance=covariance, min_dwell=min_dwell)
+    summary(path)
+    done(path, "states" + (", joint over recordings" if joint else ""))
 
 
 @simulate_app.command("hmmglm")

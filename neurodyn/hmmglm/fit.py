@@ -96,7 +96,7 @@ def _smoothed(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, width: int) 
     return _smoothed_kernel(y, np.asarray(starts, np.int64), np.asarray(stops, np.int64), width)
 
 
-def _kmeans(X: np.ndarray, K: int, rng: np.random.Generator, iters: int = 30) -> np.ndarray:
+def kmeans(X: np.ndarray, K: int, rng: np.random.Generator, iters: int = 30) -> np.ndarray:
     """Plain k-means++ / Lloyd; returns labels (len(X),)."""
     C = [X[rng.integers(len(X))]]
     for _ in range(1, K):
@@ -130,7 +130,7 @@ def initial_posterior(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, K: i
     X -= mu.astype(np.float32)
     X /= sd.astype(np.float32)
     Xs = np.asarray(X[sub], np.float64)
-    lab_sub = _kmeans(Xs, K, rng)
+    lab_sub = kmeans(Xs, K, rng)
     C = np.array([Xs[lab_sub == k].mean(0) if np.any(lab_sub == k) else Xs[k]
                   for k in range(K)])
     lab = np.empty(T, dtype=np.int64)

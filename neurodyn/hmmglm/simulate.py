@@ -147,3 +147,52 @@ def simulate_hmmglm(n_states: int = 5, n_neurons: int = 20, n_sequences: int = 5
     truth = {"states": z, "bias": params.bias, "weights": params.W, "transition": params.P,
              "initial": params.pi0, "basis": basis, "starts": starts, "stops": stops, **extra}
     return y, truth
+
+
+def _narrowband(rng: np.random.Generator, T: int, C: int, fs: float, lo: float, hi: float
+                ) -> np.ndarray:
+    """Unit-variance Gaussian noise (T, C) with a flat spectrum on [lo, hi] Hz only."""
+    f = np.fft.rfftfreq(T, 1.0 / fs)
+    spec = rng.normal(size=(f.size, C)) + 1j * rng.normal(size=(f.size, C))
+    spec[(f < lo) | (f > hi)] = 0.0
+    x = np.fft.irfft(spec, n=T, axis=0)
+    return x / x.std(axis=0)
+
+
+def simulate_oscillatory_states(
+    n_states: int = 3, n_channels: int = 8, duration_s: float = 60.0, fs: float = 100.0, *,
+    mean_dwell_s: float = 1.0, bands=((8.0, 13.0), (13.0, 30.0)), contrast: float = 3.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict]:
+    """EEG-like signals whose band power (alpha, beta by default) switches with a hidden state.
+
+    The state sequence is Markov with geometric dwell times of mean ``mean_dwell_s``; each
+    state gives every channel and band an amplitude drawn from ``{1, contrast}`` (distinct
+    patterns across states), on top of unit broadband noise.
+
+    Returns
+    -------
+    x : array (T, C) float32
+    truth : dict
+        ``states`` (T,) int, ``amplitude`` (K, C, B), ``fs``, ``bands`` (B, 2).
+    """
+    rng = np.random.default_rng(seed)
+    T = int(round(duration_s * fs))
+    K, C, B = n_states, n_channels, len(bands)
+    amp = np.ones((K, C, B))
+    for k in range(K):  # state k raises band k % B on a channel subset; states then differ
+        amp[k, :, k % B] = np.where(rng.random(C) < 0.5, contrast, 1.0)
+        amp[k, : max(1, C // 4), k % B] = contrast
+        if k >= B:
+            amp[k, :, (k + 1) % B] = np.where(rng.random(C) < 0.5, contrast, 1.0)
+    stay = 1.0 - 1.0 / max(mean_dwell_s * fs, 1.0)
+    z = np.empty(T, np.int64)
+    z[0] = rng.integers(K)
+    for t in range(1, T):
+        z[t] = z[t - 1] if rng.random() < stay or K == 1 else rng.choice(
+            [j for j in range(K) if j != z[t - 1]])
+    x = rng.normal(size=(T, C))
+    for b, (lo, hi) in enumerate(bands):
+        x += amp[z, :, b] * _narrowband(rng, T, C, fs, lo, hi)
+    return x.astype(np.float32), {"states": z, "amplitude": amp, "fs": fs,
+                                  "bands": np.asarray(bands, float)}

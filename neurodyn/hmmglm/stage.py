@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from neurodyn.errors import InputError
+from neurodyn.hmmglm import gaussian_stage
 from neurodyn.hmmglm.basis import HistorySpec
 from neurodyn.hmmglm.fit import FitResult, decode, fit_hmmglm
 from neurodyn.hmmglm.joint import JOINT_GROUP, Stacked, stack
@@ -41,8 +42,12 @@ DEFAULTS: dict[str, Any] = dict(
     states="5", states_range="2-8", prior="none", observation="auto", link="softplus",
     rate_cap=5.0, lags=5, tau=0.0, self_history=True, restarts=3, max_iter=100, tol=1e-5,
     mstep_iter=25, sticky=10.0, sigma=0.1, l2=1e-2, test_fraction=0.2, folds=3,
-    trial_length=0, recordings="", joint=False, learn_basis=False,
+    trial_length=0, recordings="", joint=False, learn_basis=False, jobs=1,
+    # Gaussian HMM on oscillation features (--features bandpower|tde; see gaussian_stage)
+    features="auto", bands="delta=1-4,theta=4-8,alpha=8-13,beta=13-30", window=0.1, embed=7,
+    pca=0, covariance="auto", min_dwell=0.0,
 )
+FEATURE_CHOICES = ("auto", "glm", "bandpower", "tde")
 
 
 def parse_range(text: str) -> list[int]:
@@ -58,6 +63,26 @@ def parse_range(text: str) -> list[int]:
     if not vals or min(vals) < 1:
         raise InputError("--states-range", f"{text!r} gives no valid state counts (>= 1)")
     return vals
+
+
+def resolve_features(rec, features: str) -> str:
+    """``auto``: ``bandpower`` for EEG recordings, the HMM-GLM (``glm``) otherwise."""
+    if features == "auto":
+        return "bandpower" if rec.modality == "eeg" else "glm"
+    return features
+
+
+def states_choice(p: dict[str, Any]) -> tuple[list[int] | None, int]:
+    """Candidates (``states="auto"``) or the fixed number of states (checked)."""
+    if str(p["states"]) == "auto":
+        return parse_range(str(p["states_range"])), 0
+    try:
+        K = int(p["states"])
+    except ValueError:
+        raise InputError("--states", f"{p['states']!r} is neither an integer nor 'auto'") from None
+    if K < 1:
+        raise InputError("--states", "needs at least 1 state")
+    return None, K
 
 
 def observations(rec, observation: str, source: Path) -> tuple[np.ndarray, str, np.ndarray]:
@@ -300,6 +325,8 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     p = {**DEFAULTS, **params}
     if p["prior"] not in PRIORS:
         raise InputError("--prior", f"{p['prior']!r}; one of {PRIORS}")
+    if p["features"] not in FEATURE_CHOICES:
+        raise InputError("--features", f"{p['features']!r}; one of {', '.join(FEATURE_CHOICES)}")
     if p["observation"] not in ("auto", "poisson", "bernoulli", "gaussian"):
         raise InputError("--observation", f"{p['observation']!r}; auto, poisson, bernoulli or gaussian")
     if not 0 <= float(p["test_fraction"]) < 1:
@@ -308,6 +335,8 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     ids = [x for x in str(p["recordings"]).split(",") if x] or None
     recs = read_recordings(input_path, ids)
     groups: list[tuple[str, dict[str, Any]]] = []
+    if p["joint"] and any(resolve_features(r, p["features"]) != "glm" for r in recs):
+        raise InputError("--joint", "fits one HMM-GLM; use it with --features glm")
     if p["joint"]:
         st = stack(recs, lambda rec: observations(rec, p["observation"], input_path),
                    lambda rec, T: _sequences(rec, T, p, f"{input_path} [{rec.id}]"),
@@ -324,6 +353,14 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
     else:
         for rec in recs:
             where = f"{input_path} [{rec.id}]"
+            kind = resolve_features(rec, p["features"])
+            if kind != "glm":
+                tree = gaussian_stage.fit_recording(rec, {**p, "features": kind}, seed, where,
+                                                    *states_choice(p))
+                tree.update({"labels": np.array(list(rec.labels), dtype=object),
+                             "@seed": seed, **_record_info(rec), "time": tree["time"]})
+                groups.append((rec.id.replace("/", "|"), tree))
+                continue
             y, obs, labels, dropped = prepare(rec, p["observation"], input_path)
             spec = _spec(obs, p)
             starts, stops = _sequences(rec, y.shape[0], p, where)

@@ -1,4 +1,5 @@
-"""Figures of the ``states`` stage (HMM-GLM): state timeline, weights, priors, EM trace."""
+"""Figures of the ``states`` stage: state timeline; HMM-GLM weights, priors, EM trace;
+Gaussian HMM power maps and spectra."""
 
 from __future__ import annotations
 
@@ -46,7 +47,51 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
             out.append(_timeline(plt, style, d, rid, name, cap, outdir, fmt))
         if "weights" in d:
             out += _parameters(plt, style, d, name, cap, outdir, fmt)
+        if "power_maps" in d:
+            out.append(_spectral(plt, style, d, rid, name, cap, outdir, fmt))
     return out
+
+
+def _spectral(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
+              fmt: str) -> Path:
+    """Power map per state and band (dB vs the mean, channels x states) and each state's
+    spectrum averaged over channels."""
+    maps = np.asarray(d["power_maps"], float)  # (K, C, B)
+    K, C, B = maps.shape
+    labels = [str(x) for x in d["labels"]]
+    bands = [str(b) for b in d["bands"]]
+    fig, axes = plt.subplots(1, B + 1, figsize=(2.6 * B + 4.2, max(3.2, 0.16 * C + 1.6)),
+                             gridspec_kw={"width_ratios": [1] * B + [2.2]})
+    v = float(np.abs(maps).max()) or 1.0
+    for b in range(B):
+        ax = axes[b]
+        im = ax.imshow(maps[:, :, b].T, aspect="auto", cmap=style.DIVERGING, vmin=-v, vmax=v)
+        ax.set_title(bands[b])
+        ax.set_xticks(range(K))
+        ax.set_xlabel("state")
+        if b == 0 and C <= 64:
+            ax.set_yticks(range(C))
+            ax.set_yticklabels(labels, fontsize=6)
+        else:
+            ax.set_yticks([])
+    fig.subplots_adjust(bottom=0.32, wspace=0.3)
+    x0, x1 = axes[0].get_position().x0, axes[B - 1].get_position().x1
+    cax = fig.add_axes((x0, 0.13, x1 - x0, 0.025))
+    fig.colorbar(im, cax=cax, orientation="horizontal",
+                 label="band power vs the recording's mean (dB)")
+    ax = axes[B]
+    f = np.asarray(d["frequencies"], float)
+    spec = np.asarray(d["spectra"], float).mean(axis=1)
+    for k in range(K):
+        ax.semilogy(f, spec[k], color=style.color(k), label=f"state {k}")
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("PSD, channel mean")
+    ax.legend(fontsize=7)
+    dwell = d.get("@mean_dwell_s")
+    ax.set_title(f"{rid}: spectra" + (f" (mean dwell {1e3 * float(dwell):.0f} ms)"
+                                      if dwell is not None else ""))
+    style.add_caption(fig, cap)
+    return style.save(fig, outdir, f"states_power_{name}", fmt)
 
 
 def _timeline(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
