@@ -79,6 +79,7 @@ def write_spec(path: Path, data: Path, *, delay: float = 0.0, marker: str = "", 
 name = "toy"
 seed = 7
 inputs = ["{data}/u*.h5"]
+allow_code = true
 
 [stages.ingest]
 

@@ -66,12 +66,24 @@ class NeurodynGroup(TyperGroup):
         except Exception as exc:
             if STATE["verbose"] > 0:
                 traceback.print_exc()
+            problem = _os_problem(exc)
+            if problem is not None:  # full disk, read-only or forbidden location: the user's to fix
+                click.echo(f"error: {exc.filename or 'output'}: {problem}", err=True)  # type: ignore[attr-defined]
+                ctx.exit(2)
             first = str(exc).splitlines()[0] if str(exc) else ""
             click.echo(
                 f"error: unexpected failure: {type(exc).__name__}: {first} (rerun with -v for the traceback)",
                 err=True,
             )
             ctx.exit(1)
+
+
+def _os_problem(exc: BaseException) -> str | None:
+    if not isinstance(exc, OSError):
+        return None
+    from neurodyn.io.outputs import os_problem
+
+    return os_problem(exc)
 
 
 def make_app(**kw: Any) -> typer.Typer:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from neurodyn.cli._app import Out, Seed, app, done, simulate_app
+from neurodyn.io.outputs import check_output
 
 
 @app.command("bicluster")
@@ -46,6 +47,8 @@ def bicluster_cmd(
 ) -> None:
     """Bayesian bi-clustering of spike counts: neuron clusters sharing latent trajectories and
     time bins sharing linear dynamics, numbers of both inferred (MCMC)."""
+    check_output(out, [recordings])
+
     from neurodyn.bicluster.stage import run
 
     if cluster_prior not in ("mfm", "dp"):
@@ -75,6 +78,8 @@ def simulate_bicluster_cmd(
     """Spike counts from the bi-clustering model (default: the published simulation setting).
 
     Ground truth (clusters, states, latents, coefficients, dynamics) goes to /ground_truth."""
+    check_output(out)
+
     from neurodyn.bicluster.simulate import simulate_bicluster
     from neurodyn.io.store import write_recordings
 

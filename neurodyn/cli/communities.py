@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from neurodyn.cli._app import Out, Seed, app, done
+from neurodyn.io.outputs import check_output
 
 
 @app.command()
@@ -35,6 +36,10 @@ def communities(
 
     Example: neurodyn communities run/ntf.h5 --out run/communities.h5 --components top-3
     """
+    check_output(out, [ntf_file])
+    if figures is not None:
+        check_output(figures, [ntf_file], option="--figures", directory=True)
+
     from neurodyn.community.stage import run
 
     path = run(

@@ -9,6 +9,7 @@ import typer
 
 from neurodyn.affinity.params import AffinityParams
 from neurodyn.cli._app import Out, Seed, app, done, simulate_app
+from neurodyn.io.outputs import check_output
 from neurodyn.params import stage_command
 from neurodyn.tensor.params import FactorizeParams
 
@@ -29,6 +30,7 @@ def affinity(
 
     Example: neurodyn affinity run/recordings.h5 --out run/affinity.h5 --window 8 --step 4
     """
+    check_output(out, [input])
     from neurodyn.affinity.stage import run
 
     done(run(input, out, params, seed=seed))
@@ -52,6 +54,7 @@ def factorize(
 
     Example: neurodyn factorize run/affinity.h5 --out run/ntf.h5 --rank auto --ranks 2-10
     """
+    check_output(out, [affinity_file])
     from neurodyn.tensor.stage import run
 
     done(run(affinity_file, out, params, seed=seed))
@@ -74,6 +77,7 @@ def simulate_connectome_cmd(
     Ground truth is stored under /ground_truth: membership (N,) (-1 background), intervals
     (G, 2) s, labels, present (A, N).
     """
+    check_output(out)
     from neurodyn.tensor.simulate import write_connectome_simulation
 
     path = write_connectome_simulation(

@@ -9,6 +9,7 @@ import typer
 
 from neurodyn.cli._app import Out, app, done
 from neurodyn.errors import InputError
+from neurodyn.io.outputs import check_output
 
 
 def _split(values: list[str]) -> list[str]:
@@ -35,6 +36,8 @@ def ingest(
 
     Example: neurodyn ingest data/*.h5 connectome.json --out run/recordings.h5 --labeled-only
     """
+    check_output(out, inputs)
+
     from neurodyn.ingest import ingest as run
 
     opts = {}

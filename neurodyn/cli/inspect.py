@@ -5,15 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import h5py
 import typer
 
 from neurodyn.cli._app import app
-from neurodyn.io import store
 
 
 def describe(path: Path, max_items: int = 40) -> str:
     """A readable multi-line summary of a neurodyn HDF5 file."""
+    import h5py  # here, not at module level: every command imports this module
+
+    from neurodyn.io import store
+
     p = store.provenance(path)
     lines = [f"{path}", f"  stage: {p.get('stage', '?')}   complete: {bool(p.get('complete', False))}"]
     for key in ("neurodyn_version", "command", "seed", "started", "finished", "input_digest"):

@@ -11,6 +11,7 @@ import typer
 
 from neurodyn.cli._app import STATE, Force, app, done
 from neurodyn.errors import InputError
+from neurodyn.io.outputs import atomic_path, check_output
 
 # a plain Typer group: the root NeurodynGroup maps errors to exit codes (nesting one breaks that)
 config_app = typer.Typer(
@@ -27,6 +28,12 @@ Sets = Annotated[
 Inputs = Annotated[
     list[str], typer.Option("--input", "-i", help="Replace the pipeline's inputs (paths or globs; repeat).")
 ]
+AllowCode = Annotated[
+    bool,
+    typer.Option("--allow-code", help="Accept stages written as function = 'module:callable': they "
+                 "import and run Python code named by the pipeline file, so pass this only for "
+                 "files you trust (or set [pipeline] allow_code = true in the file)."),
+]
 
 
 def _echo(msg: str) -> None:
@@ -34,10 +41,11 @@ def _echo(msg: str) -> None:
         typer.echo(msg)
 
 
-def _load(pipeline: Path, sets: list[str], seed: int | None, inputs: list[str]):
+def _load(pipeline: Path, sets: list[str], seed: int | None, inputs: list[str], allow_code: bool):
     from neurodyn.pipeline import load_pipeline, parse_sets
 
-    return load_pipeline(pipeline, sets=parse_sets(sets), seed=seed, inputs=inputs or None)
+    return load_pipeline(pipeline, sets=parse_sets(sets), seed=seed, inputs=inputs or None,
+                         allow_code=allow_code)
 
 
 @app.command()
@@ -66,17 +74,23 @@ def run(
     seed: Annotated[int | None, typer.Option("--seed", help="Pipeline seed (default [pipeline] seed).")] = None,
     set_: Sets = [],
     input_: Inputs = [],
+    allow_code: AllowCode = False,
 ) -> None:
     """Run a pipeline: every (unit, stage) task, skipping those already up to date.
 
     A task is skipped when its output is complete and was made from the same parameters,
-    seed and input contents. Rerun after a failure or a kill to resume.
+    seed and input contents. Rerun after a failure or a kill to resume. Two runs on one run
+    directory do not work on the same unit at once: the second exits with code 2.
+
+    A pipeline file may name Python code to run (stages with function = 'module:callable');
+    such stages are refused unless --allow-code is given or the file sets
+    [pipeline] allow_code = true. Treat a pipeline file from elsewhere like a script.
 
     Example: neurodyn run pipelines/sample.toml --out run/sample --jobs 2
     """
     from neurodyn.pipeline import run_pipeline
 
-    pipe = _load(pipeline, set_, seed, input_)
+    pipe = _load(pipeline, set_, seed, input_, allow_code)
     jobs = int(pipe.options.get("jobs", -1)) if jobs is None else jobs
     executor = str(pipe.options.get("executor", "local")) if executor is None else executor
     on_error = str(pipe.options.get("on_error", "abort")) if on_error is None else on_error
@@ -149,6 +163,7 @@ def batch(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Pipeline seed (default [pipeline] seed).")] = None,
     set_: Sets = [],
+    allow_code: AllowCode = False,
 ) -> None:
     """Prepare a run for clusters without a long-lived scheduler: a SLURM job-array script.
 
@@ -159,13 +174,16 @@ def batch(
 
     if emit_sbatch is None:
         raise InputError("--emit-sbatch", "give the script path to write (e.g. --emit-sbatch run.sbatch)")
-    pipe = _load(pipeline, set_, seed, [])
-    extra = [a for kv in set_ for a in ("--set", kv)]
+    pipe = _load(pipeline, set_, seed, [], allow_code)
+    inputs = [pipeline, *(f for u in pipe.units for f in u.inputs)]
+    check_output(out, inputs, directory=True)
+    check_output(emit_sbatch, inputs, option="--emit-sbatch")
+    extra = [a for kv in set_ for a in ("--set", kv)] + ["--allow-code"] * allow_code
     text = sbatch_script(pipe, out, extra_args=extra)
     (out.resolve() / META / "slurm").mkdir(parents=True, exist_ok=True)
-    emit_sbatch.parent.mkdir(parents=True, exist_ok=True)
-    emit_sbatch.write_text(text)
-    os.chmod(emit_sbatch, 0o755)
+    with atomic_path(emit_sbatch, option="--emit-sbatch") as tmp:
+        tmp.write_text(text)
+        os.chmod(tmp, 0o755)
     done(emit_sbatch, f"{len(pipe.index_units())} array tasks; submit with: sbatch {emit_sbatch}")
 
 
@@ -179,8 +197,8 @@ def config_init(
 
     if path.exists() and not force:
         raise InputError(path, "exists; pass --force to overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(TEMPLATE)
+    with atomic_path(path, option="PATH") as tmp:
+        tmp.write_text(TEMPLATE)
     done(path, "pipeline template; edit it, then `neurodyn config show` and `neurodyn run`")
 
 
@@ -190,8 +208,9 @@ def config_show(
     seed: Annotated[int | None, typer.Option("--seed", help="Pipeline seed (default [pipeline] seed).")] = None,
     set_: Sets = [],
     input_: Inputs = [],
+    allow_code: AllowCode = False,
 ) -> None:
     """Print the resolved configuration (defaults < TOML < environment < flags), with origins."""
     from neurodyn.pipeline import format_resolved
 
-    typer.echo(format_resolved(_load(pipeline, set_, seed, input_)), nl=False)
+    typer.echo(format_resolved(_load(pipeline, set_, seed, input_, allow_code)), nl=False)

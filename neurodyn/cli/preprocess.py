@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from neurodyn.cli._app import Out, Seed, app, done
+from neurodyn.io.outputs import check_output
 
 
 @app.command()
@@ -38,6 +39,8 @@ def preprocess(
     Example: neurodyn preprocess run/recordings.h5 --out run/pre.h5 --bandpass 1,40 --notch 50
     --reference average --resample-hz 250 --normalize zscore
     """
+    check_output(out, [input])
+
     from neurodyn.preprocess import run
 
     path = run(

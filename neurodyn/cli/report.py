@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from neurodyn.cli._app import Seed, app, done
+from neurodyn.io.outputs import check_output
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory holding the stage outputs (*.h5).")]
 
@@ -32,6 +33,8 @@ def figures(
     bad = [x for x in fmts if x not in FORMATS] or ([] if fmts else [format])
     if bad:
         raise InputError("--format", f"unknown figure format {bad[0]!r}; one of {FORMATS}")
+    if outdir is not None:
+        check_output(outdir, option="--outdir", directory=True)
     for fmt in fmts:
         sections = draw_sections(rundir, fmt, outdir)
         n = 0

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from neurodyn.cli._app import Out, Seed, done, simulate_app
+from neurodyn.io.outputs import check_output
 
 
 @simulate_app.command("calcium")
@@ -26,6 +27,8 @@ def simulate_calcium_cmd(
     Ground truth (membership, intervals, which neurons each animal has) is stored under
     /ground_truth of the output, next to the recordings.
     """
+    check_output(out)
+
     from neurodyn.io.store import write_recordings
     from neurodyn.simulate import simulate_calcium
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from neurodyn.cli._app import Out, Seed, app, done, simulate_app
+from neurodyn.io.outputs import check_output
 
 
 def summary_lines(path: Path) -> list[str]:
@@ -108,6 +109,8 @@ def states_cmd(
     transitions, W0 / adjacency, log-likelihood trace and held-out bits/spike per recording
     (with --joint: parameters once under /joint, posterior and Viterbi path per recording).
     """
+    check_output(out, [input])
+
     from neurodyn.hmmglm.stage import run
 
     path = run(input, out, seed=seed, states=states, states_range=states_range, prior=prior,
@@ -146,6 +149,8 @@ def simulate_hmmglm_cmd(
     transitions, adjacency, connectome, strength, basis and recording_stops (bins).
     """
     import numpy as np
+
+    check_output(out)
 
     from neurodyn.errors import InputError
     from neurodyn.hmmglm.recordings import to_recordings

@@ -21,6 +21,14 @@ import pandas as pd
 
 from neurodyn import provenance as prov
 from neurodyn.errors import InputError
+from neurodyn.io.outputs import (
+    check_output,
+    check_writes,
+    guarded,
+    make_parent,
+    os_problem,
+    temp_name,
+)
 from neurodyn.recording import Recording, empty_events
 
 COMPRESS_ABOVE = 1 << 16  # bytes; smaller datasets are stored contiguous
@@ -63,6 +71,7 @@ def _short(exc: BaseException) -> str:
 
 def put(group: h5py.Group, name: str, data: Any, **kwargs: Any) -> h5py.Dataset:
     """Create a dataset, chunked and gzip-compressed when large; strings stored as UTF-8."""
+    check_writes()  # stop at the first failed write (disk full) instead of computing on
     arr = np.asarray(data)
     if arr.dtype.kind in "UO":
         arr = arr.astype(object)
@@ -93,7 +102,9 @@ def atomic_h5(
 
     Provenance attributes are written first; ``complete`` is set last, after the body ran
     without error. On any exception (Ctrl-C included) the temporary file is removed and the
-    final name is never touched.
+    final name is never touched. An output that is one of ``inputs`` is refused before
+    anything is written, and a full disk or read-only directory becomes an
+    :class:`InputError` (see :mod:`neurodyn.io.outputs`).
 
     Parameters
     ----------
@@ -108,37 +119,45 @@ def atomic_h5(
     seed : int, optional
         Random seed used.
     """
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    inputs = list(inputs)
+    final = check_output(path, inputs)
+    make_parent(final)
+    tmp = temp_name(final)
     params = dict(params or {})
     hashes = prov.hashes(inputs)
-    f = _open(tmp, "w")
+    fh = None
     try:
-        a = f.attrs
-        a["stage"] = stage
-        a["neurodyn_version"] = prov.versions()["neurodyn"]
-        a["versions"] = json.dumps(prov.versions())
-        a["command"] = prov.command_line()
-        a["parameters"] = prov.to_json(params)
-        a["inputs"] = json.dumps(hashes)
-        a["input_digest"] = prov.input_digest(params, hashes)
-        a["seed"] = -1 if seed is None else int(seed)
-        a["started"] = prov.now()
-        a["complete"] = False
-        yield f
-        a["finished"] = prov.now()
-        a["complete"] = True
-        f.flush()
-        f.close()
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        with guarded(tmp) as fh:
+            f = h5py.File(fh, "w", locking=False)
+            try:
+                a = f.attrs
+                a["stage"] = stage
+                a["neurodyn_version"] = prov.versions()["neurodyn"]
+                a["versions"] = json.dumps(prov.versions())
+                a["command"] = prov.command_line()
+                a["parameters"] = prov.to_json(params)
+                a["inputs"] = json.dumps(hashes)
+                a["input_digest"] = prov.input_digest(params, hashes)
+                a["seed"] = -1 if seed is None else int(seed)
+                a["started"] = prov.now()
+                a["complete"] = False
+                yield f
+                fh.raise_if_failed()
+                a["finished"] = prov.now()
+                a["complete"] = True
+            finally:
+                f.close()  # safe even after a failed write: the guard kept HDF5 consistent
+            fh.fsync()
+            fh.raise_if_failed()
         os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            f.close()
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             tmp.unlink()
+        # a failed write can surface later as another error: report the write failure
+        failed = exc if isinstance(exc, OSError) else (fh.error if fh is not None else None)
+        failed = failed if isinstance(exc, Exception) else None
+        if failed is not None and os_problem(failed):
+            raise InputError(final, os_problem(failed)) from None
         raise
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from neurodyn import provenance as prov
 from neurodyn.errors import InputError
 from neurodyn.params import ParamError
-from neurodyn.pipeline.stages import BUILTIN_STAGES, JOINT, StageDef, stage_parameters
+from neurodyn.pipeline.stages import BUILTIN_STAGES, JOINT, META, StageDef, stage_parameters
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,7 +26,8 @@ else:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 RESERVED_KEYS = ("function", "after", "output", "scope", "enabled", "call", "only", "uses")
-PIPELINE_KEYS = ("name", "seed", "inputs", "units", "jobs", "executor", "on_error", "description")
+PIPELINE_KEYS = ("name", "seed", "inputs", "units", "jobs", "executor", "on_error", "description",
+                 "allow_code")
 
 
 @dataclass
@@ -148,6 +149,21 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(p, "no such pipeline file") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(p, f"invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(p, "is not UTF-8 text (a pipeline file is TOML, which must be UTF-8)") from None
+    except IsADirectoryError:
+        raise InputError(p, "is a directory, not a pipeline file") from None
+
+
+def check_output_name(output: str, stage: str, source: str | os.PathLike) -> str:
+    """A stage's ``output =``: a relative path that stays inside its unit directory."""
+    parts = Path(output).parts
+    if not output or Path(output).is_absolute() or ".." in parts or "\\" in output:
+        raise InputError(source, f"[stages.{stage}] output = {output!r} must be a file name inside "
+                                 "the unit directory (no absolute path, no '..')")
+    if parts[0] == META or any(ord(c) < 32 or ord(c) == 127 for c in output):
+        raise InputError(source, f"[stages.{stage}] output = {output!r} is not a usable file name")
+    return output
 
 
 def _unit_name(path: Path) -> str:
@@ -207,6 +223,7 @@ def load_pipeline(
     seed: int | None = None,
     inputs: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    allow_code: bool = False,
 ) -> Pipeline:
     """Parse and validate a pipeline file and resolve every stage parameter.
 
@@ -222,11 +239,15 @@ def load_pipeline(
         Replace the inputs listed in the file (paths/globs relative to the current directory).
     environ : mapping, optional
         Environment used for ``NEURODYN_<STAGE>_<PARAM>`` (default ``os.environ``).
+    allow_code : bool
+        Accept ``function = "module:callable"`` stages, which import and run Python code
+        named by the file (also allowed by ``[pipeline] allow_code = true``).
 
     Raises
     ------
     InputError
-        Unknown keys, stages or parameters, missing inputs, a stage whose module is absent.
+        Unknown keys, stages or parameters, missing inputs, a stage whose module is absent,
+        a code stage without ``allow_code``, an ``output`` outside the unit directory.
     """
     src = Path(path)
     data = read_toml(src)
@@ -237,6 +258,9 @@ def load_pipeline(
     bad = set(head) - set(PIPELINE_KEYS)
     if bad:
         raise InputError(src, f"unknown [pipeline] keys {sorted(bad)}; allowed {list(PIPELINE_KEYS)}")
+    if not isinstance(head.get("allow_code", False), bool):
+        raise InputError(src, "[pipeline] allow_code must be true or false")
+    allow_code = allow_code or head.get("allow_code", False)
     if inputs:
         units = expand_inputs(list(inputs), Path.cwd(), "--input")
     else:
@@ -262,6 +286,12 @@ def load_pipeline(
         if table.get("enabled", True) is False:
             continue
         kind = str(table.get("uses", name))  # a second instance of a built-in: uses = "preprocess"
+        if "function" in table and not allow_code:
+            raise InputError(
+                src, f"[stages.{name}] function = {str(table['function'])!r} runs Python code "
+                "named by this file; pass --allow-code (or set [pipeline] allow_code = true) "
+                "only if you trust it"
+            )
         base = BUILTIN_STAGES.get(kind)
         if base is None and "function" not in table:
             raise InputError(
@@ -274,7 +304,7 @@ def load_pipeline(
         defs[name] = StageDef(
             name=name,
             target=str(table.get("function", base.target if base else "")),
-            output=str(table.get("output", default_out)),
+            output=check_output_name(str(table.get("output", default_out)), name, src),
             after=after,
             call=str(table.get("call", base.call if base else "stage")),
             params=base.params if base and "function" not in table else None,

@@ -6,12 +6,13 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from neurodyn.errors import InputError
+from neurodyn.io.outputs import check_output
 from neurodyn.pipeline.config import Pipeline
 from neurodyn.pipeline.resume import check, load_hash_cache, save_hash_cache, write_json
 from neurodyn.pipeline.stages import META
@@ -72,23 +73,39 @@ def run_pipeline(
     on_error : {"abort", "continue"}
         With continue, independent tasks go on; failures land in ``failures.json``.
     """
-    from neurodyn import parallel
-
+    # every usage error is raised before the run directory is created or touched
     root = Path(rundir).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    inputs = [f for u in pipe.units for f in u.inputs]
+    check_output(rundir, [pipe.path, *inputs], directory=True)
     if on_error not in ("abort", "continue"):
         raise InputError("--on-error", f"expected abort or continue, got {on_error!r}")
+    if executor not in ("local", "slurm"):
+        raise InputError("--executor", f"expected local or slurm, got {executor!r}")
+    if jobs == 0 or jobs < -1:
+        raise InputError("--jobs", f"expected a positive number or -1, got {jobs}")
     units = None
+    names = pipe.index_units()
     if index is not None:
-        names = pipe.index_units()
         if not 0 <= index < len(names):
             raise InputError("--index", f"{index} is out of range: this pipeline has {len(names)} array tasks (0-{len(names) - 1})")
         units = [names[index]]
+    all_tasks = build_tasks(pipe, root)
+    for t in all_tasks:  # e.g. --input RUNDIR/u/recordings.h5: its unit would write over it
+        check_output(t.out, inputs, option=f"stage {t.stage} output")
+    tasks = select_tasks(all_tasks, start=start, until=until, units=units, force=force)
+    with run_lock(root, units or names):
+        return _run(pipe, root, all_tasks, tasks, units, jobs=jobs, executor=executor,
+                    on_error=on_error, log=log)
+
+
+def _run(pipe: Pipeline, root: Path, all_tasks: list[Task], tasks: list[Task],
+         units: list[str] | None, *, jobs: int, executor: str, on_error: str,
+         log: Callable[[str], None] | None) -> RunSummary:
+    from neurodyn import parallel
+
     t0 = time.perf_counter()
     load_hash_cache(root)
-    all_tasks = build_tasks(pipe, root)
     write_json(plan_path(root), {"pipeline": pipe.to_dict(), "tasks": [asdict(t) for t in all_tasks]})
-    tasks = select_tasks(all_tasks, start=start, until=until, units=units, force=force)
     # up-to-date tasks are settled here, so a cached rerun starts no worker at all
     results: dict[str, dict[str, Any]] = {}
     pending: list[Task] = []
@@ -115,6 +132,40 @@ def run_pipeline(
         with contextlib.suppress(FileNotFoundError):
             fpath.unlink()
     return summary
+
+
+@contextlib.contextmanager
+def run_lock(root: Path, units: Sequence[str]) -> Iterator[None]:
+    """Hold ``RUNDIR/.neurodyn/lock-<unit>`` for each unit run, so that two ``neurodyn run``
+    on one run directory never work on the same unit at once (job-array tasks on different
+    units do run side by side). A second run exits 2 instead of waiting.
+
+    POSIX record locks (``lockf``) also hold across NFS clients with a lock daemon; the lock
+    is released when this process ends, however it ends.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows: no locking)
+        yield
+        return
+    (root / META).mkdir(parents=True, exist_ok=True)
+    held: list[int] = []
+    try:
+        for unit in sorted(set(units)):
+            path = root / META / f"lock-{unit}"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise InputError(root, f"another `neurodyn run` is working on unit {unit} of this "
+                                       "run directory; wait for it to finish (or use another --out)"
+                                 ) from None
+            held.append(fd)
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
 
 
 # -- status ---------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import h5py
 import numpy as np
 
 from neurodyn.errors import InputError
+from neurodyn.io.outputs import atomic_path, check_output
 from neurodyn.io.store import is_complete, open_h5, provenance
 from neurodyn.report.html import Section, Table, render
 
@@ -310,6 +310,8 @@ def build_report(rundir: str | Path, out: str | Path | None = None) -> Path:
     """
     rundir = Path(rundir)
     units = unit_dirs(rundir)
+    out = Path(out) if out is not None else rundir / REPORT_NAME
+    check_output(out, [p for u in units for p in u.iterdir() if p.name != REPORT_NAME])
     sections: list[Section] = []
     n_files = 0
     for u in units:
@@ -325,10 +327,8 @@ def build_report(rundir: str | Path, out: str | Path | None = None) -> Path:
     what = f"{n_files} stage file(s)" + (f" in {len(units)} units" if units != [rundir] else "")
     page = render(f"neurodyn report: {rundir.resolve().name}", f"{rundir.resolve()} — {what}",
                   sections)
-    out = Path(out) if out is not None else rundir / REPORT_NAME
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return out
 
 

@@ -22,6 +22,7 @@ from scipy.stats import rankdata
 
 from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
+from neurodyn.io.outputs import check_output
 from neurodyn.io.store import atomic_h5, open_h5, put, strings
 from neurodyn.names import canonical_neuron_name
 
@@ -326,6 +327,9 @@ def compare_connectome(rundir: str | Path, connectome: str, *, synapses: str = "
         raise InputError(rundir, "not a run directory")
     if n_perm < 1:
         raise InputError("--n-perm", "must be at least 1")
+    out = Path(out) if out is not None else rundir / "compare.h5"
+    # never replace another stage's output of the run, nor the connectome file
+    check_output(out, [*(p for p in rundir.glob("*.h5") if p.name != "compare.h5"), connectome])
     con = load_connectome(rundir, connectome)
     sources = inferred_matrices(rundir)
     if not sources:
@@ -338,7 +342,6 @@ def compare_connectome(rundir: str | Path, connectome: str, *, synapses: str = "
         names = sorted({x for _, _, lab in sources for x in lab})
         raise InputError("--connectome", f"{con.name} shares no neuron names with the inferred "
                          f"matrices (they have e.g. {', '.join(names[:5])})")
-    out = Path(out) if out is not None else rundir / "compare.h5"
     inputs = [p for p in (rundir / n for n in ("states.h5", "hmmglm.h5", "communities.h5",
                                                 "ntf.h5", "recordings.h5")) if p.exists()]
     params = {"connectome": connectome, "synapses": synapses, "n_perm": n_perm}
