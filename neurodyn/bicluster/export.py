@@ -10,9 +10,10 @@ Attributes record the recording id, the parameters and the seed. Read it back wi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from neurodyn.io.outputs import atomic_path
 
 DRAW_NAMES = ("loglik", "n_clusters", "n_states")
 
@@ -42,10 +43,6 @@ def export_draws(path: Path, traces: dict, burn_in: int, attrs: dict[str, Any]) 
     for group in idata.groups():
         idata[group].attrs.update(flat)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path, option="--export-draws") as tmp:
         idata.to_netcdf(str(tmp), engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from neurodyn.cli._app import Out, Seed, app, done, simulate_app
+from neurodyn.errors import InputError
 from neurodyn.io.outputs import check_output
 
 
@@ -48,12 +49,14 @@ def bicluster_cmd(
     """Bayesian bi-clustering of spike counts: neuron clusters sharing latent trajectories and
     time bins sharing linear dynamics, numbers of both inferred (MCMC)."""
     check_output(out, [recordings])
+    if export_draws is not None:
+        check_output(export_draws, [recordings, out], option="--export-draws")
+        if export_draws.absolute() == out.absolute():
+            raise InputError(export_draws, "--export-draws and --out name the same file")
 
     from neurodyn.bicluster.stage import run
 
     if cluster_prior not in ("mfm", "dp"):
-        from neurodyn.errors import InputError
-
         raise InputError("--cluster-prior", f"must be mfm or dp, got {cluster_prior!r}")
     path = run(recordings, out, seed=seed, iters=iters, burn_in=burn_in, thin=thin, chains=chains,
                jobs=jobs or chains, latent_dim=latent_dim, likelihood=likelihood,
