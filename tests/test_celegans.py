@@ -151,6 +151,23 @@ def test_dag2023_options_and_nan(tmp_path, dag_h5):
     assert not m.mask[10:20, j].any() and m.mask.sum() == 800 * 145 - 10
 
 
+def test_flavell_h5_dataset_named_from_content_not_assumed(tmp_path, dag_h5):
+    """Only Dag2023 worms are called Dag2023; others are named by the file or flavell/<stem>."""
+    other = _copy_dag(tmp_path, dag_h5).rename(tmp_path / "dag" / "2023-01-09-28-data.h5")
+    (rec,) = read(other)
+    assert rec.dataset == "flavell" and rec.id == "flavell/2023-01-09-28"
+    assert rec.meta["dataset_from"].startswith("unknown")
+    assert read(other, dataset="Atanas2023")[0].id == "Atanas2023/2023-01-09-28"
+    with h5py.File(other, "r+") as f:
+        f.attrs["doi"] = "https://doi.org/10.1016/j.cell.2023.07.035"
+    assert read(other)[0].id == "Flavell2023/2023-01-09-28"
+    with h5py.File(other, "r+") as f:
+        f.attrs["dataset"] = "Pradhan2024"
+    (rec,) = read(other)
+    assert rec.id == "Pradhan2024/2023-01-09-28" and rec.meta["dataset_from"] == (
+        "file attribute dataset")
+
+
 def test_dag2023_json_labels(tmp_path, dag_h5):
     """The collection's NeuroPAL_labels_dict.json layout {worm: [index map, extra]}."""
     dst = _copy_dag(tmp_path, dag_h5)

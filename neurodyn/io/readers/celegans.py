@@ -1,9 +1,14 @@
-"""C. elegans whole-brain calcium imaging: the Flavell-lab (Dag2023) per-worm HDF5 files.
+"""C. elegans whole-brain calcium imaging: the Flavell-lab per-worm HDF5 files (ANTSUN output).
 
 Each worm is one :class:`~neurodyn.recording.Recording` with neurons named by canonical
 NeuroPAL class. Labelled neurons come first in alphabetical order (as the Homogenized
 collection orders its slots); unlabelled ROIs follow as ``"roi<k>"`` with
 ``channel_info.is_labeled == False`` so stages can keep them apart.
+
+The layout is shared by several Flavell-lab studies, so the dataset is not assumed: it comes
+from the ``dataset`` option, else from the file (an HDF5 attribute ``dataset`` /
+``source_dataset``, or the DOI of a known paper), else from the worm id when it is one of the
+Dag2023 worms (:data:`DAG2023_WORMS`), else the recording is ``flavell/<file stem>``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,12 @@ from neurodyn.recording import Recording
 TRACE_KEY = "gcamp/traces_array_F_F20"
 TIME_KEY = "timing/timestamp_confocal"
 LABEL_SHEET = "labels v3 (1st audit)"
+#: worms of Dag et al. 2023 (Cell 186:2574), as named in the data folders of
+#: github.com/flavell-lab/NSM_5HTR_analysis (swf702_with_id, swf415_no_id); not exhaustive
+DAG2023_WORMS = frozenset({"2022-07-26-31", "2022-07-26-38", "2022-07-27-38", "2022-07-27-45",
+                           "2022-01-16-01"})
+#: DOIs of the papers whose data use this layout -> dataset name
+PAPER_DOIS = {"10.1016/j.cell.2023.04.023": "Dag2023", "10.1016/j.cell.2023.07.035": "Flavell2023"}
 
 
 def _label_file(h5path: Path) -> Path | None:
@@ -102,9 +113,31 @@ def _sniff(path: Path) -> bool:
     return h5_has(path, TRACE_KEY, TIME_KEY)
 
 
-@register("celegans-flavell", [".h5"], _sniff, "Flavell-lab C. elegans per-worm HDF5 (Dag2023)")
+def flavell_dataset(attrs: dict, worm: str, option: str | None = None) -> tuple[str, str]:
+    """Dataset name of a Flavell-lab worm file and where it came from (see module docstring)."""
+    if option:
+        return option, "option"
+    for key in ("dataset", "source_dataset"):
+        val = attrs.get(key)
+        if isinstance(val, bytes):
+            val = val.decode(errors="replace")
+        if isinstance(val, str) and val.strip():
+            return val.strip(), f"file attribute {key}"
+    for key in ("doi", "paper", "citation"):
+        text = str(attrs.get(key, "")).lower()
+        for doi, name in PAPER_DOIS.items():
+            if doi in text:
+                return name, f"file attribute {key}"
+    if worm in DAG2023_WORMS:
+        return "Dag2023", "known Dag2023 worm"
+    return "flavell", "unknown (not a known Dag2023 worm)"
+
+
+@register("celegans-flavell", [".h5"], _sniff,
+          "Flavell-lab C. elegans per-worm HDF5 (ANTSUN: Dag2023 and others)")
 def read_flavell_h5(
-    path: Path, labels: str | Path | None = None, resolve_ambiguous: bool | str = False
+    path: Path, labels: str | Path | None = None, resolve_ambiguous: bool | str = False,
+    dataset: str | None = None,
 ) -> list[Recording]:
     """Read one worm: F/F20 traces, confocal time stamps, NeuroPAL labels, reversal events.
 
@@ -121,8 +154,11 @@ def read_flavell_h5(
         one ``"SMB??#2"``) with ``channel_info.ambiguous``. True: each becomes the nearest
         unused canonical name, as the Homogenized collection does
         (:func:`neurodyn.names.resolve_ambiguous`; unresolvable ones become unlabelled ROIs).
+    dataset : str, optional
+        Dataset name (id prefix); by default from the file (see the module docstring).
     """
     with h5py.File(path, "r", locking=False) as f:
+        attrs = dict(f.attrs)
         traces = np.asarray(f[TRACE_KEY][()], dtype=np.float64)
         t = np.asarray(f[TIME_KEY][()], dtype=np.float64)
         roi_match = f["neuropal_registration/roi_match"][()] if "neuropal_registration/roi_match" in f else None
@@ -134,6 +170,8 @@ def read_flavell_h5(
     if not finite.any():
         raise InputError(path, f"every trace in {TRACE_KEY} is NaN or infinite")
     worm = path.name.removesuffix("-data.h5")
+    worm = worm if worm != path.name else path.stem
+    source, source_from = flavell_dataset(attrs, worm, dataset)
     label_path = Path(labels) if labels else _label_file(path)
     named: dict[int, tuple[str, float]] = {}
     if label_path is not None:
@@ -186,9 +224,9 @@ def read_flavell_h5(
             modality="calcium",
             time=t - t0,
             units="F/F20",
-            id=f"Dag2023/{worm}",
+            id=f"{source}/{worm}",
             subject=worm,
-            dataset="Dag2023",
+            dataset=source,
             source_file=str(path),
             events=events,
             channel_info=info,
@@ -196,6 +234,7 @@ def read_flavell_h5(
                 "time_origin_s": t0,
                 "label_file": str(label_path) if label_path else "",
                 "n_dropped_all_nan": len(empty),
+                "dataset_from": source_from,
             },
         )
     ]
