@@ -76,6 +76,7 @@ def test_phy_good_units_in_seconds_with_cluster_metadata(tmp_path):
     trains = edge
     assert find_reader(folder).name == "phy"
     assert find_reader(folder / "params.py").name == "phy"
+    assert find_reader(folder / "spike_times.npy").name == "phy"  # (S, 1): not a count matrix
     [rec] = read(folder)
     assert rec.modality == "spikes" and rec.units == "counts" and rec.id == "phy/ks"
     assert list(rec.labels) == ["0", "2", "5"]  # curated group beats KSLabel (2: mua -> good)
@@ -168,6 +169,12 @@ def test_detection_names_the_closest_reader_or_says_corrupt(tmp_path, cli):
     trunc.write_bytes(path.read_bytes()[:100])
     with pytest.raises(InputError, match="truncated or corrupt"):
         find_reader(trunc)
+    import h5py
+
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f["foo"] = [1]
+    with pytest.raises(InputError, match=r"valid HDF5 \(top-level keys: foo\), but no reader"):
+        find_reader(tmp_path / "x.h5")
     half = tmp_path / "half"
     half.mkdir()
     np.save(half / "spike_times.npy", np.arange(5))

@@ -18,7 +18,7 @@ def _split(values: list[str]) -> list[str]:
 
 @app.command()
 def ingest(
-    inputs: Annotated[list[Path], typer.Argument(help="Source files (format detected from content).")],
+    inputs: Annotated[list[Path], typer.Argument(help="Source files or folders (e.g. a Kilosort/phy folder); format detected from content.")],
     out: Out = Path("run/recordings.h5"),
     format: Annotated[str | None, typer.Option("--format", "-f", help="Force a reader (see `neurodyn formats`).")] = None,
     dataset: Annotated[list[str], typer.Option("--dataset", help="Keep only these source datasets (repeat or comma-separate).")] = [],
@@ -29,12 +29,15 @@ def ingest(
     crop: Annotated[str | None, typer.Option("--crop", help="Keep START:STOP seconds, e.g. 60:600 or :300.")] = None,
     option: Annotated[list[str], typer.Option("--reader-option", help="KEY=VALUE passed to the reader.")] = [],
 ) -> None:
-    """Read calcium, spike, EEG and connectome files into one recordings file.
+    """Read calcium, spike (times, sorter folders, count matrices), EEG and connectome files
+    into one recordings file.
 
     Every input is read by the registered reader that recognises it; recordings are
     written under /recordings/<id> and connectome graphs under /connectome/<name>.
 
-    Example: neurodyn ingest data/*.h5 connectome.json --out run/recordings.h5 --labeled-only
+    Examples: neurodyn ingest data/*.h5 connectome.json --out run/recordings.h5 --labeled-only;
+    neurodyn ingest kilosort4/ --out run/ks.h5 --reader-option groups=good,mua;
+    neurodyn ingest counts.csv --out run/c.h5 --reader-option bin_s=0.05
     """
     check_output(out, inputs)
 
