@@ -3,7 +3,8 @@
 Every stage declares one frozen dataclass deriving from :class:`StageParams` whose fields are
 made with :func:`param`. From it derive the stage's command-line options (:func:`cli_options`),
 the validation of pipeline TOML / ``--set`` / environment values, ``neurodyn config show`` and
-the parameters recorded in each output file, so the copies cannot drift apart::
+the parameters recorded in each output file, so the copies cannot drift apart (the Typer
+options are built by :mod:`neurodyn.cli.options`)::
 
     @dataclass(frozen=True)
     class AffinityParams(StageParams):
@@ -21,13 +22,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
-import inspect
 import logging
 import math
+import operator
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def param(
     lt: float | None = None,
     finite: bool = True,
     check: Callable[[Any], Any] | None = None,
+    choices: tuple[str, ...] = (),
     metavar: str | None = None,
     short: str | None = None,
     flag: str | None = None,
@@ -85,6 +87,9 @@ def param(
     check : callable, optional
         ``value -> normalised value``; raises ``ValueError`` with a plain message when the
         value is invalid. Runs after the type conversion, before the bounds.
+    choices : tuple of str
+        Allowed values of a plain ``str`` field (an Enum-typed field lists its members itself;
+        use this where model code needs plain strings).
     metavar, short : str, optional
         Command-line display name, e.g. ``"START:STOP"``; a short flag such as ``"-k"``.
     flag : str, optional
@@ -96,7 +101,7 @@ def param(
         False for parameters only a pipeline or Python caller sets.
     """
     meta = dict(help=help, unit=unit, ge=ge, gt=gt, le=le, lt=lt, finite=finite, check=check,
-                metavar=metavar, short=short, flag=flag, aliases=tuple(aliases), cli=cli)
+                choices=tuple(choices), metavar=metavar, short=short, flag=flag, aliases=tuple(aliases), cli=cli)
     return dataclasses.field(default=default, metadata={"neurodyn": meta})
 
 
@@ -115,6 +120,7 @@ class Spec:
     lt: float | None
     finite: bool
     check: Callable[[Any], Any] | None
+    choices: tuple[str, ...]
     metavar: str | None
     short: str | None
     flag: str | None
@@ -128,6 +134,14 @@ class Spec:
     @property
     def base(self) -> Any:
         return _optional(self.type)[0]
+
+    @property
+    def choice_values(self) -> list[str]:
+        """Allowed values of a choice parameter (Enum members or ``choices``); [] otherwise."""
+        base = self.base
+        if isinstance(base, type) and issubclass(base, enum.Enum):
+            return [str(m.value) for m in base]
+        return list(self.choices)
 
     @property
     def option(self) -> str:
@@ -166,6 +180,8 @@ class Spec:
                 return None
             raise ValueError("a value is required")
         value = _convert(base, value)
+        if self.choices and value not in self.choices:
+            raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
         if self.check is not None:
             value = self.check(value)
         if isinstance(value, float) and self.finite and not math.isfinite(value):
@@ -188,7 +204,7 @@ def _optional(tp: Any) -> tuple[Any, bool]:
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) < len(typing.get_args(tp)):
-            return (args[0] if len(args) == 1 else typing.Union[tuple(args)]), True
+            return (args[0] if len(args) == 1 else functools.reduce(operator.or_, args)), True
     return tp, False
 
 
@@ -271,8 +287,8 @@ class StageParams:
         out = []
         for f in dataclasses.fields(cls):
             meta = f.metadata.get("neurodyn")
-            if meta is None:
-                raise TypeError(f"{cls.__name__}.{f.name} must be declared with neurodyn.params.param")
+            if meta is None:  # a plain field: a setting for pipelines and Python callers only
+                meta = param(f.default, "", cli=False).metadata["neurodyn"]
             out.append(Spec(name=f.name, type=hints[f.name], default=f.default, **meta))
         return tuple(out)
 
@@ -345,125 +361,3 @@ def plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [plain(v) for v in value]
     return value
-
-
-# -- command-line options ----------------------------------------------------------------------
-def _cli_type(s: Spec) -> tuple[Any, Any]:
-    """(annotation, default) of the Typer parameter for a spec."""
-    base, optional = _optional(s.type)
-    if typing.get_origin(base) is tuple:
-        return list[str], []
-    if isinstance(base, type) and issubclass(base, enum.Enum):  # checked by the Params class
-        return (str | None if optional else str), plain(s.default)
-    if isinstance(base, type) and issubclass(base, (bool, int, float, str)):
-        return (base | None if optional else base), s.default
-    return (str | None if optional else str), (None if s.default is None else str(s.default))
-
-
-def _completer(choices: list[str]) -> Callable[[str], list[str]]:
-    def complete(incomplete: str) -> list[str]:
-        return [c for c in choices if c.startswith(incomplete)]
-
-    return complete
-
-
-def _choices(s: Spec) -> list[str]:
-    base = s.base
-    return [m.value for m in base] if isinstance(base, type) and issubclass(base, enum.Enum) else []
-
-
-def cli_parameters(cls: type[StageParams]) -> list[inspect.Parameter]:
-    """Typer parameters (keyword-only, ``Annotated[..., typer.Option]``) for a Params class.
-
-    Each former name becomes a hidden option ``_<field>__<i>`` that the wrapper folds in.
-    """
-    import typer
-
-    out = []
-    for s in cls.specs():
-        if not s.cli:
-            continue
-        tp, default = _cli_type(s)
-        decls = [s.flag or s.option] + ([s.short] if s.short else [])
-        choices = _choices(s)
-        metavar = s.metavar or ("{" + "|".join(choices) + "}" if choices else
-                                "<list>" if tp == list[str] else None)
-        opt = typer.Option(*decls, help=s.describe(), metavar=metavar,
-                           autocompletion=_completer(choices) if choices else None,
-                           show_default=not (isinstance(default, list) or default is None))
-        out.append(inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY,
-                                     annotation=Annotated[tp, opt], default=default))
-        for i, alias in enumerate(s.aliases):
-            hidden = typer.Option("--" + alias.replace("_", "-"), hidden=True)
-            atp = list[str] if tp == list[str] else (tp | None)
-            out.append(inspect.Parameter(f"_{s.name}__{i}", inspect.Parameter.KEYWORD_ONLY,
-                                         annotation=Annotated[atp, hidden],
-                                         default=[] if tp == list[str] else None))
-    return out
-
-
-def from_cli(cls: type[P], values: dict[str, Any]) -> P:
-    """Build params from Typer's values (hidden alias options folded in).
-
-    Raises
-    ------
-    neurodyn.errors.InputError
-        Naming the flag, e.g. ``--max-iter: must be >= 1, got -5``.
-    """
-    from neurodyn.errors import InputError
-
-    for s in cls.specs():
-        for i, alias in enumerate(s.aliases):
-            v = values.pop(f"_{s.name}__{i}", None)
-            if v not in (None, []):
-                log.warning("--%s is a former name of %s; it will be removed in the next release",
-                            alias.replace("_", "-"), s.option)
-                values[s.name] = v
-    try:
-        return cls(**values)
-    except ParamError as exc:
-        raise InputError(flag_of(cls, exc.name), exc.problem) from None
-
-
-def flag_of(cls: type[StageParams], name: str) -> str | None:
-    """The command-line flag of a field (``None`` for an empty name)."""
-    if not name:
-        return None
-    try:
-        s = cls.spec(name)
-    except KeyError:
-        return "--" + name.replace("_", "-")
-    return (s.flag or s.option).split("/")[0]
-
-
-def stage_command(cls: type[StageParams]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a Typer command taking ``params: cls``: its options come from ``cls``.
-
-    The command's own parameters (input, ``--out``, ``--seed``...) come first in ``--help``;
-    a :class:`ParamError` raised while the command runs is reported against its flag.
-    """
-
-    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        sig = inspect.signature(fn, eval_str=True)
-        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in sig.parameters.values()
-               if p.name != "params"]
-        extra = cli_parameters(cls)
-        names = {p.name for p in extra}
-
-        @functools.wraps(fn)
-        def wrapper(**kw: Any) -> Any:
-            from neurodyn.errors import InputError
-
-            values = {k: kw.pop(k) for k in list(kw) if k in names}
-            params = from_cli(cls, values)
-            try:
-                return fn(**kw, params=params)
-            except ParamError as exc:
-                raise InputError(flag_of(cls, exc.name), exc.problem) from None
-
-        params = own + extra
-        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        return wrapper
-
-    return deco

@@ -303,7 +303,7 @@ def test_cli_communities_end_to_end(tmp_path, cli):
     ntf, truth = write_ntf_like(tmp_path / "ntf.h5")
     out = tmp_path / "communities.h5"
     figs = tmp_path / "figs"
-    res = cli("communities", ntf, "--out", out, "--seed", "1", "--n-init", "1", "--figures", figs)
+    res = cli("communities", ntf, "--out", out, "--seed", "1", "--restarts", "1", "--figures", figs)
     assert res.exit_code == 0, res.output
     with h5py.File(out, "r") as f:
         assert f.attrs["stage"] == "communities" and f.attrs["complete"]

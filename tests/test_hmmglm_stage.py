@@ -15,6 +15,7 @@ from neurodyn.hmmglm.recordings import to_recording
 from neurodyn.hmmglm.simulate import simulate_hmmglm
 from neurodyn.hmmglm.stage import run
 from neurodyn.io.store import read_recordings, write_recordings
+from neurodyn.params import ParamError
 from neurodyn.recording import Recording
 
 FAST = dict(restarts=1, max_iter=15, mstep_iter=10)
@@ -89,7 +90,7 @@ def test_bad_input(tmp_path):
     rng = np.random.default_rng(0)
     y = rng.poisson(1.0, (60, 3)).astype(np.float32)
     p = _write(tmp_path, y)
-    with pytest.raises(InputError, match="states"):
+    with pytest.raises(ParamError, match="states"):  # the CLI names --states, a pipeline its key
         run(p, tmp_path / "o.h5", states="100", **FAST)
     with pytest.raises(InputError, match="mismatched trial lengths"):
         run(p, tmp_path / "o.h5", states="2", trial_length=7, **FAST)

@@ -25,7 +25,7 @@ def _command(name: str) -> click.Command:
 
 
 def test_every_cli_default_equals_its_params_default() -> None:
-    assert len(PARAMS) >= 2
+    assert {"affinity", "factorize", "communities", "states", "bicluster"} <= set(PARAMS)
     for stage, cls in PARAMS.items():
         options = {p.name: p for p in _command(stage).params}
         for spec in cls.specs():
@@ -63,7 +63,15 @@ CASES = [  # stage, flag, value (TOML syntax), expected problem
     ("factorize", "--rank", "0", "must be >= 1 or 'auto', got 0"),
     ("affinity", "--window", "inf", "must be a finite number, got inf"),
     ("affinity", "--kernel", '"nope"', "must be one of differential, pearson, gaussian, got 'nope'"),
+    ("states", "--max-iter", "-5", "must be >= 1, got -5"),
+    ("states", "--test-fraction", "1.0", "must be >= 0 and < 1, got 1"),
+    ("bicluster", "--iters", "0", "must be >= 1, got 0"),
+    ("bicluster", "--burn-in", "2000", "must be < iters (2000), got 2000"),
+    ("bicluster", "--likelihood", '"zip"', "must be one of nb, poisson, got 'zip'"),
+    ("communities", "--restarts", "0", "must be >= 1, got 0"),
 ]
+UPSTREAM = {"affinity": "", "factorize": "[stages.affinity]\n", "states": "", "bicluster": "",
+            "communities": "[stages.affinity]\n[stages.factorize]\n"}
 
 
 @pytest.mark.parametrize("stage,flag,value,problem", CASES)
@@ -76,7 +84,7 @@ def test_toml_set_and_flag_give_the_same_message(tmp_path: Path, recordings: Pat
     assert not (tmp_path / "o.h5").exists()
 
     spec = tmp_path / "p.toml"
-    after = {"affinity": "", "factorize": "[stages.affinity]\n"}[stage]
+    after = UPSTREAM[stage]
     spec.write_text(f'[pipeline]\ninputs = ["{recordings}"]\n[stages.ingest]\n{after}'
                     f"[stages.{stage}]\n{key} = {value}\n")
     res = cli("config", "show", spec)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from neurodyn.errors import InputError
-from neurodyn.io.store import atomic_h5, put, read_recordings, write_recordings
+from neurodyn.io.store import atomic_h5, group_name, put, read_recordings, write_recordings
 from neurodyn.pipeline import (
     JOINT,
     build_tasks,
@@ -45,7 +45,7 @@ def scale_stage(
     params = dict(factor=factor, delay=delay, fail_marker=fail_marker)
     with atomic_h5(out, stage="scale", params=params, inputs=[input_path], seed=seed) as f:
         for r in recs:
-            put(f, r.id.replace("/", "|"), r.data * factor + rng.normal(size=r.data.shape).astype("f4"))
+            put(f, group_name(r.id), r.data * factor + rng.normal(size=r.data.shape).astype("f4"))
             f.attrs["numba_threads"] = os.environ.get("NUMBA_NUM_THREADS", "unset")
             f.flush()
             time.sleep(delay)

@@ -65,7 +65,6 @@ def fit(
     """
     from neurodyn.progress import bar
 
-    cfg.validate()
     y = check_counts(y)
     seeds = np.random.SeedSequence(seed).spawn(chains)
     inits = inits or [cfg.init] * chains

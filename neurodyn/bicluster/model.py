@@ -31,85 +31,69 @@ clusters: MFM, K ~ Geometric(geom_p) on {1, 2, ...}, weights ~ Dir(mfm_gamma); o
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+
+from neurodyn.params import ParamError, StageParams, param
 
 
 @dataclass(frozen=True)
-class Priors:
-    """Hyper-parameters (see the module docstring for the model)."""
+class Priors(StageParams):
+    """Hyper-parameters (see the module docstring for the model); pipeline keys of the stage."""
 
-    var_d: float = 1.0
-    var_c: float = 1.0
-    r_shape: float = 2.0
-    r_rate: float = 0.2
-    k0: float = 1.0
-    q_mean: float = 0.01  # prior mean of each state's noise covariance (times I)
-    nu0_extra: float = 10.0  # nu0 = q + 1 + nu0_extra
-    v0: float = 1.0
-    hdp_alpha: float = 1.0
-    hdp_gamma: float = 1.0
-    kappa: float = 50.0
-    cluster_prior: str = "mfm"  # or "dp"
-    geom_p: float = 0.2
-    mfm_gamma: float = 1.0
-    dp_alpha: float = 1.0
+    var_d: float = param(1.0, "Prior variance of each neuron's baseline offset d_i.", gt=0, cli=False)
+    var_c: float = param(1.0, "Prior variance of each loading c_i.", gt=0, cli=False)
+    r_shape: float = param(2.0, "Gamma shape of the NB dispersion r_i.", gt=0, cli=False)
+    r_rate: float = param(0.2, "Gamma rate of the NB dispersion r_i.", gt=0, cli=False)
+    k0: float = param(1.0, "Precision scale of the matrix-normal prior on [A b].", gt=0, cli=False)
+    q_mean: float = param(0.01, "Prior mean of each state's noise covariance (times I).", gt=0,
+                          cli=False)
+    nu0_extra: float = param(10.0, "Inverse-Wishart degrees of freedom beyond q + 1.", gt=0,
+                             cli=False)
+    v0: float = param(1.0, "Prior variance of the first latent X_k[0].", gt=0, cli=False)
+    hdp_alpha: float = param(1.0, "HDP-HMM concentration alpha.", gt=0, cli=False)
+    hdp_gamma: float = param(1.0, "HDP-HMM top-level concentration gamma.", gt=0, cli=False)
+    kappa: float = param(50.0, "Stickiness of the HDP-HMM.", ge=0)
+    cluster_prior: str = param("mfm", "mfm (geometric prior on #clusters) or dp.",
+                               choices=("mfm", "dp"))
+    geom_p: float = param(0.2, "MFM: K ~ Geometric(geom_p).", gt=0, le=1, cli=False)
+    mfm_gamma: float = param(1.0, "MFM: Dirichlet weight of each cluster.", gt=0, cli=False)
+    dp_alpha: float = param(1.0, "DP concentration.", gt=0, cli=False)
+
+
+INIT_HELP = ("Starting partition: factor (varimax factor loadings), one (all together), separate "
+             "(every neuron alone: chains from it stall in many small clusters unless "
+             "--anneal-every is on; use it to check convergence) or random.")
 
 
 @dataclass(frozen=True)
-class SamplerConfig:
+class SamplerConfig(StageParams):
     """Sampler settings; every field is a stage parameter of the same name."""
 
-    iters: int = 2000
-    burn_in: int = 500
-    thin: int = 5
-    latent_dim: int = 2
-    likelihood: str = "nb"  # or "poisson"
-    poisson_r: float = 1000.0
-    max_states: int = 10
-    split_merge: int = 5  # split-merge proposals per sweep (0: off)
-    anneal_every: int = 0  # one annealed split-merge proposal every this many sweeps (0: off)
-    anneal_rungs: int = 200  # rungs of its annealing ladder
-    warmup: int = 25  # initial sweeps (within burn-in) with neuron labels held fixed
-    init: str = "factor"  # "factor" | "one" | "separate" | "random"
-    loss: str = "binder"  # "binder" | "vi"
-    max_similarity_bins: int = 2000  # state similarity on a grid of at most this many bins
+    iters: int = param(2000, "MCMC sweeps per chain.", ge=1)
+    burn_in: int = param(500, "Sweeps discarded before summarising.", ge=0)
+    thin: int = param(5, "Keep every n-th post-burn-in sweep.", ge=1)
+    latent_dim: int = param(2, "Latent dimension p per cluster.", ge=1)
+    likelihood: str = param("nb", "nb (negative binomial) or poisson.", choices=("nb", "poisson"))
+    poisson_r: float = param(1000.0, "Fixed dispersion of the Poisson option (the NB limit).",
+                             gt=0, cli=False)
+    max_states: int = param(10, "Weak-limit truncation of the HDP-HMM.", ge=1)
+    split_merge: int = param(5, "Split-merge proposals per sweep (0: off).", ge=0)
+    anneal_every: int = param(
+        0, "One annealed split-merge proposal every N sweeps (0: off). It merges clusters that "
+        "the one-step moves cannot (each a piece of one true cluster, e.g. from --init separate "
+        "or when chains end in different partitions), at a cost of about rungs x 10 FFBS passes "
+        "over the two clusters per proposal (~1-3 s on 30 neurons x 500 bins).", ge=0)
+    anneal_rungs: int = param(200, "Rungs of the annealed move's ladder: more rungs, higher "
+                              "acceptance of good merges (the move is exact for any number).", ge=2)
+    warmup: int = param(25, "Initial sweeps (within burn-in) with neuron labels held fixed.", ge=0,
+                        cli=False)
+    init: str = param("factor", INIT_HELP, choices=("factor", "one", "separate", "random"))
+    loss: str = param("binder", "Point-estimate loss: binder or vi.", choices=("binder", "vi"))
+    max_similarity_bins: int = param(
+        2000, "Longer recordings get the time-bin similarity matrix (and the state point "
+        "estimate) on a block-downsampled grid of at most this many bins (memory ~ 4 B x n^2).",
+        ge=2)
 
-    def validate(self) -> None:
-        from neurodyn.errors import InputError
-
-        if self.iters < 1 or self.burn_in < 0 or self.burn_in >= self.iters:
-            raise InputError("--burn-in", f"need 0 <= burn-in < iters (got {self.burn_in}, {self.iters})")
-        if self.thin < 1:
-            raise InputError("--thin", "must be >= 1")
-        if self.latent_dim < 1:
-            raise InputError("--latent-dim", "must be >= 1")
-        if self.likelihood not in ("nb", "poisson"):
-            raise InputError("--likelihood", f"must be nb or poisson, got {self.likelihood!r}")
-        if self.max_states < 1:
-            raise InputError("--max-states", "must be >= 1")
-        if self.init not in ("factor", "separate", "one", "random"):
-            raise InputError("--init", f"must be factor, one, separate or random, got {self.init!r}")
-        if self.anneal_every < 0:
-            raise InputError("--anneal-every", "must be >= 0 (0 turns annealed split-merge off)")
-        if self.anneal_rungs < 2:
-            raise InputError("--anneal-rungs", "must be >= 2")
-        if self.max_similarity_bins < 2:
-            raise InputError("--max-similarity-bins", "must be >= 2")
-        if self.loss not in ("binder", "vi"):
-            raise InputError("--loss", f"must be binder or vi, got {self.loss!r}")
-
-
-def split_params(params: dict[str, Any]) -> tuple[SamplerConfig, Priors, dict[str, Any]]:
-    """Split a flat parameter dict into (SamplerConfig, Priors, rest)."""
-    cf = {f.name for f in fields(SamplerConfig)}
-    pf = {f.name for f in fields(Priors)}
-    cfg = SamplerConfig(**{k: v for k, v in params.items() if k in cf})
-    pri = Priors(**{k: v for k, v in params.items() if k in pf})
-    rest = {k: v for k, v in params.items() if k not in cf and k not in pf}
-    return cfg, pri, rest
-
-
-def all_params(cfg: SamplerConfig, pri: Priors) -> dict[str, Any]:
-    """Flat dict of every parameter (for provenance)."""
-    return {**asdict(cfg), **asdict(pri)}
+    def check(self) -> None:
+        if self.burn_in >= self.iters:
+            raise ParamError("burn_in", f"must be < iters ({self.iters}), got {self.burn_in}")

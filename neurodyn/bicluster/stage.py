@@ -11,8 +11,9 @@ import numpy as np
 from neurodyn.bicluster.diagnostics import RHAT_LIMIT, unconverged
 from neurodyn.bicluster.export import draws_path, export_draws
 from neurodyn.bicluster.fit import check_counts, fit
-from neurodyn.bicluster.model import all_params, split_params
+from neurodyn.bicluster.params import BiclusterParams
 from neurodyn.errors import InputError
+from neurodyn.params import ParamError
 
 STAGE = "bicluster"
 log = logging.getLogger("neurodyn.bicluster")
@@ -25,36 +26,33 @@ def counts_of(rec: Any, source: str) -> np.ndarray:
     return check_counts(np.asarray(rec.data, dtype=float).T, f"{source}: {rec.id}")
 
 
-def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
+def run(input_path: Path, out: Path, params: BiclusterParams | None = None, *, seed: int = 0,
+        **kw: Any) -> Path:
     """Fit the bi-clustering model to every recording of ``input_path`` and write ``out``.
 
     Parameters
     ----------
     input_path : recordings file (``/recordings``), traces = spike counts per bin (T, N).
-    out : output HDF5 file; one group per recording (id with ``/`` replaced by ``|``).
+    out : output HDF5 file; one group per recording (:func:`~neurodyn.io.store.group_name`).
+    params : BiclusterParams, optional
+        The stage parameters (defaults when omitted): every field of
+        :class:`~.model.SamplerConfig` and :class:`~.model.Priors`, plus ``chains``, ``jobs``
+        (parallel processes, 0 = one per chain), ``recordings`` (ids; default all) and
+        ``export_draws`` (path of an ArviZ netCDF file of the draws, see :mod:`.export`).
+        Keywords override single fields.
     seed : random seed (chains get independent streams spawned from it).
-    **params : any field of :class:`~.model.SamplerConfig` or :class:`~.model.Priors`, plus
-        ``chains`` (default 2), ``jobs`` (parallel processes, default = chains),
-        ``recordings`` (list of ids; default all) and ``export_draws`` (path of an ArviZ
-        netCDF file of the draws, see :mod:`.export`; default none).
     """
-    from neurodyn.io.store import atomic_h5, read_recordings, write_tree
+    from neurodyn.io.store import atomic_h5, group_name, read_recordings, write_tree
 
-    chains = int(params.pop("chains", 2))
-    jobs = int(params.pop("jobs", chains))
-    ids = params.pop("recordings", None)
-    export = params.pop("export_draws", None)
-    if chains < 1:
-        raise InputError("--chains", "must be >= 1")
-    cfg, pri, rest = split_params(params)
-    if rest:
-        raise InputError(None, f"unknown bicluster parameters: {sorted(rest)}")
-    cfg.validate()
+    p = BiclusterParams.build(params, **kw)
+    cfg, pri = p.sampler(), p.priors()
+    chains, jobs = p.chains, p.jobs or p.chains
+    recs = read_recordings(input_path, list(p.recordings) or None)
+    export = p.export_draws
     if export and not Path(export).parent.is_dir():
-        raise InputError("--export-draws", f"{export}: its folder does not exist")
-    recs = read_recordings(input_path, ids)
+        raise ParamError("export_draws", f"{export}: its folder does not exist")
     ys = [counts_of(r, str(input_path)) for r in recs]
-    full = {**all_params(cfg, pri), "chains": chains, "jobs": jobs, "recordings": ids}
+    full = p.to_dict()
     results = []
     for rec, y in zip(recs, ys):
         res = fit(y, cfg, pri, seed=seed, chains=chains, jobs=jobs, desc=f"bicluster {rec.id}")
@@ -75,7 +73,7 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
                          cfg.burn_in, attrs)
     with atomic_h5(out, stage=STAGE, params=full, inputs=[input_path], seed=seed) as f:
         for rec, res in results:
-            g = f.create_group(rec.id.replace("/", "|"))
+            g = f.create_group(group_name(rec.id))
             g.attrs["id"] = rec.id
             g.attrs["fs"] = float(rec.fs)
             g.attrs["n_samples"] = res["n_samples"]

@@ -9,8 +9,8 @@ import typer
 
 from neurodyn.affinity.params import AffinityParams
 from neurodyn.cli._app import Out, Seed, app, done, simulate_app
+from neurodyn.cli.options import stage_command
 from neurodyn.io.outputs import check_output
-from neurodyn.params import stage_command
 from neurodyn.tensor.params import FactorizeParams
 
 

@@ -5,6 +5,14 @@ Modules: :mod:`wsbm` (model and description length), :mod:`fit` (minimisation),
 :mod:`benchmark_graphs` (planted and LFR-style generators), :mod:`stage` (the pipeline stage).
 """
 
-from neurodyn.community.nested import NestedSBM, fit_wsbm
+from importlib import import_module
+from typing import Any
 
 __all__ = ["NestedSBM", "fit_wsbm"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: `neurodyn.community.params` is read by the CLI and pipelines without numba/scipy
+    if name in __all__:
+        return getattr(import_module("neurodyn.community.nested"), name)
+    raise AttributeError(name)

@@ -17,52 +17,36 @@ Input: an NTF output (``neurodyn factorize``) with ``/components/matrices`` (R, 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neurodyn.community.params import CommunitiesParams, parse_components
 from neurodyn.errors import InputError
 from neurodyn.io.store import atomic_h5, open_h5, put, strings
+from neurodyn.params import ParamError
 from neurodyn.progress import progress
-
-DEFAULTS: dict[str, Any] = {
-    "method": "sbm",
-    "components": "all",
-    "degree_corrected": "auto",
-    "dense": "auto",
-    "n_init": 3,
-    "threshold": 0.0,
-    "objective": "modularity",
-    "resolution": 1.0,
-}
 
 
 def select_components(spec: str, n_components: int) -> list[int]:
-    """Parse ``all``, ``top-K`` (the K first, i.e. heaviest, components) or a list ``0,2,5``."""
-    s = str(spec).strip().lower()
-    if s == "all":
-        return list(range(n_components))
-    m = re.fullmatch(r"top-?(\d+)", s)
-    if m:
-        k = int(m.group(1))
-        if k < 1:
-            raise InputError("--components", "top-K needs K >= 1")
-        return list(range(min(k, n_components)))
+    """Indices for ``all``, ``top-K`` (the K first, i.e. heaviest, components) or ``0,2,5``."""
     try:
-        idx = [int(x) for x in s.replace(" ", "").split(",") if x != ""]
-    except ValueError:
-        raise InputError("--components", f"expected all, top-K or a list like 0,2,5; got {spec!r}") from None
-    if not idx:
-        raise InputError("--components", "empty component list")
-    bad = [i for i in idx if not 0 <= i < n_components]
+        sel = parse_components(spec)
+    except ValueError as exc:
+        raise ParamError("components", str(exc)) from None
+    if sel is None:
+        return list(range(n_components))
+    if isinstance(sel, int):
+        return list(range(min(sel, n_components)))
+    bad = [i for i in sel if not 0 <= i < n_components]
     if bad:
-        raise InputError("--components", f"indices {bad} out of range 0..{n_components - 1}")
-    return sorted(set(idx))
+        raise ParamError("components", f"indices {bad} out of range 0..{n_components - 1} "
+                         f"(the factorization has {n_components} components)")
+    return sel
 
 
-def _parse_dc(value: Any, option: str = "--degree-corrected") -> bool | str:
+def _parse_dc(value: Any) -> bool | str:
     v = str(value).strip().lower()
     if v == "auto":
         return "auto"
@@ -70,7 +54,7 @@ def _parse_dc(value: Any, option: str = "--degree-corrected") -> bool | str:
         return True
     if v in ("no", "false", "0"):
         return False
-    raise InputError(option, f"expected auto, yes or no; got {value!r}")
+    raise ValueError(f"expected auto, yes or no; got {value!r}")
 
 
 def read_components(path: Path) -> tuple[np.ndarray, list[str], np.ndarray | None]:
@@ -105,9 +89,9 @@ def communities_of(W: np.ndarray, p: dict[str, Any], seed: int):
     W = 0.5 * (W + W.T)
     np.fill_diagonal(W, 0.0)
     dc = _parse_dc(p["degree_corrected"])
-    dense = _parse_dc(p["dense"], "--dense")
+    dense = _parse_dc(p["dense"])
     if p["method"] == "sbm":
-        return fit_wsbm(W, degree_corrected=dc, dense=dense, n_init=int(p["n_init"]), seed=seed,
+        return fit_wsbm(W, degree_corrected=dc, dense=dense, n_init=int(p["restarts"]), seed=seed,
                         threshold=float(p["threshold"]))  # fmt: skip
     b = leiden(W, objective=p["objective"], resolution=float(p["resolution"]), seed=seed)
     if dc is True:
@@ -136,7 +120,8 @@ def overview(results: dict[int, Any], blocks: dict[int, np.ndarray], time: np.nd
     return np.array(rows).reshape(len(rows), time.shape[0]), np.array(comp), np.array(comm)
 
 
-def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
+def run(input_path: Path, out: Path, params: CommunitiesParams | None = None, *, seed: int = 0,
+        **kw: Any) -> Path:
     """Community detection on the components of an NTF output; writes ``out``.
 
     Parameters
@@ -145,31 +130,14 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
         ``neurodyn factorize`` output.
     out : Path
         Output HDF5 file.
+    params : CommunitiesParams, optional
+        The stage parameters (defaults when omitted); keywords override single fields.
     seed : int
         Random seed (component r uses ``seed + r``).
-    **params
-        ``method`` ("sbm" | "leiden"), ``components`` ("all" | "top-K" | "0,2,5"),
-        ``degree_corrected`` ("auto" | "yes" | "no"), ``dense`` ("auto" | "yes" | "no": the
-        non-degree-corrected edge code, simple-graph or multigraph), ``n_init``, ``threshold`` (affinities
-        at or below are non-edges), ``objective`` and ``resolution`` (Leiden).
     """
     from neurodyn.community.nested import block_matrix
 
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown parameters: {sorted(unknown)}")
-    p = {**DEFAULTS, **params}
-    p["method"] = str(p["method"]).lower()
-    if p["method"] not in ("sbm", "leiden"):
-        raise InputError("--method", f"expected sbm or leiden, got {p['method']!r}")
-    if p["objective"] not in ("modularity", "cpm"):
-        raise InputError("--objective", f"expected modularity or cpm, got {p['objective']!r}")
-    if int(p["n_init"]) < 1:
-        raise InputError("--n-init", "must be >= 1")
-    p["degree_corrected"] = str(p["degree_corrected"]).lower()
-    p["dense"] = str(p["dense"]).lower()
-    _parse_dc(p["degree_corrected"])
-    _parse_dc(p["dense"], "--dense")
+    p = CommunitiesParams.build(params, **kw).to_dict()
     input_path, out = Path(input_path), Path(out)
     mats, labels, time = read_components(input_path)
     comps = select_components(p["components"], mats.shape[0])

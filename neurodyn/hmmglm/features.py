@@ -23,30 +23,9 @@ import numpy as np
 from scipy.fft import next_fast_len
 from scipy.signal import hilbert
 
+from neurodyn.hmmglm.params import parse_bands as parse_bands  # defined with the stage parameters
+
 log = logging.getLogger("neurodyn.hmmglm")
-
-DEFAULT_BANDS = "delta=1-4,theta=4-8,alpha=8-13,beta=13-30"
-
-
-def parse_bands(text: str) -> list[tuple[str, float, float]]:
-    """``"alpha=8-13,beta=13-30"`` (names optional: ``"8-13,13-30"``) -> [(name, lo, hi)].
-
-    Raises ``ValueError`` on malformed text or bands with ``lo >= hi`` or ``lo <= 0``.
-    """
-    out = []
-    for part in (x.strip() for x in str(text).split(",") if x.strip()):
-        name, _, rng = part.rpartition("=")
-        try:
-            lo, hi = (float(v) for v in rng.split("-", 1))
-        except ValueError:
-            raise ValueError(f"cannot parse band {part!r} (use e.g. alpha=8-13)") from None
-        if not 0 < lo < hi:
-            raise ValueError(f"band {part!r} needs 0 < low < high (Hz)")
-        out.append((name.strip() or f"{lo:g}-{hi:g}Hz", lo, hi))
-    if not out:
-        raise ValueError(f"no band in {text!r}")
-    return out
-
 
 def band_envelopes(x: np.ndarray, fs: float, bands: list[tuple[str, float, float]]) -> np.ndarray:
     """Instantaneous band power (squared Hilbert envelope) (T, C, B) float64.

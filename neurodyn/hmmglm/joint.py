@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from neurodyn.errors import InputError
+from neurodyn.io.store import group_name
 
 log = logging.getLogger("neurodyn.hmmglm")
 
@@ -88,7 +89,7 @@ def stack(recs, observations, sequences, source: Path) -> Stacked:
     starts, stops, bounds = [], [], [0]
     for rec in recs:
         where = f"{source} [{rec.id}]"
-        if rec.id.replace("/", "|") == JOINT_GROUP:
+        if group_name(rec.id) == JOINT_GROUP:
             raise InputError(where, f"a recording named {JOINT_GROUP!r} clashes with the "
                                     f"/{JOINT_GROUP} group of a joint fit; use --per-recording")
         lab = [str(x) for x in rec.labels]

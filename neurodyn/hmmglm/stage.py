@@ -33,37 +33,11 @@ from neurodyn.hmmglm.basis import HistorySpec
 from neurodyn.hmmglm.fit import FitResult, decode, fit_hmmglm
 from neurodyn.hmmglm.joint import JOINT_GROUP, Stacked, stack
 from neurodyn.hmmglm.model import ModelSpec
-from neurodyn.hmmglm.priors import PRIORS
+from neurodyn.hmmglm.params import StatesParams, parse_range
 from neurodyn.hmmglm.select import heldout_bits, holdout_split, select_states
+from neurodyn.params import ParamError
 
 log = logging.getLogger("neurodyn.hmmglm")
-
-DEFAULTS: dict[str, Any] = dict(
-    states="5", states_range="2-8", prior="none", observation="auto", link="softplus",
-    rate_cap=5.0, lags=5, tau=0.0, self_history=True, restarts=3, max_iter=100, tol=1e-5,
-    mstep_iter=25, sticky=10.0, sigma=0.1, l2=1e-2, test_fraction=0.2, folds=3,
-    trial_length=0, recordings="", joint=False, learn_basis=False, jobs=1,
-    # Gaussian HMM on oscillation features (--features bandpower|tde; see gaussian_stage)
-    features="auto", bands="delta=1-4,theta=4-8,alpha=8-13,beta=13-30", window=0.1, embed=7,
-    pca=0, covariance="auto", min_dwell=0.0,
-)
-FEATURE_CHOICES = ("auto", "glm", "bandpower", "tde")
-
-
-def parse_range(text: str) -> list[int]:
-    """``"2-8"`` -> [2..8]; ``"2,4,6"`` -> [2, 4, 6]."""
-    try:
-        if "-" in text:
-            lo, hi = (int(x) for x in text.split("-", 1))
-            vals = list(range(lo, hi + 1))
-        else:
-            vals = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise InputError("--states-range", f"cannot parse {text!r} (use 2-8 or 2,4,6)") from None
-    if not vals or min(vals) < 1:
-        raise InputError("--states-range", f"{text!r} gives no valid state counts (>= 1)")
-    return vals
-
 
 def resolve_features(rec, features: str) -> str:
     """``auto``: ``bandpower`` for EEG recordings, the HMM-GLM (``glm``) otherwise."""
@@ -73,16 +47,10 @@ def resolve_features(rec, features: str) -> str:
 
 
 def states_choice(p: dict[str, Any]) -> tuple[list[int] | None, int]:
-    """Candidates (``states="auto"``) or the fixed number of states (checked)."""
+    """Candidates (``states="auto"``) or the fixed number of states (checked by StatesParams)."""
     if str(p["states"]) == "auto":
         return parse_range(str(p["states_range"])), 0
-    try:
-        K = int(p["states"])
-    except ValueError:
-        raise InputError("--states", f"{p['states']!r} is neither an integer nor 'auto'") from None
-    if K < 1:
-        raise InputError("--states", "needs at least 1 state")
-    return None, K
+    return None, int(p["states"])
 
 
 def observations(rec, observation: str, source: Path) -> tuple[np.ndarray, str, np.ndarray]:
@@ -183,8 +151,8 @@ def fit_model(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelS
     if str(p["states"]) == "auto":
         ks = parse_range(str(p["states_range"]))
         if max(ks) > n_train:
-            raise InputError("--states-range", f"up to {max(ks)} states but {where} has only "
-                                               f"{n_train} training bins")
+            raise ParamError("states_range", f"up to {max(ks)} states but {where} has only "
+                                             f"{n_train} training bins")
         sel = select_states(y, h, train[0], train[1], ks, folds=int(p["folds"]), seed=seed,
                             **fit_kw)
         K = sel["best"]
@@ -192,14 +160,9 @@ def fit_model(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelS
                                    "mean_heldout_bits": sel["mean"], "@best": K,
                                    "@folds": int(p["folds"])}
     else:
-        try:
-            K = int(p["states"])
-        except ValueError:
-            raise InputError("--states", f"{p['states']!r} is neither an integer nor 'auto'") from None
-        if K < 1:
-            raise InputError("--states", "needs at least 1 state")
+        K = int(p["states"])
         if K > n_train:
-            raise InputError("--states", f"{K} states but {where} has only {n_train} training bins")
+            raise ParamError("states", f"{K} states but {where} has only {n_train} training bins")
     res = fit_hmmglm(y, h, K, starts=train[0], stops=train[1], seed=seed, **fit_kw)
     h = res.h
     post, path, seq_ll = decode(y, h, res.params, spec, starts, stops)
@@ -273,7 +236,7 @@ def _spec(obs: str, p: dict[str, Any]) -> ModelSpec:
         return ModelSpec(observation=obs, link=p["link"], rate_cap=float(p["rate_cap"]),
                          self_history=bool(p["self_history"]))
     except ValueError as exc:
-        raise InputError("--link", str(exc)) from None
+        raise ParamError("link", str(exc)) from None
 
 
 def _sequences(rec, T: int, p: dict[str, Any], where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -292,7 +255,8 @@ def _record_info(rec) -> dict[str, Any]:
             "time": rec.times, "@id": rec.id}
 
 
-def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
+def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed: int = 0,
+        **kw: Any) -> Path:
     """Fit the HMM-GLM to each recording of ``input_path`` (or one model to all) and write ``out``.
 
     Parameters
@@ -313,30 +277,19 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
         group keeps ``posterior``, ``viterbi``, ``time``, ``events``, its own
         ``sequence_starts`` / ``sequence_stops`` (bins within the recording), ``@id``,
         ``@loglik``, its held-out score, and ``@parameters = "/joint"``.
+    params : StatesParams, optional
+        The stage parameters (defaults when omitted); keywords override single fields.
     seed : int
-    **params
-        See :data:`DEFAULTS` (names = CLI options with underscores).
     """
-    from neurodyn.io.store import atomic_h5, read_recordings, write_tree
+    from neurodyn.io.store import atomic_h5, group_name, read_recordings, write_tree
 
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown parameters {sorted(unknown)}")
-    p = {**DEFAULTS, **params}
-    if p["prior"] not in PRIORS:
-        raise InputError("--prior", f"{p['prior']!r}; one of {PRIORS}")
-    if p["features"] not in FEATURE_CHOICES:
-        raise InputError("--features", f"{p['features']!r}; one of {', '.join(FEATURE_CHOICES)}")
-    if p["observation"] not in ("auto", "poisson", "bernoulli", "gaussian"):
-        raise InputError("--observation", f"{p['observation']!r}; auto, poisson, bernoulli or gaussian")
-    if not 0 <= float(p["test_fraction"]) < 1:
-        raise InputError("--test-fraction", "must be in [0, 1)")
+    p = StatesParams.build(params, **kw).to_dict()
     input_path = Path(input_path)
-    ids = [x for x in str(p["recordings"]).split(",") if x] or None
+    ids = list(p["recordings"]) or None
     recs = read_recordings(input_path, ids)
     groups: list[tuple[str, dict[str, Any]]] = []
     if p["joint"] and any(resolve_features(r, p["features"]) != "glm" for r in recs):
-        raise InputError("--joint", "fits one HMM-GLM; use it with --features glm")
+        raise ParamError("joint", "fits one HMM-GLM; use it with --features glm")
     if p["joint"]:
         st = stack(recs, lambda rec: observations(rec, p["observation"], input_path),
                    lambda rec, T: _sequences(rec, T, p, f"{input_path} [{rec.id}]"),
@@ -349,7 +302,7 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
                   "@link": spec.link, "@seed": seed}
         groups.append((JOINT_GROUP, shared))
         for rec, tree in zip(recs, split_joint(fm, st, st.y, spec)):
-            groups.append((rec.id.replace("/", "|"), {**tree, **_record_info(rec)}))
+            groups.append((group_name(rec.id), {**tree, **_record_info(rec)}))
     else:
         for rec in recs:
             where = f"{input_path} [{rec.id}]"
@@ -369,7 +322,7 @@ def run(input_path: Path, out: Path, *, seed: int = 0, **params: Any) -> Path:
                          "dropped": np.array(dropped, dtype=object),
                          "@observation": obs, "@link": spec.link, "@seed": seed,
                          **_record_info(rec)})
-            groups.append((rec.id.replace("/", "|"), tree))
+            groups.append((group_name(rec.id), tree))
     with atomic_h5(out, stage="states", params=p, inputs=[input_path], seed=seed) as f:
         for name, tree in groups:
             write_tree(f.create_group(name), tree)

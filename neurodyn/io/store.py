@@ -260,7 +260,8 @@ class LazyArray:
 
 
 # -- recordings ---------------------------------------------------------------------------
-def _key(rec_id: str) -> str:
+def group_name(rec_id: str) -> str:
+    """The HDF5 group name of a recording id in every stage file (``/`` is a path separator)."""
     return rec_id.replace("/", "|")
 
 
@@ -347,9 +348,9 @@ def write_recordings(
     with atomic_h5(path, stage=stage, params=params, inputs=inputs, seed=seed) as f:
         root = f.create_group("recordings")
         for rec in recordings:
-            if _key(rec.id) in root:
+            if group_name(rec.id) in root:
                 raise InputError(path, f"recording ids are not unique ({rec.id!r} twice)")
-            write_recording(root.create_group(_key(rec.id)), rec)
+            write_recording(root.create_group(group_name(rec.id)), rec)
         if connectomes:
             cg = f.create_group("connectome")
             for con in connectomes:

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from neurodyn.affinity.params import AffinityParams
+from neurodyn.bicluster.params import BiclusterParams
+from neurodyn.community.params import CommunitiesParams
 from neurodyn.errors import InputError
+from neurodyn.hmmglm.params import StatesParams
 from neurodyn.params import StageParams
 from neurodyn.tensor.params import FactorizeParams
 
@@ -60,9 +63,12 @@ BUILTIN_STAGES: dict[str, StageDef] = {
                  params=AffinityParams),
         StageDef("factorize", "neurodyn.tensor.stage:run", "ntf.h5", ("affinity",),
                  params=FactorizeParams),
-        StageDef("communities", "neurodyn.community.stage:run", "communities.h5", ("factorize",)),
-        StageDef("states", "neurodyn.hmmglm.stage:run", "states.h5", ("preprocess", "ingest")),
-        StageDef("bicluster", "neurodyn.bicluster.stage:run", "bicluster.h5", ("preprocess", "ingest")),
+        StageDef("communities", "neurodyn.community.stage:run", "communities.h5", ("factorize",),
+                 params=CommunitiesParams),
+        StageDef("states", "neurodyn.hmmglm.stage:run", "states.h5", ("preprocess", "ingest"),
+                 params=StatesParams),
+        StageDef("bicluster", "neurodyn.bicluster.stage:run", "bicluster.h5", ("preprocess", "ingest"),
+                 params=BiclusterParams),
         StageDef("report", "neurodyn.report:build_report", "report.html", ("*",), "rundir"),
     )
 }

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from neurodyn.connectome import Connectome
-from neurodyn.io.store import atomic_h5, put, write_recordings
+from neurodyn.io.store import atomic_h5, group_name, put, write_recordings
 from neurodyn.recording import Recording
 
 
@@ -119,7 +119,7 @@ def make_run(rundir: str | Path, *, seed: int = 0, n_neurons: int = 24, n_frames
     with atomic_h5(rundir / "states.h5", stage="states", params={"n_states": n_states},
                    inputs=[rec_p], seed=seed) as f:
         for rid, z in truth_states.items():
-            g = f.create_group(rid.replace("/", "|"))
+            g = f.create_group(group_name(rid))
             g.attrs["id"] = rid
             post = np.full((n_frames, n_states), 0.1 / (n_states - 1))
             post[np.arange(n_frames), z] = 0.9
@@ -142,7 +142,7 @@ def make_run(rundir: str | Path, *, seed: int = 0, n_neurons: int = 24, n_frames
     with atomic_h5(rundir / "bicluster.h5", stage="bicluster", params={"n_iter": 100},
                    inputs=[rec_p], seed=seed) as f:
         for rid, z in truth_states.items():
-            g = f.create_group(rid.replace("/", "|"))
+            g = f.create_group(group_name(rid))
             g.attrs["id"] = rid
             zz = z.copy()
             flip = rng.random(n_frames) < 0.1
