@@ -148,9 +148,11 @@ def test_spike_table_in_samples_matches_phy(tmp_path, cli):
     [tab] = read(npz, time_unit="samples", fs="30000", t_start=0)
     [phy] = read(folder, groups="all")
     np.testing.assert_array_equal(tab.data, phy.data)
-    # read as seconds, 7.5 days of 10 ms bins: refused before allocating, naming the size
     bad = tmp_path / "bad.h5"
-    no_output(cli("ingest", npz, "--out", bad, "--reader-option", "bin_ms=0.01"), bad,
+    no_output(cli("ingest", npz, "--out", bad), bad, "integers up to", "time_unit=samples fs=HZ")
+    # read as seconds, 7 days of 10 us bins: refused before allocating, naming the size
+    no_output(cli("ingest", npz, "--out", bad, "--reader-option", "bin_ms=0.01",
+                  "--reader-option", "time_unit=s"), bad,
               "binning would allocate", "GiB", "time_unit=samples")
     with pytest.raises(InputError, match="fs=HZ"):
         read(npz, time_unit="samples")

@@ -42,6 +42,7 @@ UNIT_COLUMNS = ("unit", "unit_id", "unit_ids", "units", "cluster", "cluster_id",
 TIME_COLUMNS = ("time", "t", "spike_time", "spike_times", "times", "timestamp", "timestamps")
 REGION_COLUMNS = ("region", "location", "brain_area", "area", "brain_region")
 TIME_SCALE = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+INTEGER_SECONDS_MAX = 1000  # integer spike times above this are not read as seconds unasked
 
 
 def _float(name: str, value: Any) -> float | None:
@@ -194,6 +195,18 @@ def read_unit_mat(path: Path, variable: str = "unit_t", bin_ms: float | str = DE
     return [rec]
 
 
+def check_integer_times(times: np.ndarray, what: str, time_unit: str | None,
+                        path: Path) -> str:
+    """``time_unit``, defaulting to seconds, except for large integer times (samples, ms...)."""
+    if time_unit is not None:
+        return time_unit
+    if times.dtype.kind in "iu" and times.size and times.max() > INTEGER_SECONDS_MAX:
+        raise InputError(path, f"{what} are integers up to {int(times.max()):,}, not seconds: "
+                               "pass --reader-option time_unit=samples fs=HZ (or time_unit=ms, "
+                               "us, or s to read them as whole seconds)")
+    return "s"
+
+
 def time_scale(unit: str, fs: float | str | None = None) -> float:
     """Seconds per unit of spike time: ``s``, ``ms``, ``us``, or ``samples`` (needs ``fs`` Hz)."""
     rate = _float("fs", fs)
@@ -287,7 +300,7 @@ def _load_table(path: Path) -> pd.DataFrame:
           "spike-time table (CSV/TSV/Parquet/NPZ) with unit and time columns",
           probe=_probe_table)
 def read_spike_table(path: Path, unit_col: str | None = None, time_col: str | None = None,
-                     region_col: str | None = None, time_unit: str = "s",
+                     region_col: str | None = None, time_unit: str | None = None,
                      fs: float | str | None = None, bin_ms: float | str = DEFAULT_BIN_MS,
                      t_start: float | str | None = None,
                      t_stop: float | str | None = None, dataset: str = "spikes",
@@ -298,7 +311,8 @@ def read_spike_table(path: Path, unit_col: str | None = None, time_col: str | No
     A region column (region, location, brain_area, ...) constant per unit becomes the unit's
     region. Units are ordered numerically when all ids are integers, else as strings.
     NPZ files hold one 1-D array per column. Times are in seconds unless ``time_unit`` says
-    ``ms``/``us``, or ``samples`` with ``fs`` (Hz), e.g. Kilosort's ``spike_times``.
+    ``ms``/``us``, or ``samples`` with ``fs`` (Hz), e.g. Kilosort's ``spike_times``; integer
+    times above 1000 need ``time_unit`` (they are rarely whole seconds).
     """
     try:
         df = _load_table(path)
@@ -308,10 +322,12 @@ def read_spike_table(path: Path, unit_col: str | None = None, time_col: str | No
     tcol = _pick(df.columns, time_col, TIME_COLUMNS, "time", path)
     if df.empty:
         raise InputError(path, "empty spike table (no rows)")
-    times = pd.to_numeric(df[tcol], errors="coerce").to_numpy(dtype=np.float64)
+    raw = pd.to_numeric(df[tcol], errors="coerce").to_numpy()
+    times = raw.astype(np.float64)
     if not np.all(np.isfinite(times)):
         n_bad = int((~np.isfinite(times)).sum())
         raise InputError(path, f"{n_bad} rows with a missing or non-numeric {tcol!r}")
+    time_unit = check_integer_times(raw, f"spike times in {tcol!r}", time_unit, path)
     scale = time_scale(time_unit, fs)
     units = df[ucol]
     if units.isna().any():
