@@ -130,6 +130,8 @@ def test_phy_cli_and_bad_folders(tmp_path, cli):
     assert int(rec.data.sum()) == sum(len(trains[c]) for c in (0, 2, 5, 7))
 
     bad = tmp_path / "bad.h5"
+    no_output(cli("ingest", folder, "--out", bad, "--reader-option", "bin=5"), bad,
+              "phy takes no option bin; it takes: groups, fs, bin_ms")
     (folder / "spike_clusters.npy").rename(tmp_path / "clusters.npy")
     no_output(cli("ingest", folder, "--out", bad), bad, "spike_clusters.npy")
     np.save(folder / "spike_clusters.npy", np.load(tmp_path / "clusters.npy")[:-3])

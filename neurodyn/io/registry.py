@@ -196,6 +196,13 @@ def read(path: str | os.PathLike, format: str | None = None, **options: Any) -> 
     Reader failures on malformed content become :class:`InputError` naming the file.
     """
     reader = find_reader(path, format, list(options))
+    if not reader.accepts_options(list(options)):
+        params = inspect.signature(reader.read).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            unknown = [k for k in options if k not in params]
+            takes = [k for k in params if k != "path"]
+            raise InputError("--reader-option", f"{reader.name} takes no option "
+                             f"{', '.join(unknown)}; it takes: {', '.join(takes) or 'none'}")
     try:
         items = reader.read(Path(path), **options)
     except InputError:
