@@ -171,17 +171,19 @@ def _read_text(path: Path) -> tuple[np.ndarray, list[str] | None, list[str] | No
     sep = _sep(path)
     try:
         df = pd.read_csv(path, sep=sep if sep else r"\s+", header=0 if lay.header else None,
-                         index_col=0 if lay.index else None, dtype=str, keep_default_na=False,
-                         skip_blank_lines=True)
+                         index_col=0 if lay.index else None, skip_blank_lines=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(path, f"cannot parse matrix: {str(exc).splitlines()[0][:160]}") from None
-    raw = df.to_numpy(dtype=object)
-    vals = pd.DataFrame(raw).apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.argwhere(~np.isfinite(vals))
-    if bad.size:
-        r, c = bad[0]
-        raise InputError(path, f"non-numeric or missing value {raw[r, c]!r} at row {r + 1}, "
-                               f"column {c + 1} of the matrix")
+    for j, col in enumerate(df.columns):  # text in a column: name the first offending cell
+        if not pd.api.types.is_numeric_dtype(df[col]):
+            num = pd.to_numeric(df[col], errors="coerce")
+            bad = np.flatnonzero(num.isna() & df[col].notna())
+            if bad.size:
+                i = int(bad[0])
+                raise InputError(path, f"non-numeric value {df[col].iloc[i]!r} at row {i + 1}, "
+                                       f"column {j + 1} of the matrix")
+            df[col] = num
+    vals = df.to_numpy(dtype=np.float64)
     cols = [str(c) for c in df.columns] if lay.header else None
     rows = [_name(x) for x in df.index] if lay.index else None
     return vals, cols, rows, lay
@@ -206,7 +208,8 @@ def check_counts(values: np.ndarray, path: Path) -> np.ndarray:
         raise InputError(path, f"empty count matrix (shape {vals.shape})")
     if vals.dtype.kind not in "ub":
         v = vals.astype(np.float64, copy=False)
-        for test, what in ((~np.isfinite(v), "non-finite value"), (v < 0, "negative count"),
+        for test, what in ((~np.isfinite(v), "missing or non-finite value"),
+                           (v < 0, "negative count"),
                            (v != np.round(v), "non-integer count")):
             bad = np.argwhere(test)
             if bad.size:
