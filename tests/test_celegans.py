@@ -656,6 +656,10 @@ def test_flavell2023_json_and_h5(tmp_path):
     assert find_reader(h5).name == "celegans-flavell2023-h5"
     (h,) = read(h5)
     assert h.labels == ("AVAL", "SMBDL", "roi2", "roi3", "roi4")
+    assert r.id == "Flavell2023/2021-05-26-07" and h.dataset == "Flavell2023"
+    d["uid"] = "2022-07-27-38"  # a Dag2023 worm served by WormWideWeb
+    js.write_text(json.dumps(d))
+    assert read(js)[0].id == "Dag2023/2021-05-26-07"
 
 
 def test_leifer_txt(tmp_path, cli):

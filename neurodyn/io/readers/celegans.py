@@ -113,8 +113,13 @@ def _sniff(path: Path) -> bool:
     return h5_has(path, TRACE_KEY, TIME_KEY)
 
 
-def flavell_dataset(attrs: dict, worm: str, option: str | None = None) -> tuple[str, str]:
-    """Dataset name of a Flavell-lab worm file and where it came from (see module docstring)."""
+def flavell_dataset(attrs: dict, worm: str, option: str | None = None,
+                    default: str = "flavell") -> tuple[str, str]:
+    """Dataset name of a Flavell-lab worm file and where it came from (see module docstring).
+
+    ``attrs`` are the file's own metadata (HDF5 attributes, JSON keys); ``default`` names a
+    worm that nothing identifies.
+    """
     if option:
         return option, "option"
     for key in ("dataset", "source_dataset"):
@@ -130,7 +135,7 @@ def flavell_dataset(attrs: dict, worm: str, option: str | None = None) -> tuple[
                 return name, f"file attribute {key}"
     if worm in DAG2023_WORMS:
         return "Dag2023", "known Dag2023 worm"
-    return "flavell", "unknown (not a known Dag2023 worm)"
+    return default, "unknown (not a known Dag2023 worm)"
 
 
 @register("celegans-flavell", [".h5"], _sniff,

@@ -38,6 +38,7 @@ import scipy.io
 
 from neurodyn.errors import InputError
 from neurodyn.io.readers._util import h5_has, is_hdf5, is_matlab_v5
+from neurodyn.io.readers.celegans import flavell_dataset
 from neurodyn.io.readers.celegans_worm import (
     attach_stimuli,
     first_label,
@@ -418,7 +419,8 @@ def _flavell_events(d: dict, t: np.ndarray) -> pd.DataFrame:
     return interval_events(on, off, list(lab))
 
 
-def _read_flavell2023(path: Path, d: dict, trace: str) -> list[Recording]:
+def _read_flavell2023(path: Path, d: dict, trace: str,
+                      dataset: str | None = None) -> list[Recording]:
     key = {"calcium": "trace_array", "original": "trace_original"}.get(trace)
     if key is None:
         raise InputError("trace", f"unknown trace {trace!r}; one of calcium, original")
@@ -434,19 +436,24 @@ def _read_flavell2023(path: Path, d: dict, trace: str) -> list[Recording]:
     labels = _flavell_labels(d.get("labeled", {}), x.shape[0])
     units = "z" if key == "trace_array" else "a.u."
     ev = _flavell_events(d, t - t[0]) if t.size else empty_events()
+    uid = d.get("uid")
+    name, name_from = flavell_dataset(d, str(uid) if isinstance(uid, str) else path.stem, dataset,
+                                      default="Flavell2023")
     return [
-        worm_recording(x.T, t, labels, dataset="Flavell2023", worm=path.stem, source_file=path,
-                       units=units, events=ev, meta={"trace": trace})
+        worm_recording(x.T, t, labels, dataset=name, worm=path.stem, source_file=path,
+                       units=units, events=ev, meta={"trace": trace, "dataset_from": name_from})
     ]
 
 
 @register("celegans-flavell2023", [".json"], _sniff_flavell_json, "Flavell2023 WormWideWeb per-worm JSON")
-def read_flavell2023_json(path: Path, trace: str = "calcium") -> list[Recording]:
+def read_flavell2023_json(path: Path, trace: str = "calcium",
+                          dataset: str | None = None) -> list[Recording]:
     """Atanas & Kim 2023 per-worm JSON: ``trace_array`` (neurons x time, z-scored),
     ``trace_original``, ``timestamp_confocal`` (s), ``labeled`` {ROI: {label}} with ``?`` for
     L/R or D/V ambiguity (resolved to the nearest unused canonical name), ``reversal_events``.
 
-    ``trace="original"`` reads ``trace_original``.
+    ``trace="original"`` reads ``trace_original``. The dataset is ``dataset``, else named by
+    the file (``dataset``/``doi`` keys, a Dag2023 ``uid``), else Flavell2023.
     """
     try:
         d = json.loads(Path(path).read_text())
@@ -454,15 +461,16 @@ def read_flavell2023_json(path: Path, trace: str = "calcium") -> list[Recording]
         raise InputError(path, f"invalid JSON: {exc}") from None
     if not isinstance(d, dict):
         raise InputError(path, "expected a JSON object")
-    return _read_flavell2023(path, d, trace)
+    return _read_flavell2023(path, d, trace, dataset)
 
 
 @register("celegans-flavell2023-h5", [".h5", ".hdf5"], _sniff_flavell_h5, "Flavell2023 WormWideWeb per-worm H5")
-def read_flavell2023_h5(path: Path, trace: str = "calcium") -> list[Recording]:
+def read_flavell2023_h5(path: Path, trace: str = "calcium",
+                        dataset: str | None = None) -> list[Recording]:
     """The HDF5 twin of :func:`read_flavell2023_json` (same keys as datasets/groups)."""
     with h5py.File(path, "r", locking=False) as f:
-        d = {k: _h5_tree(f[k]) for k in f}
-    return _read_flavell2023(path, d, trace)
+        d = {**dict(f.attrs), **{k: _h5_tree(f[k]) for k in f}}
+    return _read_flavell2023(path, d, trace, dataset)
 
 
 # --------------------------------------------------------------------------------------
