@@ -349,3 +349,165 @@ def test_subprocess_bad_input_exit_code(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith(f"error: {missing}")
+
+
+# -- the description-length terms are normalised codes (brute force) ------------------------
+def _multigraphs(N: int, n_edges: int):
+    """Every multigraph with self-loops on N nodes with ``n_edges`` edges, as symmetric count
+    matrices (diagonal = number of self-loops)."""
+    pairs = [(i, j) for i in range(N) for j in range(i, N)]
+    for combo in itertools.combinations_with_replacement(range(len(pairs)), n_edges):
+        A = np.zeros((N, N), np.int64)
+        for p in combo:
+            i, j = pairs[p]
+            A[i, j] += 1
+            if i != j:
+                A[j, i] += 1
+        yield A
+
+
+def _block_counts(A, b, B):
+    m = np.zeros((B, B), np.int64)
+    for i in range(A.shape[0]):
+        for j in range(i, A.shape[0]):
+            r, s = sorted((b[i], b[j]))
+            m[r, s] += A[i, j]
+    return m
+
+
+def _multi_corr(A):
+    """``sum_{i<j} ln A_ij! + sum_i ln A_ii!!`` (zero on simple graphs, omitted by the kernels)."""
+    iu = np.triu_indices(A.shape[0], 1)
+    d = np.diag(A)
+    return gammaln(A[iu] + 1).sum() + (d * np.log(2) + gammaln(d + 1)).sum()
+
+
+def _pairs_sum(ens, n, m):
+    return sum(wsbm.pair_term(ens, n[r], n[s], m[r, s], r == s)
+               for r in range(len(n)) for s in range(r, len(n)))
+
+
+def test_degree_corrected_adjacency_term_sums_to_one_over_multigraphs():
+    """Peixoto 2017 eq. for P(A | k, e, b) (microcanonical DC-SBM), written with the kernels'
+    pair terms: summed over every multigraph with the same degrees and block edge counts, 1."""
+    b = np.array([0, 0, 1, 1, 1])
+    n = np.bincount(b)
+    totals: dict = {}
+    for A in _multigraphs(5, 4):
+        k = A.sum(1) + np.diag(A)
+        m = _block_counts(A, b, 2)
+        e = np.bincount(b, weights=k).astype(int)
+        nll = (_pairs_sum(wsbm.ENS_DC, n, m) + gammaln(e + 1).sum() - gammaln(k + 1).sum()
+               + _multi_corr(A))
+        key = (tuple(k), tuple(m.ravel()))
+        totals[key] = totals.get(key, 0.0) + np.exp(-nll)
+    assert len(totals) > 20
+    assert np.allclose(list(totals.values()), 1.0)
+
+
+def test_poisson_and_multigraph_terms_sum_to_one():
+    """Non-degree-corrected multigraph code (level 0) and the uniform multigraph code of the
+    upper levels: each a probability over multigraphs with given block edge counts."""
+    b = np.array([0, 0, 1, 1])
+    n = np.bincount(b)
+    poisson: dict = {}
+    multi: dict = {}
+    for A in _multigraphs(4, 3):
+        m = _block_counts(A, b, 2)
+        k = A.sum(1) + np.diag(A)
+        e = np.bincount(b, weights=k)
+        nll = _pairs_sum(wsbm.ENS_POISSON, n, m) + (e * np.log(n)).sum() + _multi_corr(A)
+        key = tuple(m.ravel())
+        poisson[key] = poisson.get(key, 0.0) + np.exp(-nll)
+        multi[key] = multi.get(key, 0.0) + np.exp(-_pairs_sum(wsbm.ENS_MULTI, n, m))
+    assert np.allclose(list(poisson.values()), 1.0) and np.allclose(list(multi.values()), 1.0)
+
+
+def test_simple_graph_term_sums_to_one():
+    b = np.array([0, 0, 1, 1, 1])
+    n = np.bincount(b)
+    pairs = list(itertools.combinations(range(5), 2))
+    totals: dict = {}
+    for mask in range(1 << len(pairs)):
+        A = np.zeros((5, 5), np.int64)
+        for p, (i, j) in enumerate(pairs):
+            if mask >> p & 1:
+                A[i, j] = A[j, i] = 1
+        key = tuple(_block_counts(A, b, 2).ravel())
+        totals[key] = totals.get(key, 0.0) + np.exp(-_pairs_sum(wsbm.ENS_SIMPLE, n, _block_counts(A, b, 2)))
+    assert np.allclose(list(totals.values()), 1.0)
+
+
+def test_degree_prior_and_partition_prior_sum_to_one():
+    """``P(k | e, b)`` ("distributed" hyperprior) over degree sequences of one block with sum e,
+    and ``P(b)`` over every labelled partition of N nodes."""
+    table = wsbm.log_partitions_table(8, 4)
+    for n_r, e_r in [(3, 5), (4, 6), (2, 7)]:
+        tot = 0.0
+        for k in itertools.product(range(e_r + 1), repeat=n_r):
+            if sum(k) != e_r:
+                continue
+            eta = np.array(list(Counter(k).values()))
+            tot += np.exp(-(gammaln(n_r + 1) - gammaln(eta + 1).sum() + table[e_r, n_r]))
+        assert np.isclose(tot, 1.0)
+    N = 5
+    tot = 0.0
+    for b in itertools.product(range(N), repeat=N):
+        B = max(b) + 1
+        sizes = np.bincount(b, minlength=B)
+        if np.any(sizes == 0):
+            continue
+        tot += np.exp(-(wsbm.partition_term(N, B) - gammaln(sizes + 1).sum()))
+    assert np.isclose(tot, 1.0)
+
+
+def test_weight_term_is_a_density():
+    """``exp(-weight_term)`` integrates to 1 over the weights (m = 1, 2: by quadrature)."""
+    from scipy.integrate import quad
+
+    for alpha, beta in [(1.0, 0.7), (2.5, 3.0)]:
+        one = quad(lambda x, a=alpha, c=beta: np.exp(-wsbm.weight_term(1, x, a, c)), 0, np.inf)[0]
+        # m = 2 depends on x1 + x2 only: the area of {x1 + x2 = X} is X
+        two = quad(lambda X, a=alpha, c=beta: X * np.exp(-wsbm.weight_term(2, X, a, c)), 0,
+                   np.inf)[0]
+        assert np.isclose(one, 1.0, atol=1e-7) and np.isclose(two, 1.0, atol=1e-7)
+
+
+def tiny_reference_graph():
+    N = 14
+    W = np.zeros((N, N))
+    for i, j in itertools.combinations(range(N), 2):
+        if (i * 7 + j * 11 + i * j) % 5 < 2:
+            W[i, j] = W[j, i] = 1.0 + ((i * j) % 7) / 3.0
+    return W, np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 0, 1])
+
+
+def test_description_length_matches_graph_tool():
+    """Values from graph-tool 2.45 (Debian python3-graph-tool) on this graph:
+    ``BlockState(g, b, deg_corr=False).entropy()``, ``.entropy(dense=True, multigraph=False)``,
+    ``NestedBlockState(g, bs=[b, [0, 0, 1], [0, 0]], deg_corr=False).entropy()``, and the
+    weight part with ``recs=[w], rec_types=["real-exponential"], rec_params=[{alpha: 1, beta:
+    mean weight}]``. The degree-corrected code differs only through graph-tool's asymptotic
+    ``ln q(m, n)`` (ours is exact: see test_partition_table_matches_enumeration)."""
+    W, b = tiny_reference_graph()
+    kw = dict(weighted=False)
+    assert np.isclose(wsbm.description_length(W, b, **kw), 86.26082573003325, atol=1e-9)
+    assert np.isclose(wsbm.description_length(W, b, dense=True, **kw), 78.44416923005593, atol=1e-9)
+    levels = [b, np.array([0, 0, 1]), np.array([0, 0])]
+    assert np.isclose(wsbm.nested_description_length(W, levels, **kw), 90.57938279075844,
+                      atol=1e-9)
+    weights_part = 142.02709138014552 - 89.9115760682147  # graph-tool, DC, with - without recs
+    ours = (wsbm.description_length(W, b, degree_corrected=True)
+            - wsbm.description_length(W, b, degree_corrected=True, weighted=False))
+    assert np.isclose(ours, weights_part, atol=1e-9)
+
+
+def test_lfr_strength_weights_match_degrees_and_internal_share():
+    """Weighted-LFR weights (issue 18): s_i = k_i^beta, internal share 1 - mu_w per node."""
+    W, memb = lfr_weighted(n=60, avg_degree=12, max_degree=30, mu=0.4, mu_w=0.3,
+                           min_community=10, max_community=25, strength_exponent=1.5, seed=3)
+    k = (W > 0).sum(1)
+    same = memb[:, None] == memb[None, :]
+    ok = ((W > 0) & same).any(1) & ((W > 0) & ~same).any(1)  # both kinds of edge present
+    assert np.allclose(W.sum(1), k**1.5, rtol=1e-6)
+    assert np.allclose((W * same).sum(1)[ok] / W.sum(1)[ok], 0.7, atol=1e-6)

@@ -84,6 +84,7 @@ def lfr_weighted(
     community_exponent: float = 1.0,
     min_community: int = 20,
     max_community: int = 50,
+    strength_exponent: float | None = None,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted LFR-style benchmark graph (after Lancichinetti & Fortunato 2009).
@@ -94,8 +95,14 @@ def lfr_weighted(
     max_community]``; each node sends a fraction ``mu`` of its edge stubs outside its
     community and the rest inside, wired by random stub matching (pairs that would make a
     self-loop or a multi-edge are re-matched; stubs still unmatched after 50 rounds are
-    dropped, so the realised mean degree can fall slightly short). Edge weights are exponential with means chosen so that a fraction ``mu_w``
-    (default ``mu``) of the expected total weight lies between communities.
+    dropped, so the realised mean degree can fall slightly short).
+
+    Weights, ``strength_exponent`` None: exponential, with means chosen so that a fraction
+    ``mu_w`` (default ``mu``) of the expected total weight lies between communities.
+    ``strength_exponent = beta``: deterministic, as in weighted LFR, each node's strength is
+    ``s_i = k_i^beta`` with a share ``1 - mu_w`` on its internal edges; internal edges weigh
+    ``w_ij = x_i x_j`` and external ones ``w_ij = y_i y_j``, the factors fitted so that every
+    node's internal and external strengths match (:func:`product_weights`).
 
     Returns
     -------
@@ -153,6 +160,11 @@ def lfr_weighted(
         wire(np.repeat(nodes, k_in[nodes]), lambda a, b: True)
     wire(np.repeat(np.arange(n), k_out), lambda a, b: membership[a] != membership[b])
     same = membership[:, None] == membership[None, :]
+    if strength_exponent is not None:
+        k = A.sum(axis=1).astype(np.float64)
+        s = k**strength_exponent
+        W = product_weights(A & same, (1.0 - mu_w) * s) + product_weights(A & ~same, mu_w * s)
+        return W, membership
     n_in = max(int(np.triu(A & same, 1).sum()), 1)
     n_out = max(int(np.triu(A & ~same, 1).sum()), 1)
     # mean weights w_in, w_out with n_out w_out / (n_in w_in + n_out w_out) = mu_w, w_in = 1
@@ -161,3 +173,19 @@ def lfr_weighted(
     weights = rng.exponential(1.0, (n, n)) * np.where(same, w_in, w_out)
     W = np.triu(np.where(A, weights, 0.0), 1)
     return W + W.T, membership
+
+
+def product_weights(A: np.ndarray, strength: np.ndarray, n_iter: int = 500) -> np.ndarray:
+    """Weights ``w_ij = x_i x_j`` on the edges of ``A`` (N, N) whose row sums match ``strength``.
+
+    Solves ``x_i sum_j A_ij x_j = strength_i`` by damped fixed-point iteration (geometric mean
+    of the old and new factor); nodes without edges get weight 0. Returns (N, N) float64.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    has = A.sum(axis=1) > 0
+    x = np.where(has, np.sqrt(np.maximum(strength, 1e-300) / np.maximum(A.sum(axis=1), 1)), 0.0)
+    for _ in range(n_iter):
+        nb = A @ x
+        new = np.where(has, strength / np.where(nb > 0, nb, 1.0), 0.0)
+        x = np.sqrt(x * new)
+    return A * np.outer(x, x)
