@@ -27,7 +27,9 @@ import numpy as np
 from neurodyn.community import wsbm
 from neurodyn.community.wsbm import (
     ENS_DC,
+    ENS_MULTI,
     ENS_POISSON,
+    ENS_SIMPLE,
     lbinom,
     lmultiset,
     lq,
@@ -139,6 +141,51 @@ def _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N
 
 
 @nb.njit(cache=True)
+def _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c, cw, loops, xloops,
+                ki, r, s, nnz, E, N, act, nact):  # fmt: skip
+    """Change of the description length if a node (edge counts ``c`` and weights ``cw`` to each
+    block, ``loops`` self-loops, degree ``ki``) moves from block r to block s; state unchanged.
+
+    Only the pairs (r, t) and (s, t) change, and for the degree-corrected and Poisson codes
+    (pair terms independent of block sizes) only those with ``c[t] > 0``: O(B) at worst.
+    """
+    size_dep = ens == ENS_SIMPLE or ens == ENS_MULTI
+    nr, ns = n[r], n[s]
+    d = 0.0
+    for idx in range(nact):
+        t = act[idx]
+        if t == r or t == s or n[t] == 0 or (c[t] == 0 and not size_dep):
+            continue
+        nt = n[t]
+        d += _pair(ens, weighted, alpha, beta, nr - 1, nt, m[r, t] - c[t], xs[r, t] - cw[t], False)
+        d -= _pair(ens, weighted, alpha, beta, nr, nt, m[r, t], xs[r, t], False)
+        d += _pair(ens, weighted, alpha, beta, ns + 1, nt, m[s, t] + c[t], xs[s, t] + cw[t], False)
+        if ns > 0:
+            d -= _pair(ens, weighted, alpha, beta, ns, nt, m[s, t], xs[s, t], False)
+    # the pairs among r and s
+    d -= _pair(ens, weighted, alpha, beta, nr, nr, m[r, r], xs[r, r], True)
+    if nr > 1:
+        d += _pair(ens, weighted, alpha, beta, nr - 1, nr - 1, m[r, r] - c[r] - loops,
+                   xs[r, r] - cw[r] - xloops, True)  # fmt: skip
+        d += _pair(ens, weighted, alpha, beta, nr - 1, ns + 1, m[r, s] + c[r] - c[s],
+                   xs[r, s] + cw[r] - cw[s], False)  # fmt: skip
+    if ns > 0:
+        d -= _pair(ens, weighted, alpha, beta, ns, ns, m[s, s], xs[s, s], True)
+        d -= _pair(ens, weighted, alpha, beta, nr, ns, m[r, s], xs[r, s], False)
+    d += _pair(ens, weighted, alpha, beta, ns + 1, ns + 1, m[s, s] + c[s] + loops,
+               xs[s, s] + cw[s] + xloops, True)  # fmt: skip
+    # block terms
+    d -= _block(ens, table, nr, e[r], seta[r]) + _block(ens, table, ns, e[s], seta[s])
+    seta_r = seta[r] - math.log(hist[r, ki])
+    seta_s = seta[s] + math.log(hist[s, ki] + 1.0)
+    d += _block(ens, table, nr - 1, e[r] - ki, seta_r) + _block(ens, table, ns + 1, e[s] + ki, seta_s)
+    dn = (1 if ns == 0 else 0) - (1 if nr == 1 else 0)
+    if dn != 0:
+        d += _global(N, nnz + dn, E) - _global(N, nnz, E)
+    return d
+
+
+@nb.njit(cache=True)
 def _shift(m, xs, n, e, hist, seta, c, cw, loops, xloops, ki, r, s):
     """Move one node (edge counts ``c`` and weights ``cw`` to each block, ``loops``) r -> s.
 
@@ -206,14 +253,9 @@ def move_delta_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e
     r = b[i]
     if r == s:
         return 0.0
-    nnz, E = counts[0], counts[1]
     act = np.arange(N)
-    before = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N, act, N)
-    dn = _shift(m, xs, n, e, hist, seta, c, cw, A[i, i], X[i, i], k[i], r, s)
-    after = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz + dn, E, N,
-                   act, N)  # fmt: skip
-    _shift(m, xs, n, e, hist, seta, c, cw, A[i, i], X[i, i], k[i], s, r)
-    return after - before
+    return _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c, cw, A[i, i],
+                       X[i, i], k[i], r, s, counts[0], counts[1], N, act, N)  # fmt: skip
 
 
 @nb.njit(cache=True)
@@ -250,14 +292,8 @@ def sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e, his
             s = act[a]
             if s == r or (nact > all_below and c[s] == 0 and s != empty):
                 continue
-            nnz, E = counts[0], counts[1]
-            before = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N,
-                            act, nact)  # fmt: skip
-            dn = _shift(m, xs, n, e, hist, seta, c, cw, A[i, i], X[i, i], k[i], r, s)
-            after = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz + dn,
-                           E, N, act, nact)  # fmt: skip
-            _shift(m, xs, n, e, hist, seta, c, cw, A[i, i], X[i, i], k[i], s, r)
-            d = after - before
+            d = _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c, cw,
+                            A[i, i], X[i, i], k[i], r, s, counts[0], counts[1], N, act, nact)
             if d < best:
                 best, best_s = d, s
         if best_s >= 0:
@@ -270,26 +306,35 @@ def sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e, his
 @nb.njit(cache=True)
 def _merge_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, r, s, nnz, E, N,
                  act, nact):  # fmt: skip
-    before = _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N,
-                    act, nact)  # fmt: skip
-    nm = n[r] + n[s]
-    after = 0.0
+    """Change of the description length if blocks r and s merge (state unchanged).
+
+    Pairs (r, t), (s, t) with no edges to t change only for the size-dependent codes.
+    """
+    size_dep = ens == ENS_SIMPLE or ens == ENS_MULTI
+    nr, ns = n[r], n[s]
+    nm = nr + ns
+    d = 0.0
     for idx in range(nact):
         t = act[idx]
-        if n[t] == 0 or t == r or t == s:
+        if n[t] == 0 or t == r or t == s or (not size_dep and m[r, t] == 0 and m[s, t] == 0):
             continue
-        after += _pair(ens, weighted, alpha, beta, nm, n[t], m[r, t] + m[s, t],
-                       xs[r, t] + xs[s, t], False)  # fmt: skip
-    after += _pair(ens, weighted, alpha, beta, nm, nm, m[r, r] + m[s, s] + m[r, s],
-                   xs[r, r] + xs[s, s] + xs[r, s], True)  # fmt: skip
+        d += _pair(ens, weighted, alpha, beta, nm, n[t], m[r, t] + m[s, t], xs[r, t] + xs[s, t],
+                   False)  # fmt: skip
+        d -= _pair(ens, weighted, alpha, beta, nr, n[t], m[r, t], xs[r, t], False)
+        d -= _pair(ens, weighted, alpha, beta, ns, n[t], m[s, t], xs[s, t], False)
+    d += _pair(ens, weighted, alpha, beta, nm, nm, m[r, r] + m[s, s] + m[r, s],
+               xs[r, r] + xs[s, s] + xs[r, s], True)  # fmt: skip
+    d -= _pair(ens, weighted, alpha, beta, nr, nr, m[r, r], xs[r, r], True)
+    d -= _pair(ens, weighted, alpha, beta, ns, ns, m[s, s], xs[s, s], True)
+    d -= _pair(ens, weighted, alpha, beta, nr, ns, m[r, s], xs[r, s], False)
     st = 0.0
     if ens == ENS_DC:
-        for d in range(hist.shape[1]):
-            if hist[r, d] + hist[s, d] > 0:
-                st += math.lgamma(hist[r, d] + hist[s, d] + 1.0)
-    after += _block(ens, table, nm, e[r] + e[s], st)
-    after += _global(N, nnz - 1, E)
-    return after - before
+        for k in range(hist.shape[1]):
+            if hist[r, k] + hist[s, k] > 0:
+                st += math.lgamma(hist[r, k] + hist[s, k] + 1.0)
+    d += _block(ens, table, nm, e[r] + e[s], st)
+    d -= _block(ens, table, nr, e[r], seta[r]) + _block(ens, table, ns, e[s], seta[s])
+    return d + _global(N, nnz - 1, E) - _global(N, nnz, E)
 
 
 @nb.njit(cache=True)
@@ -327,14 +372,17 @@ def _merge(b, n, m, xs, e, hist, seta, r, s):
 
 @nb.njit(cache=True)
 def merge_round_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e, hist, seta,
-                       counts, target, jitter):  # fmt: skip
+                       counts, target, jitter, all_below):  # fmt: skip
     """Greedy merges until ``target`` non-empty blocks remain (best candidate merges first).
+
+    With more than ``all_below`` blocks, a block only tries partners it shares edges with.
 
     ``jitter`` (N,) small random perturbations added to each block's best merge delta to
     break ties differently across seeds.
     """
     N = A.shape[0]
     act = np.zeros(N, np.int64)
+    restrict = True
     while counts[0] > target:
         best_d = np.full(N, np.inf)
         best_s = np.full(N, -1, np.int64)
@@ -347,7 +395,7 @@ def merge_round_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, 
             r = act[ia]
             for ib in range(nact):
                 s = act[ib]
-                if s == r:
+                if s == r or (restrict and nact > all_below and m[r, s] == 0):
                     continue
                 d = _merge_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta,
                                  r, s, counts[0], counts[1], N, act, nact)  # fmt: skip
@@ -355,6 +403,9 @@ def merge_round_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, 
                     best_d[r], best_s[r] = d, s
             best_d[r] += jitter[r]
         order = np.argsort(best_d)
+        if best_s[order[0]] < 0:  # no connected pair left: let every pair compete
+            restrict = False
+            continue
         touched = np.zeros(N, np.bool_)
         for idx in range(N):
             r = order[idx]
@@ -406,7 +457,7 @@ def agglomerate(
     rng: np.random.Generator,
     *,
     ratio: float = 1.3,
-    max_sweeps: int = 4,
+    max_sweeps: int = 2,
     init: np.ndarray | None = None,
     fine: int = 16,
 ) -> list[tuple[np.ndarray, float]]:
@@ -438,25 +489,27 @@ def agglomerate(
         target = state.nnz - 1 if state.nnz <= fine else max(fine, int(state.nnz / ratio))
         jitter = rng.uniform(0.0, 1e-6, N)
         args = state.args()
-        merge_round_kernel(*args, target, jitter)
+        merge_round_kernel(*args, target, jitter, ALL_CANDIDATES_BELOW)
         state.nnz = int(args[-1][0])
         sweep(state, rng, max_sweeps)
         snaps.append((wsbm.compact(state.b), level_objective(g, state.b)))
     return snaps
 
 
-def refine(g: LevelGraph, b: np.ndarray, rng: np.random.Generator, max_sweeps: int = 50) -> np.ndarray:
+def refine(g: LevelGraph, b: np.ndarray, rng: np.random.Generator, max_sweeps: int = 20,
+           trial_sweeps: int = 3) -> np.ndarray:
     """Polish partition ``b``: node-move sweeps (new blocks allowed), then single merges while
-    one lowers the flat description length, each followed by sweeps; returns a compact result."""
+    one lowers the flat description length, each followed by ``trial_sweeps`` sweeps; returns a
+    compact result."""
     state = _State(g, wsbm.compact(b))
     sweep(state, rng, max_sweeps, allow_new=True)
     best_b, best = wsbm.compact(state.b), level_objective(g, state.b)
     while state.nnz > 1:
         trial = _State(g, best_b)
         args = trial.args()
-        merge_round_kernel(*args, trial.nnz - 1, np.zeros(g.n))
+        merge_round_kernel(*args, trial.nnz - 1, np.zeros(g.n), ALL_CANDIDATES_BELOW)
         trial.nnz = int(args[-1][0])
-        sweep(trial, rng, max_sweeps)
+        sweep(trial, rng, trial_sweeps)
         dl = level_objective(g, trial.b)
         if dl >= best - 1e-9:
             break

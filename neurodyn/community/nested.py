@@ -6,17 +6,20 @@ until a level has one block. The total description length is that of :mod:`wsbm`
 (:func:`wsbm.nested_description_length`). The number of blocks at every level is inferred by
 minimising it.
 
-Search: for each variant (with / without degree correction) and each of ``n_init`` seeds,
-:func:`fit.agglomerate` produces level-0 snapshots (every number of blocks reached from N
-down to 1); for the promising ones the upper levels are fitted greedily, each level by the
-same agglomeration on the block multigraph, and the exact nested description length is
-computed; the shortest wins.
+Search, for each variant (degree-corrected; non-degree-corrected simple-graph code; the
+multigraph code on request): level-0 snapshots (every number of blocks reached) from
+:func:`fit.agglomerate` started from singletons (``n_init`` times) and from Leiden partitions
+(weighted modularity at several resolutions: coarse and fine starts, the latter refined by
+the same merges); the best snapshots are polished by :func:`fit.refine`; the upper levels are
+fitted greedily for the promising ones and the shortest exact nested description length wins.
+Each variant's search has its own random stream, so ``"auto"`` returns exactly the shortest of
+the variants fitted alone.
 
 Weights are modelled at level 0 only (one exponential rate per level-0 block pair, Gamma
 prior integrated out); the levels above describe the block edge counts, as in Peixoto's 2014
 nested SBM. (Peixoto 2018 also places the weight hyperparameters in the hierarchy; not done
-here.) The search is greedy (merges and zero-temperature node moves, restarted ``n_init``
-times), so it returns a local minimum of the description length.
+here.) The search is greedy (merges and zero-temperature node moves), so it returns a local
+minimum of the description length.
 """
 
 from __future__ import annotations
@@ -115,16 +118,84 @@ def _nested_dl(g: LevelGraph, b: np.ndarray, rng: np.random.Generator):
     return float(dl + wsbm.upper_levels_dl(m, upper)), [b, *upper]
 
 
+VARIANT_KEYS = {(True, False): "dc", (False, False): "ndc", (False, True): "ndc_dense"}
+
+#: Leiden (weighted modularity) resolutions whose partitions seed the search
+LEIDEN_RESOLUTIONS = (1.0, 2.0, 4.0)
+
+
+def model_variants(degree_corrected: bool | str, dense: bool | str) -> list[tuple[bool, bool]]:
+    """The ``(degree corrected, dense)`` codes to compare.
+
+    ``dense="auto"`` means the simple-graph code for the non-degree-corrected variant: on a
+    simple graph its description length is never longer than the multigraph code's, at any
+    partition (``C(n, m) <= n^m / m!`` pair by pair), so fitting both would only cost time.
+    """
+    if degree_corrected not in ("auto", True, False):
+        raise ValueError(f"degree_corrected must be True, False or 'auto', got {degree_corrected!r}")
+    if dense not in ("auto", True, False):
+        raise ValueError(f"dense must be True, False or 'auto', got {dense!r}")
+    variants: list[tuple[bool, bool]] = []
+    if degree_corrected in ("auto", False):
+        variants.append((False, dense is not False))
+    if degree_corrected in ("auto", True):
+        variants.append((True, False))
+    return variants
+
+
+def leiden_starts(W: np.ndarray, seed: int, resolutions=LEIDEN_RESOLUTIONS) -> list[np.ndarray]:
+    """Distinct Leiden partitions of ``W`` at several resolutions (higher = finer)."""
+    from neurodyn.community.leiden import leiden
+
+    out: list[np.ndarray] = []
+    for res in resolutions:
+        b = wsbm.compact(leiden(W, resolution=res, seed=seed))
+        if not any(np.array_equal(b, o) for o in out):
+            out.append(b)
+    return out
+
+
+def _search(g: LevelGraph, rng: np.random.Generator, n_init: int, n_candidates: int,
+            starts: list[np.ndarray], n_nested: int = 6) -> tuple[float, list[np.ndarray]]:  # fmt: skip
+    """Lowest nested description length found for one variant.
+
+    Level-0 candidates: the snapshots of ``n_init`` agglomerations from singletons and of one
+    agglomeration from each start (its node-move sweeps, then merges down from it). Per
+    agglomeration the ``n_candidates`` best snapshots by flat description length are polished
+    by :func:`fit.refine`; the hierarchy is fitted for them and for the ``n_nested`` best
+    snapshots, and the shortest nested description length wins.
+    """
+    chosen: list[np.ndarray] = []
+    for init in [None] * max(0, n_init) + list(starts):
+        snaps = agglomerate(g, rng, init=init)
+        order = np.argsort([x[1] for x in snaps])
+        chosen += [snaps[i][0] for i in order[:n_nested]]
+        chosen += [refine(g, snaps[i][0], rng) for i in order[:n_candidates]]
+    best: tuple[float, list[np.ndarray]] | None = None
+    seen: set[bytes] = set()
+    for b in chosen:
+        b = wsbm.compact(b)
+        if b.tobytes() in seen:
+            continue
+        seen.add(b.tobytes())
+        dl, levels = _nested_dl(g, b, rng)
+        if best is None or dl < best[0] - 1e-9:
+            best = (dl, levels)
+    assert best is not None
+    return best
+
+
 def fit_wsbm(
     W: np.ndarray,
     *,
     degree_corrected: bool | str = "auto",
-    n_init: int = 3,
+    n_init: int = 1,
     seed: int = 0,
     threshold: float = 0.0,
     weighted: bool = True,
-    n_candidates: int = 3,
+    n_candidates: int = 2,
     dense: bool | str = "auto",
+    leiden_seeds: bool = True,
 ) -> NestedSBM:
     """Fit a nested SBM with exponential edge weights to a weighted graph.
 
@@ -136,22 +207,27 @@ def fit_wsbm(
     degree_corrected : bool or "auto"
         ``"auto"`` fits both variants and keeps the shorter description length.
     n_init : int
-        Independent searches per variant (different node orders and tie-breaking).
+        Agglomerations from singletons per variant (different node orders and tie-breaking);
+        0 leaves only the Leiden starts (``leiden_seeds`` must then be on).
     seed : int
-        Seed of every random choice; the result is deterministic for a fixed seed.
+        Seed of every random choice; the result is deterministic for a fixed seed, and each
+        variant's search does not depend on which other variants are fitted (so ``"auto"``
+        is never longer than the variant forced alone).
     weighted : bool
         Model the weights (``False``: topology only).
     dense : bool or "auto"
         Edge code of the non-degree-corrected variant: ``False`` graph-tool's default
         multigraph ensemble (``"ndc"``), ``True`` a simple graph, binomial per block pair
-        (``"ndc_dense"``; much shorter for dense graphs such as affinity patterns),
-        ``"auto"`` both, keeping the shorter. All codes describe the same data, so the
-        comparison is a valid model selection (the degree-corrected variant is the multigraph
-        configuration ensemble).
+        (``"ndc_dense"``; much shorter for dense graphs such as affinity patterns);
+        ``"auto"`` = ``True``, never longer on simple graphs (:func:`model_variants`). All
+        codes describe the same data, so comparing them is a valid model selection (the
+        degree-corrected variant is the multigraph configuration ensemble).
     n_candidates : int
-        Level-0 snapshots (best by flat description length) that are polished by
-        :func:`fit.refine`; the hierarchy is fitted for them and for every snapshot with at
-        most 32 blocks, and the shortest nested description length wins.
+        Snapshots per agglomeration (best by flat description length) polished by
+        :func:`fit.refine`.
+    leiden_seeds : bool
+        Also start from Leiden partitions (weighted modularity at resolutions
+        ``LEIDEN_RESOLUTIONS``): each is polished and agglomerated further.
 
     Returns
     -------
@@ -162,39 +238,23 @@ def fit_wsbm(
     if N == 0:
         raise ValueError("empty graph")
     alpha, beta = wsbm.weight_prior(X, A)
-    if degree_corrected not in ("auto", True, False):
-        raise ValueError(f"degree_corrected must be True, False or 'auto', got {degree_corrected!r}")
-    if dense not in ("auto", True, False):
-        raise ValueError(f"dense must be True, False or 'auto', got {dense!r}")
-    variants: list[tuple[bool, bool]] = []  # (degree corrected, dense)
-    if degree_corrected in ("auto", False):
-        variants += [(False, d) for d in ((True, False) if dense == "auto" else (dense,))]
-    if degree_corrected in ("auto", True):
-        variants.append((True, False))
+    if n_init < 1 and not leiden_seeds:
+        raise ValueError("n_init must be >= 1 without Leiden seeds")
+    variants = model_variants(degree_corrected, dense)
     if A.sum() == 0:  # no edges: nothing to learn, one block
         variants = variants[:1]
-    rng = np.random.default_rng(seed)
+    starts = leiden_starts(np.where(A > 0, W, 0.0), seed) if leiden_seeds and A.sum() else []
     best: tuple[float, list[np.ndarray], bool, str] | None = None
     candidates: dict[str, float] = {}
     for dc, dn in variants:
+        key = VARIANT_KEYS[(dc, dn)]
+        rng = np.random.default_rng([seed, list(VARIANT_KEYS.values()).index(key)])
         table = wsbm.partitions_table_for(A) if dc else np.zeros((1, 1))
         g = LevelGraph(A, X, wsbm.level0_ensemble(dc, dn), weighted, alpha, beta, table)
-        key = "dc" if dc else ("ndc_dense" if dn else "ndc")
-        for _ in range(max(1, n_init)):
-            snaps = agglomerate(g, rng)
-            order = np.argsort([s[1] for s in snaps])
-            polish = {int(i) for i in order[:n_candidates]}
-            chosen = polish | {i for i, s in enumerate(snaps) if s[0].max() + 1 <= 32}
-            for i in sorted(chosen):
-                tries = [snaps[i][0]]
-                if i in polish:
-                    tries.append(refine(g, snaps[i][0], rng))
-                for b in tries:
-                    dl, levels = _nested_dl(g, b, rng)
-                    if key not in candidates or dl < candidates[key]:
-                        candidates[key] = dl
-                    if best is None or dl < best[0] - 1e-9:
-                        best = (dl, levels, dc, key)
+        dl, levels = _search(g, rng, n_init, n_candidates, starts)
+        candidates[key] = dl
+        if best is None or dl < best[0] - 1e-9:
+            best = (dl, levels, dc, key)
     assert best is not None
     return NestedSBM(best[1], best[0], best[2], candidates, best[3])
 
@@ -219,5 +279,5 @@ def describe_partition(
     ens = wsbm.level0_ensemble(degree_corrected, dense)
     g = LevelGraph(A, X, ens, weighted, alpha, beta, table)
     dl, levels = _nested_dl(g, b, np.random.default_rng(seed))
-    key = "dc" if degree_corrected else ("ndc_dense" if dense else "ndc")
+    key = VARIANT_KEYS[(bool(degree_corrected), bool(dense) and not degree_corrected)]
     return NestedSBM(levels, dl, degree_corrected, {key: dl}, key)

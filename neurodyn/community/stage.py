@@ -84,7 +84,7 @@ def read_components(path: Path) -> tuple[np.ndarray, list[str], np.ndarray | Non
 def communities_of(W: np.ndarray, p: dict[str, Any], seed: int):
     """Fit one component's matrix; returns a :class:`NestedSBM` (Leiden partitions are wrapped)."""
     from neurodyn.community.leiden import leiden
-    from neurodyn.community.nested import describe_partition, fit_wsbm
+    from neurodyn.community.nested import describe_partition, fit_wsbm, model_variants
 
     W = 0.5 * (W + W.T)
     np.fill_diagonal(W, 0.0)
@@ -94,12 +94,7 @@ def communities_of(W: np.ndarray, p: dict[str, Any], seed: int):
         return fit_wsbm(W, degree_corrected=dc, dense=dense, n_init=int(p["restarts"]), seed=seed,
                         threshold=float(p["threshold"]))  # fmt: skip
     b = leiden(W, objective=p["objective"], resolution=float(p["resolution"]), seed=seed)
-    if dc is True:
-        codes = [(True, False)]
-    else:
-        codes = [(False, d) for d in ((True, False) if dense == "auto" else (dense,))]
-    if dc == "auto":
-        codes.append((True, False))
+    codes = model_variants(dc, dense)
     fits = [describe_partition(W, b, degree_corrected=c, dense=d, seed=seed,
                                threshold=float(p["threshold"])) for c, d in codes]  # fmt: skip
     best = min(fits, key=lambda x: x.description_length)

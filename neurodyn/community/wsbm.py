@@ -33,6 +33,17 @@ positive real weight of each edge, in three parts, all in nats:
   weight), so description-length differences do not depend on the unit of the weights.
   Weights are densities: the constant ``-E ln(precision)`` is omitted.
 
+Checked (tests/test_communities.py): each term is a normalised code (summed by brute force
+over every graph, degree sequence, partition; the weight term integrated); the totals equal
+graph-tool 2.45's ``BlockState.entropy()`` / ``NestedBlockState.entropy()`` to 1e-9 nats
+(multigraph, ``dense=True, multigraph=False``, nested levels, real-exponential weights with
+``rec_params`` alpha = 1, beta = mean weight), except the degree-corrected degree prior, where
+graph-tool uses an asymptotic ``ln q(m, n)`` (0.3-1 nat below the exact count on small
+blocks). On dense simple graphs the degree-corrected code is long because its configuration
+ensemble spreads probability over multigraphs: the simple-graph non-degree-corrected code,
+which can split nodes by degree, is then often hundreds of nats shorter, and minimum
+description length rightly prefers it (the planted partition is longer under every code).
+
 Every quantity here is a pure function of plain numpy arrays; the kernels are numba-jitted.
 """
 
