@@ -1,116 +1,182 @@
-"""Benchmark: weighted nested SBM (ours) against Leiden (leidenalg, weighted modularity).
+"""Benchmark: weighted nested SBM (ours) against Leiden and, when available, graph-tool.
 
-Prints, per setting, the normalized mutual information (NMI) with the planted partition and
-the wall time of each method, on
+The nine settings of issue 18: weighted LFR-style graphs (N = 125, power-law degrees with
+exponent 2, community sizes with exponent 1 on [20, 50], mean degree 25, max degree 100;
+weights ``w_ij = x_i x_j`` fitted so that node strengths are ``s_i = k_i^beta`` with an
+internal share ``1 - mu_w``): beta = 0.5, 1, 2 at mu_t = mu_w = 0.5; then at beta = 2:
+mu_t = 0.25, mu_t = 0.5 (other seeds), mu_t = 0.75, k = 10, mu_w = 0.25, mu_w = 0.75.
 
-* weighted LFR-style graphs (N=125, target average degree 25, max degree 50, mixing
-  mu = mu_w from 0.25 to 0.75, exponential weights), and
-* planted partitions (exponential weights, 2 / 3 / 5 blocks, several signal strengths),
-* one dense affinity-like component (N=180, complete graph, 4 blocks visible only in weights)
-  for timing at the C. elegans scale.
+Per setting, the mean over graphs of the level-0 NMI with the planted partition for
 
-Extra columns: NMI of the degree-corrected variant forced (``NMI_DC``) and the fraction of
-graphs on which the automatic choice (shortest description length) was degree-corrected.
+* ``auto``: :func:`fit_wsbm` with its defaults (model chosen by description length),
+* ``DC``: the degree-corrected variant forced,
+* ``Leiden``: weighted modularity (leidenalg), the same run,
+* ``graph-tool``: ``minimize_nested_blockmodel_dl`` with real-exponential weights (level 0),
+  when graph-tool can be imported by this python or by ``--graph-tool-python`` (Debian's
+  ``python3-graph-tool`` installs for ``/usr/bin/python3``); otherwise the column is ``-``,
 
-Run: ``python benchmarks/bench_communities.py [--seeds 3] [--n-init 2]``. ``main()`` is also
-called by ``benchmarks/bench_connectome.py``.
+and the CPU seconds per graph (``time.process_time`` of this process, or of the graph-tool
+subprocess: one core, less sensitive to a shared machine than wall time), the fraction of
+graphs where auto chose the degree-corrected code, and ``dDL``: the mean of auto's
+description length minus that of Leiden's partition under auto's code (nats; negative = the
+SBM found a shorter description than Leiden's partition).
+
+Run: ``python benchmarks/bench_communities.py [--seeds 5] [--small] [--no-graph-tool]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import normalized_mutual_info_score as nmi
 
 from neurodyn.community.benchmark_graphs import lfr_weighted, planted_partition
 from neurodyn.community.leiden import leiden
-from neurodyn.community.nested import fit_wsbm
+from neurodyn.community.nested import describe_partition, fit_wsbm
 
-MIXINGS = (0.25, 0.35, 0.45, 0.55, 0.65, 0.75)
-PLANTED = (  # (sizes, p_in, p_out, w_in, w_out)
-    ([20, 20], 0.5, 0.1, 2.0, 1.0),
-    ([15, 15, 15], 0.5, 0.1, 2.0, 1.0),
-    ([12] * 5, 0.5, 0.1, 2.0, 1.0),
-    ([12] * 5, 0.4, 0.15, 1.5, 1.0),
-    ([30] * 4, 0.3, 0.1, 1.0, 1.0),
-)
+BASE = dict(n=125, avg_degree=25.0, max_degree=100, mu=0.5, mu_w=0.5, strength_exponent=1.0)
+SETTINGS = [  # (name, overrides of BASE, seed offset)
+    ("beta=0.5", dict(strength_exponent=0.5), 0),
+    ("beta=1", dict(strength_exponent=1.0), 0),
+    ("beta=2", dict(strength_exponent=2.0), 0),
+    ("mu_t=0.25", dict(strength_exponent=2.0, mu=0.25), 0),
+    ("mu_t=0.5 (other seeds)", dict(strength_exponent=2.0), 100),
+    ("mu_t=0.75", dict(strength_exponent=2.0, mu=0.75), 0),
+    ("k=10", dict(strength_exponent=2.0, avg_degree=10.0), 0),
+    ("mu_w=0.25", dict(strength_exponent=2.0, mu_w=0.25), 0),
+    ("mu_w=0.75", dict(strength_exponent=2.0, mu_w=0.75), 0),
+]
+
+GT_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+import graph_tool.all as gt
+data = np.load(sys.argv[1])
+out = []
+for idx in range(int(data["count"])):
+    W = data[f"W{idx}"]
+    i, j = np.nonzero(np.triu(W, 1))
+    g = gt.Graph(directed=False)
+    g.add_vertex(W.shape[0])
+    g.add_edge_list(np.c_[i, j])
+    w = g.new_ep("double")
+    w.a = W[i, j]
+    gt.seed_rng(int(data["seed"][idx]))
+    np.random.seed(int(data["seed"][idx]))
+    t0 = time.process_time()
+    state = gt.minimize_nested_blockmodel_dl(
+        g, state_args=dict(recs=[w], rec_types=["real-exponential"]))
+    el = time.process_time() - t0
+    b = np.asarray(state.levels[0].b.a, dtype=int).tolist()
+    out.append(dict(b=b, t=el, dl=float(state.entropy())))
+json.dump(out, open(sys.argv[2], "w"))
+"""
 
 
-def _compare(W: np.ndarray, truth: np.ndarray, seed: int, n_init: int) -> tuple[float, ...]:
-    t0 = time.perf_counter()
-    res = fit_wsbm(W, seed=seed, n_init=n_init)
-    t_sbm = time.perf_counter() - t0
-    t0 = time.perf_counter()
+def graph_tool_python(explicit: str | None) -> str | None:
+    """A python that can import graph_tool: ``explicit``, this one, or /usr/bin/python3."""
+    cands = [explicit] if explicit else [sys.executable, shutil.which("python3"), "/usr/bin/python3"]
+    for py in cands:
+        if py and Path(py).exists():
+            ok = subprocess.run([py, "-c", "import graph_tool.all"], capture_output=True, timeout=120)
+            if ok.returncode == 0:
+                return py
+    return None
+
+
+def run_graph_tool(py: str, graphs: list[np.ndarray], seeds: list[int]) -> list[dict]:
+    """Fit graph-tool's nested SBM (real-exponential weights) to each graph in a subprocess."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, out = Path(tmp) / "in.npz", Path(tmp) / "out.json"
+        np.savez(inp, count=len(graphs), seed=np.array(seeds),
+                 **{f"W{i}": W for i, W in enumerate(graphs)})  # fmt: skip
+        subprocess.run([py, "-c", GT_SCRIPT, str(inp), str(out)], check=True, timeout=3600)
+        return json.loads(out.read_text())
+
+
+def ours(W: np.ndarray, truth: np.ndarray, seed: int) -> dict:
+    t0 = time.process_time()
+    res = fit_wsbm(W, seed=seed)
+    t_auto = time.process_time() - t0
+    t0 = time.process_time()
+    dc = fit_wsbm(W, seed=seed, degree_corrected=True)
+    t_dc = time.process_time() - t0
+    t0 = time.process_time()
     lb = leiden(W, seed=seed)
-    t_leiden = time.perf_counter() - t0
-    dc = fit_wsbm(W, seed=seed, n_init=n_init, degree_corrected=True)
-    return (nmi(truth, res.membership), res.n_blocks, t_sbm,
-            nmi(truth, lb), len(np.unique(lb)), t_leiden,
-            nmi(truth, dc.membership), res.degree_corrected)  # fmt: skip
+    t_leiden = time.process_time() - t0
+    ref = describe_partition(W, lb, degree_corrected=res.degree_corrected, dense=True, seed=seed)
+    return dict(auto=nmi(truth, res.membership), t_auto=t_auto, dc=nmi(truth, dc.membership),
+                t_dc=t_dc, leiden=nmi(truth, lb), t_leiden=t_leiden, chose_dc=res.degree_corrected,
+                ddl=res.description_length - ref.description_length, B=res.n_blocks,
+                B_true=len(np.unique(truth)))  # fmt: skip
 
 
-def _row(name: str, rows: list[tuple[float, ...]], true_b: float) -> None:
-    a = np.array(rows)
-    m = a.mean(axis=0)
-    print(f"{name:<34s} {true_b:6.1f} | {m[0]:6.3f} {m[1]:6.1f} {m[2]:8.2f} | "
-          f"{m[3]:6.3f} {m[4]:6.1f} {m[5]:8.3f} | {m[2] / max(m[5], 1e-9):8.0f}x | "
-          f"{m[6]:6.3f} {m[7]:5.2f}")  # fmt: skip
-
-
-def _header(title: str) -> None:
-    print(f"\n{title}")
-    print(f"{'setting':<34s} {'B_true':>6s} | {'NMI':>6s} {'B':>6s} {'time_s':>8s} | "
-          f"{'NMI':>6s} {'B':>6s} {'time_s':>8s} | {'t_sbm/t_leiden':>9s} | "
-          f"{'NMI_DC':>6s} {'DC?':>5s}")
-    print(f"{'':<34s} {'':>6s} | {'--- nested WSBM (ours) ---':^22s} | {'--- Leiden ---':^22s} |"
-          "                | DC forced; fraction of graphs where auto chose DC")
-
-
-def main(n_seeds: int = 2, n_init: int = 2, dense: bool = True) -> dict[str, list]:
-    """Run the benchmark, print the tables, return the raw rows."""
+def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
+    """Run the benchmark, print the table, return the raw rows per setting."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5, help="graphs per setting (default 5)")
+    ap.add_argument("--small", action="store_true", help="2 graphs per setting, no graph-tool")
+    ap.add_argument("--no-graph-tool", action="store_true", help="skip the graph-tool column")
+    ap.add_argument("--graph-tool-python", default=None, help="python that imports graph_tool")
+    ap.add_argument("--settings", default="all", help="comma-separated setting numbers 1-9")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    n_seeds = 2 if args.small else args.seeds
+    chosen = (range(len(SETTINGS)) if args.settings == "all"
+              else [int(x) - 1 for x in args.settings.split(",")])  # fmt: skip
+    py = None if (args.no_graph_tool or args.small) else graph_tool_python(args.graph_tool_python)
+    print(f"load average {os.getloadavg()} on {os.cpu_count()} CPUs; times are CPU seconds "
+          f"per graph (one core); {n_seeds} graphs per setting; graph-tool: "
+          f"{py or 'not run (not importable or skipped)'}")  # fmt: skip
     # warm-up: numba compilation is not part of the timings
     W, _ = planted_partition([10, 10], 0.5, 0.1, seed=0)
-    fit_wsbm(W, seed=0, n_init=1)
-    leiden(W, seed=0)
-    out: dict[str, list] = {"lfr": [], "planted": [], "dense": []}
-    _header(f"weighted LFR-style, N=125, <k>=25 target, mean over {n_seeds} graphs, "
-            f"SBM n_init={n_init}")  # fmt: skip
-    for mu in MIXINGS:
-        rows, kbar, n_true = [], [], []
+    fit_wsbm(W, seed=0)
+    hdr = (f"{'setting':<24s} {'B_true':>6s} | {'auto':>5s} {'B':>5s} {'t_auto':>6s} {'DC?':>4s} "
+           f"{'dDL':>7s} | {'DC':>5s} {'t_DC':>5s} | {'Leiden':>6s} {'t_L':>6s} | "
+           f"{'g-t':>5s} {'t_g-t':>6s} | {'goal':>5s}")  # fmt: skip
+    print(hdr)
+    print("-" * len(hdr))
+    out: dict[str, list[dict]] = {}
+    for si in chosen:
+        name, over, off = SETTINGS[si]
+        graphs, truths, seeds = [], [], []
         for s in range(n_seeds):
-            W, truth = lfr_weighted(n=125, avg_degree=25, max_degree=50, mu=mu, seed=1000 + s)
-            kbar.append((W > 0).sum(1).mean())
-            n_true.append(len(np.unique(truth)))
-            rows.append(_compare(W, truth, s, n_init))
-        _row(f"mu={mu:.2f} (realised <k>={np.mean(kbar):.1f})", rows, float(np.mean(n_true)))
-        out["lfr"].append((mu, rows))
-    _header(f"planted partitions, exponential weights, mean over {n_seeds} graphs")
-    for sizes, p_in, p_out, w_in, w_out in PLANTED:
-        rows = []
-        for s in range(n_seeds):
-            W, truth = planted_partition(sizes, p_in, p_out, w_in=w_in, w_out=w_out, seed=2000 + s)
-            rows.append(_compare(W, truth, s, n_init))
-        name = f"{len(sizes)}x{sizes[0]} p={p_in}/{p_out} w={w_in}/{w_out}"
-        _row(name, rows, float(len(sizes)))
-        out["planted"].append((sizes, p_in, p_out, w_in, w_out, rows))
-    if dense:
-        _header("dense affinity-like component: complete graph N=180, 4 blocks in weights only")
-        rng = np.random.default_rng(3000)
-        truth = np.repeat(np.arange(4), 45)
-        same = truth[:, None] == truth[None, :]
-        M = np.triu(rng.exponential(1.0, (180, 180)) * np.where(same, 2.0, 1.0), 1)
-        rows = [_compare(M + M.T, truth, 0, n_init)]
-        _row("N=180 complete, w=2/1", rows, 4.0)
-        out["dense"].append(rows)
+            W, truth = lfr_weighted(**{**BASE, **over}, seed=1000 + off + s)
+            graphs.append(W)
+            truths.append(truth)
+            seeds.append(s)
+        rows = [ours(W, t, s) for W, t, s in zip(graphs, truths, seeds)]
+        gt_rows = run_graph_tool(py, graphs, seeds) if py else []
+        for r, g, t in zip(rows, gt_rows, truths):
+            r["gt"] = nmi(t, g["b"])
+            r["t_gt"] = g["t"]
+        out[name] = rows
+
+        def mean(key: str, rows: list[dict] = rows) -> float:
+            vals = [r[key] for r in rows if key in r]
+            return float(np.mean(vals)) if vals else float("nan")
+
+        anchor = np.nanmax([mean("gt"), mean("leiden")])
+        goal = "ok" if mean("auto") >= anchor - 0.05 else "MISS"
+        gt_txt = f"{mean('gt'):5.2f} {mean('t_gt'):6.2f}" if gt_rows else f"{'-':>5s} {'-':>6s}"
+        print(f"{name:<24s} {mean('B_true'):6.1f} | {mean('auto'):5.2f} {mean('B'):5.1f} "
+              f"{mean('t_auto'):6.2f} {mean('chose_dc'):4.1f} {mean('ddl'):7.1f} | "
+              f"{mean('dc'):5.2f} {mean('t_dc'):5.2f} | {mean('leiden'):6.2f} "
+              f"{mean('t_leiden'):6.3f} | {gt_txt} | {goal:>5s}", flush=True)  # fmt: skip
+    allrows = [r for rows in out.values() for r in rows]
+    t = np.array([r["t_auto"] for r in allrows])
+    print(f"auto: {t.mean():.2f} s per graph (max {t.max():.2f}, {np.mean(t > 1):.0%} over 1 s); "
+          f"goal = auto NMI >= max(graph-tool, Leiden) - 0.05")
     return out
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=2, help="graphs per setting")
-    ap.add_argument("--n-init", type=int, default=2, help="SBM searches per variant")
-    ap.add_argument("--no-dense", action="store_true", help="skip the N=180 dense graph")
-    a = ap.parse_args()
-    main(n_seeds=a.seeds, n_init=a.n_init, dense=not a.no_dense)
+    main()

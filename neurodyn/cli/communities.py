@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from neurodyn.cli._app import Out, Seed, app, done
+from neurodyn.cli._app import STATE, Out, Seed, app, done
 from neurodyn.cli.options import stage_command
 from neurodyn.community.params import CommunitiesParams
 from neurodyn.io.outputs import check_output
@@ -28,8 +28,19 @@ def communities(
     The default model is a nested stochastic block model whose edge weights are exponential
     per block pair (as in Dyballa et al. 2024, who used graph-tool); the number of communities
     at every level is inferred by minimising the description length, with and without degree
-    correction. Output: /component_<r>/{membership, block_matrix, levels/<l>/membership} with
-    attrs description_length (nats), degree_corrected, n_blocks; /labels; /overview.
+    correction. The search starts from single neurons and from Leiden partitions at several
+    resolutions, and keeps the shortest description.
+
+    Description length: the number of nats (natural-log units; 1 nat = 1.4427 bits) needed to
+    encode the weighted graph with the fitted model: partition, block edge counts (nested),
+    edges, degrees (degree-corrected code) and weights. Positive, as graph-tool's entropy();
+    shorter = better; only differences between fits of the same component mean anything: a
+    difference of D nats is posterior odds of e^D between the two fits. The output records
+    it per component in nats and bits, with each variant's value.
+
+    Output: /component_<r>/{membership, block_matrix, levels/<l>/membership} with attrs
+    description_length (nats), description_length_bits, degree_corrected, n_blocks; /labels;
+    /overview.
 
     Example: neurodyn communities run/ntf.h5 --out run/communities.h5 --components top-3
     """
@@ -37,10 +48,13 @@ def communities(
     if figures is not None:
         check_output(figures, [ntf_file], option="--figures", directory=True)
 
-    from neurodyn.community.stage import run
+    from neurodyn.community.stage import run, summary
 
     path = run(ntf_file, out, params, seed=seed)
     done(path)
+    if STATE["verbose"] >= 0:
+        for line in summary(path):
+            typer.echo(line)
     if figures is not None:
         from neurodyn.plots.communities import draw
 

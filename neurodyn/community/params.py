@@ -60,13 +60,13 @@ class CommunitiesParams(StageParams):
                            "description length; leiden: Leiden baseline (leidenalg).")
     components: str = param("all", "Components to analyse: all, top-K (the K heaviest) or a list "
                             "such as 0,2,5.", check=_components, metavar="all|top-K|LIST")
-    degree_corrected: Auto = param(Auto.auto, "sbm: auto fits both variants and keeps the shorter "
-                                   "description length; yes; no.")
+    degree_corrected: Auto = param(Auto.auto, "sbm: auto fits both variants (degree-corrected, "
+                                   "and not) and keeps the shorter description length; yes; no.")
     dense: Auto = param(Auto.auto, "sbm: edge code of the non-degree-corrected variant: yes = simple "
-                        "graph (binomial per block pair; short for dense affinity patterns), no = "
-                        "multigraph (graph-tool's default), auto = both, keep the shorter.")
-    restarts: int = param(3, "sbm: independent searches per variant (best kept).", ge=1,
-                          aliases=("n_init",))
+                        "graph (binomial per block pair), no = multigraph (graph-tool's default), "
+                        "auto = yes (never longer on the simple graphs built here).")
+    restarts: int = param(1, "sbm: searches from single neurons per variant, besides the Leiden "
+                          "starts (best kept).", ge=1, aliases=("n_init",))
     threshold: float = param(0.0, "Affinities at or below this are treated as absent edges.")
     objective: Objective = param(Objective.modularity, "leiden: modularity (weighted, RB "
                                  "configuration) or cpm.")

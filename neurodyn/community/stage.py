@@ -8,8 +8,9 @@ Input: an NTF output (``neurodyn factorize``) with ``/components/matrices`` (R, 
     /component_<r>/membership (N,)     level-0 community of each neuron
     /component_<r>/block_matrix (B, B) mean affinity between / within communities
     /component_<r>/levels/<l>/membership (N,)   community of each neuron at hierarchy level l
-    /component_<r> attrs: description_length (nats), degree_corrected, n_blocks, n_levels, method,
-        ensemble ("ndc", "ndc_dense" or "dc"), description_length_<variant> for each variant
+    /component_<r> attrs: description_length (nats), description_length_bits, degree_corrected,
+        n_blocks, n_levels, method, ensemble ("ndc", "ndc_dense" or "dc"),
+        description_length_<variant> (nats) for each variant
     /overview/{activity (K', W), component (K',), community (K',)}   when the input has
         /factors/time: activity of community c of component r in window w = within-community
         mean affinity x temporal loading of r (the dynamic-connectome overview)
@@ -154,6 +155,7 @@ def run(input_path: Path, out: Path, params: CommunitiesParams | None = None, *,
                 put(lv.create_group(str(level)), "membership", memb.astype(np.int64))
             g.attrs.update(
                 description_length=float(res.description_length),
+                description_length_bits=float(res.description_length / np.log(2.0)),
                 degree_corrected=bool(res.degree_corrected),
                 n_blocks=int(res.n_blocks),
                 n_levels=len(res.levels),
@@ -169,3 +171,21 @@ def run(input_path: Path, out: Path, params: CommunitiesParams | None = None, *,
             put(ov, "component", comp)
             put(ov, "community", comm)
     return out
+
+
+def summary(path: Path) -> list[str]:
+    """One line per component of a communities output: blocks, levels, code, description length."""
+    lines = []
+    with open_h5(path) as f:
+        for r in f["components_used"][()]:
+            a = f[f"component_{r}"].attrs
+            others = {k[len("description_length_"):]: float(v) for k, v in a.items()
+                      if k.startswith("description_length_") and k != "description_length_bits"}
+            rest = ", ".join(f"{k} +{v - a['description_length']:.1f}" for k, v in others.items()
+                             if k != a["ensemble"])
+            lines.append(
+                f"component {r}: {a['n_blocks']} communities, {a['n_levels']} levels, "
+                f"code {a['ensemble']}, description length {a['description_length']:.1f} nats "
+                f"({a['description_length_bits']:.1f} bits)" + (f"; {rest} nats" if rest else "")
+            )
+    return lines
