@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-import h5py
 import numpy as np
 
 from neurodyn.errors import InputError
@@ -67,33 +66,3 @@ class Connectome:
         chem[np.ix_(ii, ii)] = self.chemical[np.ix_(src[ii], src[ii])]
         elec[np.ix_(ii, ii)] = self.electrical[np.ix_(src[ii], src[ii])]
         return chem, elec, present
-
-    def write(self, group: h5py.Group) -> None:
-        """Store as an edge list ``pre, post, weight, type`` (0 chemical, 2 electrical)."""
-        from neurodyn.io.store import put
-
-        rows = []
-        for code, m in ((0, self.chemical), (2, self.electrical)):
-            i, j = np.nonzero(m)
-            rows.append((i, j, m[i, j], np.full(i.size, code)))
-        pre, post, weight, typ = (np.concatenate(x) for x in zip(*rows))
-        put(group, "labels", np.array(self.labels, dtype=object))
-        put(group, "pre", pre.astype(np.int32))
-        put(group, "post", post.astype(np.int32))
-        put(group, "weight", weight)
-        put(group, "type", typ.astype(np.int8))
-        group.attrs["name"] = self.name
-        group.attrs["source_file"] = self.source_file
-
-    @classmethod
-    def read(cls, group: h5py.Group) -> Connectome:
-        from neurodyn.io.store import strings
-
-        labels = strings(group["labels"])
-        n = len(labels)
-        chem, elec = np.zeros((n, n)), np.zeros((n, n))
-        pre, post, w, typ = (group[k][()] for k in ("pre", "post", "weight", "type"))
-        c = typ == 0
-        chem[pre[c], post[c]] = w[c]
-        elec[pre[~c], post[~c]] = w[~c]
-        return cls(str(group.attrs["name"]), labels, chem, elec, str(group.attrs["source_file"]))

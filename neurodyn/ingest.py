@@ -14,9 +14,9 @@ from neurodyn.errors import InputError
 from neurodyn.io import store
 from neurodyn.io.registry import find_reader, read
 from neurodyn.names import canonical_neuron_name
-from neurodyn.preprocess import resample
 from neurodyn.progress import progress
 from neurodyn.recording import Recording
+from neurodyn.signal.recordings import parse_crop, resample
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +61,6 @@ def _pushdown(path: str | os.PathLike, format: str | None, selection: Mapping[st
     """Selection options the path's reader accepts, so large collections filter while reading."""
     accepted = inspect.signature(find_reader(path, format, options).read).parameters
     return {k: v for k, v in selection.items() if v and k in accepted}
-
-
-def parse_crop(text: str | None) -> tuple[float | None, float | None]:
-    """``"START:STOP"`` in seconds (either side may be empty) -> (start, stop)."""
-    if not text:
-        return None, None
-    try:
-        a, b = text.split(":")
-        return (float(a) if a else None, float(b) if b else None)
-    except ValueError:
-        raise InputError("--crop", f"expected START:STOP in seconds, got {text!r}") from None
 
 
 def ingest(

@@ -13,6 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from neurodyn import __version__
+
 TRACKED_PACKAGES = (
     "numpy", "scipy", "tensorly", "h5py", "pandas", "numba", "mne", "pynwb", "dask",
     "matplotlib", "typer",
@@ -37,8 +39,6 @@ def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def versions() -> dict[str, str]:
     """Versions of Python, neurodyn and the numerical dependencies."""
-    from neurodyn import __version__
-
     out = {"python": sys.version.split()[0], "neurodyn": __version__}
     for name in TRACKED_PACKAGES:
         try:

@@ -569,9 +569,9 @@ def test_explosive_prior_dynamics_never_leave_the_box():
     are explosive over many bins; such draws overflowed and killed the chain (SVD did not
     converge). The sampler's target includes the box |X| <= X_MAX: no trajectory leaves it."""
     from neurodyn.bicluster.ffbs import slds_sample
-    from neurodyn.bicluster.model import Priors, SamplerConfig
+    from neurodyn.bicluster.model import X_MAX, Priors, SamplerConfig
     from neurodyn.bicluster.pg import draw_omega, kappa
-    from neurodyn.bicluster.sampler import X_MAX, Model
+    from neurodyn.bicluster.sampler import Model
     from neurodyn.bicluster.simulate import simulate_bicluster
     from neurodyn.bicluster.states import sample_ab_prior
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from neurodyn.analysis import compare as cmp
 from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
 from neurodyn.io.store import provenance
-from neurodyn.report import compare as cmp
 from neurodyn.report.synthetic import make_run, planted_connectome
 
 

@@ -139,7 +139,7 @@ def test_consensus_ingest_and_broken(cli, tmp_path):
     assert r.exit_code == 0, r.output
     with store.open_h5(out) as f:
         got = sorted(f["connectome"])
-        back = Connectome.read(f["connectome"][got[0]])
+        back = store.read_connectome(f["connectome"][got[0]])
     assert got == ["consensus_connectome_full_withfunc", "consensus_connectome_full_withfunc_functional"]
     assert back.labels[0] == "AVAL"
     dup = tmp_path / "dup.csv"

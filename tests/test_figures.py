@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import h5py
@@ -117,8 +115,8 @@ def test_timeline_svg_and_pdf(run, tmp_path):
 
 
 def test_timeline_long_recording_is_downsampled_for_display(tmp_path):
+    from neurodyn.analysis.timeline import Timeline
     from neurodyn.plots.timeline import draw_timeline
-    from neurodyn.report.timeline import Timeline
 
     T = 50_000
     t = np.arange(T) / 10.0
@@ -131,8 +129,8 @@ def test_timeline_long_recording_is_downsampled_for_display(tmp_path):
 
 # -- compare -----------------------------------------------------------------------------------
 def test_compare_figure_changes_with_data(run, tmp_path):
+    from neurodyn.analysis.compare import compare_connectome
     from neurodyn.plots import compare
-    from neurodyn.report.compare import compare_connectome
 
     small = tmp_path / "run"  # the run without HMM-GLM output: two sources, two figures
     small.mkdir()
@@ -151,9 +149,9 @@ def test_compare_figure_changes_with_data(run, tmp_path):
     assert not changed["compare_communities.png"]
 
 
-# -- draw_all: dynamic discovery ---------------------------------------------------------------
-def test_draw_all_discovers_modules_and_survives_broken_ones(run, tmp_path, monkeypatch):
-    from neurodyn.report import draw_sections, plot_function
+# -- draw_all: the figure map ---------------------------------------------------------------
+def test_draw_all_uses_the_figure_map_and_survives_broken_figures(run, tmp_path, monkeypatch):
+    from neurodyn.report import draw_sections, figures, plot_function
 
     fn, why = plot_function("no-such-stage")
     assert fn is None and "no figure module" in why
@@ -168,8 +166,8 @@ def test_draw_all_discovers_modules_and_survives_broken_ones(run, tmp_path, monk
     def bad(path, outdir, fmt="png"):
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(sys.modules, "neurodyn.plots.states", types.SimpleNamespace(draw=good))
-    monkeypatch.setitem(sys.modules, "neurodyn.plots.bicluster", types.SimpleNamespace(draw=bad))
+    monkeypatch.setitem(figures.FIGURES, "states", good)
+    monkeypatch.setitem(figures.FIGURES, "bicluster", bad)
     out = draw_sections(run, "png", tmp_path / "figs")
     assert [p.name for p in out["states.h5"][0]] == ["ok.png"]
     assert out["bicluster.h5"][0] == [] and "boom" in out["bicluster.h5"][1][0]

@@ -292,7 +292,7 @@ def test_localcluster_results_equal_serial(tmp_path: Path, data_dir: Path) -> No
     assert set(statuses(parallel).values()) == {"done"}
     assert_same(datasets(tmp_path / "serial"), datasets(tmp_path / "dask"))
     # the dask run wrote from worker processes whose numba threads x workers <= cores
-    from neurodyn.parallel import available_cores, worker_layout
+    from neurodyn.pipeline.executors import available_cores, worker_layout
 
     workers, threads = worker_layout(2, 3)
     assert workers * threads <= available_cores()
@@ -302,7 +302,7 @@ def test_localcluster_results_equal_serial(tmp_path: Path, data_dir: Path) -> No
 
 
 def test_worker_layout_respects_cores() -> None:
-    from neurodyn.parallel import worker_layout
+    from neurodyn.pipeline.executors import worker_layout
 
     assert worker_layout(-1, 10, cores=8) == (8, 1)
     assert worker_layout(2, 10, cores=8) == (2, 4)

@@ -14,6 +14,7 @@ from neurodyn import preprocess as pp
 from neurodyn.errors import InputError
 from neurodyn.io import store
 from neurodyn.recording import Recording
+from neurodyn.signal import kernels as sk
 
 
 def eeg_rec(fs=250.0, seconds=20.0, seed=0, n=4, events=None):
@@ -66,7 +67,7 @@ def test_fill_gaps_matches_slow_reference(seed):
     obs[200:260, 3] = False  # long run
     obs[0, 4] = obs[-1, 4] = True
     x[~obs] = np.nan
-    y, o, n_i, n_m = pp.fill_gaps(x, obs, 3)
+    y, o, n_i, n_m = sk.fill_gaps(x, obs, 3)
     ry, ro = slow_fill(np.nan_to_num(x), obs, 3)
     np.testing.assert_allclose(y, ry)
     np.testing.assert_array_equal(o, ro)
@@ -76,10 +77,10 @@ def test_fill_gaps_matches_slow_reference(seed):
 
 def test_rereference_matches_numpy():
     x = np.random.default_rng(0).normal(size=(100, 5))
-    y = pp.rereference(x, np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3]))
+    y = sk.rereference(x, np.array([0, 1, 2, 3]), np.array([0, 1, 2, 3]))
     np.testing.assert_allclose(y[:, :4], x[:, :4] - x[:, :4].mean(axis=1, keepdims=True))
     np.testing.assert_array_equal(y[:, 4], x[:, 4])
-    y2 = pp.rereference(x, np.array([4]), np.array([0, 1]))
+    y2 = sk.rereference(x, np.array([4]), np.array([0, 1]))
     np.testing.assert_allclose(y2[:, 0], x[:, 0] - x[:, 4])
 
 
@@ -87,8 +88,8 @@ def test_bandpass_matches_scipy_and_attenuates():
     fs = 250.0
     t = np.arange(5000) / fs
     x = np.stack([np.sin(2 * np.pi * 10 * t), np.sin(2 * np.pi * 80 * t), np.sin(2 * np.pi * 0.1 * t)], 1)
-    sos = pp.bandpass_sos(fs, 1.0, 40.0, 4)
-    y = pp.apply_sos(x, sos)
+    sos = sk.bandpass_sos(fs, 1.0, 40.0, 4)
+    y = sk.apply_sos(x, sos)
     ref = scipy.signal.sosfiltfilt(scipy.signal.butter(4, [1, 40], "bandpass", fs=fs, output="sos"),
                                    x, axis=0)
     np.testing.assert_allclose(y, ref, atol=1e-12)
@@ -97,14 +98,14 @@ def test_bandpass_matches_scipy_and_attenuates():
     assert np.std(y[mid, 1]) / np.std(x[mid, 1]) < 0.01
     assert np.std(y[mid, 2]) / np.std(x[mid, 2]) < 0.01
     with pytest.raises(ValueError):
-        pp.bandpass_sos(fs, 40.0, 200.0)
+        sk.bandpass_sos(fs, 40.0, 200.0)
 
 
 def test_notch_removes_mains_keeps_alpha():
     fs = 500.0
     t = np.arange(10000) / fs
     x = np.stack([np.sin(2 * np.pi * 50 * t), np.sin(2 * np.pi * 10 * t)], 1)
-    y = pp.notch(x, fs, 50.0, 30.0)
+    y = sk.notch(x, fs, 50.0, 30.0)
     b, a = scipy.signal.iirnotch(50.0, 30.0, fs=fs)
     np.testing.assert_allclose(y, scipy.signal.filtfilt(b, a, x, axis=0, padlen=9), atol=1e-12)
     mid = slice(2000, 8000)
@@ -113,40 +114,40 @@ def test_notch_removes_mains_keeps_alpha():
 
 def test_resampling_kernels():
     x = np.random.default_rng(1).normal(size=(1000, 3))
-    assert pp.rate_ratio(500.0, 250.0) == (1, 2) and pp.rate_ratio(100.0, 250.0) == (5, 2)
-    assert pp.rate_ratio(1.0, np.pi) is None
-    np.testing.assert_allclose(pp.resample_polyphase(x, 2, 5),
+    assert sk.rate_ratio(500.0, 250.0) == (1, 2) and sk.rate_ratio(100.0, 250.0) == (5, 2)
+    assert sk.rate_ratio(1.0, np.pi) is None
+    np.testing.assert_allclose(sk.resample_polyphase(x, 2, 5),
                                scipy.signal.resample_poly(x, 2, 5, axis=0))
     counts = np.random.default_rng(2).poisson(1.0, size=(1001, 3)).astype(float)
-    r = pp.rebin_sum(counts, 4)
+    r = sk.rebin_sum(counts, 4)
     assert r.shape == (251, 3)
     np.testing.assert_array_equal(r.sum(axis=0), counts.sum(axis=0))
     np.testing.assert_array_equal(r[1], counts[4:8].sum(axis=0))
     t = np.cumsum(np.random.default_rng(3).uniform(0.2, 0.4, 200))
-    grid, y = pp.resample_linear(t, x[:200], 3.0)
+    grid, y = sk.resample_linear(t, x[:200], 3.0)
     np.testing.assert_allclose(y[:, 1], np.interp(grid, t, x[:200, 1]), rtol=1e-6)
 
 
 def test_normalisations_and_derivative():
     x = np.random.default_rng(4).normal(5.0, 2.0, size=(500, 3))
-    np.testing.assert_allclose(pp.zscore(x), scipy.stats.zscore(x, axis=0), atol=1e-12)
+    np.testing.assert_allclose(sk.zscore(x), scipy.stats.zscore(x, axis=0), atol=1e-12)
     obs = np.ones_like(x, dtype=bool)
     obs[:50, 0] = False
-    z = pp.zscore(x, obs)
+    z = sk.zscore(x, obs)
     np.testing.assert_allclose(z[50:, 0].mean(), 0, atol=1e-12)
     np.testing.assert_allclose(z[50:, 0].std(), 1, atol=1e-12)
-    f, f0 = pp.dff(x, 8.0)
+    f, f0 = sk.dff(x, 8.0)
     np.testing.assert_allclose(f0, np.percentile(x, 8, axis=0))
     np.testing.assert_allclose(f, x / f0 - 1)
     with pytest.raises(ValueError, match="zero"):
-        pp.dff(np.zeros((10, 2)))
+        sk.dff(np.zeros((10, 2)))
     t = np.sort(np.random.default_rng(5).uniform(0, 10, 500))
-    np.testing.assert_allclose(pp.derivative(x, t), np.gradient(x, t, axis=0))
+    np.testing.assert_allclose(sk.derivative(x, t), np.gradient(x, t, axis=0))
 
 
 def test_segments_split_on_time_gaps():
     t = np.concatenate([np.arange(10), 20 + np.arange(5)]) / 10.0
-    assert pp.segments(t, 10.0) == [slice(0, 10), slice(10, 15)]
+    assert sk.segments(t, 10.0) == [slice(0, 10), slice(10, 15)]
 
 
 # -- steps on recordings --------------------------------------------------------------------
@@ -165,10 +166,10 @@ def test_crop_by_label_and_seconds():
 def test_filters_apply_per_segment_and_only_to_eeg():
     rec = pp.preprocess_recording(eeg_rec(), crop="eyes_closed")
     out = pp.preprocess_recording(rec, bandpass="1,40")
-    sos = pp.bandpass_sos(250.0, 1.0, 40.0, 4)
+    sos = sk.bandpass_sos(250.0, 1.0, 40.0, 4)
     x = rec.data.astype(float)
-    np.testing.assert_allclose(out.data[:1000], pp.apply_sos(x[:1000], sos), rtol=1e-4, atol=1e-12)
-    np.testing.assert_allclose(out.data[1000:], pp.apply_sos(x[1000:], sos), rtol=1e-4, atol=1e-12)
+    np.testing.assert_allclose(out.data[:1000], sk.apply_sos(x[:1000], sos), rtol=1e-4, atol=1e-12)
+    np.testing.assert_allclose(out.data[1000:], sk.apply_sos(x[1000:], sos), rtol=1e-4, atol=1e-12)
     spikes = Recording(np.ones((100, 2)), ["0", "1"], "spikes", fs=100.0, units="counts")
     s = pp.preprocess_recording(spikes, bandpass="1,40", reference="average")
     np.testing.assert_array_equal(s.data, spikes.data)
@@ -292,41 +293,41 @@ def test_run_carries_connectome_and_ground_truth(tmp_path):
     out = pp.run(src, tmp_path / "pre.h5", normalize="zscore")
     with store.open_h5(out) as f:
         np.testing.assert_array_equal(f["ground_truth/membership"][()], [0, 1, -1, 0])
-        got = Connectome.read(f["connectome/toy"])
+        got = store.read_connectome(f["connectome/toy"])
     np.testing.assert_array_equal(got.chemical, con.chemical)
 
 
 def test_channel_blocks_equal_whole_array_processing():
     """Steps run on float64 blocks of channels; with more channels than a block (and a ragged
     last block) every step must equal the kernels applied to the whole array."""
-    n = 2 * pp.CHANNEL_BLOCK + 5
+    n = 2 * sk.CHANNEL_BLOCK + 5
     rec = pp.preprocess_recording(eeg_rec(n=n, seed=3), crop="eyes_closed")
     x = rec.data.astype(float)
-    segs = pp.segments(rec.times, rec.fs)
+    segs = sk.segments(rec.times, rec.fs)
     out = pp.preprocess_recording(rec, reference="average", bandpass="1,40", notch="50",
                                   detrend="linear", resample_hz=125.0, normalize="zscore")
     eeg = np.arange(n - 1)
-    ref = pp.rereference(x, eeg, eeg)
-    sos = pp.bandpass_sos(rec.fs, 1.0, 40.0, 4)
+    ref = sk.rereference(x, eeg, eeg)
+    sos = sk.bandpass_sos(rec.fs, 1.0, 40.0, 4)
     parts = []
     for sl in segs:
-        y = pp.notch(pp.apply_sos(ref[sl], sos), rec.fs, 50.0, 30.0)
-        parts.append(pp.resample_polyphase(scipy.signal.detrend(y, axis=0), 1, 2))
-    expect = pp.zscore(np.concatenate(parts))
+        y = sk.notch(sk.apply_sos(ref[sl], sos), rec.fs, 50.0, 30.0)
+        parts.append(sk.resample_polyphase(scipy.signal.detrend(y, axis=0), 1, 2))
+    expect = sk.zscore(np.concatenate(parts))
     assert out.data.shape == expect.shape and out.fs == 125.0
     np.testing.assert_allclose(out.data, expect, rtol=1e-4, atol=1e-4)
     # gaps and dF/F per block: the mask and the baselines keep their channel positions
     xg = np.abs(np.random.default_rng(0).normal(size=(400, n))) + 1.0
     mask = np.ones_like(xg, dtype=bool)
     mask[50:52, n - 1] = False
-    mask[100:200, pp.CHANNEL_BLOCK] = False
+    mask[100:200, sk.CHANNEL_BLOCK] = False
     cal = Recording(np.where(mask, xg, np.nan), [f"c{i}" for i in range(n)], "calcium", fs=10.0,
                     mask=mask)
     g = pp.preprocess_recording(cal, max_gap_s=0.5, normalize="dff", dff_percentile=20)
-    y, o, n_i, _ = pp.fill_gaps(xg, mask, 5)
+    y, o, n_i, _ = sk.fill_gaps(xg, mask, 5)
     np.testing.assert_array_equal(g.mask, o)
     assert g.meta["preprocess"][0]["interpolated"] == n_i == 2
-    np.testing.assert_allclose(g.data, pp.dff(y, 20, o)[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g.data, sk.dff(y, 20, o)[0], rtol=1e-5, atol=1e-6)
     zero = cal.replace(traces=np.where(mask, 0.0, np.nan))
     with pytest.raises(InputError, match=r"zero in channels \['c0'"):
         pp.preprocess_recording(zero, normalize="dff")

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from neurodyn.analysis.compare import compare_connectome
+from neurodyn.analysis.timeline import align_partitions, partition_agreement, resample_labels
 from neurodyn.errors import InputError
 from neurodyn.report import build_report, key_numbers
-from neurodyn.report.compare import compare_connectome
 from neurodyn.report.synthetic import make_run
-from neurodyn.report.timeline import align_partitions, partition_agreement, resample_labels
 
 SECTIONS = ["stage-recordings", "stage-ntf", "stage-communities", "stage-states",
             "stage-bicluster", "timeline", "stage-compare"]
@@ -104,7 +104,7 @@ def test_report_has_every_section_and_embedded_images(run):
 
 
 def test_report_agreement_numbers_match_timeline(run):
-    from neurodyn.report.timeline import load_timeline
+    from neurodyn.analysis.timeline import load_timeline
 
     tl = load_timeline(run, "sim/animal0")
     assert 0.5 < tl.ari < 1.0  # 10 % of bicluster labels were flipped
@@ -138,10 +138,10 @@ def test_report_errors(tmp_path, cli):
 @pytest.fixture
 def only_own_figures(monkeypatch):
     """Draw only the report area's own figures (timeline, compare): keeps CLI tests fast."""
-    import neurodyn.report as rep
+    import neurodyn.report.figures as rep
 
     real = rep.plot_function
-    monkeypatch.setattr(rep, "plot_function", lambda stage, stem="": real(stage, stem)
+    monkeypatch.setattr(rep, "plot_function", lambda stage: real(stage)
                         if stage == "compare" else (None, "skipped in this test"))
 
 
@@ -225,8 +225,8 @@ def test_report_and_compare_on_real_stage_outputs(tmp_path):
     """
     aff = pytest.importorskip("neurodyn.affinity.stage")
     ntf = pytest.importorskip("neurodyn.tensor.stage")
+    from neurodyn.analysis.compare import read_scores
     from neurodyn.io.store import write_recordings
-    from neurodyn.report.compare import read_scores
     from neurodyn.report.synthetic import planted_connectome
     from neurodyn.simulate import simulate_calcium
 
@@ -282,7 +282,7 @@ def test_pipeline_run_directory_with_units(tmp_path, cli, only_own_figures):
 
 
 def test_match_labels_relabels_to_reference():
-    from neurodyn.report.timeline import match_labels
+    from neurodyn.analysis.timeline import match_labels
 
     ref = np.array([0, 0, 1, 1, 2, 2, 2])
     other = np.array([5, 5, 3, 3, 4, 4, 9])

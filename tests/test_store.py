@@ -54,7 +54,7 @@ def test_round_trip_every_field(tmp_path):
     for a, b in zip(recs, back):
         assert_same(a, b)
     with store.open_h5(path) as f:
-        c2 = Connectome.read(f["connectome/toy"])
+        c2 = store.read_connectome(f["connectome/toy"])
     np.testing.assert_array_equal(c2.chemical, con.chemical)
     np.testing.assert_array_equal(c2.electrical, con.electrical)
     assert store.recording_ids(path) == ["ds/animal|1", "other"]

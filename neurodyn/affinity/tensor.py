@@ -19,6 +19,7 @@ from neurodyn.errors import InputError
 from neurodyn.params import ParamError
 from neurodyn.progress import progress
 from neurodyn.recording import Recording
+from neurodyn.signal.recordings import resample
 
 
 @dataclass
@@ -82,10 +83,8 @@ def common_rate(recs: Sequence[Recording], fs: float | None) -> tuple[list[Recor
 
     With ``fs`` given, all recordings are resampled to it. Otherwise, when all share one rate
     (within 0.1 %) on regular grids they are used as they are; if not, all are resampled
-    (linear interpolation, :func:`neurodyn.preprocess.resample`) to the lowest native rate.
+    (linear interpolation, :func:`neurodyn.signal.recordings.resample`) to the lowest native rate.
     """
-    from neurodyn.preprocess import resample
-
     rates = np.array([r.fs for r in recs])
     if fs is None:
         same = np.all(np.abs(rates / rates[0] - 1.0) < 1e-3)

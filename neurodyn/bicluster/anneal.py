@@ -53,6 +53,7 @@ from polyagamma import random_polyagamma
 
 from neurodyn.bicluster.clusters import linear_predictor, obs_info, theta_conditional
 from neurodyn.bicluster.ffbs import slds_sample
+from neurodyn.bicluster.model import in_box
 from neurodyn.bicluster.states import sample_ab, sample_ab_prior
 
 PG_MIN_SHAPE = 5e-4  # smallest Polya-Gamma shape drawn (the polyagamma package needs > 1e-4)
@@ -93,8 +94,6 @@ class Annealer:
     """Annealed split-merge move of one chain (see the module docstring)."""
 
     def __init__(self, model, rungs: int, inner: int = INNER) -> None:
-        from neurodyn.bicluster.sampler import in_box  # the sampler imports this module
-
         self.m = model
         self.g = ladder(rungs)
         self.inner = inner

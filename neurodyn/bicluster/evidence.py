@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from neurodyn.bicluster.model import Priors, SamplerConfig
+from neurodyn.bicluster.sampler import Model
+from neurodyn.bicluster.states import sample_ab_prior
 
 
 def log_evidence(
@@ -40,9 +42,6 @@ def log_evidence(
     dict with ``log_evidence``, its Monte Carlo standard error ``se`` (batch means per rung; the
     discretisation error of the ladder is not included), ``betas`` and ``mean_loglik`` per rung.
     """
-    from neurodyn.bicluster.sampler import Model
-    from neurodyn.bicluster.states import sample_ab_prior
-
     if sweeps - discard < 4:
         raise ValueError("need at least 4 averaged sweeps per rung")
     if np.shape(z) != (np.shape(y)[0],):

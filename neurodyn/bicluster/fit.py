@@ -13,6 +13,7 @@ from neurodyn.bicluster.model import Priors, SamplerConfig
 from neurodyn.bicluster.sampler import BLOCKS, run_chain
 from neurodyn.bicluster.summaries import expand_grid, point_estimate, trajectory_summary
 from neurodyn.errors import InputError
+from neurodyn.progress import bar
 
 
 def check_counts(y: np.ndarray, source: str = "counts") -> np.ndarray:
@@ -63,8 +64,6 @@ def fit(
     Chains get independent seeds spawned from ``seed``; with ``jobs > 1`` they run in parallel
     processes. Returns a dict of arrays (see :func:`summarize`).
     """
-    from neurodyn.progress import bar
-
     y = check_counts(y)
     seeds = np.random.SeedSequence(seed).spawn(chains)
     inits = inits or [cfg.init] * chains

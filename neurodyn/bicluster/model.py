@@ -23,7 +23,7 @@ theta_i = (d_i, c_i) ~ N((dbar_i, 0), diag(var_d, var_c..)), dbar_i = log(mean y
 r_i ~ Gamma(r_shape, rate=r_rate)
 Q_l ~ IW(q_mean nu0_extra I, q + 1 + nu0_extra) per state, shared by clusters (prior mean q_mean I)
 [A b]_kl | Q_l ~ MN(0, Q_l, I / k0)                                    (per cluster and state)
-X_k[0] ~ N(0, v0 I); every trajectory is restricted to |X_k[t, j]| <= 25 (sampler.X_MAX; the
+X_k[0] ~ N(0, v0 I); every trajectory is restricted to |X_k[t, j]| <= 25 (:data:`X_MAX`; the
     joint density times an indicator; it excludes explosive, overflowing draws of prior dynamics)
 states: sticky HDP-HMM, weak limit L: beta ~ Dir(gamma/L), pi_l ~ Dir(alpha beta + kappa e_l)
 clusters: MFM, K ~ Geometric(geom_p) on {1, 2, ...}, weights ~ Dir(mfm_gamma); or DP(dp_alpha)
@@ -32,6 +32,8 @@ clusters: MFM, K ~ Geometric(geom_p) on {1, 2, ...}, weights ~ Dir(mfm_gamma); o
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from neurodyn.params import ParamError, StageParams, param
 
@@ -97,3 +99,25 @@ class SamplerConfig(StageParams):
     def check(self) -> None:
         if self.burn_in >= self.iters:
             raise ParamError("burn_in", f"must be < iters ({self.iters}), got {self.burn_in}")
+
+
+# Latent trajectories are constrained to the box |X_k[t, j]| <= X_MAX (log-rate units): the
+# target is the model's joint density times this indicator (see :func:`in_box`).
+X_MAX = 25.0
+
+
+def in_box(x: np.ndarray) -> bool:
+    """True if a trajectory is finite and inside the box |x| <= X_MAX.
+
+    The sampler targets the model's joint density times prod_k 1[X_k in box]. Every block
+    that proposes a trajectory stays exact for this target with one extra rule: a proposal
+    outside the box is rejected. For an FFBS draw (an independence Metropolis-Hastings proposal
+    from the unrestricted conditional) the acceptance probability is then exactly the
+    indicator; in the trajectory-collapsed moves the current state's indicator is 1, so the
+    ratio gains the proposal's indicator; the auxiliary cluster of the collapsed Gibbs step gets
+    weight zero. No block integrates the restricted density over trajectories in closed form.
+    Posterior trajectories of well-posed data lie far inside the box; it removes explosive
+    draws of prior dynamics (e.g. an auxiliary cluster whose prior A has spectral radius > 1
+    over thousands of bins), which otherwise overflow to inf and kill the chain.
+    """
+    return bool(np.all(np.abs(x) <= X_MAX))

@@ -75,7 +75,7 @@ from neurodyn.bicluster.dispersion import draw_dispersion
 from neurodyn.bicluster.ffbs import ffbs, ffbs_filter, ffbs_sample, slds_sample, state_loglik
 from neurodyn.bicluster.init import init_factor, init_states, similarity
 from neurodyn.bicluster.linalg import chol, mvn_logpdf_chol
-from neurodyn.bicluster.model import Priors, SamplerConfig
+from neurodyn.bicluster.model import Priors, SamplerConfig, in_box
 from neurodyn.bicluster.pg import draw_omega, kappa
 from neurodyn.bicluster.states import (
     ab_log_ratio_prior_cond,
@@ -97,26 +97,6 @@ NEW_PROB = 0.1  # probability that the trajectory-collapsed move proposes a new 
 MOVE_TEMPER = 0.0  # target clusters proposed ∝ exp(MOVE_TEMPER * m(i | X_k)); 0: uniform
 THETA_SCALE = 2.0  # proposal sd of theta_i' is THETA_SCALE times its conditional sd
 ALLOC_TAU = 12.0  # split allocation: logit slope in the difference of mean |correlation|
-# Latent trajectories are constrained to the box |X_k[t, j]| <= X_MAX (log-rate units): the
-# target is the model's joint density times this indicator (see :func:`in_box`).
-X_MAX = 25.0
-
-
-def in_box(x: np.ndarray) -> bool:
-    """True if a trajectory is finite and inside the box |x| <= X_MAX.
-
-    The sampler targets the model's joint density times prod_k 1[X_k in box]. Every block
-    that proposes a trajectory stays exact for this target with one extra rule: a proposal
-    outside the box is rejected. For an FFBS draw (an independence Metropolis-Hastings proposal
-    from the unrestricted conditional) the acceptance probability is then exactly the
-    indicator; in the trajectory-collapsed moves the current state's indicator is 1, so the
-    ratio gains the proposal's indicator; the auxiliary cluster of the collapsed Gibbs step gets
-    weight zero. No block integrates the restricted density over trajectories in closed form.
-    Posterior trajectories of well-posed data lie far inside the box; it removes explosive
-    draws of prior dynamics (e.g. an auxiliary cluster whose prior A has spectral radius > 1
-    over thousands of bins), which otherwise overflow to inf and kill the chain.
-    """
-    return bool(np.all(np.abs(x) <= X_MAX))
 
 
 @dataclass

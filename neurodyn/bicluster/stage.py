@@ -13,6 +13,7 @@ from neurodyn.bicluster.export import draws_path, export_draws
 from neurodyn.bicluster.fit import check_counts, fit
 from neurodyn.bicluster.params import BiclusterParams
 from neurodyn.errors import InputError
+from neurodyn.io.store import atomic_h5, group_name, read_recordings, write_tree
 from neurodyn.params import ParamError
 
 STAGE = "bicluster"
@@ -42,8 +43,6 @@ def run(input_path: Path, out: Path, params: BiclusterParams | None = None, *, s
         Keywords override single fields.
     seed : random seed (chains get independent streams spawned from it).
     """
-    from neurodyn.io.store import atomic_h5, group_name, read_recordings, write_tree
-
     p = BiclusterParams.build(params, **kw)
     cfg, pri = p.sampler(), p.priors()
     chains, jobs = p.chains, p.jobs or p.chains

@@ -60,8 +60,6 @@ def ingest(
 @app.command()
 def formats() -> None:
     """List the registered readers and the file types they recognise."""
-    from neurodyn.io.registry import READERS, _load_builtin_readers
-
-    _load_builtin_readers()
+    from neurodyn.io.registry import READERS
     for r in sorted(READERS.values(), key=lambda r: r.name):
         typer.echo(f"{r.name:24s} {' '.join(r.extensions) or '(directory)':18s} {r.description}")

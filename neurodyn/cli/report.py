@@ -82,10 +82,10 @@ def compare_connectome(
     Writes RUNDIR/compare.h5 (one per unit directory for a `neurodyn run` directory); a neuron
     pair counts as connected when it has a synapse of the chosen kind in either direction.
     """
+    from neurodyn.analysis.compare import compare_connectome as run_compare
+    from neurodyn.analysis.compare import read_scores
     from neurodyn.errors import InputError
     from neurodyn.report import unit_dirs
-    from neurodyn.report.compare import compare_connectome as run_compare
-    from neurodyn.report.compare import read_scores
 
     units = unit_dirs(rundir)
     if len(units) > 1 and out is not None:

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from neurodyn.community.leiden import leiden
+from neurodyn.community.nested import block_matrix, describe_partition, fit_wsbm, model_variants
 from neurodyn.community.params import CommunitiesParams, parse_components
 from neurodyn.errors import InputError
 from neurodyn.io.store import atomic_h5, open_h5, put, strings
@@ -84,9 +86,6 @@ def read_components(path: Path) -> tuple[np.ndarray, list[str], np.ndarray | Non
 
 def communities_of(W: np.ndarray, p: dict[str, Any], seed: int):
     """Fit one component's matrix; returns a :class:`NestedSBM` (Leiden partitions are wrapped)."""
-    from neurodyn.community.leiden import leiden
-    from neurodyn.community.nested import describe_partition, fit_wsbm, model_variants
-
     W = 0.5 * (W + W.T)
     np.fill_diagonal(W, 0.0)
     dc = _parse_dc(p["degree_corrected"])
@@ -131,8 +130,6 @@ def run(input_path: Path, out: Path, params: CommunitiesParams | None = None, *,
     seed : int
         Random seed (component r uses ``seed + r``).
     """
-    from neurodyn.community.nested import block_matrix
-
     p = CommunitiesParams.build(params, **kw).to_dict()
     input_path, out = Path(input_path), Path(out)
     mats, labels, time = read_components(input_path)

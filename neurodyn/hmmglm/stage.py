@@ -35,6 +35,7 @@ from neurodyn.hmmglm.joint import JOINT_GROUP, Stacked, stack
 from neurodyn.hmmglm.model import ModelSpec
 from neurodyn.hmmglm.params import StatesParams, parse_range
 from neurodyn.hmmglm.select import heldout_bits, holdout_split, select_states
+from neurodyn.io.store import atomic_h5, group_name, read_recordings, write_tree
 from neurodyn.params import ParamError
 
 log = logging.getLogger("neurodyn.hmmglm")
@@ -281,8 +282,6 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
         The stage parameters (defaults when omitted); keywords override single fields.
     seed : int
     """
-    from neurodyn.io.store import atomic_h5, group_name, read_recordings, write_tree
-
     p = StatesParams.build(params, **kw).to_dict()
     input_path = Path(input_path)
     ids = list(p["recordings"]) or None

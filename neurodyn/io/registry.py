@@ -1,94 +1,31 @@
-"""Reader registry: readers declare what they read; callers never branch on extensions."""
+"""Reader registry: readers declare what they read; callers never branch on extensions.
+
+Importing this module registers the built-in readers of :mod:`neurodyn.io.readers` in
+:data:`~neurodyn.io.formats.READERS`.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
+import json
 import os
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from neurodyn.connectome import Connectome
+import h5py
+import numpy as np
+
 from neurodyn.errors import InputError
-from neurodyn.recording import Recording
+from neurodyn.io import readers  # noqa: F401  (importing the package registers its readers)
+from neurodyn.io.formats import READERS, Item, Reader, register
 
-Item = Recording | Connectome
-
-
-@dataclasses.dataclass(frozen=True)
-class Reader:
-    """A registered reader.
-
-    Attributes
-    ----------
-    name : str
-        Format name users pass as ``--format``.
-    extensions : tuple of str
-        Lower-case suffixes it may read (``".h5"``, ``".tar.gz"``); ``()`` for directories.
-    sniff : callable(Path) -> bool
-        Cheap content check (magic bytes, HDF5 keys) run only on matching extensions.
-    read : callable(Path, **options) -> list of Recording | Connectome
-    description : str
-    probe : callable(Path) -> str or None, optional
-        Run when no reader recognises a file: a hint when the file is a valid container of
-        this reader's kind whose layout it does not detect (``"columns [a, b]: pass
-        --reader-option unit_col=..."``), else None.
-    """
-
-    name: str
-    extensions: tuple[str, ...]
-    sniff: Callable[[Path], bool]
-    read: Callable[..., list[Item]]
-    description: str = ""
-    probe: Callable[[Path], str | None] | None = None
-
-    def accepts_options(self, names: Sequence[str]) -> bool:
-        """True when ``read`` takes every option in ``names``."""
-        params = inspect.signature(self.read).parameters
-        return all(n in params for n in names)
-
-    def accepts_suffix(self, path: Path) -> bool:
-        if path.is_dir():
-            return not self.extensions or "/" in self.extensions
-        name = path.name.lower()
-        return any(name.endswith(ext) for ext in self.extensions)
-
-
-READERS: dict[str, Reader] = {}
-
-
-def register(
-    name: str,
-    extensions: Sequence[str],
-    sniff: Callable[[Path], bool] | None = None,
-    description: str = "",
-    probe: Callable[[Path], str | None] | None = None,
-) -> Callable[[Callable[..., list[Item]]], Callable[..., list[Item]]]:
-    """Decorator registering ``read(path, **options) -> list[Recording | Connectome]``."""
-
-    def deco(fn: Callable[..., list[Item]]) -> Callable[..., list[Item]]:
-        READERS[name] = Reader(
-            name, tuple(e.lower() for e in extensions), sniff or (lambda p: True), fn,
-            description or (fn.__doc__ or "").strip().splitlines()[0], probe,
-        )
-        return fn
-
-    return deco
-
-
-def _load_builtin_readers() -> None:
-    # Importing the modules registers their readers.
-    from neurodyn.io import readers  # noqa: F401
+__all__ = ["READERS", "Item", "Reader", "find_reader", "read", "register"]
 
 
 def _container(path: Path) -> str | None:
     """What kind of valid file ``path`` is (``"HDF5"``, ``"NPY"``, ...), None when unreadable."""
-    import json
-    import zipfile
-
-    import numpy as np
-
     name = path.name.lower()
     try:
         if path.is_dir():
@@ -96,8 +33,6 @@ def _container(path: Path) -> str | None:
         with open(path, "rb") as fh:
             head = fh.read(8)
         if head == b"\x89HDF\r\n\x1a\n":
-            import h5py
-
             with h5py.File(path, "r", locking=False) as f:
                 keys = list(f.keys())
             return f"HDF5 (top-level keys: {', '.join(keys[:8]) or 'none'})"
@@ -137,7 +72,6 @@ def find_reader(path: str | os.PathLike, format: str | None = None,
     accepts the file and whose ``read`` takes them all, e.g. ``unit_col``/``time_col`` for a
     table with unusual column names.
     """
-    _load_builtin_readers()
     p = Path(path)
     if format:
         if format not in READERS:

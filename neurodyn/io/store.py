@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from neurodyn import provenance as prov
+from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
 from neurodyn.io.outputs import (
     check_output,
@@ -328,6 +329,34 @@ def read_recording(path: str | os.PathLike, group: h5py.Group, *, lazy: bool = F
     )
 
 
+def write_connectome(group: h5py.Group, con: Connectome) -> None:
+    """Store a connectome as an edge list ``pre, post, weight, type`` (0 chemical, 2 electrical)."""
+    rows = []
+    for code, m in ((0, con.chemical), (2, con.electrical)):
+        i, j = np.nonzero(m)
+        rows.append((i, j, m[i, j], np.full(i.size, code)))
+    pre, post, weight, typ = (np.concatenate(x) for x in zip(*rows))
+    put(group, "labels", np.array(con.labels, dtype=object))
+    put(group, "pre", pre.astype(np.int32))
+    put(group, "post", post.astype(np.int32))
+    put(group, "weight", weight)
+    put(group, "type", typ.astype(np.int8))
+    group.attrs["name"] = con.name
+    group.attrs["source_file"] = con.source_file
+
+
+def read_connectome(group: h5py.Group) -> Connectome:
+    """The connectome stored by :func:`write_connectome` in ``group``."""
+    labels = strings(group["labels"])
+    n = len(labels)
+    chem, elec = np.zeros((n, n)), np.zeros((n, n))
+    pre, post, w, typ = (group[k][()] for k in ("pre", "post", "weight", "type"))
+    c = typ == 0
+    chem[pre[c], post[c]] = w[c]
+    elec[pre[~c], post[~c]] = w[~c]
+    return Connectome(str(group.attrs["name"]), labels, chem, elec, str(group.attrs["source_file"]))
+
+
 def write_recordings(
     path: str | os.PathLike,
     recordings: Iterable[Recording],
@@ -354,7 +383,7 @@ def write_recordings(
         if connectomes:
             cg = f.create_group("connectome")
             for con in connectomes:
-                con.write(cg.create_group(con.name))
+                write_connectome(cg.create_group(con.name), con)
         tree = extra() if callable(extra) else extra
         if tree:
             write_tree(f, tree)

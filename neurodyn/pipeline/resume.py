@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import h5py
+
 from neurodyn import provenance as prov
 from neurodyn.errors import InputError
 from neurodyn.params import ParamError
@@ -19,8 +21,6 @@ from neurodyn.pipeline.tasks import Task
 
 
 def _read_attrs(path: Path) -> dict[str, Any] | None:
-    import h5py
-
     try:
         with h5py.File(path, "r", locking=False) as f:
             a = f.attrs

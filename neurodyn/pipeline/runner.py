@@ -14,6 +14,7 @@ from typing import Any
 from neurodyn.errors import InputError
 from neurodyn.io.outputs import check_output
 from neurodyn.pipeline.config import Pipeline
+from neurodyn.pipeline.executors import run_tasks
 from neurodyn.pipeline.resume import check, load_hash_cache, save_hash_cache, write_json
 from neurodyn.pipeline.stages import META
 from neurodyn.pipeline.tasks import Task, build_tasks, select_tasks
@@ -101,7 +102,6 @@ def run_pipeline(
 def _run(pipe: Pipeline, root: Path, all_tasks: list[Task], tasks: list[Task],
          units: list[str] | None, *, jobs: int, executor: str, on_error: str,
          log: Callable[[str], None] | None) -> RunSummary:
-    from neurodyn import parallel
 
     t0 = time.perf_counter()
     load_hash_cache(root)
@@ -117,7 +117,7 @@ def _run(pipe: Pipeline, root: Path, all_tasks: list[Task], tasks: list[Task],
         else:
             pending.append(t)
             pending_keys.add(t.key)
-    results.update(parallel.run_tasks(
+    results.update(run_tasks(
         pending, jobs=jobs, executor=executor, on_error=on_error, slurm=pipe.slurm, rundir=root, log=log
     ))
     order = {t.key: i for i, t in enumerate(tasks)}

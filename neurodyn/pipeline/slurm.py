@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,16 +18,12 @@ from neurodyn.pipeline.stages import META
 
 def neurodyn_executable() -> str:
     """Absolute path of the ``neurodyn`` console script of this installation."""
-    import shutil
-
     beside = Path(sys.executable).with_name("neurodyn")
     return str(beside) if beside.exists() else (shutil.which("neurodyn") or "neurodyn")
 
 
 def sbatch_script(pipe: Pipeline, rundir: str | os.PathLike, *, extra_args: Sequence[str] = ()) -> str:
     """A SLURM job-array script with one array task per unit (and one for joint stages)."""
-    import shlex
-
     root = Path(rundir).resolve()
     n = len(pipe.index_units())
     s = pipe.slurm

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodyn.affinity.tensor import masked_means, pairs_to_matrix
+from neurodyn.io.store import open_h5, read_frame, strings
+from neurodyn.plots import style
+
 
 def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     """Draw ``affinity_matrix`` (mean over windows and animals) and ``affinity_time`` (mean
@@ -15,17 +19,12 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from neurodyn.affinity.events import read_events
-    from neurodyn.affinity.tensor import masked_means, pairs_to_matrix
-    from neurodyn.io.store import open_h5, strings
-    from neurodyn.plots import style
-
     style.use()
     with open_h5(result_path) as f:
         aff, mask = f["affinity"][()], f["mask"][()]
         pairs, labels = f["pairs"][()], strings(f["labels"])
         windows, animals = f["windows"][()], strings(f["animals"])
-        events = read_events(f["events"]) if "events" in f else None
+        events = read_frame(f["events"]) if "events" in f else None
     per_pair, per_window = masked_means(aff, mask)
     caption = style.caption_from(result_path)
     out = []

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from neurodyn.bicluster.diagnostics import RHAT_LIMIT
+from neurodyn.io.store import open_h5, read_tree
 
 
 def _safe(name: str) -> str:
@@ -23,8 +24,6 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from neurodyn.io.store import open_h5, read_tree
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from neurodyn.io.store import open_h5, provenance, read_frame, strings
 from neurodyn.plots import style
 
 
@@ -23,9 +24,6 @@ def _ntf_path(result_path: Path, prov: dict[str, Any]) -> Path | None:
 
 def _load(result_path: Path) -> dict[str, Any]:
     """Everything the figures need, read from communities.h5 and (if found) its ntf.h5 input."""
-    from neurodyn.affinity.events import read_events
-    from neurodyn.io.store import open_h5, provenance, strings
-
     d: dict[str, Any] = {"components": {}}
     with open_h5(result_path) as f:
         d["labels"] = strings(f["labels"])
@@ -47,7 +45,7 @@ def _load(result_path: Path) -> dict[str, Any]:
             d["animal"] = fac["animal"][()] if "animal" in fac else None
             d["windows"] = f["windows"][()] if "windows" in f else None
             d["animals"] = strings(f["animals"]) if "animals" in f else None
-            ev = read_events(f["events"]) if "events" in f else None
+            ev = read_frame(f["events"]) if "events" in f else None
             if ev is not None and len(ev):
                 ev = ev.drop_duplicates(subset=["onset", "offset", "label"])
             d["events"] = ev

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodyn.io.store import open_h5, read_frame, strings
+from neurodyn.plots import style
+
 
 def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     """Draw ``ntf_rank_selection`` (relative error, held-out error and restart stability by
@@ -16,10 +19,6 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from neurodyn.affinity.events import read_events
-    from neurodyn.io.store import open_h5, strings
-    from neurodyn.plots import style
-
     style.use()
     with open_h5(result_path) as f:
         rs = {k: f["rank_selection"][k][()] for k in f["rank_selection"]}
@@ -27,7 +26,7 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         weights = f["factors/weights"][()]
         mats = f["components/matrices"][()]
         labels, windows, animals = strings(f["labels"]), f["windows"][()], strings(f["animals"])
-        events = read_events(f["events"]) if "events" in f else None
+        events = read_frame(f["events"]) if "events" in f else None
         chosen = int(f.attrs["rank"])
     caption = style.caption_from(result_path)
     out = []

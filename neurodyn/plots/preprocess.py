@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodyn.io import store
 from neurodyn.plots import style
 
 MAX_CHANNELS = 8
@@ -16,8 +17,6 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png", *,
     """Stacked traces (first ``MAX_CHANNELS`` channels, whole span, decimated for display)
     with event intervals shaded and the steps applied in the title; one file per recording.
     """
-    from neurodyn.io import store
-
     paths = []
     ids = store.recording_ids(result_path)[:max_recordings]
     for rec in store.read_recordings(result_path, ids, lazy=True):

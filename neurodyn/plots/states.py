@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from neurodyn.io.store import open_h5, read_tree
+from neurodyn.plots import style
+
 
 def _group_data(g) -> dict:
-    from neurodyn.io.store import read_tree
-
     return read_tree(g)
 
 
@@ -28,9 +29,6 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from neurodyn.io.store import open_h5
-    from neurodyn.plots import style
 
     style.use()
     result_path, outdir = Path(result_path), Path(outdir)

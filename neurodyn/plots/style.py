@@ -21,6 +21,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
+from neurodyn.errors import InputError
+from neurodyn.io.store import provenance
+
 #: Okabe & Ito (2008) colorblind-safe qualitative palette (black moved last).
 OKABE_ITO = (
     "#E69F00",  # orange
@@ -223,8 +226,6 @@ def _short(v: Any) -> str:
 
 def caption_from(path: str | Path, extra: str = "") -> str:
     """Caption line built from a stage file's provenance (file name, stage, parameters, seed)."""
-    from neurodyn.io.store import provenance
-
     try:
         p = provenance(path)
     except Exception:  # provenance is decoration; never fail a figure over it
@@ -236,8 +237,6 @@ def caption_from(path: str | Path, extra: str = "") -> str:
 
 def caption_from_many(paths: Sequence[str | Path], extra: str = "", max_chars: int = 640) -> str:
     """Caption naming several stage files, each with its parameters and seed."""
-    from neurodyn.io.store import provenance
-
     parts = []
     for path in paths:
         try:
@@ -282,8 +281,6 @@ def safe_name(s: str) -> str:
 def save(fig: Any, outdir: str | Path, name: str, fmt: str = "png") -> Path:
     """Save ``fig`` as ``outdir/name.fmt`` and close it; returns the path."""
     if fmt not in FORMATS:
-        from neurodyn.errors import InputError
-
         raise InputError("--format", f"unknown figure format {fmt!r}; one of {FORMATS}")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodyn.analysis.timeline import Timeline, load_timelines
 from neurodyn.plots import style
-from neurodyn.report.timeline import Timeline, load_timelines
 
 
 def draw(result_path: Path, outdir: Path, fmt: str = "png", *,
@@ -25,7 +25,7 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png", *,
 
 def draw_timeline(tl: Timeline, outdir: Path, fmt: str = "png", rundir: Path | None = None
                   ) -> Path:
-    """Draw one :class:`~neurodyn.report.timeline.Timeline` with shared time axis (s).
+    """Draw one :class:`~neurodyn.analysis.timeline.Timeline` with shared time axis (s).
 
     ``rundir`` (where ``tl.sources`` live) lets the caption name their parameters and seeds.
     """

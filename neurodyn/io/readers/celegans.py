@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from neurodyn.errors import InputError
+from neurodyn.io.formats import register
 from neurodyn.io.readers._util import h5_has
 from neurodyn.io.readers.celegans_collection import as_bool
-from neurodyn.io.registry import register
 from neurodyn.names import canonical_neuron_name, resolve_ambiguous
 from neurodyn.recording import Recording
 

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from neurodyn.errors import InputError
+from neurodyn.io.formats import register
 from neurodyn.io.readers.celegans_worm import attach_stimuli
-from neurodyn.io.registry import register
 from neurodyn.names import CANONICAL_NEURONS, CANONICAL_SLOT, canonical_neuron_name
 from neurodyn.recording import Recording
 

@@ -37,6 +37,7 @@ import pandas as pd
 import scipy.io
 
 from neurodyn.errors import InputError
+from neurodyn.io.formats import register
 from neurodyn.io.readers._util import h5_has, is_hdf5, is_matlab_v5
 from neurodyn.io.readers.celegans import flavell_dataset
 from neurodyn.io.readers.celegans_worm import (
@@ -45,7 +46,6 @@ from neurodyn.io.readers.celegans_worm import (
     interval_events,
     worm_recording,
 )
-from neurodyn.io.registry import register
 from neurodyn.recording import Recording, empty_events
 
 # --------------------------------------------------------------------------------------

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.io
 
 from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
+from neurodyn.io.formats import register
 from neurodyn.io.readers._util import is_matlab_v5
-from neurodyn.io.registry import register
+from neurodyn.io.readers.celegans_collection import to_numpy
 from neurodyn.names import canonical_neuron_name
 
 
@@ -132,11 +137,6 @@ def read_consensus_csv(
     Gap junctions are checked for symmetry; asymmetric pairs (reported for the published
     table) are averaged and their count is logged as a warning. Missing weights read as 0.
     """
-    import logging
-    import warnings
-
-    import pandas as pd
-
     if weights not in WEIGHT_CHOICES:
         raise InputError("weights", f"unknown weights {weights!r}; one of {', '.join(WEIGHT_CHOICES)}")
     try:
@@ -201,10 +201,6 @@ def connectome_from_graph_tensors(graph: dict, name: str, source: str = "") -> C
     Nodes without any edge are kept; gap junctions listed in one direction only are
     symmetrised (their count is logged).
     """
-    import logging
-
-    from neurodyn.io.readers.celegans_collection import to_numpy
-
     for key in ("edge_index", "edge_attr", "node_label"):
         if key not in graph:
             raise InputError(source or name, f"graph has no {key!r}")
@@ -228,8 +224,6 @@ def connectome_from_graph_tensors(graph: dict, name: str, source: str = "") -> C
 
 
 def _sniff_graph_tensors(path: Path) -> bool:
-    import zipfile
-
     if not path.name.startswith("graph_tensors") or not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as z:

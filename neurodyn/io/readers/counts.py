@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from neurodyn.errors import InputError
-from neurodyn.io.registry import register
+from neurodyn.io.formats import register
 from neurodyn.recording import Recording
 
 ORIENTATIONS = ("units-by-bins", "bins-by-units")

@@ -16,6 +16,7 @@ needs about the float32 size of the recording plus one chunk, not MNE's float64 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import logging
 import os
 import re
@@ -29,10 +30,10 @@ import numpy as np
 import pandas as pd
 
 from neurodyn.errors import InputError
+from neurodyn.io.formats import register
 from neurodyn.io.readers._util import is_hdf5, is_matlab_v5
-from neurodyn.io.registry import register
-from neurodyn.preprocess import events_within
 from neurodyn.recording import Recording, empty_events
+from neurodyn.signal.recordings import events_within
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,6 @@ def _sniff_bdf(path: Path) -> bool:
 def _sniff_fif(path: Path) -> bool:
     head = _head(path, 12)
     if path.name.lower().endswith(".gz"):
-        import gzip
-
         with gzip.open(path, "rb") as fh:
             head = fh.read(12)
     return head == FIF_MAGIC

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from neurodyn.connectome import Connectome
 from neurodyn.io import store
+from neurodyn.io.formats import Item, register
 from neurodyn.io.readers._util import h5_has
-from neurodyn.io.registry import Item, register
 
 
 def _sniff(path: Path) -> bool:
@@ -20,5 +19,5 @@ def read_native(path: Path) -> list[Item]:
     items: list[Item] = list(store.read_recordings(path))
     with store.open_h5(path) as f:
         if "connectome" in f:
-            items += [Connectome.read(g) for g in f["connectome"].values()]
+            items += [store.read_connectome(g) for g in f["connectome"].values()]
     return items

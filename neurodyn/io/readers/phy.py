@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from neurodyn.errors import InputError
+from neurodyn.io.formats import register
 from neurodyn.io.readers.spikes import DEFAULT_BIN_MS, REGION_COLUMNS, trains_to_recording
-from neurodyn.io.registry import register
 from neurodyn.recording import Recording
 
 log = logging.getLogger(__name__)

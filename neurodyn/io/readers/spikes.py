@@ -32,8 +32,8 @@ import pandas as pd
 
 from neurodyn.binning import bin_trains
 from neurodyn.errors import InputError
+from neurodyn.io.formats import register
 from neurodyn.io.readers._util import h5_has, is_matlab_v5
-from neurodyn.io.registry import register
 from neurodyn.recording import Recording, empty_events
 
 DEFAULT_BIN_MS = 10.0

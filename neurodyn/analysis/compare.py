@@ -20,10 +20,12 @@ import h5py
 import numpy as np
 from scipy.stats import rankdata
 
+from neurodyn.analysis.rundir import NTF_FILES, STATE_FILES, find_file, rec_groups, recording_file
 from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
 from neurodyn.io.outputs import check_output
-from neurodyn.io.store import atomic_h5, open_h5, put, strings
+from neurodyn.io.registry import read
+from neurodyn.io.store import atomic_h5, open_h5, put, read_connectome, strings
 from neurodyn.names import canonical_neuron_name
 
 SYNAPSES = ("chemical", "electrical", "both")
@@ -232,15 +234,13 @@ def inferred_matrices(rundir: str | Path) -> list[tuple[str, np.ndarray, list[st
     - ``communities.h5``: co-membership over components;
     - ``ntf.h5``: weighted sum of ``|component matrices|``.
     """
-    from neurodyn.report.timeline import NTF_FILES, STATE_FILES, _rec_groups, find_file
-
     rundir = Path(rundir)
     out: list[tuple[str, np.ndarray, list[str]]] = []
     p = find_file(rundir, STATE_FILES)
     if p is not None:
         rec_labels = _recording_labels(rundir, p)
         with open_h5(p) as f:
-            for rid, g in _rec_groups(f).items():
+            for rid, g in rec_groups(f).items():
                 m = None
                 if "adjacency_prob" in g and g["adjacency_prob"].ndim == 4:
                     # (K, N, N, 3) class probabilities inhibitory/none/excitatory: P(edge)
@@ -277,9 +277,7 @@ def inferred_matrices(rundir: str | Path) -> list[tuple[str, np.ndarray, list[st
 
 
 def _recording_labels(rundir: Path, stage_file: Path) -> dict[str, list[str]]:
-    from neurodyn.report.timeline import _recording_file
-
-    rp = _recording_file(rundir, stage_file)
+    rp = recording_file(rundir, stage_file)
     if rp is None:
         return {}
     with open_h5(rp) as f:
@@ -299,11 +297,9 @@ def load_connectome(rundir: str | Path, name: str) -> Connectome:
             if "connectome" in f:
                 available += list(f["connectome"])
                 if name in f["connectome"]:
-                    return Connectome.read(f["connectome"][name])
+                    return read_connectome(f["connectome"][name])
     path = Path(name)
     if path.exists():
-        from neurodyn.io.registry import read
-
         items = [x for x in read(path) if isinstance(x, Connectome)]
         if not items:
             raise InputError(path, "holds no connectome")

@@ -1,7 +1,7 @@
 """Executors for pipeline tasks: in this process, a dask LocalCluster, or SLURM via dask-jobqueue.
 
-Tasks are :class:`neurodyn.pipeline.Task` objects (paths and JSON values only) run by
-:func:`neurodyn.pipeline.execute`, which returns a small status dict and never raises; so
+Tasks are :class:`neurodyn.pipeline.tasks.Task` objects (paths and JSON values only) run by
+:func:`neurodyn.pipeline.resume.execute`, which returns a small status dict and never raises; so
 workers exchange file paths on the shared filesystem, never arrays.
 """
 
@@ -11,11 +11,14 @@ import contextlib
 import json
 import logging
 import os
+import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from neurodyn.errors import InputError
+from neurodyn.pipeline.resume import execute
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +104,6 @@ def _report(say: Callable[[str], None], r: Mapping[str, Any]) -> None:
 
 
 def _run_serial(tasks: Sequence[Any], on_error: str, say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    from neurodyn.pipeline import execute
-
     results: dict[str, dict[str, Any]] = {}
     for t in tasks:
         deps = [results[d] for d in t.deps if d in results]
@@ -127,8 +128,6 @@ def _run_dask(
 ) -> dict[str, dict[str, Any]]:
     import dask
     from distributed import Client, as_completed
-
-    from neurodyn.pipeline import execute
 
     with dask.config.set({"distributed.worker.daemon": False}), _quiet_logs("distributed", "dask_jobqueue"):
         cluster = (_slurm_cluster(slurm or {}, jobs, len(tasks), rundir, say) if slurm is not None
@@ -227,15 +226,11 @@ def _slurm_cluster(
 
 
 def _python() -> str:
-    import sys
-
     return sys.executable
 
 
 def _record_jobs(cluster: Any, rundir: Path) -> None:
     """Write the SLURM job ids of the cluster's workers to ``.neurodyn/slurm-jobs.json``."""
-    import time
-
     ids: list[str] = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -11,7 +11,6 @@ Readers here are defensive: stage layouts may differ slightly, so each piece is 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,15 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from neurodyn.io.store import open_h5, read_frame, strings
-
-STATE_FILES = ("states.h5", "hmmglm.h5")
-BICLUSTER_FILES = ("bicluster.h5",)
-NTF_FILES = ("ntf.h5", "factorize.h5")
-RECORDING_FILES = ("preprocessed.h5", "preprocess.h5", "recordings.h5")
+from neurodyn.analysis.rundir import (
+    BICLUSTER_FILES,
+    NTF_FILES,
+    STATE_FILES,
+    find_file,
+    rec_groups,
+    recording_file,
+)
+from neurodyn.io.store import open_h5, read_frame, read_recordings, strings
 
 
 # -- pure functions -------------------------------------------------------------------------
@@ -156,27 +158,6 @@ class Timeline:
         return sum(x is not None for x in (self.hmm_posterior, self.bic_states, self.ntf_factors))
 
 
-def find_file(rundir: Path, names: Sequence[str]) -> Path | None:
-    """First of ``names`` that exists in ``rundir``."""
-    for n in names:
-        p = Path(rundir) / n
-        if p.exists():
-            return p
-    return None
-
-
-def _rec_groups(f: h5py.File) -> dict[str, h5py.Group]:
-    """Per-recording groups of a per-recording stage file: id -> group."""
-    root = f["recordings"] if "recordings" in f and isinstance(f["recordings"], h5py.Group) else f
-    out: dict[str, h5py.Group] = {}
-    for key, g in root.items():
-        if not isinstance(g, h5py.Group):
-            continue
-        rid = g.attrs.get("id", g.attrs.get("recording", key.replace("|", "/")))
-        out[rid.decode() if isinstance(rid, bytes) else str(rid)] = g
-    return out
-
-
 def _first(g: h5py.Group, names: Sequence[str]) -> np.ndarray | None:
     for n in names:
         if n in g and isinstance(g[n], h5py.Dataset):
@@ -213,40 +194,10 @@ def _state_labels(z: np.ndarray) -> np.ndarray:
     return counts.argmax(0)
 
 
-def _recording_file(rundir: Path, stage_file: Path | None) -> Path | None:
-    """The recordings file a stage read (from its provenance inputs), else a default one."""
-    if stage_file is not None:
-        try:
-            with open_h5(stage_file, require_complete=False) as f:
-                inputs = json.loads(f.attrs.get("inputs", "{}"))
-            for p in inputs:
-                q = Path(p)
-                for cand in (q, Path(rundir) / q.name):
-                    if cand.exists() and cand.suffix == ".h5" and _has_recordings(cand):
-                        return cand
-        except Exception:
-            pass
-    for n in RECORDING_FILES:
-        p = Path(rundir) / n
-        if p.exists() and _has_recordings(p):
-            return p
-    return None
-
-
-def _has_recordings(p: Path) -> bool:
-    try:
-        with open_h5(p) as f:
-            return "recordings" in f
-    except Exception:
-        return False
-
-
 def _recording_info(path: Path | None, rid: str) -> tuple[np.ndarray | None, pd.DataFrame | None]:
     """Time stamps (s) and events of recording ``rid`` (None when unavailable)."""
     if path is None:
         return None, None
-    from neurodyn.io.store import read_recordings
-
     try:
         rec = read_recordings(path, [rid], lazy=True)[0]
     except Exception:
@@ -262,7 +213,7 @@ def recording_ids(rundir: Path) -> list[str]:
         if p is None:
             continue
         with open_h5(p) as f:
-            for rid, g in _rec_groups(f).items():
+            for rid, g in rec_groups(f).items():
                 if rid not in ids and any(k in g for k in ("posterior", "viterbi", "state_sequence",
                                                              "states", "z")):
                     ids.append(rid)
@@ -276,13 +227,13 @@ def load_timeline(rundir: str | Path, recording: str) -> Timeline:
     states_p = find_file(rundir, STATE_FILES)
     bic_p = find_file(rundir, BICLUSTER_FILES)
     ntf_p = find_file(rundir, NTF_FILES)
-    rec_p = _recording_file(rundir, states_p or bic_p)
+    rec_p = recording_file(rundir, states_p or bic_p)
     rec_times, tl.events = _recording_info(rec_p, recording)
     if rec_p is not None:
         tl.sources["recordings"] = rec_p.name
     if states_p is not None:
         with open_h5(states_p) as f:
-            g = _rec_groups(f).get(recording)
+            g = rec_groups(f).get(recording)
             if g is None:
                 tl.notes.append(f"{states_p.name} has no group for {recording}")
             else:
@@ -300,7 +251,7 @@ def load_timeline(rundir: str | Path, recording: str) -> Timeline:
                     tl.sources["states"] = states_p.name
     if bic_p is not None:
         with open_h5(bic_p) as f:
-            g = _rec_groups(f).get(recording)
+            g = rec_groups(f).get(recording)
             if g is None:
                 tl.notes.append(f"{bic_p.name} has no group for {recording}")
             else:
