@@ -224,6 +224,17 @@ def test_broken_mat_truncated_and_wrong_header(tmp_path, cli):
     assert "no reader recognises" in _expect_exit2(cli, bad2, tmp_path / "o.h5")
 
 
+def test_mat_integer_sample_times_need_a_time_unit(tmp_path, cli):
+    cell = np.empty((1, 2), dtype=object)
+    cell[0, 0] = np.array([[0.5], [1.5]])
+    cell[0, 1] = np.array([[300], [45_000]], dtype=np.int64)  # samples at 30 kHz
+    scipy.io.savemat(tmp_path / "s.mat", {"unit_t": cell})
+    msg = _expect_exit2(cli, tmp_path / "s.mat", tmp_path / "o.h5")
+    assert "cell 1" in msg and "time_unit=samples fs=HZ" in msg
+    [rec] = read(tmp_path / "s.mat", time_unit="samples", fs=30000, bin_ms=500, t_start=0)
+    assert rec.data[:, 1].tolist() == [1, 0, 0, 1]  # 0.01 s and 1.5 s: bins 0 and 3
+
+
 def test_broken_mat_nan_and_empty_cells(tmp_path, cli):
     cell = np.empty((1, 2), dtype=object)
     cell[0, 0] = np.array([[0.1], [np.nan]])

@@ -165,12 +165,12 @@ def _probe_unit_mat(path: Path) -> str | None:
           probe=_probe_unit_mat)
 def read_unit_mat(path: Path, variable: str = "unit_t", bin_ms: float | str = DEFAULT_BIN_MS,
                   t_start: float | str | None = None, t_stop: float | str | None = None,
-                  time_unit: str = "s", fs: float | str | None = None, dataset: str = "spikes",
-                  subject: str | None = None) -> list[Recording]:
+                  time_unit: str | None = None, fs: float | str | None = None,
+                  dataset: str = "spikes", subject: str | None = None) -> list[Recording]:
     """A MATLAB v5 file whose cell array ``variable`` holds one spike-time vector per unit.
 
     Unit ids are the cell indices 0..U-1; times are in seconds unless ``time_unit`` says
-    ``ms``/``us``, or ``samples`` with ``fs`` (Hz).
+    ``ms``/``us``, or ``samples`` with ``fs`` (Hz); integer times above 1000 need ``time_unit``.
     """
     import scipy.io
 
@@ -182,13 +182,15 @@ def read_unit_mat(path: Path, variable: str = "unit_t", bin_ms: float | str = DE
     cell = np.asarray(m[variable])
     if cell.dtype != object:
         raise InputError(path, f"{variable!r} is not a cell array (dtype {cell.dtype})")
-    scale = time_scale(time_unit, fs)
     trains = []
     for i, x in enumerate(cell.ravel(order="F")):
         arr = np.asarray(x)
         if arr.size and arr.dtype.kind not in "fiu":
             raise InputError(path, f"cell {i} of {variable!r} is not numeric ({arr.dtype})")
+        check_integer_times(arr.ravel(), f"spike times in cell {i} of {variable!r}", time_unit,
+                            path)
         trains.append(arr.astype(np.float64).ravel())
+    scale = time_scale(time_unit or "s", fs)
     rec = trains_to_recording(trains, list(range(len(trains))), path, bin_ms=bin_ms,
                               t_start=t_start, t_stop=t_stop, dataset=dataset, subject=subject,
                               fmt="mat-cell", time_unit_s=scale)
