@@ -12,11 +12,13 @@ from typing import Any
 from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
 from neurodyn.io import store
+from neurodyn.io.params import IngestParams
 from neurodyn.io.registry import find_reader, read
 from neurodyn.names import canonical_neuron_name
+from neurodyn.params import parse_crop
 from neurodyn.progress import progress
 from neurodyn.recording import Recording
-from neurodyn.signal.recordings import parse_crop, resample
+from neurodyn.signal.recordings import resample
 
 log = logging.getLogger(__name__)
 
@@ -63,43 +65,31 @@ def _pushdown(path: str | os.PathLike, format: str | None, selection: Mapping[st
     return {k: v for k, v in selection.items() if v and k in accepted}
 
 
-def ingest(
-    inputs: Sequence[str | os.PathLike],
-    out: str | os.PathLike,
-    *,
-    format: str | None = None,
-    datasets: Sequence[str] = (),
-    subjects: Sequence[str] = (),
-    neurons: Sequence[str] = (),
-    labeled_only: bool = False,
-    resample_hz: float | None = None,
-    crop: str | None = None,
-    reader_options: Mapping[str, Any] | None = None,
-) -> Path:
+def ingest(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
+           params: IngestParams | None = None, **kw: Any) -> Path:
     """Read every input, select/crop/resample, and write one recordings file with provenance.
 
-    Returns the output path. Raises :class:`InputError` when nothing is left to write.
+    ``params`` (defaults when omitted; keywords override single fields) are the
+    :class:`~neurodyn.io.params.IngestParams`. Returns the output path. Raises
+    :class:`InputError` when nothing is left to write.
     """
+    p = IngestParams.build(params, **kw)
     recs: list[Recording] = []
     cons: list[Connectome] = []
-    selection = {"datasets": list(datasets), "worms": list(subjects), "neurons": list(neurons),
-                 "labeled_only": labeled_only}
+    selection = {"datasets": list(p.datasets), "worms": list(p.subjects), "neurons": list(p.neurons),
+                 "labeled_only": p.labeled_only}
     for path in progress(inputs, desc="reading", unit="file"):
-        given = dict(reader_options or {})
-        options = {**_pushdown(path, format, selection, list(given)), **given}
-        for item in read(path, format=format, **options):
+        given = dict(p.reader_options)
+        options = {**_pushdown(path, p.format, selection, list(given)), **given}
+        for item in read(path, format=p.format, **options):
             (cons if isinstance(item, Connectome) else recs).append(item)
-    recs = select(recs, datasets=datasets, subjects=subjects, neurons=neurons, labeled_only=labeled_only)
-    start, stop = parse_crop(crop)
+    recs = select(recs, datasets=p.datasets, subjects=p.subjects, neurons=p.neurons,
+                  labeled_only=p.labeled_only)
+    start, stop = parse_crop(p.crop)
     if start is not None or stop is not None:
         recs = [r.crop(start, stop) for r in recs]
-    if resample_hz:
-        recs = [resample(r, resample_hz) for r in recs]
+    if p.fs:
+        recs = [resample(r, p.fs) for r in recs]
     if not recs and not cons:
         raise InputError(inputs[0] if inputs else None, "no recording left after selection")
-    params = {
-        "format": format, "datasets": list(datasets), "subjects": list(subjects),
-        "neurons": list(neurons), "labeled_only": labeled_only, "resample_hz": resample_hz,
-        "crop": crop, "reader_options": dict(reader_options or {}),
-    }
-    return store.write_recordings(out, recs, cons, params=params, inputs=inputs)
+    return store.write_recordings(out, recs, cons, params=p.to_dict(), inputs=inputs)

@@ -85,8 +85,9 @@ def param(
     finite : bool
         Reject inf and nan (default True).
     check : callable, optional
-        ``value -> normalised value``; raises ``ValueError`` with a plain message when the
-        value is invalid. Runs after the type conversion, before the bounds.
+        ``raw value -> normalised value`` (e.g. ``"2-8"`` or ``[2, 3]`` -> ``"2,3"``); raises
+        ``ValueError`` with a plain message when the value is invalid. Runs before the type
+        conversion and the bounds, on whatever a flag, TOML or Python gave.
     choices : tuple of str
         Allowed values of a plain ``str`` field (an Enum-typed field lists its members itself;
         use this where model code needs plain strings).
@@ -102,6 +103,8 @@ def param(
     """
     meta = dict(help=help, unit=unit, ge=ge, gt=gt, le=le, lt=lt, finite=finite, check=check,
                 choices=tuple(choices), metavar=metavar, short=short, flag=flag, aliases=tuple(aliases), cli=cli)
+    if isinstance(default, dict):  # a table: each instance gets its own copy
+        return dataclasses.field(default_factory=lambda: dict(default), metadata={"neurodyn": meta})
     return dataclasses.field(default=default, metadata={"neurodyn": meta})
 
 
@@ -179,11 +182,11 @@ class Spec:
             if optional:
                 return None
             raise ValueError("a value is required")
+        if self.check is not None:
+            value = self.check(value)
         value = _convert(base, value)
         if self.choices and value not in self.choices:
             raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
-        if self.check is not None:
-            value = self.check(value)
         if isinstance(value, float) and self.finite and not math.isfinite(value):
             raise ValueError(f"must be a finite number, got {value}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -239,6 +242,16 @@ def _convert(tp: Any, value: Any) -> Any:
         if not isinstance(items, (list, tuple)) or not all(isinstance(x, str) for x in items):
             raise ValueError(f"must be a list of strings, got {value!r}")
         return tuple(y.strip() for x in items for y in x.split(",") if y.strip())
+    if typing.get_origin(tp) is dict or tp is dict:  # a table; from the CLI, KEY=VALUE items
+        items = [value] if isinstance(value, str) else value
+        if isinstance(items, (list, tuple)) and all(isinstance(x, str) for x in items):
+            pairs = [x.split("=", 1) for x in items]
+            if any(len(kv) != 2 or not kv[0].strip() for kv in pairs):
+                raise ValueError(f"expected KEY=VALUE items, got {value!r}")
+            return {k.strip(): v.strip() for k, v in pairs}
+        if not isinstance(items, Mapping):
+            raise ValueError(f"must be a table of KEY = VALUE, got {value!r}")
+        return dict(items)
     if typing.get_origin(tp) in (typing.Union, types.UnionType):  # e.g. int | str: first that fits
         for arg in typing.get_args(tp):
             try:
@@ -289,7 +302,8 @@ class StageParams:
             meta = f.metadata.get("neurodyn")
             if meta is None:  # a plain field: a setting for pipelines and Python callers only
                 meta = param(f.default, "", cli=False).metadata["neurodyn"]
-            out.append(Spec(name=f.name, type=hints[f.name], default=f.default, **meta))
+            default = f.default_factory() if f.default is _MISSING else f.default  # type: ignore[misc]
+            out.append(Spec(name=f.name, type=hints[f.name], default=default, **meta))
         return tuple(out)
 
     @classmethod
@@ -354,10 +368,49 @@ class StageParams:
         return dataclasses.replace(self, **kw)
 
 
+# -- parsers of parameter text shared by several stages ------------------------------------------
+def parse_crop(text: str | None) -> tuple[float | None, float | None]:
+    """``"START:STOP"`` in seconds (either side may be empty) -> (start, stop)."""
+    if not text:
+        return None, None
+    try:
+        a, b = str(text).split(":")
+        return (float(a) if a.strip() else None, float(b) if b.strip() else None)
+    except ValueError:
+        raise ValueError(f"expected START:STOP in seconds, got {text!r}") from None
+
+
+def parse_floats(text: str | float | list | tuple | None) -> list[float | None]:
+    """``"1,40"`` / ``",40"`` / ``[1, 40]`` / ``50`` -> list of floats (None for empty sides)."""
+    if text is None:
+        return []
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return [float(text)]
+    if not isinstance(text, (str, list, tuple)):
+        raise ValueError(f"expected numbers separated by commas, got {text!r}")
+    parts = list(text) if isinstance(text, (list, tuple)) else str(text).split(",")
+    out: list[float | None] = []
+    for p in parts:
+        if p is None or (isinstance(p, str) and not p.strip()):
+            out.append(None)
+            continue
+        try:
+            if isinstance(p, bool):
+                raise ValueError
+            out.append(float(p))
+        except (TypeError, ValueError):
+            raise ValueError(f"expected numbers separated by commas, got {text!r}") from None
+        if not math.isfinite(out[-1]):
+            raise ValueError(f"expected finite numbers, got {text!r}")
+    return out
+
+
 def plain(value: Any) -> Any:
     """An Enum by its value, a tuple as a list; other values unchanged."""
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple):
         return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
     return value

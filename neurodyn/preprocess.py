@@ -7,7 +7,7 @@ Steps run in this fixed order; each runs only when its parameter asks for it:
 1. ``crop``       keep ``"START:STOP"`` seconds, or the intervals of events with that label
                   (e.g. ``eyes_closed``); several intervals are concatenated, keeping their
                   time stamps (the gaps show in ``time``).
-2. ``gaps``       missing samples (mask False / NaN): runs up to ``max_gap_s`` are linearly
+2. ``gaps``       missing samples (mask False / NaN): runs up to ``max_gap`` seconds are linearly
                   interpolated and marked observed; longer runs stay masked (their values are
                   filled by interpolation only so that filters see finite numbers).
 3. ``reference``  EEG only: subtract the average of all EEG channels (``"average"``) or of
@@ -17,7 +17,7 @@ Steps run in this fixed order; each runs only when its parameter asks for it:
                   ``scipy.signal.sosfiltfilt``, then IIR notch(es) (``notch="50"`` or
                   ``"50,100"``; quality ``notch_q``) with ``filtfilt``.
 5. ``detrend``    ``"linear"`` or ``"constant"`` (``scipy.signal.detrend``).
-6. ``resample``   to ``resample_hz``: regular recordings with a rational rate ratio use
+6. ``resample``   to ``fs`` Hz: regular recordings with a rational rate ratio use
                   polyphase filtering (``scipy.signal.resample_poly``); spike counts with an
                   integer down-sampling factor are summed into wider bins (counts kept);
                   irregular (calcium) recordings are linearly interpolated.
@@ -45,6 +45,7 @@ import scipy.signal
 
 from neurodyn.errors import InputError
 from neurodyn.io import store
+from neurodyn.params import ParamError, parse_crop, parse_floats
 from neurodyn.progress import progress
 from neurodyn.recording import Recording
 from neurodyn.signal.kernels import (
@@ -64,32 +65,14 @@ from neurodyn.signal.kernels import (
     segments,
     zscore,
 )
-from neurodyn.signal.recordings import concat_intervals, parse_crop
+from neurodyn.signal.params import PreprocessParams
+from neurodyn.signal.recordings import concat_intervals
 
 STEPS = ("crop", "gaps", "reference", "filter", "detrend", "resample", "normalize", "derivative")
 
 
 def _src(rec: Recording) -> str:
     return rec.id or rec.source_file
-
-
-def parse_floats(text: str | float | list | tuple | None, what: str) -> list[float | None]:
-    """``"1,40"`` / ``",40"`` / ``[1, 40]`` / ``50`` -> list of floats (None for empty sides)."""
-    if text is None:
-        return []
-    if isinstance(text, (int, float)):
-        return [float(text)]
-    parts = list(text) if isinstance(text, (list, tuple)) else str(text).split(",")
-    out: list[float | None] = []
-    for p in parts:
-        if p is None or (isinstance(p, str) and not p.strip()):
-            out.append(None)
-            continue
-        try:
-            out.append(float(p))
-        except ValueError:
-            raise InputError(f"--{what}", f"expected numbers separated by commas, got {text!r}") from None
-    return out
 
 
 def _with(rec: Recording, x: np.ndarray, **changes: Any) -> Recording:
@@ -165,7 +148,7 @@ def step_reference(rec: Recording, reference: str) -> tuple[Recording, dict]:
         index = {name: i for i, name in enumerate(rec.labels)}
         unknown = [w for w in wanted if w not in index]
         if unknown:
-            raise InputError("--reference", f"{_src(rec)} has no channels {unknown[:5]}")
+            raise ParamError("reference", f"{_src(rec)} has no channels {unknown[:5]}")
         ref = np.array([index[w] for w in wanted])
         names = wanted
     r = channel_mean(rec.data, np.asarray(ref))
@@ -190,7 +173,7 @@ def step_filter(rec: Recording, bandpass: list[float | None], notches: list[floa
 
         x = _per_segment(rec, one)
     except ValueError as exc:
-        raise InputError("--bandpass/--notch", f"{_src(rec)}: {exc}") from None
+        raise ParamError("bandpass" if bandpass else "notch", f"{_src(rec)}: {exc}") from None
     if bandpass:
         rep.update(bandpass_hz=bandpass, order=order, method="butterworth sosfiltfilt")
     if notches:
@@ -284,105 +267,56 @@ def step_derivative(rec: Recording) -> tuple[Recording, dict]:
     return _with(rec, y, units=f"{rec.units}/s"), {"step": "derivative", "method": "numpy.gradient"}
 
 
-def preprocess_recording(
-    rec: Recording,
-    *,
-    crop: str | None = None,
-    max_gap_s: float = 0.0,
-    reference: str | None = None,
-    bandpass: str | list | None = None,
-    notch: str | float | list | None = None,
-    filter_order: int = 4,
-    notch_q: float = 30.0,
-    detrend: str | None = None,
-    resample_hz: float | None = None,
-    normalize: str = "none",
-    dff_percentile: float = 8.0,
-    derivative: bool = False,
-) -> Recording:
+def preprocess_recording(rec: Recording, params: PreprocessParams | None = None,
+                         **kw: Any) -> Recording:
     """Apply the requested steps to one recording in the fixed order of :data:`STEPS`.
 
-    Returns a new Recording whose ``meta["preprocess"]`` lists one report per step run.
-    See the module docstring for each parameter.
+    ``params`` (defaults when omitted; keywords override single fields) are the
+    :class:`~neurodyn.signal.params.PreprocessParams`. Returns a new Recording whose
+    ``meta["preprocess"]`` lists one report per step run.
     """
+    p = PreprocessParams.build(params, **kw)
     rec = rec.load()
     log: list[dict] = []
-    if crop:
-        rec, r = step_crop(rec, crop)
+    if p.crop:
+        rec, r = step_crop(rec, p.crop)
         log.append(r)
     if rec.mask is not None:
-        rec, r = step_gaps(rec, max_gap_s)
+        rec, r = step_gaps(rec, p.max_gap)
         log.append(r)
     eeg = rec.modality == "eeg"
-    band = parse_floats(bandpass, "bandpass")
-    if band and (len(band) != 2 or all(b is None for b in band)):
-        raise InputError("--bandpass", f"expected LO,HI in Hz (one side may be empty), got {bandpass!r}")
-    notches = [f for f in parse_floats(notch, "notch") if f is not None]
-    if reference:
+    band = parse_floats(p.bandpass)
+    notches = [f for f in parse_floats(p.notch) if f is not None]
+    if p.reference:
         if eeg:
-            rec, r = step_reference(rec, reference)
+            rec, r = step_reference(rec, p.reference)
         else:
             r = {"step": "reference", "skipped": f"modality {rec.modality} is not eeg"}
         log.append(r)
     if band or notches:
         if eeg:
-            rec, r = step_filter(rec, band, notches, filter_order, notch_q)
+            rec, r = step_filter(rec, band, notches, p.filter_order, p.notch_q)
         else:
             r = {"step": "filter", "skipped": f"modality {rec.modality} is not eeg"}
         log.append(r)
-    if detrend:
-        rec, r = step_detrend(rec, detrend)
+    if p.detrend:
+        rec, r = step_detrend(rec, p.detrend.value)
         log.append(r)
-    if resample_hz:
-        rec, r = step_resample(rec, float(resample_hz))
+    if p.fs:
+        rec, r = step_resample(rec, p.fs)
         log.append(r)
-    if normalize != "none":
-        rec, r = step_normalize(rec, normalize, dff_percentile)
+    if p.normalize.value != "none":
+        rec, r = step_normalize(rec, p.normalize.value, p.dff_percentile)
         log.append(r)
-    if derivative:
+    if p.derivative:
         rec, r = step_derivative(rec)
         log.append(r)
     prior = list(rec.meta.get("preprocess", []))
     return rec.replace(meta={**rec.meta, "preprocess": prior + log})
 
 
-def check_params(params: dict[str, Any]) -> None:
-    """Validate option values before any work (raises InputError naming the option)."""
-    if params["detrend"] not in (None, "linear", "constant"):
-        raise InputError("--detrend", f"linear or constant, got {params['detrend']!r}")
-    if params["normalize"] not in ("none", "zscore", "dff"):
-        raise InputError("--normalize", f"none, zscore or dff, got {params['normalize']!r}")
-    if params["normalize"] == "dff" and params["detrend"]:
-        raise InputError("--normalize", "dff needs the raw baseline; do not combine it with --detrend")
-    if not 0 <= params["dff_percentile"] <= 100:
-        raise InputError("--dff-percentile", f"must lie in [0, 100], got {params['dff_percentile']}")
-    if params["resample_hz"] is not None and not params["resample_hz"] > 0:
-        raise InputError("--resample-hz", f"must be positive, got {params['resample_hz']}")
-    if params["max_gap_s"] < 0:
-        raise InputError("--max-gap-s", f"must be >= 0, got {params['max_gap_s']}")
-    if params["filter_order"] < 1:
-        raise InputError("--filter-order", f"must be >= 1, got {params['filter_order']}")
-
-
-def run(
-    input_path: str | os.PathLike,
-    out: str | os.PathLike,
-    *,
-    seed: int = 0,
-    ids: list[str] | None = None,
-    crop: str | None = None,
-    max_gap_s: float = 0.0,
-    reference: str | None = None,
-    bandpass: str | None = None,
-    notch: str | None = None,
-    filter_order: int = 4,
-    notch_q: float = 30.0,
-    detrend: str | None = None,
-    resample_hz: float | None = None,
-    normalize: str = "none",
-    dff_percentile: float = 8.0,
-    derivative: bool = False,
-) -> Path:
+def run(input_path: str | os.PathLike, out: str | os.PathLike,
+        params: PreprocessParams | None = None, *, seed: int = 0, **kw: Any) -> Path:
     """The ``preprocess`` stage: read a recordings file, apply the steps, write a new one.
 
     Parameters
@@ -392,44 +326,37 @@ def run(
     out : path-like
         Output recordings file; connectomes and other root groups of the input (such as
         ``/ground_truth``) are copied unchanged.
+    params : PreprocessParams, optional
+        The stage parameters (defaults when omitted); keywords override single fields.
+        Steps run in the order of :data:`STEPS`.
     seed : int
         Recorded only (every step is deterministic).
-    ids : list of str, optional
-        Recordings to process (default all).
-    Other parameters: see the module docstring (steps run in the order of :data:`STEPS`).
 
     Returns
     -------
     Path of the written file. Its root attribute ``preprocess_log`` (JSON) maps each
     recording id to the list of step reports; each recording's ``meta["preprocess"]`` too.
     """
-    params: dict[str, Any] = {
-        "ids": list(ids) if ids else None, "crop": crop, "max_gap_s": float(max_gap_s),
-        "reference": reference, "bandpass": bandpass, "notch": notch,
-        "filter_order": int(filter_order), "notch_q": float(notch_q), "detrend": detrend,
-        "resample_hz": None if resample_hz is None else float(resample_hz),
-        "normalize": normalize, "dff_percentile": float(dff_percentile),
-        "derivative": bool(derivative), "order": list(STEPS),
-    }
-    check_params(params)
-    recs = store.read_recordings(input_path, ids, lazy=True)  # each loaded when processed
+    p = PreprocessParams.build(params, **kw)
+    # each recording is loaded when it is processed
+    recs = store.read_recordings(input_path, list(p.recordings) or None, lazy=True)
     with store.open_h5(input_path) as f:
         cons = [store.read_connectome(g) for g in f["connectome"].values()] if "connectome" in f else []
         # other root groups (e.g. /ground_truth of simulated data) are carried over unchanged
         carried = {k: store.read_tree(g) for k, g in f.items()
                    if k not in ("recordings", "connectome") and hasattr(g, "keys")}
-    step_params = {k: v for k, v in params.items() if k not in ("ids", "order")}
     logs: dict[str, list] = {}
 
     def processed():  # one recording in memory at a time: each is written as it is done
         for rec in progress(recs, desc="preprocess"):
             n_before = len(rec.meta.get("preprocess", []))
-            new = preprocess_recording(rec, **step_params)
+            new = preprocess_recording(rec, p)
             logs[new.id] = new.meta["preprocess"][n_before:]
             yield new
 
     return store.write_recordings(
-        out, processed(), cons, params=params, inputs=[input_path], seed=seed, stage="preprocess",
+        out, processed(), cons, params={**p.to_dict(), "order": list(STEPS)}, inputs=[input_path],
+        seed=seed, stage="preprocess",
         extra=lambda: {**carried, "@preprocess_log": json.dumps(logs)},
     )
 

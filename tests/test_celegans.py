@@ -298,7 +298,7 @@ def test_parquet_selection_pushdown(parquet_file, monkeypatch):
 def test_ingest_selection_on_parquet(cli, parquet_file, tmp_path):
     path, _ = parquet_file
     out = tmp_path / "rec.h5"
-    r = cli("ingest", path, "--out", out, "--dataset", "Yemini2021,Kato2015", "--worm", "worm0",
+    r = cli("ingest", path, "--out", out, "--datasets", "Yemini2021,Kato2015", "--subjects", "worm0",
             "--labeled-only")
     assert r.exit_code == 0, r.output
     recs = store.read_recordings(out)
@@ -311,8 +311,8 @@ def test_ingest_selection_on_parquet(cli, parquet_file, tmp_path):
     assert got == {"Flavell2023/worm1": ("AVAL",), "Kato2015/worm0": ("AVAL", "RIML"),
                    "Yemini2021/worm3": ("AVAL",)}
     out3 = tmp_path / "rec3.h5"
-    r = cli("ingest", path, "--out", out3, "--reader-option", "datasets=Flavell2023",
-            "--reader-option", "trace=original")
+    r = cli("ingest", path, "--out", out3, "--reader-options", "datasets=Flavell2023",
+            "--reader-options", "trace=original")
     assert r.exit_code == 0, r.output
     (rec,) = store.read_recordings(out3)
     assert rec.id == "Flavell2023/worm1" and rec.n_samples == 11
@@ -354,13 +354,13 @@ def test_parquet_stimulus_table(parquet_file, tmp_path, cli):
     assert recs["Kato2015/worm0"].events["label"].tolist() == ["O2"]
     assert recs["Flavell2023/worm1"].events.empty
     out = tmp_path / "rec.h5"
-    r = cli("ingest", path, "--out", out, "--dataset", "Yemini2021", "--reader-option", f"stimuli={stim}")
+    r = cli("ingest", path, "--out", out, "--datasets", "Yemini2021", "--reader-options", f"stimuli={stim}")
     assert r.exit_code == 0, r.output
     back = {x.id: x for x in store.read_recordings(out)}
     assert back["Yemini2021/worm3"].events["label"].tolist() == ["2-butanone", "NaCl", "2,3-pentanedione"]
     bad = tmp_path / "bad.csv"
     bad.write_text("onset,offset,label\n3,1,x\n")
-    one_line_error(cli("ingest", path, "--out", out.with_name("b.h5"), "--reader-option", f"stimuli={bad}"),
+    one_line_error(cli("ingest", path, "--out", out.with_name("b.h5"), "--reader-options", f"stimuli={bad}"),
                    str(bad), "offset >= onset")
 
 

@@ -32,11 +32,18 @@ def test_simulate_ingest_inspect(cli, tmp_path):
         assert f["ground_truth/membership"].shape == (12,)
         assert f.attrs["seed"] == 5
     out = tmp_path / "rec.h5"
-    r = cli("ingest", sim, "--out", out, "--worm", "animal0,animal2", "--crop", "10:40", "--resample", "2")
+    r = cli("ingest", sim, "--out", out, "--subjects", "animal0,animal2", "--crop", "10:40", "--fs", "2")
     assert r.exit_code == 0, r.output
     recs = store.read_recordings(out)
     assert [x.subject for x in recs] == ["animal0", "animal2"]
     assert all(x.fs == 2.0 and x.n_samples == 60 for x in recs)
+    # the former names still work for one release (hidden options)
+    old = tmp_path / "old.h5"
+    r = cli("ingest", sim, "--out", old, "--worm", "animal0", "--worm", "animal2", "--crop", "10:40",
+            "--resample", "2")
+    assert r.exit_code == 0, r.output
+    assert store.provenance(old)["parameters"] == store.provenance(out)["parameters"]
+    assert "--worm" not in cli("ingest", "--help").output
     r = cli("inspect", out)
     assert r.exit_code == 0
     assert "stage: ingest   complete: True" in r.stdout and "sim/animal2" in r.stdout

@@ -135,7 +135,7 @@ def test_consensus_ingest_and_broken(cli, tmp_path):
     path = tmp_path / "consensus_connectome_full_withfunc.csv"
     make_consensus(path)
     out = tmp_path / "con.h5"
-    r = cli("ingest", path, "--out", out, "--reader-option", "weights=all")
+    r = cli("ingest", path, "--out", out, "--reader-options", "weights=all")
     assert r.exit_code == 0, r.output
     with store.open_h5(out) as f:
         got = sorted(f["connectome"])

@@ -275,7 +275,7 @@ def test_fif_nan_channel_is_error_or_masked(tmp_path, cli):
     raw._data[2, :] = np.nan
     path = export(raw, tmp_path / "nan2_raw.fif")
     assert "no finite sample" in _expect_exit2(cli, path, tmp_path / "o.h5",
-                                               "--reader-option", "nan=mask")
+                                               "--reader-options", "nan=mask")
 
 
 def test_broken_eeglab_truncated_and_missing_fdt(tmp_path, cli):
@@ -293,7 +293,7 @@ def test_broken_brainvision_missing_data_file(tmp_path, cli):
 
 def test_cli_ingest_eeg_end_to_end(tmp_path, cli, hbn_set):
     out = tmp_path / "rec.h5"
-    res = cli("ingest", hbn_set, "--out", out, "--reader-option", "eyes_closed_only=true")
+    res = cli("ingest", hbn_set, "--out", out, "--reader-options", "eyes_closed_only=true")
     assert res.exit_code == 0, res.output
     [rec] = store.read_recordings(out)
     assert rec.n_samples == 3800 and rec.units == "V"

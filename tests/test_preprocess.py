@@ -13,6 +13,7 @@ import scipy.stats
 from neurodyn import preprocess as pp
 from neurodyn.errors import InputError
 from neurodyn.io import store
+from neurodyn.params import ParamError
 from neurodyn.recording import Recording
 from neurodyn.signal import kernels as sk
 
@@ -185,25 +186,25 @@ def test_reference_uses_eeg_channels_only():
     np.testing.assert_array_equal(out.data[:, 3], rec.data[:, 3])
     named = pp.preprocess_recording(rec, reference="C2")
     np.testing.assert_allclose(named.data[:, 0], x[:, 0] - x[:, 2], atol=1e-12)
-    with pytest.raises(InputError, match="no channels"):
+    with pytest.raises(ParamError, match="no channels"):  # the CLI names --reference
         pp.preprocess_recording(rec, reference="Nope")
 
 
 def test_resample_regular_irregular_and_spike_counts():
     rec = eeg_rec()
-    out = pp.preprocess_recording(rec, resample_hz=100.0)
+    out = pp.preprocess_recording(rec, fs=100.0)
     assert out.fs == 100.0 and out.n_samples == 2000 and out.time is None
     np.testing.assert_allclose(out.data, scipy.signal.resample_poly(rec.data.astype(float), 2, 5,
                                                                     axis=0), rtol=1e-4, atol=1e-12)
     assert "polyphase" in out.meta["preprocess"][-1]["method"]
     counts = np.random.default_rng(0).poisson(0.3, size=(1000, 3))
     spikes = Recording(counts, ["0", "1", "2"], "spikes", fs=100.0, units="counts")
-    s = pp.preprocess_recording(spikes, resample_hz=20.0)
+    s = pp.preprocess_recording(spikes, fs=20.0)
     np.testing.assert_array_equal(s.data.sum(axis=0), counts.sum(axis=0))
     assert s.units == "counts" and s.n_samples == 200
     t = np.cumsum(np.random.default_rng(1).uniform(0.25, 0.4, 300))
     cal = Recording(np.random.default_rng(2).normal(size=(300, 2)), ["A", "B"], "calcium", time=t)
-    c = pp.preprocess_recording(cal, resample_hz=3.0)
+    c = pp.preprocess_recording(cal, fs=3.0)
     assert "linear" in c.meta["preprocess"][-1]["method"] and c.fs == 3.0
     np.testing.assert_allclose(c.data[:, 0], np.interp(c.times, t, cal.data[:, 0]), rtol=1e-5)
 
@@ -215,7 +216,7 @@ def test_gaps_reported_and_masked():
     mask[500:600, 1] = False  # 1 s: stays masked
     x[~mask] = np.nan
     rec = Recording(x, ["A", "B"], "calcium", fs=100.0, mask=mask)
-    out = pp.preprocess_recording(rec, max_gap_s=0.05, normalize="zscore")
+    out = pp.preprocess_recording(rec, max_gap=0.05, normalize="zscore")
     rep = out.meta["preprocess"][0]
     assert rep["step"] == "gaps" and rep["interpolated"] == 3 and rep["masked"] == 100
     assert out.mask[100:103, 0].all() and not out.mask[500:600, 1].any()
@@ -240,10 +241,10 @@ def test_run_records_steps_and_provenance(tmp_path):
     src = tmp_path / "rec.h5"
     store.write_recordings(src, [eeg_rec()], params={}, inputs=[])
     out = pp.run(src, tmp_path / "pre.h5", bandpass="1,40", notch="50", reference="average",
-                 resample_hz=125.0, normalize="zscore")
+                 fs=125.0, normalize="zscore")
     prov = store.provenance(out)
     assert prov["stage"] == "preprocess" and prov["complete"]
-    assert prov["parameters"]["bandpass"] == "1,40" and prov["parameters"]["max_gap_s"] == 0.0
+    assert prov["parameters"]["bandpass"] == "1,40" and prov["parameters"]["max_gap"] == 0.0
     log = json.loads(prov["preprocess_log"])["eeg/a"]
     assert [r["step"] for r in log] == ["reference", "filter", "resample", "normalize"]
     [rec] = store.read_recordings(out)
@@ -264,7 +265,8 @@ def test_cli_preprocess_and_bad_options(tmp_path, cli):
     [rec] = store.read_recordings(out)
     assert rec.n_samples == 1750 and rec.units == "z/s"
     for args in (["--normalize", "minmax"], ["--bandpass", "40,1"], ["--detrend", "cubic"],
-                 ["--normalize", "dff", "--detrend", "linear"], ["--resample-hz", "-5"]):
+                 ["--normalize", "dff", "--detrend", "linear"], ["--fs", "-5"],
+                 ["--resample-hz", "-5"], ["--fs", "nan"]):
         bad = tmp_path / "bad.h5"
         res = cli("preprocess", src, "--out", bad, *args)
         assert res.exit_code == 2, (args, res.output)
@@ -305,7 +307,7 @@ def test_channel_blocks_equal_whole_array_processing():
     x = rec.data.astype(float)
     segs = sk.segments(rec.times, rec.fs)
     out = pp.preprocess_recording(rec, reference="average", bandpass="1,40", notch="50",
-                                  detrend="linear", resample_hz=125.0, normalize="zscore")
+                                  detrend="linear", fs=125.0, normalize="zscore")
     eeg = np.arange(n - 1)
     ref = sk.rereference(x, eeg, eeg)
     sos = sk.bandpass_sos(rec.fs, 1.0, 40.0, 4)
@@ -323,7 +325,7 @@ def test_channel_blocks_equal_whole_array_processing():
     mask[100:200, sk.CHANNEL_BLOCK] = False
     cal = Recording(np.where(mask, xg, np.nan), [f"c{i}" for i in range(n)], "calcium", fs=10.0,
                     mask=mask)
-    g = pp.preprocess_recording(cal, max_gap_s=0.5, normalize="dff", dff_percentile=20)
+    g = pp.preprocess_recording(cal, max_gap=0.5, normalize="dff", dff_percentile=20)
     y, o, n_i, _ = sk.fill_gaps(xg, mask, 5)
     np.testing.assert_array_equal(g.mask, o)
     assert g.meta["preprocess"][0]["interpolated"] == n_i == 2

@@ -122,15 +122,15 @@ def test_params_py_is_parsed_never_executed(tmp_path):
 def test_phy_cli_and_bad_folders(tmp_path, cli):
     folder, trains = phy_folder(tmp_path / "ks")
     out = tmp_path / "run" / "rec.h5"
-    res = cli("ingest", folder, "--out", out, "--reader-option", "groups=good,mua",
-              "--reader-option", "bin_ms=50")
+    res = cli("ingest", folder, "--out", out, "--reader-options", "groups=good,mua",
+              "--reader-options", "bin_ms=50")
     assert res.exit_code == 0, res.output
     [rec] = store.read_recordings(out)
     assert list(rec.labels) == ["0", "2", "5", "7"] and rec.fs == pytest.approx(20.0)
     assert int(rec.data.sum()) == sum(len(trains[c]) for c in (0, 2, 5, 7))
 
     bad = tmp_path / "bad.h5"
-    no_output(cli("ingest", folder, "--out", bad, "--reader-option", "bin=5"), bad,
+    no_output(cli("ingest", folder, "--out", bad, "--reader-options", "bin=5"), bad,
               "phy takes no option bin; it takes: groups, fs, bin_ms")
     (folder / "spike_clusters.npy").rename(tmp_path / "clusters.npy")
     no_output(cli("ingest", folder, "--out", bad), bad, "spike_clusters.npy")
@@ -153,8 +153,8 @@ def test_spike_table_in_samples_matches_phy(tmp_path, cli):
     bad = tmp_path / "bad.h5"
     no_output(cli("ingest", npz, "--out", bad), bad, "integers up to", "time_unit=samples fs=HZ")
     # read as seconds, 7 days of 10 us bins: refused before allocating, naming the size
-    no_output(cli("ingest", npz, "--out", bad, "--reader-option", "bin_ms=0.01",
-                  "--reader-option", "time_unit=s"), bad,
+    no_output(cli("ingest", npz, "--out", bad, "--reader-options", "bin_ms=0.01",
+                  "--reader-options", "time_unit=s"), bad,
               "binning would allocate", "GiB", "time_unit=samples")
     with pytest.raises(InputError, match="fs=HZ"):
         read(npz, time_unit="samples")
@@ -166,8 +166,8 @@ def test_detection_names_the_closest_reader_or_says_corrupt(tmp_path, cli):
     np.savez(path, st=np.array([0.1, 0.2, 0.3]), clu=np.array([1, 1, 2]))
     with pytest.raises(InputError, match=r"valid NPZ .*closest reader spikes-table.*time_col=st"):
         find_reader(path)
-    res = cli("ingest", path, "--out", tmp_path / "o.h5", "--reader-option", "unit_col=clu",
-              "--reader-option", "time_col=st")
+    res = cli("ingest", path, "--out", tmp_path / "o.h5", "--reader-options", "unit_col=clu",
+              "--reader-options", "time_col=st")
     assert res.exit_code == 0, res.output  # the options the user gave pick the reader
     trunc = tmp_path / "trunc.npz"
     trunc.write_bytes(path.read_bytes()[:100])
@@ -213,7 +213,7 @@ def test_counts_round_trip_both_orientations(tmp_path, cli, counts_matrix):
     for i, (path, opts, labels) in enumerate(cases):
         assert find_reader(path).name == "counts", path
         out = tmp_path / f"r{i}.h5"
-        args = [a for o in ["bin_s=0.025", *opts] for a in ("--reader-option", o)]
+        args = [a for o in ["bin_s=0.025", *opts] for a in ("--reader-options", o)]
         res = cli("ingest", path, "--out", out, *args)
         assert res.exit_code == 0, (path, res.output)
         [rec] = store.read_recordings(out)
@@ -230,13 +230,13 @@ def test_bad_count_matrices(tmp_path, cli, counts_matrix):
     frac[5, 2], neg[7, 1] = 1.5, -2
     _write(tmp_path / "frac.csv", frac, header=list("abcd"))
     no_output(cli("ingest", tmp_path / "frac.csv", "--out", out, "--format", "counts",
-                  "--reader-option", "bin_s=0.01"), out, "non-integer count 1.5 at row 6")
+                  "--reader-options", "bin_s=0.01"), out, "non-integer count 1.5 at row 6")
     np.save(tmp_path / "neg.npy", neg)
     no_output(cli("ingest", tmp_path / "neg.npy", "--out", out, "--format", "counts",
-                  "--reader-option", "bin_s=0.01", "--reader-option", "orientation=bins-by-units"),
+                  "--reader-options", "bin_s=0.01", "--reader-options", "orientation=bins-by-units"),
               out, "negative count")
     _write(tmp_path / "ok.csv", counts_matrix, header=list("abcd"))
     no_output(cli("ingest", tmp_path / "ok.csv", "--out", out), out, "bin_s")
     np.save(tmp_path / "sq.npy", counts_matrix[:4])
-    no_output(cli("ingest", tmp_path / "sq.npy", "--out", out, "--reader-option", "bin_s=0.01"),
+    no_output(cli("ingest", tmp_path / "sq.npy", "--out", out, "--reader-options", "bin_s=0.01"),
               out, "orientation=units-by-bins")

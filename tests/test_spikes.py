@@ -256,7 +256,7 @@ def test_broken_tables(tmp_path, cli):
     msg = _expect_exit2(cli, tmp_path / "cols.csv", tmp_path / "o.h5")
     assert "valid text table" in msg and "unit_col=a time_col=b" in msg
     (tmp_path / "ok.csv").write_text("unit,time\n0,0.1\n")
-    res = cli("ingest", tmp_path / "ok.csv", "--out", tmp_path / "o.h5", "--reader-option",
+    res = cli("ingest", tmp_path / "ok.csv", "--out", tmp_path / "o.h5", "--reader-options",
               "bin_ms=-1")
     assert res.exit_code == 2 and "bin_ms" in res.output and not (tmp_path / "o.h5").exists()
 
@@ -272,7 +272,7 @@ def test_bad_window_is_input_error(tmp_path):
 def test_cli_ingest_spikes_with_bin_option(tmp_path, cli):
     path = shared_file("spikes-rat-hippocampus-tetrode/all_unit.mat")
     out = tmp_path / "rec.h5"
-    res = cli("ingest", path, "--out", out, "--reader-option", "bin_ms=100")
+    res = cli("ingest", path, "--out", out, "--reader-options", "bin_ms=100")
     assert res.exit_code == 0, res.output
     [rec] = store.read_recordings(out)
     assert rec.fs == pytest.approx(10.0) and int(rec.data.sum()) == 35_112

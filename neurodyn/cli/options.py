@@ -28,7 +28,7 @@ P = TypeVar("P", bound=StageParams)
 def _cli_type(s: Spec) -> tuple[Any, Any]:
     """(annotation, default) of the Typer parameter for a spec."""
     base, optional = _optional(s.type)
-    if typing.get_origin(base) is tuple:
+    if typing.get_origin(base) in (tuple, dict) or base is dict:
         return list[str], []
     if isinstance(base, type) and issubclass(base, enum.Enum):  # checked by the Params class
         return (str | None if optional else str), plain(s.default)

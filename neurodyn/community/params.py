@@ -46,6 +46,8 @@ def parse_components(spec: str) -> int | list[int] | None:
 
 
 def _components(spec: str) -> str:
+    if not isinstance(spec, str):
+        raise ValueError(f"expected all, top-K or a list like 0,2,5; got {spec!r}")
     parse_components(spec)
     return spec.strip().lower()
 

@@ -30,6 +30,7 @@ from neurodyn.hmmglm.features import (
 )
 from neurodyn.hmmglm.gaussian_hmm import decode, fit_budget, fit_gaussian_hmm, heldout_loglik
 from neurodyn.hmmglm.select import holdout_split, split_blocks
+from neurodyn.params import ParamError
 from neurodyn.progress import bar
 from neurodyn.selection import (
     Selection,
@@ -148,7 +149,7 @@ def fit_recording(rec, p: dict[str, Any], seed: int, where: str, ks: list[int] |
     try:
         if ks is not None:
             if max(ks) * kw["min_dwell"] > n_train // folds:
-                raise InputError("--states-range", f"up to {max(ks)} states but {where} has "
+                raise ParamError("states_range", f"up to {max(ks)} states but {where} has "
                                                    f"only {n_train} training samples")
             sel = scan_states(F.X, *train, ks, folds, seed, kw, int(p["jobs"]), pbar.update)
             K = sel.chosen
@@ -157,7 +158,7 @@ def fit_recording(rec, p: dict[str, Any], seed: int, where: str, ks: list[int] |
             for line in sel.lines():
                 log.info("%s: %s", where, line)
         if K > n_train:
-            raise InputError("--states", f"{K} states but {where} has only {n_train} "
+            raise ParamError("states", f"{K} states but {where} has only {n_train} "
                                          "training samples")
         fit = fit_gaussian_hmm(F.X, K, starts=train[0], stops=train[1], seed=seed,
                                tick=pbar.update, **kw)

@@ -86,11 +86,15 @@ def parse_bands(text: str) -> list[tuple[str, float, float]]:
 
 
 def _bands(text: str) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"expected text such as alpha=8-13,beta=13-30, got {text!r}")
     parse_bands(text)
     return text
 
 
 def _range(text: str) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"expected text such as 2-8 or 2,4,6, got {text!r}")
     parse_range(text)
     return text
 
@@ -99,9 +103,11 @@ def _states(value: int | str) -> int | str:
     """An integer >= 1 or ``"auto"`` (also as text)."""
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{value!r} is neither an integer nor 'auto'")
     try:
         k = int(value)
-    except ValueError:
+    except (TypeError, ValueError):
         raise ValueError(f"{value!r} is neither an integer nor 'auto'") from None
     if k < 1:
         raise ValueError(f"must be >= 1 or 'auto', got {k}")

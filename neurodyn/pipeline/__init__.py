@@ -51,20 +51,18 @@ from neurodyn.pipeline.stages import (
     JOINT,
     META,
     StageDef,
-    _static_signature,
+    function_parameters,
     load_callable,
-    signature_defaults,
-    stage_parameters,
 )
 from neurodyn.pipeline.tasks import Task, build_tasks, derive_seed, select_tasks
 from neurodyn.pipeline.text import TEMPLATE, format_resolved
 
 __all__ = [
     "BUILTIN_STAGES", "JOINT", "META", "PIPELINE_KEYS", "RESERVED_KEYS", "TEMPLATE", "Pipeline",
-    "RunSummary", "StageConf", "StageDef", "Task", "Unit", "_static_signature", "build_tasks",
+    "RunSummary", "StageConf", "StageDef", "Task", "Unit", "build_tasks",
     "check", "derive_seed", "env_overrides", "execute", "expand_inputs", "failures_path",
     "format_resolved", "jsonable", "load_callable", "load_hash_cache", "load_pipeline",
     "neurodyn_executable", "parse_sets", "parse_value", "plan_path", "read_toml", "run_pipeline",
-    "sbatch_script", "save_hash_cache", "select_tasks", "signature_defaults", "stage_parameters",
+    "sbatch_script", "save_hash_cache", "select_tasks", "function_parameters",
     "status",
 ]

@@ -16,7 +16,14 @@ from typing import Any
 from neurodyn import provenance as prov
 from neurodyn.errors import InputError
 from neurodyn.params import ParamError
-from neurodyn.pipeline.stages import BUILTIN_STAGES, JOINT, META, StageDef, stage_parameters
+from neurodyn.pipeline.stages import (
+    BUILTIN_STAGES,
+    JOINT,
+    META,
+    StageDef,
+    function_parameters,
+    load_callable,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -335,7 +342,8 @@ def load_pipeline(
         d = defs[name]
         table = tables[name]
         cls = d.params
-        defaults, var_kw = (cls.defaults(), False) if cls else stage_parameters(d, source=src)
+        defaults, var_kw = (cls.defaults(), False) if cls else function_parameters(
+            load_callable(d.target, source=src, stage=name), d.call)
         params: dict[str, Any] = {}
         origin: dict[str, str] = {}
         for k, v in defaults.items():

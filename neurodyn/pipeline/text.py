@@ -38,11 +38,13 @@ def format_resolved(pipe: Pipeline) -> str:
             lines.append('scope = "joint"')
         if s.only is not None:
             lines.append(f"only = {_toml_value(s.only)}")
+        units = {p.name: p.unit for p in s.defn.params.specs()} if s.defn.params else {}
         for k, v in s.params.items():
+            unit = f" [{units[k]}]" if units.get(k) else ""
             if v is None:
-                lines.append(f"# {k} = (unset)  # default")
+                lines.append(f"# {k} = (unset)  # default{unit}")
             else:
-                lines.append(f"{k} = {_toml_value(v)}  # {s.origin.get(k, 'default')}")
+                lines.append(f"{k} = {_toml_value(v)}  # {s.origin.get(k, 'default')}{unit}")
     if pipe.slurm:
         lines += ["", "[slurm]"] + [f"{k} = {_toml_value(v)}" for k, v in pipe.slurm.items()]
     return "\n".join(lines) + "\n"
@@ -64,9 +66,10 @@ inputs = ["../sample_data/synthetic_calcium.h5"]
 
 # Stages run in dependency order: ingest -> preprocess -> affinity -> factorize -> communities;
 # states and bicluster per recording; report last. Leave a stage out to skip it; tables take
-# that stage's options (the names of its CLI options, with underscores).
+# that stage's options under the names of its command-line options (--max-iter is max_iter),
+# checked against the same ranges; `neurodyn <stage> --help` lists them with units.
 [stages.ingest]
-# resample_hz = 4.0
+# fs = 4.0                  # Hz
 # labeled_only = true
 
 [stages.preprocess]

@@ -14,17 +14,6 @@ from neurodyn.recording import Recording
 from neurodyn.signal.kernels import resample_linear
 
 
-def parse_crop(text: str | None) -> tuple[float | None, float | None]:
-    """``"START:STOP"`` in seconds (either side may be empty) -> (start, stop)."""
-    if not text:
-        return None, None
-    try:
-        a, b = text.split(":")
-        return (float(a) if a else None, float(b) if b else None)
-    except ValueError:
-        raise InputError("--crop", f"expected START:STOP in seconds, got {text!r}") from None
-
-
 def resample(rec: Recording, fs: float) -> Recording:
     """Resample a recording to ``fs`` Hz on a regular grid (linear interpolation).
 

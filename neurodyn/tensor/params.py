@@ -13,6 +13,8 @@ def parse_ranks(spec: str | list[int] | tuple[int, ...]) -> list[int]:
     Raises ``ValueError`` in plain words when the text cannot be read or a rank is below 1.
     """
     if not isinstance(spec, str):
+        if not isinstance(spec, (list, tuple)) or not all(isinstance(r, int) for r in spec):
+            raise ValueError(f"expected e.g. '2-8', '2,3,5' or a list of integers, got {spec!r}")
         out = [int(r) for r in spec]
     else:
         out = []
@@ -31,18 +33,20 @@ def parse_ranks(spec: str | list[int] | tuple[int, ...]) -> list[int]:
     return sorted(set(out))
 
 
-def _ranks(spec: str) -> str:
-    parse_ranks(spec)
-    return spec
+def _ranks(spec: str | list[int]) -> str:
+    ranks = parse_ranks(spec)
+    return spec if isinstance(spec, str) else ",".join(map(str, ranks))
 
 
 def _rank(value: str | int) -> str | int:
     """``"auto"`` or an integer >= 1 (also as text)."""
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"expected 'auto' or an integer, got {value!r}")
     try:
         rank = int(value)
-    except ValueError:
+    except (TypeError, ValueError):
         raise ValueError(f"expected 'auto' or an integer, got {value!r}") from None
     if rank < 1:
         raise ValueError(f"must be >= 1 or 'auto', got {rank}")
