@@ -192,6 +192,33 @@ def gain_warning(gain: float, gain_se: float, unit: str, what: str, baseline: st
             f"{gain:+.4f} ± {gain_se:.4f} {unit} <= 0")
 
 
+def from_folds(values: list[int], scores: np.ndarray, baseline: np.ndarray, *, unit: str,
+               score_name: str, parameter: str, option: str, baseline_name: str,
+               what: str = "") -> Selection:
+    """Selection over candidates scored on the same folds as a trivial baseline.
+
+    ``scores`` (M, folds) and ``baseline`` (folds,) are held-out scores (higher is better);
+    the gain of each candidate over the baseline is paired by fold. The choice follows
+    :func:`one_se_choice`; warnings: :func:`edge_warnings` (range flag ``option``) and
+    :func:`gain_warning` for the chosen candidate.
+    """
+    kv = np.asarray(values)
+    scores = np.asarray(scores, float)
+    mean, se = mean_se(scores)
+    gain, gain_se = mean_se(scores - np.asarray(baseline, float)[None])
+    bmean, bse = mean_se(np.asarray(baseline, float)[None])
+    chosen, reason = one_se_choice(kv, mean, se, True, parameter, scores)
+    sel = Selection(parameter, kv, mean, se, unit, True, chosen, reason, score_name=score_name,
+                    baseline=float(bmean[0]), baseline_se=float(bse[0]),
+                    baseline_name=baseline_name, gain=gain, gain_se=gain_se, scores=scores)
+    sel.warnings += edge_warnings(sel, option)
+    w = gain_warning(float(gain[sel.index]), float(gain_se[sel.index]), unit,
+                     what or f"{parameter} = {chosen}", baseline_name)
+    if w:
+        sel.warnings.append(w)
+    return sel
+
+
 def emit(sel: Selection, where: str = "") -> None:
     """Log the selection's warnings (WARNING level, so a user sees them by default)."""
     for w in sel.warnings:

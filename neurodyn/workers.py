@@ -1,8 +1,9 @@
 """Independent fits in local processes, with their progress reported to one bar.
 
 Used inside one stage (candidate models x folds, restarts), below the pipeline's executors.
-Tasks run in forked processes, which inherit the function and its data, so only the task
-descriptions and the results cross process boundaries.
+Workers start from a clean fork server (forking a process whose numba / OpenMP threads
+already run can deadlock or crash the child); the function, its closure and the task list
+are sent to each worker once (cloudpickle), then only task indices and results travel.
 """
 
 from __future__ import annotations
@@ -14,8 +15,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+import cloudpickle
+
 Tick = Callable[[int], None]
 _JOB: dict[str, Any] = {}
+
+
+def check_jobs(jobs: int) -> int:
+    """``jobs`` as an int; ``ValueError`` unless it is positive or -1 (every core)."""
+    if int(jobs) == 0 or int(jobs) < -1:
+        raise ValueError(f"expected a positive number or -1, got {jobs}")
+    return int(jobs)
 
 
 def n_workers(jobs: int, n_tasks: int) -> int:
@@ -23,10 +33,14 @@ def n_workers(jobs: int, n_tasks: int) -> int:
 
     Raises ``ValueError`` for 0 or below -1.
     """
-    if jobs == 0 or jobs < -1:
-        raise ValueError(f"jobs must be a positive number or -1, got {jobs}")
+    jobs = check_jobs(jobs)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(cores if jobs == -1 else jobs, n_tasks))
+
+
+def _setup(payload: bytes, q: Any) -> None:
+    fn, tasks = cloudpickle.loads(payload)
+    _JOB.update(fn=fn, tasks=tasks, queue=q)
 
 
 def _run(i: int) -> Any:
@@ -48,34 +62,30 @@ def map_tasks(fn: Callable[[Any, Tick], Any], tasks: Sequence[Any], *, jobs: int
     ``fn`` reports progress by calling ``tick(n)``; the calls reach ``tick`` of this process.
     Results come back in task order. Runs serially with ``jobs == 1``, a single task, or
     inside a daemonic process (a pipeline worker may not start children); each task seeds
-    itself, so the results do not depend on ``jobs``.
+    itself, so the results do not depend on ``jobs``. ``fn`` may be a closure over arrays
+    (sent once per worker).
     """
     tick = tick or (lambda n: None)
     workers = n_workers(jobs, len(tasks))
     if workers == 1 or mp.current_process().daemon:
         return [fn(t, tick) for t in tasks]
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([fn.__module__])  # imported once, in the server (if not started)
+    payload = cloudpickle.dumps((fn, list(tasks)))
     with ctx.Manager() as manager:
-        _JOB.update(fn=fn, tasks=list(tasks), queue=manager.Queue())
-        try:
-            return _pool(workers, ctx, len(tasks), tick)
-        finally:
-            _JOB.clear()
-
-
-def _pool(workers: int, ctx: Any, n: int, tick: Tick) -> list[Any]:
-    q = _JOB["queue"]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-        futs = [ex.submit(_run, i) for i in range(n)]
-        while True:
-            try:
-                tick(q.get(timeout=0.2))
-            except queue_mod.Empty:
-                if all(f.done() for f in futs):
+        q = manager.Queue()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_setup,
+                                 initargs=(payload, q)) as ex:
+            futs = [ex.submit(_run, i) for i in range(len(tasks))]
+            while True:
+                try:
+                    tick(q.get(timeout=0.2))
+                except queue_mod.Empty:
+                    if all(f.done() for f in futs):
+                        break
+            while True:  # drain what arrived after the last check
+                try:
+                    tick(q.get_nowait())
+                except queue_mod.Empty:
                     break
-        while True:  # drain what arrived after the last check
-            try:
-                tick(q.get_nowait())
-            except queue_mod.Empty:
-                break
-        return [f.result() for f in futs]
+            return [f.result() for f in futs]

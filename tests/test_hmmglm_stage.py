@@ -42,8 +42,8 @@ def test_cli_simulate_states_and_figures(cli, tmp_path, sim_file):
         assert post.shape == (2000, 2) and np.allclose(post.sum(1), 1, atol=1e-4)
         assert g["weights"].shape == (2, 6, 6) and g["adjacency_prob"].shape == (2, 6, 6, 3)
         assert set(np.unique(g["adjacency"][()])) <= {-1, 0, 1}
-        assert np.isfinite(g.attrs["heldout_bits_per_spike"])
-        assert g.attrs["heldout_bits_per_spike"] > 0.0
+        assert np.isfinite(g.attrs["heldout_score"])
+        assert g.attrs["heldout_score"] > 0.0
         np.testing.assert_array_equal(g["sequence_starts"][()], [0, 500, 1000, 1500])
         # Viterbi path agrees with the true states up to relabelling
         vit = g["viterbi"][()]
@@ -74,9 +74,11 @@ def test_gaussian_prior_and_auto_states(tmp_path, sim_file):
     with h5py.File(out, "r") as f:
         g = f["hmmglm|sim"]
         ms = g["model_selection"]
-        assert ms["k_values"][()].tolist() == [1, 2, 3]
-        assert ms.attrs["best"] >= 2  # one state cannot explain a switching recording
-        assert ms["heldout_bits"].shape == (3, 2)
+        assert ms["values"][()].tolist() == [1, 2, 3]
+        assert ms.attrs["chosen"] >= 2  # one state cannot explain a switching recording
+        assert ms["scores"].shape == (3, 2) and ms.attrs["unit"] == "bits/spike"
+        assert np.all(ms["gain"][()][1:] > 0) and ms["gain"][0] == 0
+        assert g.attrs["heldout_unit"] == "bits/spike" and g.attrs["heldout_gain"] > 0
         assert g["W0"].shape == (6, 6)
 
 
@@ -169,7 +171,7 @@ def test_joint_fit_shares_one_model_and_recovers_each_recording(tmp_path, two_re
             assert "weights" not in g and g.attrs["parameters"] == "/joint"
             np.testing.assert_array_equal(g["sequence_starts"][()], [0, 500, 1000, 1500])
             assert g["posterior"].shape == (2000, 3) and g["time"].shape == (2000,)
-            assert np.isfinite(g.attrs["heldout_bits_per_spike"])
+            assert np.isfinite(g.attrs["heldout_score"])
             acc, _ = _match(z[2000 * r:2000 * (r + 1)], g["viterbi"][()], 3)
             assert acc >= 0.9, (r, acc)
             paths.append(g["viterbi"][()])
@@ -188,8 +190,8 @@ def test_joint_over_one_recording_is_the_per_recording_fit(tmp_path, sim_file):
         for name in ("weights", "bias", "transition"):
             np.testing.assert_array_equal(fa["hmmglm|sim"][name][()], fb["joint"][name][()])
         np.testing.assert_array_equal(fa["hmmglm|sim/viterbi"][()], fb["hmmglm|sim/viterbi"][()])
-        assert np.isclose(fa["hmmglm|sim"].attrs["heldout_bits_per_spike"],
-                          fb["joint"].attrs["heldout_bits_per_spike"])
+        assert np.isclose(fa["hmmglm|sim"].attrs["heldout_score"],
+                          fb["joint"].attrs["heldout_score"])
 
 
 def test_joint_sequences_and_silent_neurons(tmp_path):
@@ -208,7 +210,7 @@ def test_joint_sequences_and_silent_neurons(tmp_path):
     out = run(src, tmp_path / "o.h5", states="auto", states_range="1-2", folds=2, joint=True,
               **FAST)
     with h5py.File(out, "r") as f:
-        assert f["joint/model_selection/heldout_bits"].shape == (2, 2)
+        assert f["joint/model_selection/scores"].shape == (2, 2)
         assert "model_selection" not in f["x|A"]
         assert [s.decode() for s in f["joint/labels"][()]] == ["a", "b", "c"]
         assert [s.decode() for s in f["joint/dropped"][()]] == ["d"]

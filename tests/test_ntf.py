@@ -88,6 +88,22 @@ def test_rank_scan_picks_planted_rank():
     assert scan.chosen == 3
     assert scan.stability[2] > 0.9
     assert scan.heldout_error[2] < scan.heldout_error[1]
+    sel = scan.selection  # reports itself: scores with standard errors, baseline, no warning
+    assert sel.chosen == 3 and sel.unit == "relative error" and not sel.higher_is_better
+    assert np.all(sel.se > 0) and sel.se[2] < 0.02 and sel.warnings == []
+    assert sel.gain[2] > 0 and sel.baseline > sel.mean[2]
+    assert "smallest stable rank" in sel.reason
+
+
+@pytest.mark.slow  # starting worker processes: ~10 s on a loaded 2-core machine
+def test_rank_scan_warns_at_the_edge_and_is_independent_of_jobs():
+    x, _ = planted(seed=4, shape=(40, 20, 4), rank=3, noise=0.1)
+    kw = dict(n_restarts=2, seed=0, n_iter_max=40)
+    a = scan_ranks(x, None, [1, 2], jobs=2, **kw)
+    b = scan_ranks(x, None, [1, 2], jobs=1, **kw)
+    assert a.chosen == 2 and any("largest candidate" in w for w in a.selection.warnings)
+    np.testing.assert_array_equal(a.heldout_error, b.heldout_error)
+    np.testing.assert_array_equal(a.fits[2][0].factors[0], b.fits[2][0].factors[0])
 
 
 def test_choose_rank_rule_and_parsing():

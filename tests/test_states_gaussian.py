@@ -165,7 +165,8 @@ def test_no_switching_gives_negative_gain_warning():
     assert sel.unit == "nats/sample"
 
 
-def test_cli_states_auto_reports_itself(cli, tmp_path, eeg_file):
+def test_cli_states_auto_reports_itself(cli, tmp_path, eeg_file, monkeypatch):
+    monkeypatch.setattr("neurodyn.progress.LOG_INTERVAL_S", 0.0)  # a log line per update
     out = tmp_path / "states.h5"
     r = cli("states", eeg_file, "--out", out, "--states", "auto", "--states-range", "2-3",
             "--bands", BANDS, "--restarts", "1", "--max-iter", "30")
@@ -175,6 +176,10 @@ def test_cli_states_auto_reports_itself(cli, tmp_path, eeg_file):
     assert "chosen states = 3" in text and "<- chosen" in text
     assert "largest candidate" in text  # 3 planted states, the top of 2-3
     assert "mean dwell" in text
+    # not a terminal: progress as log lines over (K x folds + final fits) x EM iterations
+    progress = [x for x in r.stderr.splitlines() if x.startswith("states sim/eeg: ")]
+    assert progress and "EM it)" in progress[0] and "ETA" in progress[0]
+    assert progress[-1].startswith("states sim/eeg: 100%")
     with h5py.File(out, "r") as f:
         g = f["sim|eeg"]
         ms = g["model_selection"]

@@ -169,6 +169,23 @@ Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Parallel local worker p
 Force = Annotated[bool, typer.Option("--force", help="Recompute even if the output exists and is up to date.")]
 
 
+def selection_lines(path: Path) -> list[str]:
+    """The model-selection tables of an output file (root and per-recording groups)."""
+    from neurodyn.io.store import open_h5, read_tree
+    from neurodyn.selection import from_tree
+
+    out = []
+    with open_h5(path) as f:
+        found = [("", f["model_selection"])] if "model_selection" in f else []
+        found += [(str(g.attrs.get("id", k.replace("|", "/"))) + ": ", g["model_selection"])
+                  for k, g in f.items() if hasattr(g, "keys") and "model_selection" in g]
+        for who, g in found:
+            t = read_tree(g)
+            if "@parameter" in t:
+                out += [who + line for line in from_tree(t).lines()]
+    return out
+
+
 def done(path: Path, what: str = "") -> None:
     """Tell the user where the output went (stdout; silent under --quiet)."""
     if STATE["verbose"] >= 0:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from neurodyn.affinity.params import AffinityParams
-from neurodyn.cli._app import Out, Seed, app, done, simulate_app
+from neurodyn.cli._app import STATE, Out, Seed, app, done, selection_lines, simulate_app
 from neurodyn.cli.options import stage_command
 from neurodyn.io.outputs import check_output
 from neurodyn.tensor.params import FactorizeParams
@@ -49,15 +49,21 @@ def factorize(
 
     --rank auto fits every rank in --ranks with --restarts initialisations, scores restart
     stability and held-out entry error, and keeps the smallest stable rank whose held-out error
-    is within --slack of the best. Output: /factors/{pairs,time,animal,weights},
-    /components/matrices (R,N,N), /rank_selection/*, /events.
+    is within --slack of the best. It prints every rank's held-out error with its standard
+    error, the choice and why, and warns when the choice is at an end of --ranks or does not
+    beat a constant tensor. Output: /factors/{pairs,time,animal,weights},
+    /components/matrices (R,N,N), /rank_selection/*, /model_selection, /events.
 
     Example: neurodyn factorize run/affinity.h5 --out run/ntf.h5 --rank auto --ranks 2-10
     """
     check_output(out, [affinity_file])
     from neurodyn.tensor.stage import run
 
-    done(run(affinity_file, out, params, seed=seed))
+    path = run(affinity_file, out, params, seed=seed)
+    if STATE["verbose"] >= 0:
+        for line in selection_lines(path):
+            typer.echo(line)
+    done(path)
 
 
 @simulate_app.command("connectome")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from neurodyn.cli._app import Out, Seed, app, done, simulate_app
+from neurodyn.cli._app import Out, Seed, app, done, selection_lines, simulate_app
 from neurodyn.cli.options import stage_command
 from neurodyn.hmmglm.params import StatesParams
 from neurodyn.io.outputs import check_output
@@ -15,27 +15,22 @@ from neurodyn.io.outputs import check_output
 
 def summary_lines(path: Path) -> list[str]:
     """What a user must see of a states file: selection tables, held-out gain, dwell times."""
-    from neurodyn.io.store import open_h5, read_tree
-    from neurodyn.selection import from_tree
+    from neurodyn.io.store import open_h5
 
-    out = []
+    out = selection_lines(path)
     with open_h5(path) as f:
         for name, g in f.items():
             if not hasattr(g, "keys"):
                 continue
             who = str(g.attrs.get("id", name.replace("|", "/")))
-            if "model_selection" in g and "@parameter" in read_tree(g["model_selection"]):
-                out += [f"{who}: {line}" for line in from_tree(read_tree(g["model_selection"])).lines()]
             a = g.attrs
             bits = []
             if "n_states" in a:
                 bits.append(f"{int(a['n_states'])} states")
             if "heldout_gain" in a:
-                bits.append(f"held-out {float(a['heldout_score']):+.4f} {a['heldout_unit']}, "
-                            f"gain over 1 state {float(a['heldout_gain']):+.4f}")
-            elif "heldout_bits_per_spike" in a:
-                bits.append(f"held-out {float(a['heldout_bits_per_spike']):+.4f} "
-                            f"{a.get('heldout_unit', '')} over a constant rate")
+                bits.append(f"held-out {float(a['heldout_score']):+.4f} {a['heldout_unit']} "
+                            f"(1 state: {float(a['baseline_score']):+.4f}; gain of switching "
+                            f"{float(a['heldout_gain']):+.4f})")
             if "mean_dwell_s" in a:
                 bits.append(f"mean dwell {float(a['mean_dwell_s']) * 1e3:.0f} ms, "
                             f"{int(a['n_switches'])} switches")

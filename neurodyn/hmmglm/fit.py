@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 
 import numba as nb
 import numpy as np
@@ -150,6 +151,7 @@ class _EM:
         self.y, self.h, self.starts, self.stops = y, h, starts, stops
         self.spec, self.sticky, self.mstep_iter = spec, sticky, mstep_iter
         self.history = history
+        self.tick: Callable[[int], None] = lambda n: None
         self.tau = None if history is None else float(history.tau)
         self.mask = _weight_mask(y.shape[1], spec.self_history)
         rows = np.zeros(y.shape[0], dtype=bool)
@@ -201,6 +203,7 @@ class _EM:
             post, xi, obj = self.estep(params, prior)
             if not np.isfinite(obj):
                 raise FloatingPointError("EM objective is not finite")
+            self.tick(1)
             trace.append(obj)
             taus.append(np.nan if self.tau is None else self.tau)
             if prev is not None and abs(obj - prev) <= tol * abs(prev):
@@ -266,6 +269,7 @@ def fit_hmmglm(
     seed: int = 0,
     init: FitResult | None = None,
     history: HistorySpec | None = None,
+    tick: Callable[[int], None] | None = None,
 ) -> FitResult:
     """Fit an HMM-GLM by EM.
 
@@ -304,6 +308,9 @@ def fit_hmmglm(
         inside EM (every restart starts from ``history.tau``; see
         :mod:`neurodyn.hmmglm.learn_basis`) and the result carries the final ``h``, ``tau``,
         basis and a ``tau`` trace.
+    tick : callable, optional
+        Called with the number of EM iterations done, for progress; over a whole fit the
+        calls add up to :func:`fit_budget`.
 
     Returns
     -------
@@ -314,13 +321,30 @@ def fit_hmmglm(
     BLAS is limited to one thread while fitting: the products are small (T x N by N x N) and
     threaded BLAS only adds contention on shared machines.
     """
+    done = [0]
+
+    def count(n: int) -> None:
+        done[0] += n
+        if tick is not None:
+            tick(n)
+
     with threadpool_limits(limits=1, user_api="blas"):
-        return _fit(y, h, n_states, starts, stops, spec or ModelSpec(), prior, sigma, l2, sticky,
-                    restarts, max_iter, tol, mstep_iter, restart_iter, seed, init, history)
+        res = _fit(y, h, n_states, starts, stops, spec or ModelSpec(), prior, sigma, l2, sticky,
+                   restarts, max_iter, tol, mstep_iter, restart_iter, seed, init, history, count)
+    left = fit_budget(restarts, max_iter, prior, restart_iter) - done[0]
+    if tick is not None and left > 0:
+        tick(left)
+    return res
+
+
+def fit_budget(restarts: int, max_iter: int, prior: str = "none", restart_iter: int = 15) -> int:
+    """Upper bound on the EM iterations of one :func:`fit_hmmglm` (the progress bar's unit)."""
+    return (max(1, restarts) * min(restart_iter, max_iter) + max_iter
+            + (max_iter if prior != "none" else 0))
 
 
 def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts, max_iter, tol,
-         mstep_iter, restart_iter, seed, init, history) -> FitResult:
+         mstep_iter, restart_iter, seed, init, history, tick) -> FitResult:
     T, N = y.shape
     if h is None:
         if history is None:
@@ -332,6 +356,7 @@ def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts
     stops = np.asarray(stops, np.int64)
     K = int(n_states)
     em = _EM(y, h, starts, stops, spec, sticky, mstep_iter, history)
+    em.tick = tick
     tau0, h0 = em.tau, em.h
     rng = np.random.default_rng(seed)
     best = None

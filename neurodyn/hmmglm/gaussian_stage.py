@@ -32,19 +32,13 @@ from neurodyn.hmmglm.gaussian_hmm import decode, fit_budget, fit_gaussian_hmm, h
 from neurodyn.hmmglm.select import holdout_split, split_blocks
 from neurodyn.params import ParamError
 from neurodyn.progress import bar
-from neurodyn.selection import (
-    Selection,
-    edge_warnings,
-    emit,
-    gain_warning,
-    mean_se,
-    one_se_choice,
-)
+from neurodyn.selection import Selection, emit, from_folds, gain_warning
 from neurodyn.workers import map_tasks
 
 log = logging.getLogger("neurodyn.hmmglm")
 UNIT = "nats/sample"
 FEATURES = ("bandpower", "tde")
+BASELINE = "1 state (no switching)"
 
 
 def features(rec, p: dict[str, Any], where: str) -> Features:
@@ -98,25 +92,10 @@ def scan_states(X: np.ndarray, starts: np.ndarray, stops: np.ndarray, ks: list[i
              for k in values for f in range(folds)]
     res = map_tasks(_cv_fn(X, kw), tasks, jobs=jobs, tick=tick)
     per = np.array([ll / max(n, 1) for ll, n in res]).reshape(len(values), folds)
-    base = per[0]
-    rows = [values.index(k) for k in ks]
-    scores = per[rows]
-    mean, se = mean_se(scores)
-    gain, gain_se = mean_se(scores - base[None])
-    bmean, bse = mean_se(base[None])
-    kv = np.asarray(ks)
-    chosen, reason = one_se_choice(kv, mean, se, True, "states", scores)
-    sel = Selection("states", kv, mean, se, UNIT, True, chosen, reason,
-                    score_name=f"held-out log-likelihood, {folds}-fold CV",
-                    baseline=float(bmean[0]), baseline_se=float(bse[0]),
-                    baseline_name="1 state (no switching)", gain=gain, gain_se=gain_se,
-                    scores=scores)
-    sel.warnings += edge_warnings(sel, "--states-range")
-    w = gain_warning(float(gain[sel.index]), float(gain_se[sel.index]), UNIT,
-                     f"{chosen} states", "1 state (no switching)")
-    if w:
-        sel.warnings.append(w)
-    return sel
+    return from_folds(ks, per[[values.index(k) for k in ks]], per[0], unit=UNIT,
+                      score_name=f"held-out log-likelihood, {folds}-fold CV",
+                      parameter="states", option="--states-range",
+                      baseline_name=BASELINE)
 
 
 def dwell_stats(path: np.ndarray, K: int, dt: float) -> dict[str, Any]:
@@ -150,7 +129,7 @@ def fit_recording(rec, p: dict[str, Any], seed: int, where: str, ks: list[int] |
         if ks is not None:
             if max(ks) * kw["min_dwell"] > n_train // folds:
                 raise ParamError("states_range", f"up to {max(ks)} states but {where} has "
-                                                   f"only {n_train} training samples")
+                                                 f"only {n_train} training samples")
             sel = scan_states(F.X, *train, ks, folds, seed, kw, int(p["jobs"]), pbar.update)
             K = sel.chosen
             tree["model_selection"] = sel.tree()
@@ -159,7 +138,7 @@ def fit_recording(rec, p: dict[str, Any], seed: int, where: str, ks: list[int] |
                 log.info("%s: %s", where, line)
         if K > n_train:
             raise ParamError("states", f"{K} states but {where} has only {n_train} "
-                                         "training samples")
+                                       "training samples")
         fit = fit_gaussian_hmm(F.X, K, starts=train[0], stops=train[1], seed=seed,
                                tick=pbar.update, **kw)
         if len(test[0]):
@@ -170,9 +149,9 @@ def fit_recording(rec, p: dict[str, Any], seed: int, where: str, ks: list[int] |
             base_score = heldout_loglik(base.model, F.X, *test) / n_test
             tree.update({"@heldout_score": score, "@baseline_score": base_score,
                          "@heldout_gain": score - base_score, "@heldout_unit": UNIT,
-                         "@baseline": "1 state (no switching)"})
+                         "@baseline": BASELINE})
             w = gain_warning(score - base_score, 0.0, UNIT, f"{K} states",
-                             "1 state (no switching)")
+                             BASELINE)
             if w and K > 1:
                 log.warning("%s: %s", where, w)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neurodyn.params import Choice, StageParams, param
+from neurodyn.workers import check_jobs
 
 
 class Prior(Choice):
@@ -173,7 +174,7 @@ class StatesParams(StageParams):
     recordings: tuple[str, ...] = param((), "Recording ids to fit (repeat or comma-separate; "
                                         "default all).")
     jobs: int = param(1, "Parallel processes for the --states auto scan (candidates x folds; -1: "
-                      "all cores). Results do not depend on it.", ge=-1, short="-j")
+                      "all cores). Results do not depend on it.", check=check_jobs, short="-j")
     # -- Gaussian HMM on oscillation features (EEG/MEG/LFP) --------------------------------------
     features: Features = param(
         Features.auto, "Model: glm (HMM-GLM on the traces), bandpower (Gaussian HMM on log "

@@ -9,6 +9,8 @@ from scipy.special import gammaln
 
 from neurodyn.hmmglm.fit import fit_hmmglm, heldout_loglik
 from neurodyn.hmmglm.model import ModelSpec
+from neurodyn.selection import Selection, from_folds
+from neurodyn.workers import map_tasks
 
 
 def split_blocks(starts: np.ndarray, stops: np.ndarray, n_blocks: int, test_block: int
@@ -79,27 +81,44 @@ def heldout_bits(y: np.ndarray, h: np.ndarray, params, spec: ModelSpec, train: t
     return (ll - ll0) / (max(denom, 1.0) * math.log(2.0))
 
 
+def _cv_fn(y, h, starts, stops, folds, seed, fit_kw):
+    spec = fit_kw.get("spec") or ModelSpec()
+
+    def one(task, tick):
+        k, f = task
+        train, test = split_blocks(starts, stops, folds, f)
+        res = fit_hmmglm(y, h, k, starts=train[0], stops=train[1], seed=seed + f, tick=tick,
+                         **fit_kw)
+        hk = h if res.h is None else res.h  # the fold's learned basis, if learned
+        return heldout_bits(y, hk, res.params, spec, train, test)
+
+    return one
+
+
+def score_unit(spec: ModelSpec) -> str:
+    """Unit of :func:`heldout_bits` for an observation model."""
+    return "bits/observation" if spec.observation == "gaussian" else "bits/spike"
+
+
 def select_states(y: np.ndarray, h: np.ndarray, starts: np.ndarray, stops: np.ndarray,
-                  k_values, *, folds: int = 3, seed: int = 0, **fit_kw) -> dict:
-    """Choose K by time-block cross-validated held-out bits per spike.
+                  k_values, *, folds: int = 3, seed: int = 0, jobs: int = 1, tick=None,
+                  **fit_kw) -> Selection:
+    """Choose K by time-block cross-validated held-out information gain (bits per spike).
 
     Every sequence is cut into ``folds`` blocks; for each fold one block per sequence is held
-    out and the model fitted on the rest. The K with the best mean score wins.
-
-    Returns
-    -------
-    dict
-        ``k_values`` (M,), ``scores`` (M, folds) bits/spike, ``mean`` (M,), ``best`` int.
+    out and the model fitted on the rest. The 1-state model (one GLM, no switching) is fitted
+    on the same folds as the baseline. The choice and warnings follow
+    :func:`neurodyn.selection.from_folds`. ``jobs`` processes share the (K, fold) fits;
+    ``tick`` receives their EM iterations (:func:`neurodyn.hmmglm.fit.fit_budget` per fit).
     """
     k_values = [int(k) for k in k_values]
-    scores = np.full((len(k_values), folds), np.nan)
-    for i, k in enumerate(k_values):
-        for f in range(folds):
-            train, test = split_blocks(starts, stops, folds, f)
-            res = fit_hmmglm(y, h, k, starts=train[0], stops=train[1], seed=seed + f, **fit_kw)
-            hk = h if res.h is None else res.h  # the fold's learned basis, if learned
-            scores[i, f] = heldout_bits(y, hk, res.params, fit_kw.get("spec") or ModelSpec(),
-                                        train, test)
-    mean = scores.mean(axis=1)
-    return {"k_values": np.asarray(k_values), "scores": scores, "mean": mean,
-            "best": int(k_values[int(np.nanargmax(mean))])}
+    values = [1] + [k for k in k_values if k != 1]
+    tasks = [(k, f) for k in values for f in range(folds)]
+    res = map_tasks(_cv_fn(y, h, starts, stops, folds, seed, fit_kw), tasks, jobs=jobs,
+                    tick=tick)
+    per = np.asarray(res, float).reshape(len(values), folds)
+    return from_folds(k_values, per[[values.index(k) for k in k_values]], per[0],
+                      unit=score_unit(fit_kw.get("spec") or ModelSpec()),
+                      score_name=f"held-out gain over a constant rate, {folds}-fold CV",
+                      parameter="states", option="--states-range",
+                      baseline_name="1 state (no switching)")

@@ -30,13 +30,15 @@ import numpy as np
 from neurodyn.errors import InputError
 from neurodyn.hmmglm import gaussian_stage
 from neurodyn.hmmglm.basis import HistorySpec
-from neurodyn.hmmglm.fit import FitResult, decode, fit_hmmglm
+from neurodyn.hmmglm.fit import FitResult, decode, fit_budget, fit_hmmglm
 from neurodyn.hmmglm.joint import JOINT_GROUP, Stacked, stack
 from neurodyn.hmmglm.model import ModelSpec
 from neurodyn.hmmglm.params import StatesParams, parse_range
-from neurodyn.hmmglm.select import heldout_bits, holdout_split, select_states
+from neurodyn.hmmglm.select import heldout_bits, holdout_split, score_unit, select_states
 from neurodyn.io.store import atomic_h5, group_name, read_recordings, write_tree
 from neurodyn.params import ParamError
+from neurodyn.progress import bar
+from neurodyn.selection import emit, gain_warning
 
 log = logging.getLogger("neurodyn.hmmglm")
 
@@ -125,6 +127,8 @@ class Fitted:
         Log-likelihood (nats) per sequence.
     train, test : tuples of int arrays
         Training and held-out blocks.
+    baseline : FitResult or None
+        The 1-state fit on the same training blocks (None without held-out blocks).
     """
 
     shared: dict[str, Any]
@@ -135,6 +139,7 @@ class Fitted:
     seq_loglik: np.ndarray
     train: tuple[np.ndarray, np.ndarray]
     test: tuple[np.ndarray, np.ndarray]
+    baseline: FitResult | None = None
 
 
 def fit_model(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelSpec,
@@ -149,22 +154,31 @@ def fit_model(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelS
                   sticky=p["sticky"], restarts=p["restarts"], max_iter=p["max_iter"],
                   tol=p["tol"], mstep_iter=p["mstep_iter"], history=history)
     tree: dict[str, Any] = {}
-    if str(p["states"]) == "auto":
-        ks = parse_range(str(p["states_range"]))
-        if max(ks) > n_train:
-            raise ParamError("states_range", f"up to {max(ks)} states but {where} has only "
-                                             f"{n_train} training bins")
-        sel = select_states(y, h, train[0], train[1], ks, folds=int(p["folds"]), seed=seed,
-                            **fit_kw)
-        K = sel["best"]
-        tree["model_selection"] = {"k_values": sel["k_values"], "heldout_bits": sel["scores"],
-                                   "mean_heldout_bits": sel["mean"], "@best": K,
-                                   "@folds": int(p["folds"])}
-    else:
-        K = int(p["states"])
+    ks, K = states_choice(p)
+    folds = int(p["folds"])
+    budget = fit_budget(int(p["restarts"]), int(p["max_iter"]), p["prior"])
+    n_fits = 1 + (len(test[0]) > 0) + (0 if ks is None else folds * len(set(ks) | {1}))
+    pbar = bar(n_fits * budget, desc=f"states {where}", unit="EM it")
+    try:
+        if ks is not None:
+            if max(ks) > n_train:
+                raise ParamError("states_range", f"up to {max(ks)} states but {where} has only "
+                                                 f"{n_train} training bins")
+            sel = select_states(y, h, train[0], train[1], ks, folds=folds, seed=seed,
+                                jobs=int(p["jobs"]), tick=pbar.update, **fit_kw)
+            K = sel.chosen
+            tree["model_selection"] = sel.tree()
+            emit(sel, where)
         if K > n_train:
             raise ParamError("states", f"{K} states but {where} has only {n_train} training bins")
-    res = fit_hmmglm(y, h, K, starts=train[0], stops=train[1], seed=seed, **fit_kw)
+        res = fit_hmmglm(y, h, K, starts=train[0], stops=train[1], seed=seed, tick=pbar.update,
+                         **fit_kw)
+        base = None
+        if len(test[0]):
+            base = fit_hmmglm(y, h, 1, starts=train[0], stops=train[1], seed=seed,
+                              tick=pbar.update, **fit_kw)
+    finally:
+        pbar.close()
     h = res.h
     post, path, seq_ll = decode(y, h, res.params, spec, starts, stops)
     pr = res.prior
@@ -180,8 +194,12 @@ def fit_model(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelS
         tree["tau_trace"] = res.tau_trace
     if spec.observation == "gaussian":
         tree["noise_var"] = res.params.noise_var
-    if len(test[0]):
-        tree.update(_heldout(y, h, res, spec, train, test))
+    if base is not None:
+        tree.update(_heldout(y, h, base.h, res, base, spec, train, test))
+        if K > 1 and tree["@heldout_gain"] <= 0:
+            log.warning("%s: %s", where, gain_warning(tree["@heldout_gain"], 0.0,
+                                                      tree["@heldout_unit"], f"{K} states",
+                                                      "1 state (no switching)"))
     if pr.kind == "gaussian":
         tree["W0"] = pr.W0
         tree["@sigma"] = float(np.sqrt(pr.sigma2))
@@ -192,13 +210,18 @@ def fit_model(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelS
         tree["strength"] = pr.strength
         tree["@adjacency_classes"] = "inhibitory,none,excitatory"
     return Fitted(tree, res, h, post.astype(np.float32), path.astype(np.int16), seq_ll,
-                  train, test)
+                  train, test, base)
 
 
-def _heldout(y, h, res: FitResult, spec: ModelSpec, train, test) -> dict[str, Any]:
-    return {"@heldout_bits_per_spike": heldout_bits(y, h, res.params, spec, train, test),
-            "@heldout_unit": "bits/spike" if spec.observation != "gaussian"
-            else "bits/observation"}
+def _heldout(y, h, hb, res: FitResult, base: FitResult, spec: ModelSpec, train, test
+             ) -> dict[str, Any]:
+    """Held-out gain of the fit and of the 1-state baseline over a constant rate, and their
+    difference (the gain of switching), in bits per spike (bits per observation: Gaussian)."""
+    score = heldout_bits(y, h, res.params, spec, train, test)
+    b = heldout_bits(y, hb, base.params, spec, train, test)
+    return {"@heldout_score": score, "@baseline_score": b, "@heldout_gain": score - b,
+            "@heldout_unit": score_unit(spec), "@baseline": "1 state (no switching)",
+            "@score": "held-out log-likelihood gain over a constant rate per neuron"}
 
 
 def fit_recording(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelSpec,
@@ -224,8 +247,9 @@ def split_joint(fm: Fitted, st: Stacked, y: np.ndarray, spec: ModelSpec
         }
         te = (fm.test[0] >= a) & (fm.test[1] <= b)
         tr = (fm.train[0] >= a) & (fm.train[1] <= b)
-        if te.any() and tr.any():
-            tree.update(_heldout(y[a:b], fm.h[a:b], fm.result, spec,
+        if te.any() and tr.any() and fm.baseline is not None:
+            tree.update(_heldout(y[a:b], fm.h[a:b], fm.baseline.h[a:b], fm.result, fm.baseline,
+                                 spec,
                                  (fm.train[0][tr] - a, fm.train[1][tr] - a),
                                  (fm.test[0][te] - a, fm.test[1][te] - a)))
         out.append(tree)

@@ -185,7 +185,7 @@ def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
     ax.plot(np.arange(1, tr.size + 1), tr, marker=".", color=style.color(4))
     ax.set_xlabel("EM iteration")
     ax.set_ylabel("log posterior (nats)")
-    bits = d.get("@heldout_bits_per_spike")
+    bits = d.get("@heldout_score")
     ax.set_title(f"EM objective; held-out {bits:.4f} {d.get('@heldout_unit', '')}"
                  if bits is not None else "EM objective")
     if "tau_trace" in d:

@@ -138,7 +138,7 @@ def make_run(rundir: str | Path, *, seed: int = 0, n_neurons: int = 24, n_frames
             put(g, "transition", tr)
             _common(g, labels, t, recs[0].events)
             g.attrs.update(heldout_loglik=-812.5, n_states=n_states, prior="none",
-                           heldout_bits_per_spike=0.25, converged=True)
+                           heldout_score=0.25, heldout_unit="bits/spike", converged=True)
     with atomic_h5(rundir / "bicluster.h5", stage="bicluster", params={"n_iter": 100},
                    inputs=[rec_p], seed=seed) as f:
         for rid, z in truth_states.items():

@@ -24,6 +24,7 @@ from numba import njit, prange
 
 from neurodyn.errors import InputError
 from neurodyn.params import ParamError
+from neurodyn.workers import map_tasks
 
 
 @dataclass
@@ -277,8 +278,11 @@ def fit_restarts(
     *,
     n_restarts: int = 5,
     seed: int = 0,
+    jobs: int = 1,
     **kw,
 ) -> list[CPResult]:
-    """Fit from ``n_restarts`` random initialisations; results sorted by error (best first)."""
-    fits = [fit_ntf(x, rank, mask, seed=s, **kw) for s in restart_seeds(seed, n_restarts)]
+    """Fit from ``n_restarts`` random initialisations, in ``jobs`` processes; results sorted by
+    error (best first), independent of ``jobs``."""
+    fits = map_tasks(lambda s, tick: fit_ntf(x, rank, mask, seed=s, **kw),
+                     restart_seeds(seed, n_restarts), jobs=jobs)
     return sorted(fits, key=lambda r: r.relative_error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neurodyn.params import StageParams, param
+from neurodyn.workers import check_jobs
 
 
 def parse_ranks(spec: str | list[int] | tuple[int, ...]) -> list[int]:
@@ -70,6 +71,8 @@ class FactorizeParams(StageParams):
                            gt=0, lt=1)
     min_stability: float = param(
         0.8, "Restart similarity (factor match score) a rank needs to be chosen.", ge=0, le=1)
+    jobs: int = param(1, "Parallel processes for the restarts and candidate ranks (-1: all "
+                      "cores); results do not depend on it.", check=check_jobs, short="-j")
     slack: float = param(
         0.1, "Slack on the lowest held-out error, as a fraction of the scan's improvement over its "
         "smallest rank (the elbow).", ge=0, aliases=("tolerance",))

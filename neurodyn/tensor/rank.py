@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurodyn.progress import progress
+from neurodyn.progress import bar
+from neurodyn.selection import Selection, edge_warnings, gain_warning
 from neurodyn.tensor.align import factor_match_score
-from neurodyn.tensor.ntf import CPResult, fit_ntf, fit_restarts
+from neurodyn.tensor.ntf import CPResult, fit_ntf, restart_seeds
+from neurodyn.workers import map_tasks
 
 
 @dataclass
@@ -19,7 +21,8 @@ class RankScan:
     ``error``: best relative error over restarts; ``stability``: mean factor match score
     (cosines only) between the best fit and every other restart; ``heldout_error``: relative
     error on held-out observed entries of a fit that did not see them; ``chosen``: the rank;
-    ``fits``: every restart per rank, best first (seeds in ``CPResult.seed``).
+    ``fits``: every restart per rank, best first (seeds in ``CPResult.seed``); ``selection``:
+    the self-reporting summary (scores with standard errors, reason, warnings).
     """
 
     ranks: np.ndarray
@@ -28,6 +31,7 @@ class RankScan:
     heldout_error: np.ndarray
     chosen: int
     fits: dict[int, list[CPResult]]
+    selection: Selection | None = None
 
 
 def stability(fits: Sequence[CPResult]) -> float:
@@ -36,6 +40,48 @@ def stability(fits: Sequence[CPResult]) -> float:
         return 1.0
     ref = fits[0].factors
     return float(np.mean([factor_match_score(ref, f.factors)[0] for f in fits[1:]]))
+
+
+def _held_split(x: np.ndarray, mask: np.ndarray | None, fraction: float, seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Observed entries kept for fitting, and the held-out ones (drawn with ``seed``)."""
+    rng = np.random.default_rng(seed)
+    observed = np.ones(x.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    held = observed & (rng.random(x.shape) < fraction)
+    return observed & ~held, held
+
+
+def relative_error_se(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    """``sqrt(sum (truth - pred)^2 / sum truth^2)`` over held-out entries, and its standard
+    error over the sampling of those entries (delta method on the ratio of sums; entries
+    treated as independent)."""
+    e = (np.asarray(truth, np.float64) - pred) ** 2
+    s = np.asarray(truth, np.float64) ** 2
+    den = float(s.sum())
+    if den <= 0 or e.size < 2:
+        return 0.0, 0.0
+    ratio = float(e.sum()) / den
+    var = e.size * np.var(e - ratio * s, ddof=1) / den ** 2
+    err = float(np.sqrt(ratio))
+    return err, float(np.sqrt(var) / (2 * err)) if err > 0 else 0.0
+
+
+def heldout_scores(x: np.ndarray, mask: np.ndarray | None, rank: int, *, fraction: float = 0.1,
+                   seed: int = 0, **kw) -> tuple[float, float, float, float]:
+    """Held-out relative error of a rank-``rank`` fit and its standard error, and the same
+    of the trivial baseline (every held-out entry predicted by the mean of the fitted ones).
+
+    The held-out entries are drawn with ``seed``; the fit is initialised with ``seed`` too.
+    """
+    fitted, held = _held_split(x, mask, fraction, seed)
+    fit = fit_ntf(x, rank, fitted, seed=seed, **kw)
+    a, b, c = fit.factors
+    idx = np.nonzero(held)
+    pred = np.einsum("r,nr,nr,nr->n", fit.weights, a[idx[0]], b[idx[1]], c[idx[2]])
+    truth = np.asarray(x[idx], dtype=np.float64)
+    err, se = relative_error_se(truth, pred)
+    base, base_se = relative_error_se(truth, np.full(truth.shape, float(np.mean(x[fitted]))))
+    return err, se, base, base_se
 
 
 def heldout_error(
@@ -51,16 +97,7 @@ def heldout_error(
 
     The held-out entries are drawn with ``seed``; the fit is initialised with ``seed`` too.
     """
-    rng = np.random.default_rng(seed)
-    observed = np.ones(x.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    held = observed & (rng.random(x.shape) < fraction)
-    fit = fit_ntf(x, rank, observed & ~held, seed=seed, **kw)
-    a, b, c = fit.factors
-    idx = np.nonzero(held)
-    pred = np.einsum("r,nr,nr,nr->n", fit.weights, a[idx[0]], b[idx[1]], c[idx[2]])
-    truth = np.asarray(x[idx], dtype=np.float64)
-    den = float(np.sum(truth**2))
-    return float(np.sqrt(np.sum((truth - pred) ** 2) / den)) if den > 0 else 0.0
+    return heldout_scores(x, mask, rank, fraction=fraction, seed=seed, **kw)[0]
 
 
 def choose_rank(
@@ -96,21 +133,71 @@ def scan_ranks(
     heldout_fraction: float = 0.1,
     min_stability: float = 0.8,
     tolerance: float = 0.1,
+    jobs: int = 1,
     **kw,
 ) -> RankScan:
     """Fit every candidate rank with restarts and a held-out split, and choose one.
 
     Seeds: restarts of rank ``r`` use :func:`neurodyn.tensor.ntf.restart_seeds` of
-    ``seed + r``; the held-out split of rank ``r`` uses ``seed + 1000 + r``.
+    ``seed + r``; the held-out split of rank ``r`` uses ``seed + 1000 + r``. The fits run in
+    ``jobs`` processes (results do not depend on it); a bar counts them. The result's
+    ``selection`` reports every rank's held-out error with its standard error, the choice,
+    why, and warnings (edge of the range, no stable rank, no gain over a constant tensor).
     """
     ranks = np.array(sorted(set(int(r) for r in ranks)), dtype=np.int64)
-    err, stab, held = (np.zeros(len(ranks)) for _ in range(3))
+    tasks = [("fit", int(r), s) for r in ranks for s in restart_seeds(seed + int(r), n_restarts)]
+    tasks += [("held", int(r), seed + 1000 + int(r)) for r in ranks]
+
+    def one(task, tick):
+        kind, r, s = task
+        out = (fit_ntf(x, r, mask, seed=s, **kw) if kind == "fit" else
+               heldout_scores(x, mask, r, fraction=heldout_fraction, seed=s, **kw))
+        tick(1)
+        return out
+
+    pbar = bar(len(tasks), desc="factorize ranks", unit="fits")
+    try:
+        res = map_tasks(one, tasks, jobs=jobs, tick=pbar.update)
+    finally:
+        pbar.close()
+    err, stab, held, held_se, base, base_se = (np.zeros(len(ranks)) for _ in range(6))
     all_fits: dict[int, list[CPResult]] = {}
-    for n, r in enumerate(progress(ranks, desc="ranks")):
-        fits = fit_restarts(x, int(r), mask, n_restarts=n_restarts, seed=seed + int(r), **kw)
+    for n, r in enumerate(ranks):
+        fits = sorted((f for t, f in zip(tasks, res) if t[:2] == ("fit", r)),
+                      key=lambda f: f.relative_error)
         all_fits[int(r)] = fits
         err[n] = fits[0].relative_error
         stab[n] = stability(fits)
-        held[n] = heldout_error(x, mask, int(r), fraction=heldout_fraction, seed=seed + 1000 + int(r), **kw)
+        held[n], held_se[n], base[n], base_se[n] = next(
+            f for t, f in zip(tasks, res) if t[:2] == ("held", r))
     chosen = choose_rank(ranks, held, stab, min_stability=min_stability, tolerance=tolerance)
-    return RankScan(ranks, err, stab, held, chosen, all_fits)
+    sel = rank_selection(ranks, held, held_se, stab, base, base_se, chosen, min_stability,
+                         tolerance)
+    return RankScan(ranks, err, stab, held, chosen, all_fits, sel)
+
+
+def rank_selection(ranks: np.ndarray, held: np.ndarray, held_se: np.ndarray, stab: np.ndarray,
+                   base: np.ndarray, base_se: np.ndarray, chosen: int, min_stability: float,
+                   tolerance: float) -> Selection:
+    """The :class:`Selection` report of a rank scan (see :func:`choose_rank` for the rule)."""
+    i = int(np.flatnonzero(ranks == chosen)[0])
+    stable = stab >= min_stability
+    pool = stable if stable.any() else np.ones_like(stable)
+    b = int(np.flatnonzero(pool)[np.argmin(held[pool])])
+    reason = (f"smallest {'stable ' if stable.any() else ''}rank whose held-out error is within "
+              f"{tolerance:g} x the scan's improvement of the lowest one (rank {int(ranks[b])}: "
+              f"{held[b]:.4f} ± {held_se[b]:.4f}); restart stability {stab[i]:.2f}")
+    sel = Selection("rank", ranks, held, held_se, "relative error", False, chosen, reason,
+                    score_name="held-out entry error", baseline=float(np.mean(base)),
+                    baseline_se=float(np.mean(base_se)),
+                    baseline_name="constant tensor (mean of fitted entries)",
+                    gain=base - held, gain_se=held_se)
+    sel.warnings += edge_warnings(sel, "--ranks")
+    if not stable.any():
+        sel.warnings.append(f"no rank reached restart stability {min_stability:g} (best "
+                            f"{stab.max():.2f}): factors differ between restarts")
+    w = gain_warning(float(base[i] - held[i]), float(held_se[i]), "relative error",
+                     f"rank {chosen}", "a constant tensor")
+    if w:
+        sel.warnings.append(w)
+    return sel

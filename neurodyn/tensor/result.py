@@ -5,7 +5,9 @@ components by descending weight); ``/components/matrices`` (R, N, N) float32, ea
 factor unfolded into a symmetric non-negative matrix with zero diagonal; ``/labels``,
 ``/pairs``, ``/windows`` (W, 2) s, ``/animals``; ``/rank_selection/{ranks, error, stability,
 heldout_error}`` (attr ``chosen``); ``/restarts/{seeds, errors, n_iter}`` of the chosen rank;
-``/events`` copied from the affinity file; attrs ``rank``, ``loss`` (= ``relative_error``),
+``/events`` copied from the affinity file; ``/model_selection`` (every candidate's held-out
+error with its standard error, the constant-tensor baseline, the choice, reason and
+warnings: :class:`neurodyn.selection.Selection`); attrs ``rank``, ``loss`` (= ``relative_error``),
 ``stability``, ``best_seed``.
 """
 
@@ -13,13 +15,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import h5py
 import numpy as np
 import pandas as pd
 
 from neurodyn.errors import InputError
-from neurodyn.io.store import open_h5, put, read_frame, strings, write_frame
+from neurodyn.io.store import open_h5, put, read_frame, read_tree, strings, write_frame, write_tree
 from neurodyn.recording import empty_events
 
 STAGE = "factorize"
@@ -42,6 +45,7 @@ class NTFResult:
     stability: float
     best_seed: int
     events: pd.DataFrame = field(default_factory=empty_events)
+    model_selection: dict[str, Any] = field(default_factory=dict)
 
 
 def write(f: h5py.Group, r: NTFResult) -> None:
@@ -62,6 +66,8 @@ def write(f: h5py.Group, r: NTFResult) -> None:
     for k, v in r.restarts.items():
         put(rg, k, v)
     write_frame(f.create_group("events"), r.events)
+    if r.model_selection:
+        write_tree(f.create_group("model_selection"), r.model_selection)
     f.attrs.update(rank=r.rank, loss=r.relative_error, relative_error=r.relative_error,
                    stability=r.stability, best_seed=r.best_seed)
 
@@ -81,4 +87,5 @@ def read(path: str | os.PathLike) -> NTFResult:
             rank=int(a["rank"]), relative_error=float(a["relative_error"]),
             stability=float(a.get("stability", np.nan)), best_seed=int(a.get("best_seed", 0)),
             events=read_frame(f["events"]) if "events" in f else empty_events(),
+            model_selection=read_tree(f["model_selection"]) if "model_selection" in f else {},
         )

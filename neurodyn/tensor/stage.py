@@ -11,10 +11,11 @@ from neurodyn.affinity import result as affinity_result
 from neurodyn.affinity.tensor import pairs_to_matrix
 from neurodyn.errors import InputError
 from neurodyn.io.store import atomic_h5
+from neurodyn.selection import emit
 from neurodyn.tensor import result
 from neurodyn.tensor.ntf import fit_restarts
 from neurodyn.tensor.params import FactorizeParams, parse_ranks
-from neurodyn.tensor.rank import heldout_error, scan_ranks, stability
+from neurodyn.tensor.rank import heldout_scores, rank_selection, scan_ranks, stability
 
 __all__ = ["parse_ranks", "run"]
 
@@ -43,18 +44,28 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
     if p.rank == "auto":
         scan = scan_ranks(
             x, mask, parse_ranks(p.ranks), n_restarts=p.restarts, seed=seed,
-            heldout_fraction=p.heldout, min_stability=p.min_stability, tolerance=p.slack, **fit_kw,
+            heldout_fraction=p.heldout, min_stability=p.min_stability, tolerance=p.slack,
+            jobs=p.jobs, **fit_kw,
         )
         rank = scan.chosen
+        selection = scan.selection
         fits = scan.fits[rank]
         curves = dict(ranks=scan.ranks, error=scan.error, stability=scan.stability,
                       heldout_error=scan.heldout_error)
     else:
         rank = int(p.rank)
-        fits = fit_restarts(x, rank, mask, n_restarts=p.restarts, seed=seed + rank, **fit_kw)
-        held = heldout_error(x, mask, rank, fraction=p.heldout, seed=seed + 1000 + rank, **fit_kw)
+        fits = fit_restarts(x, rank, mask, n_restarts=p.restarts, seed=seed + rank, jobs=p.jobs,
+                            **fit_kw)
+        held, held_se, base, base_se = heldout_scores(x, mask, rank, fraction=p.heldout,
+                                             seed=seed + 1000 + rank, **fit_kw)
         curves = dict(ranks=np.array([rank]), error=np.array([fits[0].relative_error]),
                       stability=np.array([stability(fits)]), heldout_error=np.array([held]))
+        selection = rank_selection(np.array([rank]), np.array([held]), np.array([held_se]),
+                                   np.array([stability(fits)]), np.array([base]),
+                                   np.array([base_se]), rank,
+                                   p.min_stability, p.slack)
+        selection.reason = "fixed by --rank"
+    emit(selection, str(input_path))
     best = fits[0]
     n = len(aff.labels)
     mats = np.stack([pairs_to_matrix(best.factors[0][:, r], aff.pairs, n) for r in range(rank)])
@@ -66,7 +77,7 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
                       errors=np.array([r.relative_error for r in fits]),
                       n_iter=np.array([r.n_iter for r in fits], dtype=np.int64)),
         rank=rank, relative_error=best.relative_error, stability=stability(fits),
-        best_seed=best.seed, events=aff.events,
+        best_seed=best.seed, events=aff.events, model_selection=selection.tree(),
     )
     with atomic_h5(out, stage=result.STAGE, params=p.to_dict(), inputs=[input_path], seed=seed) as f:
         result.write(f, res)
