@@ -57,7 +57,10 @@ def simulate_bicluster_cmd(
 ) -> None:
     """Spike counts from the bi-clustering model (default: the published simulation setting).
 
-    Ground truth (clusters, states, latents, coefficients, dynamics) goes to /ground_truth."""
+    Ground truth (clusters, states, latents, coefficients, dynamics) goes to /ground_truth.
+
+    Example: neurodyn simulate bicluster --out sim.h5 && neurodyn bicluster sim.h5 --iters 500
+    """
     check_output(out)
 
     from neurodyn.bicluster.simulate import simulate_bicluster

@@ -82,6 +82,8 @@ def simulate_connectome_cmd(
 
     Ground truth is stored under /ground_truth: membership (N,) (-1 background), intervals
     (G, 2) s, labels, present (A, N).
+
+    Example: neurodyn simulate connectome --out sim.h5 && neurodyn affinity sim.h5
     """
     check_output(out)
     from neurodyn.tensor.simulate import write_connectome_simulation

@@ -40,7 +40,10 @@ def ingest(
 
 @app.command()
 def formats() -> None:
-    """List the registered readers and the file types they recognise."""
+    """List the registered readers and the file types they recognise.
+
+    Example: neurodyn formats   (then force one with: neurodyn ingest FILE --format NAME)
+    """
     from neurodyn.io.registry import READERS
     for r in sorted(READERS.values(), key=lambda r: r.name):
         typer.echo(f"{r.name:24s} {' '.join(r.extensions) or '(directory)':18s} {r.description}")

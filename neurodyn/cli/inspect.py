@@ -56,6 +56,9 @@ def describe(path: Path, max_items: int = 40) -> str:
 
 @app.command()
 def inspect(files: Annotated[list[Path], typer.Argument(help="neurodyn HDF5 files.")]) -> None:
-    """Print what each file holds, its provenance, and whether it was written completely."""
+    """Print what each file holds, its provenance, and whether it was written completely.
+
+    Example: neurodyn inspect run/sample/*/affinity.h5
+    """
     for path in files:
         typer.echo(describe(path))

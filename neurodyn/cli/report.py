@@ -24,7 +24,10 @@ def figures(
         Path | None, typer.Option("--outdir", help="Where to write (default RUNDIR/figures).")
     ] = None,
 ) -> None:
-    """Redraw every figure of a run from its HDF5 outputs, without recomputing anything."""
+    """Redraw every figure of a run from its HDF5 outputs, without recomputing anything.
+
+    Example: neurodyn figures run/sample --format png,svg
+    """
     from neurodyn.errors import InputError
     from neurodyn.plots.style import FORMATS
     from neurodyn.report import draw_sections
@@ -53,7 +56,10 @@ def report(
         Path | None, typer.Option("--out", "-o", help="HTML file (default RUNDIR/report.html).")
     ] = None,
 ) -> None:
-    """Write one self-contained report.html (figures embedded) with a section per stage."""
+    """Write one self-contained report.html (figures embedded) with a section per stage.
+
+    Example: neurodyn report run/sample && xdg-open run/sample/report.html
+    """
     from neurodyn.report import build_report
 
     done(build_report(rundir, out), "self-contained HTML; open it in any browser")
@@ -81,6 +87,8 @@ def compare_connectome(
 
     Writes RUNDIR/compare.h5 (one per unit directory for a `neurodyn run` directory); a neuron
     pair counts as connected when it has a synapse of the chosen kind in either direction.
+
+    Example: neurodyn compare-connectome run/worm --connectome white_1986_whole --synapses chemical
     """
     from neurodyn.analysis.compare import compare_connectome as run_compare
     from neurodyn.analysis.compare import read_scores

@@ -26,6 +26,8 @@ def simulate_calcium_cmd(
 
     Ground truth (membership, intervals, which neurons each animal has) is stored under
     /ground_truth of the output, next to the recordings.
+
+    Example: neurodyn simulate calcium --out sim.h5 --animals 4 && neurodyn ingest sim.h5
     """
     check_output(out)
 

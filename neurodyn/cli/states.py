@@ -106,6 +106,8 @@ def simulate_hmmglm_cmd(
     into --recordings recordings; true state intervals are their events; /ground_truth
     holds states (all trials concatenated, recordings in order), weights, biases,
     transitions, adjacency, connectome, strength, basis and recording_stops (bins).
+
+    Example: neurodyn simulate hmmglm --out sim.h5 --states 3 && neurodyn states sim.h5 -k 3
     """
     import numpy as np
 
