@@ -42,7 +42,7 @@ def check_bin_size(n_bins: int, n_units: int, source: object = None,
             source,
             f"binning would allocate {format_bytes(size)} ({n_bins:,} bins x {n_units} units, "
             f"limit {format_bytes(limit)}); widen bin_ms, set t_start/t_stop, or check the time "
-            "unit (times in samples need --reader-option time_unit=samples fs=HZ)",
+            "unit (times in samples need --reader-options time_unit=samples fs=HZ)",
         )
 
 

@@ -13,6 +13,7 @@ from neurodyn.errors import InputError
 from neurodyn.io import store
 from neurodyn.io.readers.phy import parse_params
 from neurodyn.io.registry import find_reader, read
+from neurodyn.params import ParamError
 
 FS = 30_000.0
 #: cluster id -> (curated group, KSLabel, channel, depth um, rate Hz)
@@ -156,7 +157,7 @@ def test_spike_table_in_samples_matches_phy(tmp_path, cli):
     no_output(cli("ingest", npz, "--out", bad, "--reader-options", "bin_ms=0.01",
                   "--reader-options", "time_unit=s"), bad,
               "binning would allocate", "GiB", "time_unit=samples")
-    with pytest.raises(InputError, match="fs=HZ"):
+    with pytest.raises(ParamError, match="fs=HZ"):  # the CLI names --reader-options
         read(npz, time_unit="samples")
 
 

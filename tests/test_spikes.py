@@ -15,6 +15,7 @@ from neurodyn.binning import bin_spikes, bin_trains
 from neurodyn.errors import InputError
 from neurodyn.io import store
 from neurodyn.io.registry import find_reader, read
+from neurodyn.params import ParamError
 
 REAL_COUNTS = [3238, 2532, 1167, 1253, 485, 3423, 1253, 1593, 1056, 1771, 5230, 2610, 4756,
                2711, 1231, 803]
@@ -263,7 +264,7 @@ def test_broken_tables(tmp_path, cli):
 
 def test_bad_window_is_input_error(tmp_path):
     (tmp_path / "ok.csv").write_text("unit,time\n0,0.1\n1,0.2\n")
-    with pytest.raises(InputError, match="t_stop"):
+    with pytest.raises(ParamError, match="t_stop"):
         read(tmp_path / "ok.csv", t_start=1, t_stop=0.5)
     with pytest.raises(InputError, match="no spike falls"):
         read(tmp_path / "ok.csv", t_start=5, t_stop=6)

@@ -20,6 +20,7 @@ import numpy as np
 from neurodyn.errors import InputError
 from neurodyn.io import readers  # noqa: F401  (importing the package registers its readers)
 from neurodyn.io.formats import READERS, Item, Reader, register
+from neurodyn.params import ParamError
 
 __all__ = ["READERS", "Item", "Reader", "find_reader", "read", "register"]
 
@@ -135,11 +136,11 @@ def read(path: str | os.PathLike, format: str | None = None, **options: Any) -> 
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             unknown = [k for k in options if k not in params]
             takes = [k for k in params if k != "path"]
-            raise InputError("--reader-option", f"{reader.name} takes no option "
+            raise ParamError("reader_options", f"{reader.name} takes no option "
                              f"{', '.join(unknown)}; it takes: {', '.join(takes) or 'none'}")
     try:
         items = reader.read(Path(path), **options)
-    except InputError:
+    except (InputError, ParamError):  # a bad reader option is reported as such
         raise
     except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError) as exc:
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

@@ -6,7 +6,7 @@ row of unit names and a first column of names (or bin times). It becomes the sam
 ``"spikes"``, units ``"counts"``, traces bins x units float32, ``fs = 1 / bin_s``), so
 ``states`` and ``bicluster`` take it directly.
 
-Reader options (``--reader-option KEY=VALUE``):
+Reader options (``--reader-options KEY=VALUE``):
 
 - ``bin_s`` (required; or ``bin_ms``): bin width.
 - ``orientation``: ``units-by-bins`` or ``bins-by-units``; detected when unambiguous: a header
@@ -30,6 +30,7 @@ import pandas as pd
 
 from neurodyn.errors import InputError
 from neurodyn.io.formats import register
+from neurodyn.params import ParamError
 from neurodyn.recording import Recording
 
 ORIENTATIONS = ("units-by-bins", "bins-by-units")
@@ -145,17 +146,17 @@ def _positive(name: str, value: Any) -> float | None:
     except ValueError:
         x = float("nan")
     if not math.isfinite(x) or x <= 0:
-        raise InputError(f"--reader-option {name}", f"expected a positive number, got {value!r}")
+        raise ParamError("reader_options", f"{name}: expected a positive number, got {value!r}")
     return x
 
 
 def _bin_width(bin_s: Any, bin_ms: Any) -> float:
     s, ms = _positive("bin_s", bin_s), _positive("bin_ms", bin_ms)
     if s is not None and ms is not None:
-        raise InputError("--reader-option bin_s", "give bin_s or bin_ms, not both")
+        raise ParamError("reader_options", "bin_s: give bin_s or bin_ms, not both")
     if s is None and ms is None:
-        raise InputError("--reader-option bin_s",
-                         "a count matrix needs its bin width: pass e.g. --reader-option bin_s=0.01")
+        raise ParamError("reader_options",
+                         "bin_s: a count matrix needs its bin width, e.g. bin_s=0.01")
     return s if s is not None else ms / 1000.0
 
 
@@ -235,7 +236,7 @@ def _labels_file(path: str | Path) -> list[str]:
 
 
 @register("counts", [".csv", ".tsv", ".tab", ".txt", ".npy"], _sniff,
-          "binned spike-count matrix (CSV/TSV/TXT/NPY; --reader-option bin_s= required)",
+          "binned spike-count matrix (CSV/TSV/TXT/NPY; --reader-options bin_s= required)",
           probe=_probe)
 def read_counts(path: Path, bin_s: float | str | None = None, bin_ms: float | str | None = None,
                 orientation: str = "auto", labels: str | None = None,
@@ -248,8 +249,8 @@ def read_counts(path: Path, bin_s: float | str | None = None, bin_ms: float | st
     """
     width = _bin_width(bin_s, bin_ms)
     if orientation not in ("auto", *ORIENTATIONS):
-        raise InputError("--reader-option orientation",
-                         f"one of auto, {', '.join(ORIENTATIONS)}; got {orientation!r}")
+        raise ParamError("reader_options", f"orientation: one of auto, "
+                                           f"{', '.join(ORIENTATIONS)}; got {orientation!r}")
     start = 0.0 if t_start is None or str(t_start).strip() == "" else float(t_start)
     if path.name.lower().endswith(".npy"):
         vals, cols, rows, implied, why = _read_npy(path), None, None, None, ""
@@ -265,9 +266,9 @@ def read_counts(path: Path, bin_s: float | str | None = None, bin_ms: float | st
             if len(fits) == 1:
                 implied, why = fits[0], f"{len(names)} names in the labels file"
         if implied is None:
-            raise InputError(
-                "--reader-option orientation",
-                f"{path}: cannot tell whether the {R} rows x {C} columns are units or bins; pass "
+            raise ParamError(
+                "reader_options",
+                f"orientation: {path}: cannot tell whether the {R} rows x {C} columns are units or bins; pass "
                 "orientation=units-by-bins or orientation=bins-by-units",
             )
         orientation = implied

@@ -32,6 +32,7 @@ import pandas as pd
 from neurodyn.errors import InputError
 from neurodyn.io.formats import register
 from neurodyn.io.readers._util import is_hdf5, is_matlab_v5
+from neurodyn.params import ParamError
 from neurodyn.recording import Recording, empty_events
 from neurodyn.signal.recordings import events_within
 
@@ -218,7 +219,7 @@ def _apply_montage(raw: Any, montage: str | None, path: Path) -> None:
     try:
         mont = mne.channels.make_standard_montage(montage)
     except ValueError as exc:
-        raise InputError("--reader-option montage", str(exc).splitlines()[0]) from None
+        raise ParamError("reader_options", "montage: " + str(exc).splitlines()[0]) from None
     # Match names with the type prefix stripped ("EEG Fp1" -> "Fp1"), case-insensitively.
     by_lower = {n.lower(): n for n in mont.ch_names}
     positions = mont.get_positions()["ch_pos"]
@@ -283,7 +284,7 @@ def raw_to_recording(
             raise InputError(
                 path,
                 f"non-finite samples in {len(bad)} channels ({', '.join(bad[:5])}); "
-                "pass --reader-option nan=mask to keep them as missing",
+                "pass --reader-options nan=mask to keep them as missing",
             )
         empty = [raw.ch_names[i] for i in np.flatnonzero(~finite.any(axis=0))]
         if empty:
@@ -334,7 +335,7 @@ def _open(fn: Any, path: Path, *, shown: Path | None = None, **kw: Any) -> Any:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return fn(path, preload=False, **kw)
-    except InputError:
+    except (InputError, ParamError):  # a bad reader option is reported as such
         raise
     except FileNotFoundError as exc:
         raise InputError(name, f"a companion file is missing: {exc.filename or exc}") from None
@@ -349,14 +350,14 @@ def _finish(raw: Any, path: Path, fmt: str, dataset: str, subject: str | None,
     try:
         return [raw_to_recording(raw, path, dataset=dataset, subject=subject, nan=nan, fmt=fmt,
                                  **kw)]
-    except InputError:
+    except (InputError, ParamError):  # a bad reader option is reported as such
         raise
     except (ValueError, OSError, EOFError) as exc:
         raise InputError(path, f"cannot read data ({type(exc).__name__}): {exc}") from None
 
 
 _DOC_OPTIONS = """
-    Options (``--reader-option KEY=VALUE``): ``dataset`` (id prefix, default "eeg"),
+    Options (``--reader-options KEY=VALUE``): ``dataset`` (id prefix, default "eeg"),
     ``subject`` (default: the file stem), ``montage`` (an MNE standard montage name, e.g.
     ``standard_1020``, matched on channel names without an "EEG " prefix), ``nan``
     ("error" or "mask").
@@ -527,7 +528,7 @@ def _flag(value: bool | str) -> bool:
             return True
         if v in ("0", "false", "no", "off", ""):
             return False
-        raise InputError("--reader-option", f"expected true/false, got {value!r}")
+        raise ParamError("reader_options", f"expected true/false, got {value!r}")
     return bool(value)
 
 

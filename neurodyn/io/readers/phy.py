@@ -29,6 +29,7 @@ import pandas as pd
 from neurodyn.errors import InputError
 from neurodyn.io.formats import register
 from neurodyn.io.readers.spikes import DEFAULT_BIN_MS, REGION_COLUMNS, trains_to_recording
+from neurodyn.params import ParamError
 from neurodyn.recording import Recording
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def _probe(path: Path) -> str | None:
         return None
     if (path / TIMES).is_file():
         return (f"{TIMES} without {CLUSTERS} or {PARAMS}: pass --format phy "
-                f"(clusters from {TEMPLATES} when present, --reader-option fs=HZ)")
+                f"(clusters from {TEMPLATES} when present, --reader-options fs=HZ)")
     subs = sorted(p.parent.name for p in path.glob(f"*/{TIMES}"))
     if subs:
         return f"holds phy output in {', '.join(subs[:3])}: pass that folder instead"
@@ -99,13 +100,13 @@ def _sample_rate(params: dict[str, Any], fs: float | str | None, where: Path) ->
         try:
             rate = float(fs)
         except ValueError:
-            raise InputError("--reader-option fs", f"expected a number, got {fs!r}") from None
-        src: object = "--reader-option fs"
+            raise ParamError("reader_options", f"fs: expected a number, got {fs!r}") from None
+        src: object = "--reader-options fs"
     elif "sample_rate" in params:
         rate, src = params["sample_rate"], where / PARAMS
     else:
         raise InputError(where, f"no sample_rate in {PARAMS} (or no {PARAMS}); "
-                                "pass --reader-option fs=HZ")
+                                "pass the reader option fs=HZ")
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) \
             or rate <= 0:
         raise InputError(src, f"sample_rate must be a positive number, got {rate!r}")
@@ -167,7 +168,7 @@ def _groups(text: str | None) -> list[str] | None:
     """``"good,mua"`` -> ["good", "mua"]; ``"all"`` -> None (every cluster)."""
     names = [g.strip().lower() for g in str(text or "").split(",") if g.strip()]
     if not names:
-        raise InputError("--reader-option groups", "give labels, e.g. groups=good,mua, or all")
+        raise ParamError("reader_options", "groups: give labels, e.g. groups=good,mua, or all")
     return None if "all" in names else names
 
 
@@ -234,7 +235,7 @@ def read_phy(path: Path, groups: str = "good", fs: float | str | None = None,
     if not keep:
         have = ", ".join(f"{n} {g}" for g, n in sorted(by_group.items()))
         raise InputError(folder, f"no cluster labelled {','.join(wanted or [])} ({have}); "
-                                 "pass --reader-option groups=LABELS (e.g. good,mua or all)")
+                                 "pass --reader-options groups=LABELS (e.g. good,mua or all)")
     order = np.argsort(clusters, kind="stable")
     bounds = np.searchsorted(clusters[order], ids)
     pos = {int(c): i for i, c in enumerate(ids)}

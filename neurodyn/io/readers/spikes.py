@@ -8,7 +8,7 @@ seconds, ``fs = 1000 / bin_ms``, and ``channel_info`` with ``unit``, ``region`` 
 ``t_stop``, ``n_spikes_total``, ``n_spikes_outside`` (spikes left out by the window) and
 ``first_spike_s`` / ``last_spike_s``.
 
-Common reader options (``--reader-option KEY=VALUE``):
+Common reader options (``--reader-options KEY=VALUE``):
 
 - ``bin_ms`` (default 10): bin width in milliseconds.
 - ``t_start`` / ``t_stop`` (seconds): window; default from the first spike (floored to a bin)
@@ -34,6 +34,7 @@ from neurodyn.binning import bin_trains
 from neurodyn.errors import InputError
 from neurodyn.io.formats import register
 from neurodyn.io.readers._util import h5_has, is_matlab_v5
+from neurodyn.params import ParamError
 from neurodyn.recording import Recording, empty_events
 
 DEFAULT_BIN_MS = 10.0
@@ -51,7 +52,7 @@ def _float(name: str, value: Any) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise InputError(f"--reader-option {name}", f"expected a number, got {value!r}") from None
+        raise ParamError("reader_options", f"{name}: expected a number, got {value!r}") from None
 
 
 def trains_to_recording(
@@ -81,7 +82,7 @@ def trains_to_recording(
     """
     width_ms = _float("bin_ms", bin_ms)
     if width_ms is None or not np.isfinite(width_ms) or width_ms <= 0:
-        raise InputError("--reader-option bin_ms", f"bin width must be positive, got {bin_ms!r}")
+        raise ParamError("reader_options", f"bin_ms: bin width must be positive, got {bin_ms!r}")
     width = width_ms / 1000.0
     start, stop = _float("t_start", t_start), _float("t_stop", t_stop)
     unit = float(time_unit_s)
@@ -98,7 +99,7 @@ def trains_to_recording(
     if bad:
         raise InputError(path, f"non-finite spike times in units {', '.join(bad[:5])}")
     if start is not None and stop is not None and stop <= start:
-        raise InputError("--reader-option t_stop", f"t_stop {stop} <= t_start {start}")
+        raise ParamError("reader_options", f"t_stop: t_stop {stop} <= t_start {start}")
     try:
         counts, starts, t0, t1 = bin_trains(trains, width_u, None if start is None else start / unit,
                                             None if stop is None else stop / unit)
@@ -156,7 +157,7 @@ def _probe_unit_mat(path: Path) -> str | None:
     cells = _mat_cell_names(path) if is_matlab_v5(path) else []
     if cells:
         return (f"cell arrays {cells[:5]}: pass --format spikes-mat "
-                f"--reader-option variable={cells[0]} if they hold spike times")
+                f"--reader-options variable={cells[0]} if they hold spike times")
     return None
 
 
@@ -204,7 +205,7 @@ def check_integer_times(times: np.ndarray, what: str, time_unit: str | None,
         return time_unit
     if times.dtype.kind in "iu" and times.size and times.max() > INTEGER_SECONDS_MAX:
         raise InputError(path, f"{what} are integers up to {int(times.max()):,}, not seconds: "
-                               "pass --reader-option time_unit=samples fs=HZ (or time_unit=ms, "
+                               "pass --reader-options time_unit=samples fs=HZ (or time_unit=ms, "
                                "us, or s to read them as whole seconds)")
     return "s"
 
@@ -214,16 +215,16 @@ def time_scale(unit: str, fs: float | str | None = None) -> float:
     rate = _float("fs", fs)
     if unit == "samples":
         if rate is None:
-            raise InputError("--reader-option fs",
-                             "time_unit=samples needs the sampling rate: pass fs=HZ (e.g. fs=30000)")
+            raise ParamError("reader_options", "fs: time_unit=samples needs the sampling rate: "
+                                               "pass fs=HZ (e.g. fs=30000)")
         if not np.isfinite(rate) or rate <= 0:
-            raise InputError("--reader-option fs", f"sampling rate must be positive, got {fs!r}")
+            raise ParamError("reader_options", f"fs: sampling rate must be positive, got {fs!r}")
         return 1.0 / rate
     if unit not in TIME_SCALE:
-        raise InputError("--reader-option time_unit",
-                         f"one of {sorted(TIME_SCALE) + ['samples']}, got {unit!r}")
+        raise ParamError("reader_options", f"time_unit: one of {sorted(TIME_SCALE) + ['samples']}, "
+                                           f"got {unit!r}")
     if rate is not None:
-        raise InputError("--reader-option fs", f"fs applies to time_unit=samples, not {unit!r}")
+        raise ParamError("reader_options", f"fs: fs applies to time_unit=samples, not {unit!r}")
     return TIME_SCALE[unit]
 
 
@@ -240,7 +241,7 @@ def _pick(columns: Sequence[str], wanted: str | None, candidates: Sequence[str],
         if c in lower:
             return lower[c]
     raise InputError(
-        path, f"no {what} column found among {cols[:20]} (pass --reader-option {what}_col=NAME)"
+        path, f"no {what} column found among {cols[:20]} (pass --reader-options {what}_col=NAME)"
     )
 
 
@@ -279,7 +280,7 @@ def _probe_table(path: Path) -> str | None:
     opts = [] if unit else [f"unit_col={rest.pop(0)}"]
     opts += [] if time else [f"time_col={rest[0]}"]
     shown = ", ".join(cols[:8]) + (", ..." if len(cols) > 8 else "")
-    return (f"columns [{shown}]; for one spike per row pass --reader-option "
+    return (f"columns [{shown}]; for one spike per row pass --reader-options "
             f"{' '.join(opts)} (and time_unit=ms|us|samples fs=HZ if not seconds)")
 
 
