@@ -11,8 +11,13 @@ from neurodyn.hmmglm import mstep
 from neurodyn.hmmglm.basis import exp_basis, filter_history
 from neurodyn.hmmglm.forward_backward import forward_backward, forward_loglik, viterbi
 from neurodyn.hmmglm.model import ModelSpec, Params, state_loglik
-from neurodyn.hmmglm.priors import PriorState
+from neurodyn.hmmglm.priors import REGISTRY, GaussianPrior, NoPrior, OneHotPrior
 
+
+def _prior(kind, W0, sigma2, l2):
+    """A registered prior of ``kind`` with the fields it has."""
+    extra = {"W0": W0, "sigma2": sigma2} if REGISTRY[kind] is GaussianPrior else {}
+    return REGISTRY[kind](l2=l2, **extra)
 
 def _random_hmm(rng, T, K):
     ll = rng.normal(size=(T, K)) * 3
@@ -168,7 +173,7 @@ def test_free_objective_gradient(obs, link, kind):
     spec = ModelSpec(observation=obs, link=link, self_history=False)
     data = _mstep_data(rng, obs, T, N, K)
     mask = ~np.eye(N, dtype=bool)
-    prior = PriorState(kind=kind, W0=rng.normal(size=(N, N)) * mask, sigma2=0.3, l2=0.5)
+    prior = _prior(kind, W0=rng.normal(size=(N, N)) * mask, sigma2=0.3, l2=0.5)
     x = rng.normal(size=K * N + K * N * N) * 0.5
     var = np.full(N, 1.3)
     _fd_check(lambda v: mstep.free_objective(v, data, spec, var, prior, mask), x)
@@ -181,7 +186,7 @@ def test_free_objective_matches_numpy_reference():
     spec = ModelSpec()
     data = _mstep_data(rng, "poisson", T, N, K)
     mask = np.ones((N, N), dtype=bool)
-    prior = PriorState(kind="none", l2=0.7)
+    prior = NoPrior(l2=0.7)
     bias, W = rng.normal(size=(K, N)) * .5, rng.normal(size=(K, N, N)) * .5
     f, _ = mstep.free_objective(np.concatenate([bias.ravel(), W.ravel()]), data, spec,
                                 np.ones(N), prior, mask)
@@ -202,7 +207,7 @@ def test_state_terms_hessian(obs, link):
     spec = ModelSpec(observation=obs, link=link)
     data = _mstep_data(rng, obs, T, N, K)
     mask = np.ones((N, N), dtype=bool)
-    prior = PriorState(kind="gaussian", W0=rng.normal(size=(N, N)), sigma2=0.3)
+    prior = GaussianPrior(W0=rng.normal(size=(N, N)), sigma2=0.3)
     var = np.full(N, 1.3)
     beta = rng.normal(size=(N, N + 1)) * 0.5
     for k in range(K):
@@ -255,7 +260,7 @@ def test_newton_mstep_reaches_the_optimum(kind):
                np.ones(N))
     if kind == "onehot":
         A = rng.integers(-1, 2, size=(K, N, N)).astype(np.int8) * mask
-        prior = PriorState(kind="onehot", strength=np.full((N, N), 0.3) * mask, adjacency=A)
+        prior = OneHotPrior(strength=np.full((N, N), 0.3) * mask, adjacency=A)
         mstep.update_weights(p, prior, data, spec, mask, rtol=1e-12)
 
         def obj(v):
@@ -272,7 +277,7 @@ def test_newton_mstep_reaches_the_optimum(kind):
         np.testing.assert_allclose(prior.strength[used], res.x[:N * N].reshape(N, N)[used],
                                    atol=1e-4)
         return
-    prior = PriorState(kind=kind, W0=rng.normal(size=(N, N)) * 0.3 * mask, sigma2=0.2, l2=0.1)
+    prior = _prior(kind, W0=rng.normal(size=(N, N)) * 0.3 * mask, sigma2=0.2, l2=0.1)
     mstep.update_weights(p, prior, data, spec, mask, rtol=1e-12)
     x0 = np.zeros(K * N + K * N * N)
     res = minimize(mstep.free_objective, x0, args=(data, spec, var, prior, mask), jac=True,
@@ -295,7 +300,7 @@ def test_onehot_sweep_scores_classes_exactly():
     S = rng.uniform(0.3, 1.0, (N, N))
     A = np.zeros((K, N, N), dtype=np.int8)
     table = rng.dirichlet(np.ones(3), size=(N, N))
-    ps = PriorState(kind="onehot", strength=S, adjacency=A.copy(),
+    ps = OneHotPrior(strength=S, adjacency=A.copy(),
                     adjacency_prob=np.zeros((K, N, N, 3)), table=table)
     p = Params(np.ones(1), np.ones((1, 1)), rng.normal(size=(K, N)) * .3, A * S, np.ones(N))
     p0 = p.copy()
@@ -396,3 +401,37 @@ def model_const(y, spec, var):
     from neurodyn.hmmglm.model import row_const
 
     return row_const(np.ascontiguousarray(y), spec.code, np.asarray(var, float))
+
+
+def test_prior_registry_a_new_prior_is_one_class():
+    """fit_hmmglm finds a prior by name in the registry; nothing else compares prior names."""
+    import dataclasses
+    from typing import ClassVar
+
+    from neurodyn.hmmglm.basis import HistorySpec
+    from neurodyn.hmmglm.fit import fit_hmmglm
+    from neurodyn.hmmglm.priors import prior_class, register
+    from neurodyn.hmmglm.simulate import simulate_hmmglm
+
+    @register
+    @dataclasses.dataclass
+    class StrongRidge(NoPrior):
+        kind: ClassVar[str] = "strong-ridge"
+
+        @classmethod
+        def from_weights(cls, W, mask, **kw):
+            return cls(l2=1e3)
+
+    try:
+        y, _ = simulate_hmmglm(2, 4, 1, 600, seed=0)
+        T = y.shape[0]
+        h = HistorySpec(3, 1.5, np.array([0]), np.array([T])).filter(y)
+        kw = dict(restarts=1, max_iter=10, seed=0)
+        a = fit_hmmglm(y, h, 2, prior="none", **kw)
+        b = fit_hmmglm(y, h, 2, prior="strong-ridge", **kw)
+        assert isinstance(b.prior, StrongRidge)
+        assert np.abs(b.params.W).sum() < 0.2 * np.abs(a.params.W).sum()
+    finally:
+        REGISTRY.pop("strong-ridge")
+    with pytest.raises(ValueError, match="none, gaussian, onehot"):
+        prior_class("strong-ridge")

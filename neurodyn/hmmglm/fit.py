@@ -15,7 +15,7 @@ from neurodyn.hmmglm.basis import HistorySpec
 from neurodyn.hmmglm.forward_backward import forward_backward, forward_loglik, viterbi
 from neurodyn.hmmglm.learn_basis import update_tau
 from neurodyn.hmmglm.model import ModelSpec, Params, state_loglik
-from neurodyn.hmmglm.priors import PriorState, init_prior
+from neurodyn.hmmglm.priors import NoPrior, WeightPrior, prior_class
 
 log = logging.getLogger("neurodyn.hmmglm")
 
@@ -27,7 +27,7 @@ class FitResult:
     Attributes
     ----------
     params : Params
-    prior : PriorState
+    prior : WeightPrior
     loglik_trace : array (iterations,)
         EM objective (log-likelihood + log priors, nats) after each E-step.
     n_iter : int
@@ -47,7 +47,7 @@ class FitResult:
     """
 
     params: Params
-    prior: PriorState
+    prior: WeightPrior
     loglik_trace: np.ndarray
     n_iter: int
     converged: bool
@@ -170,24 +170,20 @@ class _EM:
         self.tau = float(tau)
         self.h = self.history.filter(self.y, tau) if h is None else h
 
-    def estep(self, params: Params, prior: PriorState) -> tuple[np.ndarray, np.ndarray, float]:
+    def estep(self, params: Params, prior: WeightPrior) -> tuple[np.ndarray, np.ndarray, float]:
         ll = state_loglik(self.y, self.h, params, self.spec)
         post, xi, seq_ll = forward_backward(ll, params.pi0, params.P, self.starts, self.stops)
         obj = float(seq_ll.sum()) + prior.log_prior(params.W)
         obj += mstep.log_transition_prior(params.P, self.sticky)
         return post, xi, obj
 
-    def mstep(self, params: Params, prior: PriorState, post: np.ndarray, xi: np.ndarray
+    def mstep(self, params: Params, prior: WeightPrior, post: np.ndarray, xi: np.ndarray
               ) -> mstep.WeightedData:
         p = post.copy()
         p[~self.rows] = 0.0
         data = mstep.weighted_data(self.y, self.h, p)
-        mstep.update_weights(params, prior, data, self.spec, self.mask, self.mstep_iter)
-        if prior.kind == "onehot":
-            mstep.onehot_sweep(params, prior, data, self.spec)
-            prior.update_table(self.mask)
-        elif prior.kind == "gaussian":
-            prior.update_gaussian(params.W, self.mask)
+        prior.update_weights(params, data, self.spec, self.mask, self.mstep_iter)
+        prior.after_weights(params, data, self.spec, self.mask)
         if self.spec.observation == "gaussian":
             mstep.update_noise_var(params, data)
         if params.n_states > 1:
@@ -195,7 +191,7 @@ class _EM:
         params.pi0 = mstep.update_initial(post, self.starts)
         return data
 
-    def run(self, params: Params, prior: PriorState, max_iter: int, tol: float,
+    def run(self, params: Params, prior: WeightPrior, max_iter: int, tol: float,
             trace: list[float], taus: list[float]) -> tuple[int, bool]:
         """EM iterations; appends the objective (and the ``tau`` in force) per E-step."""
         prev = None
@@ -218,7 +214,7 @@ class _EM:
 
 
 def _from_posterior(em: _EM, post: np.ndarray, K: int, N: int, spec: ModelSpec,
-                    prior: PriorState) -> Params:
+                    prior: WeightPrior) -> Params:
     P = np.full((K, K), 0.05 / max(K - 1, 1))
     np.fill_diagonal(P, 0.95 if K > 1 else 1.0)
     mean, sq, n = np.zeros(N), np.zeros(N), 0
@@ -331,16 +327,18 @@ def fit_hmmglm(
     with threadpool_limits(limits=1, user_api="blas"):
         res = _fit(y, h, n_states, starts, stops, spec or ModelSpec(), prior, sigma, l2, sticky,
                    restarts, max_iter, tol, mstep_iter, restart_iter, seed, init, history, count)
-    left = fit_budget(restarts, max_iter, prior, restart_iter) - done[0]
+    left = fit_budget(restarts, max_iter, prior_class(prior) is not NoPrior, restart_iter) - done[0]
     if tick is not None and left > 0:
         tick(left)
     return res
 
 
-def fit_budget(restarts: int, max_iter: int, prior: str = "none", restart_iter: int = 15) -> int:
-    """Upper bound on the EM iterations of one :func:`fit_hmmglm` (the progress bar's unit)."""
+def fit_budget(restarts: int, max_iter: int, prior_stage: bool = False,
+               restart_iter: int = 15) -> int:
+    """Upper bound on the EM iterations of one :func:`fit_hmmglm` (the progress bar's unit);
+    ``prior_stage``: a prior other than ``none`` continues EM after the restarts."""
     return (max(1, restarts) * min(restart_iter, max_iter) + max_iter
-            + (max_iter if prior != "none" else 0))
+            + (max_iter if prior_stage else 0))
 
 
 def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts, max_iter, tol,
@@ -362,7 +360,7 @@ def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts
     best = None
     scores = []
     if init is not None:
-        if init.prior.kind != "none" or init.params.n_states != K:
+        if type(init.prior) is not NoPrior or init.params.n_states != K:
             raise ValueError("init must be a 'none' fit with the same number of states")
         taus0 = [] if init.tau_trace is None else list(init.tau_trace)
         best = (init.params.copy(), init.prior, init.n_iter, list(init.loglik_trace),
@@ -370,7 +368,7 @@ def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts
         scores = list(init.restart_scores)
     for r in range(0 if init is not None else max(1, restarts)):
         em.set_tau(tau0, h0)
-        base = PriorState(kind="none", l2=l2)
+        base = NoPrior(l2=l2)
         post = initial_posterior(y, starts, stops, K, rng)
         post[~em.rows] = 0.0
         params = _from_posterior(em, post, K, N, spec, base)
@@ -386,11 +384,11 @@ def _fit(y, h, n_states, starts, stops, spec, prior, sigma, l2, sticky, restarts
     if init is None and not conv and n_it < max_iter:
         more, conv = em.run(params, base, max_iter - n_it, tol, trace, taus)
         n_it += more
-    if prior != "none":
-        ps = init_prior(prior, params.W, em.mask, l2=l2, sigma=sigma)
+    cls = prior_class(prior)
+    if cls is not NoPrior:
+        ps = cls.from_weights(params.W, em.mask, l2=l2, sigma=sigma)
         params = params.copy()
-        if prior == "onehot":
-            params.W = ps.adjacency * ps.strength[None]
+        params.W = ps.start_weights(params.W)
         trace2: list[float] = []
         n_it, conv = em.run(params, ps, max_iter, tol, trace2, taus)
         trace, base = trace + trace2, ps

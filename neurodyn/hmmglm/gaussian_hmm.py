@@ -248,6 +248,7 @@ def fit_gaussian_hmm(
     restart_iter: int = 15,
     reg: float = 1e-3,
     seed: int = 0,
+    init: GaussianHMM | None = None,
     tick: Tick | None = None,
 ) -> GaussianFit:
     """Fit a Gaussian HMM by EM.
@@ -270,6 +271,8 @@ def fit_gaussian_hmm(
         Minimum samples per visit of a state (see the module notes).
     reg : float
         Added to every variance (keeps covariances positive definite).
+    init : GaussianHMM, optional
+        Start EM from these parameters (no restarts; ``min_dwell`` is taken from it).
     tick : callable, optional
         Called with the number of EM iterations done, for progress; over a whole fit the
         calls add up to :func:`fit_budget`.
@@ -304,6 +307,12 @@ def fit_gaussian_hmm(
     args = (X, starts, stops, covariance, sticky, reg)
     best, scores = None, []
     with threadpool_limits(limits=1, user_api="blas"):
+        if init is not None:
+            trace: list[float] = []
+            m, n_it, conv = _em(dataclasses.replace(init), *args, max_iter, tol, trace, count)
+            if tick is not None and budget > used:
+                tick(budget - used)
+            return GaussianFit(m, np.asarray(trace), n_it, conv, np.asarray([trace[-1]]))
         for _ in range(max(1, restarts) if K > 1 else 1):
             m = _init(X, rows, K, covariance, sticky, reg, dwell, starts, rng)
             trace: list[float] = []

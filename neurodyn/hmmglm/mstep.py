@@ -12,7 +12,7 @@ and gradients, which decide step acceptance and convergence, always use every bi
 
 Priors: ``none`` adds a ridge and ``gaussian`` the quadratic ``N(W0, sigma^2)`` penalty with
 ``W0`` held fixed (its closed-form update alternates with this step, in
-:meth:`PriorState.update_gaussian`). ``onehot`` (classes fixed here) is one problem per
+:meth:`neurodyn.hmmglm.priors.GaussianPrior.update_gaussian`). ``onehot`` (classes fixed here) is one problem per
 postsynaptic neuron over the shared non-negative strengths and the per-state biases, solved
 by projected Newton with the Hessian assembled from the per-state terms by the chain rule;
 the classes are then updated by the exact ICM sweep :func:`onehot_sweep`.
@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import numba as nb
 import numpy as np
 
 from neurodyn.hmmglm.model import ModelSpec, Params, _ll_and_grad, _ll_grad_curv
-from neurodyn.hmmglm.priors import PriorState
+
+if TYPE_CHECKING:  # the priors call into this module
+    from neurodyn.hmmglm.priors import OneHotPrior, WeightPrior
 
 GAMMA_FLOOR = 1e-6
 _CHUNK_ELEMS = 1 << 21  # rows * N * (N + 1) per chunk of the Hessian product (16 MiB float64)
@@ -241,25 +244,12 @@ def _newton(fun, x: np.ndarray, free: np.ndarray, maxiter: int, rtol: float,
     return x
 
 
-def _free_penalty(prior: PriorState, N: int, mask: np.ndarray):
-    """Quadratic penalty ``lam / 2 * (beta - center)^2`` on W (none: ridge; gaussian: N(W0, s2))."""
-    lam = np.zeros((N, N + 1))
-    center = np.zeros((N, N + 1))
-    if prior.kind == "gaussian":
-        lam[:, :N] = 1.0 / prior.sigma2
-        center[:, :N] = prior.W0
-    else:
-        lam[:, :N] = prior.l2
-    lam[:, :N] *= mask
-    return lam, center
-
-
 def free_terms(data: WeightedData, k: int, beta: np.ndarray, spec: ModelSpec, var: np.ndarray,
-               prior: PriorState, mask: np.ndarray, order: int = 2, fisher: bool = True):
+               prior: WeightPrior, mask: np.ndarray, order: int = 2, fisher: bool = True):
     """:func:`state_terms` plus the ``none`` / ``gaussian`` prior's penalty on ``W[k]``
     (``W0`` held fixed): the per-neuron objectives the Newton M-step minimises."""
     N = data.n_neurons
-    lam, center = _free_penalty(prior, N, mask)
+    lam, center = prior.penalty(N, mask)
     f, g, H = state_terms(data, k, beta, spec, var, order, fisher)
     d = beta - center
     f = f + 0.5 * np.sum(lam * d * d, axis=1)
@@ -272,7 +262,7 @@ def free_terms(data: WeightedData, k: int, beta: np.ndarray, spec: ModelSpec, va
 
 
 def free_objective(theta: np.ndarray, data: WeightedData, spec: ModelSpec, var: np.ndarray,
-                   prior: PriorState, mask: np.ndarray) -> tuple[float, np.ndarray]:
+                   prior: WeightPrior, mask: np.ndarray) -> tuple[float, np.ndarray]:
     """Negative expected log posterior in ``theta = (bias (K, N), W (K, N, N))`` and its
     gradient (``none`` ridge or ``gaussian`` prior with ``W0`` fixed); for tests and checks."""
     K, N = data.n_states, data.n_neurons
@@ -321,34 +311,42 @@ def onehot_terms(data: WeightedData, bias: np.ndarray, S: np.ndarray, A: np.ndar
     return f, g, H
 
 
-def update_weights(params: Params, prior: PriorState, data: WeightedData, spec: ModelSpec,
+def update_weights(params: Params, prior: WeightPrior, data: WeightedData, spec: ModelSpec,
                    mask: np.ndarray, maxiter: int = 25, rtol: float = 1e-7) -> None:
-    """Newton update of biases and couplings in place, warm-started from ``params``.
+    """Newton update of biases and couplings in place, warm-started from ``params``, by the
+    prior's own method (:func:`newton_free` or :func:`newton_onehot`)."""
+    prior.update_weights(params, data, spec, mask, maxiter, rtol)
 
-    ``none`` / ``gaussian``: one independent problem per (state, neuron) over
-    ``(W[k, n, :], bias[k, n])`` (``W0`` held fixed; the caller updates it in closed form
-    afterwards). ``onehot``: classes held fixed, one problem per neuron ``n`` over the shared
+
+def newton_onehot(params: Params, prior: OneHotPrior, data: WeightedData, spec: ModelSpec,
+                  mask: np.ndarray, maxiter: int = 25, rtol: float = 1e-7) -> None:
+    """``onehot``: classes held fixed, one problem per neuron ``n`` over the shared
     non-negative strengths ``S[n, :]`` and the biases ``bias[:, n]`` (projected Newton).
-    ``maxiter`` caps the Newton steps per M-step.
-    """
+    ``maxiter`` caps the Newton steps per M-step."""
     K, N = params.bias.shape
     var = np.asarray(params.noise_var, np.float64)
-    fisher = True
-    if prior.kind == "onehot":
-        A = prior.adjacency.astype(np.float64)
-        used = np.any(A != 0, axis=0) & mask
-        free = np.concatenate([used, np.ones((N, K), dtype=bool)], axis=1)
-        lower = np.concatenate([np.zeros((N, N)), np.full((N, K), -np.inf)], axis=1)
-        x0 = np.concatenate([np.maximum(prior.strength, 0.0), params.bias.T], axis=1)
+    A = prior.adjacency.astype(np.float64)
+    used = np.any(A != 0, axis=0) & mask
+    free = np.concatenate([used, np.ones((N, K), dtype=bool)], axis=1)
+    lower = np.concatenate([np.zeros((N, N)), np.full((N, K), -np.inf)], axis=1)
+    x0 = np.concatenate([np.maximum(prior.strength, 0.0), params.bias.T], axis=1)
 
-        def fun(x, order):
-            return onehot_terms(data, x[:, N:].T, x[:, :N], A, spec, var, order, fisher)
+    def fun(x, order):
+        return onehot_terms(data, x[:, N:].T, x[:, :N], A, spec, var, order, True)
 
-        x = _newton(fun, x0, free, maxiter, rtol, lower)
-        prior.strength = x[:, :N] * mask
-        params.bias = np.ascontiguousarray(x[:, N:].T)
-        params.W = A * prior.strength[None]
-        return
+    x = _newton(fun, x0, free, maxiter, rtol, lower)
+    prior.strength = x[:, :N] * mask
+    params.bias = np.ascontiguousarray(x[:, N:].T)
+    params.W = A * prior.strength[None]
+
+
+def newton_free(params: Params, prior: WeightPrior, data: WeightedData, spec: ModelSpec,
+                mask: np.ndarray, maxiter: int = 25, rtol: float = 1e-7) -> None:
+    """``none`` / ``gaussian``: one independent problem per (state, neuron) over
+    ``(W[k, n, :], bias[k, n])`` with the prior's quadratic penalty (``W0`` held fixed; the
+    prior updates it in closed form afterwards). ``maxiter`` caps the Newton steps."""
+    K, N = params.bias.shape
+    var = np.asarray(params.noise_var, np.float64)
     free = np.concatenate([mask, np.ones((N, 1), dtype=bool)], axis=1)
     W = params.W * mask[None]
     bias = params.bias.copy()
@@ -358,7 +356,7 @@ def update_weights(params: Params, prior: PriorState, data: WeightedData, spec: 
         x0 = np.concatenate([W[k], bias[k][:, None]], axis=1)
 
         def fun(x, order, k=k):
-            return free_terms(data, k, x, spec, var, prior, mask, order, fisher)
+            return free_terms(data, k, x, spec, var, prior, mask, order, True)
 
         x = _newton(fun, x0, free, maxiter, rtol)
         W[k] = x[:, :N] * mask
@@ -441,7 +439,7 @@ def _drive(data: WeightedData, k: int, W: np.ndarray, bias: np.ndarray,
     return eta
 
 
-def onehot_sweep(params: Params, prior: PriorState, data: WeightedData, spec: ModelSpec) -> None:
+def onehot_sweep(params: Params, prior: OneHotPrior, data: WeightedData, spec: ModelSpec) -> None:
     """One coordinate sweep over the adjacency classes of every state and pair, in place.
 
     For each pair ``(n, m)`` of state ``k`` the three classes are scored exactly by the

@@ -34,6 +34,7 @@ from neurodyn.hmmglm.fit import FitResult, decode, fit_budget, fit_hmmglm
 from neurodyn.hmmglm.joint import JOINT_GROUP, Stacked, stack
 from neurodyn.hmmglm.model import ModelSpec
 from neurodyn.hmmglm.params import StatesParams, parse_range
+from neurodyn.hmmglm.priors import NoPrior, prior_class
 from neurodyn.hmmglm.select import heldout_bits, holdout_split, score_unit, select_states
 from neurodyn.io.store import atomic_h5, group_name, read_recordings, write_tree
 from neurodyn.params import ParamError
@@ -156,7 +157,8 @@ def fit_model(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelS
     tree: dict[str, Any] = {}
     ks, K = states_choice(p)
     folds = int(p["folds"])
-    budget = fit_budget(int(p["restarts"]), int(p["max_iter"]), p["prior"])
+    budget = fit_budget(int(p["restarts"]), int(p["max_iter"]),
+                        prior_class(str(p["prior"])) is not NoPrior)
     n_fits = 1 + (len(test[0]) > 0) + (0 if ks is None else folds * len(set(ks) | {1}))
     pbar = bar(n_fits * budget, desc=f"states {where}", unit="EM it")
     try:
@@ -200,15 +202,7 @@ def fit_model(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelS
             log.warning("%s: %s", where, gain_warning(tree["@heldout_gain"], 0.0,
                                                       tree["@heldout_unit"], f"{K} states",
                                                       "1 state (no switching)"))
-    if pr.kind == "gaussian":
-        tree["W0"] = pr.W0
-        tree["@sigma"] = float(np.sqrt(pr.sigma2))
-    if pr.kind == "onehot":
-        tree["adjacency"] = pr.adjacency
-        tree["adjacency_prob"] = pr.adjacency_prob.astype(np.float32)
-        tree["adjacency_prior"] = pr.table
-        tree["strength"] = pr.strength
-        tree["@adjacency_classes"] = "inhibitory,none,excitatory"
+    tree.update(pr.outputs())
     return Fitted(tree, res, h, post.astype(np.float32), path.astype(np.int16), seq_ll,
                   train, test, base)
 

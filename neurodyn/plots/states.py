@@ -153,8 +153,7 @@ def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
     fig.colorbar(im, cax=cax, label="coupling W[post, pre]")
     out.append(style.save(fig, outdir, f"states_weights_{name}", fmt))
     # 3. learned prior
-    prior = str(d.get("@prior", "none"))
-    if prior == "gaussian":
+    if "W0" in d:  # gaussian prior
         fig, ax = plt.subplots(figsize=(4.5, 4))
         W0 = np.asarray(d["W0"], float)
         v = float(np.abs(W0).max()) or 1.0
@@ -164,7 +163,7 @@ def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
         fig.colorbar(im, ax=ax, shrink=0.8)
         style.add_caption(fig, cap)
         out.append(style.save(fig, outdir, f"states_prior_{name}", fmt))
-    elif prior == "onehot":
+    elif "adjacency_prior" in d:  # onehot prior
         tab = np.asarray(d["adjacency_prior"], float)
         fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
         for ax, c, title in zip(axes, (0, 2), ("p(inhibitory)", "p(excitatory)")):
