@@ -311,19 +311,18 @@ def write_ntf_like(path: Path, seed: int = 0) -> tuple[Path, np.ndarray]:
     mats = np.array(mats, dtype=np.float32)
     import pandas as pd
 
-    from neurodyn.io.store import write_frame
+    from neurodyn.tensor import result
 
-    with atomic_h5(path, stage="factorize", params={"rank": 2}, inputs=[], seed=0) as f:
-        put(f.create_group("components"), "matrices", mats)
-        g = f.create_group("factors")
-        put(g, "time", rng.random((30, 2)))
-        put(g, "animal", rng.random((3, 2)))
-        put(g, "weights", np.array([2.0, 1.0]))
-        put(f, "labels", np.array([f"N{i}" for i in range(24)], dtype=object))
-        put(f, "windows", np.stack([np.arange(30) * 4.0, np.arange(30) * 4.0 + 8], axis=1))
-        put(f, "animals", np.array(["a", "b", "c"], dtype=object))
-        write_frame(f.create_group("events"), pd.DataFrame({"onset": [20.0], "offset": [40.0], "label": ["x"]}))
-        f.attrs["rank"] = 2
+    ntf = result.NTFResult(
+        factors={"pairs": rng.random((276, 2)), "time": rng.random((30, 2)),
+                 "animal": rng.random((3, 2)), "weights": np.array([2.0, 1.0])},
+        matrices=mats, labels=[f"N{i}" for i in range(24)], pairs=np.stack(np.triu_indices(24, 1), 1),
+        windows=np.stack([np.arange(30) * 4.0, np.arange(30) * 4.0 + 8], axis=1),
+        animals=["a", "b", "c"], rank_selection={"ranks": np.array([2])}, restarts={}, rank=2,
+        relative_error=0.5, stability=1.0, best_seed=0,
+        events=pd.DataFrame({"onset": [20.0], "offset": [40.0], "label": ["x"]}))
+    with atomic_h5(path, stage=result.STAGE, params={"rank": 2}, inputs=[], seed=0) as f:
+        result.write(f, ntf)
     return path, truth
 
 

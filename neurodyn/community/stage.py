@@ -1,19 +1,7 @@
 """Pipeline stage ``communities``: weighted SBM (or Leiden) on each NTF component's affinity pattern.
 
 Input: an NTF output (``neurodyn factorize``) with ``/components/matrices`` (R, N, N) and
-``/labels`` (N,). Output layout (``run/communities.h5``, stage ``communities``)::
-
-    /labels (N,)                       neuron names
-    /components_used (K,)              component indices analysed
-    /component_<r>/membership (N,)     level-0 community of each neuron
-    /component_<r>/block_matrix (B, B) mean affinity between / within communities
-    /component_<r>/levels/<l>/membership (N,)   community of each neuron at hierarchy level l
-    /component_<r> attrs: description_length (nats), description_length_bits, degree_corrected,
-        n_blocks, n_levels, method, ensemble ("ndc", "ndc_dense" or "dc"),
-        description_length_<variant> (nats) for each variant
-    /overview/{activity (K', W), component (K',), community (K',)}   when the input has
-        /factors/time: activity of community c of component r in window w = within-community
-        mean affinity x temporal loading of r (the dynamic-connectome overview)
+``/labels`` (N,). Output: ``run/communities.h5``, layout in :mod:`neurodyn.community.result`.
 """
 
 from __future__ import annotations
@@ -23,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from neurodyn.community import result
 from neurodyn.community.leiden import leiden
 from neurodyn.community.nested import block_matrix, describe_partition, fit_wsbm, model_variants
 from neurodyn.community.params import CommunitiesParams, parse_components
 from neurodyn.errors import InputError
-from neurodyn.io.store import atomic_h5, open_h5, put, strings
+from neurodyn.io.store import atomic_h5, open_h5, strings
 from neurodyn.params import ParamError
 from neurodyn.progress import progress
 
@@ -139,50 +128,42 @@ def run(input_path: Path, out: Path, params: CommunitiesParams | None = None, *,
         res = communities_of(mats[r].copy(), p, seed + r)
         results[r] = res
         blocks[r] = block_matrix(mats[r], res.membership)
-    with atomic_h5(out, stage="communities", params=p, inputs=[input_path], seed=seed) as f:
-        put(f, "labels", np.array(labels, dtype=object))
-        put(f, "components_used", np.array(comps, dtype=np.int64))
-        for r in comps:
-            res = results[r]
-            g = f.create_group(f"component_{r}")
-            put(g, "membership", res.membership.astype(np.int64))
-            put(g, "block_matrix", blocks[r])
-            lv = g.create_group("levels")
-            for level, memb in enumerate(res.level_memberships()):
-                put(lv.create_group(str(level)), "membership", memb.astype(np.int64))
-            g.attrs.update(
-                description_length=float(res.description_length),
-                description_length_bits=float(res.description_length / np.log(2.0)),
-                degree_corrected=bool(res.degree_corrected),
-                n_blocks=int(res.n_blocks),
-                n_levels=len(res.levels),
-                method=p["method"],
-                ensemble=res.ensemble,
-            )
-            for key, val in res.candidates.items():
-                g.attrs[f"description_length_{key}"] = float(val)
-        if time is not None:
-            act, comp, comm = overview(results, blocks, time)
-            ov = f.create_group("overview")
-            put(ov, "activity", act)
-            put(ov, "component", comp)
-            put(ov, "community", comm)
+    comps_out = {
+        r: result.ComponentCommunities(
+            membership=results[r].membership.astype(np.int64), block_matrix=blocks[r],
+            levels=list(results[r].level_memberships()),
+            attrs=dict(
+                description_length=float(results[r].description_length),
+                description_length_bits=float(results[r].description_length / np.log(2.0)),
+                degree_corrected=bool(results[r].degree_corrected),
+                n_blocks=int(results[r].n_blocks), method=p["method"],
+                ensemble=results[r].ensemble,
+                **{f"description_length_{k}": float(v) for k, v in results[r].candidates.items()},
+            ),
+        )
+        for r in comps
+    }
+    ov = None
+    if time is not None:
+        act, comp, comm = overview(results, blocks, time)
+        ov = {"activity": act, "component": comp, "community": comm}
+    with atomic_h5(out, stage=result.STAGE, params=p, inputs=[input_path], seed=seed) as f:
+        result.write(f, result.CommunitiesResult(labels, comps_out, ov))
     return out
 
 
 def summary(path: Path) -> list[str]:
     """One line per component of a communities output: blocks, levels, code, description length."""
     lines = []
-    with open_h5(path) as f:
-        for r in f["components_used"][()]:
-            a = f[f"component_{r}"].attrs
-            others = {k[len("description_length_"):]: float(v) for k, v in a.items()
-                      if k.startswith("description_length_") and k != "description_length_bits"}
-            rest = ", ".join(f"{k} +{v - a['description_length']:.1f}" for k, v in others.items()
-                             if k != a["ensemble"])
-            lines.append(
-                f"component {r}: {a['n_blocks']} communities, {a['n_levels']} levels, "
-                f"code {a['ensemble']}, description length {a['description_length']:.1f} nats "
-                f"({a['description_length_bits']:.1f} bits)" + (f"; {rest} nats" if rest else "")
-            )
+    for r, c in result.read(path).components.items():
+        a = c.attrs
+        others = {k[len("description_length_"):]: float(v) for k, v in a.items()
+                  if k.startswith("description_length_") and k != "description_length_bits"}
+        rest = ", ".join(f"{k} +{v - a['description_length']:.1f}" for k, v in others.items()
+                         if k != a["ensemble"])
+        lines.append(
+            f"component {r}: {a['n_blocks']} communities, {len(c.levels)} levels, "
+            f"code {a['ensemble']}, description length {a['description_length']:.1f} nats "
+            f"({a['description_length_bits']:.1f} bits)" + (f"; {rest} nats" if rest else "")
+        )
     return lines

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from neurodyn.io.store import open_h5, provenance, read_frame, strings
+from neurodyn.community import result as community_result
+from neurodyn.io.store import provenance
 from neurodyn.plots import style
+from neurodyn.tensor import result as ntf_result
 
 
 def _ntf_path(result_path: Path, prov: dict[str, Any]) -> Path | None:
@@ -24,31 +26,22 @@ def _ntf_path(result_path: Path, prov: dict[str, Any]) -> Path | None:
 
 def _load(result_path: Path) -> dict[str, Any]:
     """Everything the figures need, read from communities.h5 and (if found) its ntf.h5 input."""
-    d: dict[str, Any] = {"components": {}}
-    with open_h5(result_path) as f:
-        d["labels"] = strings(f["labels"])
-        for r in f["components_used"][()]:
-            g = f[f"component_{int(r)}"]
-            d["components"][int(r)] = {
-                "membership": g["membership"][()],
-                "attrs": {k: (v.item() if hasattr(v, "item") else v) for k, v in g.attrs.items()},
-            }
-        if "overview" in f:
-            d["overview"] = {k: f["overview"][k][()] for k in ("activity", "component", "community")}
+    res = community_result.read(result_path)
+    d: dict[str, Any] = {
+        "labels": res.labels,
+        "components": {r: {"membership": c.membership, "attrs": c.attrs}
+                       for r, c in res.components.items()},
+    }
+    if res.overview is not None:
+        d["overview"] = res.overview
     ntf = _ntf_path(result_path, provenance(result_path))
     d["ntf"] = ntf
     if ntf is not None:
-        with open_h5(ntf) as f:
-            d["matrices"] = f["components/matrices"][()]
-            fac = f["factors"] if "factors" in f else {}
-            d["time"] = fac["time"][()] if "time" in fac else None
-            d["animal"] = fac["animal"][()] if "animal" in fac else None
-            d["windows"] = f["windows"][()] if "windows" in f else None
-            d["animals"] = strings(f["animals"]) if "animals" in f else None
-            ev = read_frame(f["events"]) if "events" in f else None
-            if ev is not None and len(ev):
-                ev = ev.drop_duplicates(subset=["onset", "offset", "label"])
-            d["events"] = ev
+        n = ntf_result.read(ntf)
+        d.update(matrices=n.matrices, time=n.factors.get("time"), animal=n.factors.get("animal"),
+                 windows=n.windows, animals=n.animals)
+        ev = n.events
+        d["events"] = ev.drop_duplicates(subset=["onset", "offset", "label"]) if len(ev) else None
     return d
 
 

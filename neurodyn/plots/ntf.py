@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodyn.io.store import open_h5, read_frame, strings
 from neurodyn.plots import style
+from neurodyn.tensor import result
 
 
 def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
@@ -20,14 +20,11 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     import matplotlib.pyplot as plt
 
     style.use()
-    with open_h5(result_path) as f:
-        rs = {k: f["rank_selection"][k][()] for k in f["rank_selection"]}
-        t_load, a_load = f["factors/time"][()], f["factors/animal"][()]
-        weights = f["factors/weights"][()]
-        mats = f["components/matrices"][()]
-        labels, windows, animals = strings(f["labels"]), f["windows"][()], strings(f["animals"])
-        events = read_frame(f["events"]) if "events" in f else None
-        chosen = int(f.attrs["rank"])
+    res = result.read(result_path)
+    rs, mats, chosen = res.rank_selection, res.matrices, res.rank
+    t_load, a_load, weights = res.factors["time"], res.factors["animal"], res.factors["weights"]
+    labels, windows, animals = res.labels, res.windows, res.animals
+    events = res.events
     caption = style.caption_from(result_path)
     out = []
     fig, ax = plt.subplots(figsize=(6, 3.8))

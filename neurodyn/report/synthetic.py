@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from neurodyn.community import result as community_result
 from neurodyn.connectome import Connectome
 from neurodyn.io.store import atomic_h5, group_name, put, write_recordings
 from neurodyn.recording import Recording
+from neurodyn.tensor import result as ntf_result
 
 
 def planted_connectome(labels: list[str], groups: np.ndarray, seed: int, name: str = "planted"
@@ -79,43 +81,33 @@ def make_run(rundir: str | Path, *, seed: int = 0, n_neurons: int = 24, n_frames
         v = (groups == r) + 0.1 * rng.random(n_neurons)
         mats[r] = np.outer(v, v)
         np.fill_diagonal(mats[r], 0)
-    with atomic_h5(rundir / "ntf.h5", stage="factorize", params={"rank": rank}, inputs=[rec_p],
-                   seed=seed) as f:
-        put(f, "factors/pairs", pairs_factor)
-        put(f, "factors/time", time_f)
-        put(f, "factors/animal", rng.random((2, rank)))
-        put(f, "factors/weights", np.linspace(2, 1, rank))
-        put(f, "components/matrices", mats)
-        put(f, "labels", np.array(labels, dtype=object))
-        put(f, "windows", win)
-        put(f, "animals", np.array(["sim/animal0", "sim/animal1"], dtype=object))
-        put(f, "pairs", np.stack(np.triu_indices(n_neurons, 1), 1).astype(np.int32))
-        rs = f.create_group("rank_selection")
-        ranks = np.arange(1, rank + 3)
-        put(rs, "ranks", ranks)
-        put(rs, "error", 0.5 / ranks)
-        put(rs, "heldout_error", 0.5 / ranks + 0.02 * ranks)
-        put(rs, "stability", np.linspace(1, 0.6, ranks.size))
-        rs.attrs["chosen"] = rank
-        ev = f.create_group("events")
-        ev.attrs["columns"] = '["onset", "offset", "label", "animal"]'
-        put(ev, "onset", np.array([t[n_frames // 4]] * 2))
-        put(ev, "offset", np.array([t[n_frames // 2]] * 2))
-        put(ev, "label", np.array(["stimulus"] * 2, dtype=object))
-        put(ev, "animal", np.array(["sim/animal0", "sim/animal1"], dtype=object))
-        f.attrs.update(rank=rank, loss=0.123, relative_error=0.123, stability=0.9)
+    ranks = np.arange(1, rank + 3)
+    ntf = ntf_result.NTFResult(
+        factors={"pairs": pairs_factor, "time": time_f, "animal": rng.random((2, rank)),
+                 "weights": np.linspace(2, 1, rank)},
+        matrices=mats, labels=labels, pairs=np.stack(np.triu_indices(n_neurons, 1), 1),
+        windows=win, animals=["sim/animal0", "sim/animal1"],
+        rank_selection={"ranks": ranks, "error": 0.5 / ranks,
+                        "heldout_error": 0.5 / ranks + 0.02 * ranks,
+                        "stability": np.linspace(1, 0.6, ranks.size)},
+        restarts={}, rank=rank, relative_error=0.123, stability=0.9, best_seed=seed,
+        events=pd.DataFrame({"onset": [t[n_frames // 4]] * 2, "offset": [t[n_frames // 2]] * 2,
+                             "label": ["stimulus"] * 2, "animal": ["sim/animal0", "sim/animal1"]}),
+    )
+    with atomic_h5(rundir / "ntf.h5", stage=ntf_result.STAGE, params={"rank": rank},
+                   inputs=[rec_p], seed=seed) as f:
+        ntf_result.write(f, ntf)
     ntf_p = rundir / "ntf.h5"
-    with atomic_h5(rundir / "communities.h5", stage="communities", params={"resolution": 1.0},
-                   inputs=[ntf_p], seed=seed) as f:
-        put(f, "labels", np.array(labels, dtype=object))
-        put(f, "components_used", np.arange(rank))
-        for r in range(rank):
-            g = f.create_group(f"component_{r}")
-            mem = np.where(groups == r, 0, 1 + (rng.random(n_neurons) < 0.5))
-            put(g, "membership", mem)
-            put(g, "block_matrix", rng.random((3, 3)))
-            g.attrs.update(n_blocks=3, method="sbm", description_length=-100.0 * (r + 1),
-                           degree_corrected=False)
+    comms = {}
+    for r in range(rank):
+        mem = np.where(groups == r, 0, 1 + (rng.random(n_neurons) < 0.5))
+        comms[r] = community_result.ComponentCommunities(
+            membership=mem, block_matrix=rng.random((3, 3)), levels=[mem],
+            attrs=dict(n_blocks=3, method="sbm", description_length=-100.0 * (r + 1),
+                       degree_corrected=False))
+    with atomic_h5(rundir / "communities.h5", stage=community_result.STAGE,
+                   params={"resolution": 1.0}, inputs=[ntf_p], seed=seed) as f:
+        community_result.write(f, community_result.CommunitiesResult(labels, comms))
     with atomic_h5(rundir / "states.h5", stage="states", params={"n_states": n_states},
                    inputs=[rec_p], seed=seed) as f:
         for rid, z in truth_states.items():
