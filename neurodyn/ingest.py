@@ -89,7 +89,7 @@ def ingest(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
     if start is not None or stop is not None:
         recs = [r.crop(start, stop) for r in recs]
     if p.fs:
-        recs = [resample(r, p.fs) for r in recs]
+        recs = [resample(r, p.fs, param="fs") for r in recs]
     if not recs and not cons:
         raise InputError(inputs[0] if inputs else None, "no recording left after selection")
     return store.write_recordings(out, recs, cons, params=p.to_dict(), inputs=inputs)

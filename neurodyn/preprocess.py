@@ -44,6 +44,7 @@ import numpy as np
 import scipy.signal
 
 from neurodyn.errors import InputError
+from neurodyn.guard import check_alloc
 from neurodyn.io import store
 from neurodyn.params import ParamError, parse_crop, parse_floats
 from neurodyn.progress import progress
@@ -202,6 +203,9 @@ def step_resample(rec: Recording, target: float) -> tuple[Recording, dict]:
     else:
         method = "linear interpolation"
     segs = segments(t, rec.fs)
+    n_after = sum(np.floor((t[sl][-1] - t[sl][0]) * target) + 1 for sl in segs if sl.stop > sl.start)
+    check_alloc((n_after, rec.n_channels), np.float64, "the resampled traces", param="fs",
+                copies=2)
     times: list[np.ndarray] = []
 
     def one(xs: np.ndarray, sl: slice) -> np.ndarray:

@@ -6,8 +6,13 @@ python3 -m pip install -q -e ".[test]" || exit 1
 # headless Chromium for the report test (tests marked browser); tolerant: skipped when absent
 command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || true
 bash scripts/slurm/start.sh || echo "SLURM did not start: tests marked slurm will skip" >&2
+# the README's install order (pip install ., then pip install -e .[test]) in a fresh venv (~25 s
+# CPU); with the whole suite only, not when running chosen tests (`bash scripts/test.sh tests/x.py`)
+install_rc=0
+if [ "$#" -eq 0 ]; then bash scripts/check_install.sh; install_rc=$?; fi
 python3 -m pytest -q "$@"
 rc=$?
+if [ "$install_rc" -ne 0 ]; then echo "install check failed"; [ "$rc" -ne 0 ] || rc=1; fi
 # pytest exits 5 when it collected no test: treat that as a failure of the suite.
 if [ "$rc" -eq 5 ]; then echo "no tests ran"; exit 1; fi
 exit $rc

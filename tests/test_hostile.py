@@ -61,6 +61,38 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("run-executor", ["run", "p.toml", "--out", "new", "--executor", "bogus"], 2, "--executor"),
     ("run-from", ["run", "p.toml", "--out", "new", "--from", "nope"], 2, "--from"),
     ("run-index", ["run", "p.toml", "--out", "new", "--index", "99"], 2, "--index"),
+    # pipeline files that would run code, write outside the run, or are not text
+    ("code-stage", ["run", "code.toml", "--out", "new"], 2, "--allow-code"),
+    ("output-escapes", ["run", "escape.toml", "--out", "new"], 2, "inside the unit directory"),
+    ("output-absolute", ["run", "absolute.toml", "--out", "new"], 2, "inside the unit directory"),
+    ("pipeline-not-utf8", ["run", "latin1.toml", "--out", "new"], 2, "not UTF-8"),
+    ("sbatch-newline", ["batch", "newline.toml", "--out", "new", "--emit-sbatch", "new.sh"], 2,
+     "control character"),
+    # sizes that cannot be allocated are refused before allocating, naming the option
+    ("rank-too-large", ["factorize", "r/affinity.h5", "--out", "f.h5", "--rank", "100000"], 2,
+     "--rank: the rank-100000 NTF workspace would need"),
+    ("resample-too-fast", ["preprocess", "rec.h5", "--out", "p.h5", "--fs", "1e9"], 2,
+     "--fs: the resampled traces would need"),
+    ("spike-at-1e12-s", ["ingest", "late.csv", "--out", "s.h5"], 2, "binning would allocate"),
+    ("bin-1e-6-ms", ["ingest", "spikes.csv", "--out", "s.h5", "--reader-option", "bin_ms=1e-6"], 2,
+     "binning would allocate"),
+    # a forced reader on a corrupt archive
+    ("corrupt-zip", ["ingest", "bad.zip", "--format", "celegans-venkatachalam", "--out", "z.h5"], 2,
+     "bad.zip: cannot read"),
+    ("corrupt-npz", ["ingest", "bad.npz", "--format", "spikes-table", "--out", "z.h5"], 2,
+     "bad.npz: cannot read"),
+]
+
+# (id, environment, arguments, exit code, text): --version and --help read no environment,
+# and each option's variable is named after its flag
+ENV_CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
+    ("env-version-help", {"NEURODYN_VERSION": "1", "NEURODYN_HELP": "1",
+                          "NEURODYN_SHOW_COMPLETION": "1", "NEURODYN_INSTALL_COMPLETION": "1"},
+     ["preprocess", "rec.h5", "--out", "rec.h5"], 2, "is the input file"),
+    ("env-flag-name", {"NEURODYN_PREPROCESS_FS": "1e9"},
+     ["preprocess", "rec.h5", "--out", "p.h5"], 2, "--fs"),
+    ("env-reader-option", {"NEURODYN_INGEST_READER_OPTION": "bin_ms=1e-6"},
+     ["ingest", "spikes.csv", "--out", "s.h5"], 2, "binning would allocate"),
 ]
 
 
@@ -80,7 +112,37 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(d / "rec.h5", d / "r" / name)
     shutil.copy(d / "rec.h5", d / "r" / "recordings" / "recordings.h5")
     (d / "p.toml").write_text(PIPELINE)
+    (d / "code.toml").write_text(PIPELINE + '[stages.evil]\nfunction = "os:system"\n')
+    (d / "escape.toml").write_text(PIPELINE.replace("[stages.ingest]",
+                                                    '[stages.ingest]\noutput = "../../x.h5"'))
+    (d / "absolute.toml").write_text(PIPELINE.replace("[stages.ingest]",
+                                                      f'[stages.ingest]\noutput = "{d}/abs.h5"'))
+    (d / "latin1.toml").write_bytes(PIPELINE.replace('"p"', '"caf\u00e9"').encode("latin-1"))
+    (d / "newline.toml").write_text(PIPELINE + '[slurm]\nwalltime = "1:00\\ntouch PWNED"\n')
+    (d / "spikes.csv").write_text("unit,time\n0,0.5\n1,2.0\n")
+    (d / "late.csv").write_text("unit,time\n0,0.5\n1,1e12\n")
+    (d / "bad.zip").write_bytes(b"PK\x03\x04 truncated archive")
+    (d / "bad.npz").write_bytes(b"PK\x03\x04 truncated archive")
+    _write_affinity(d / "r" / "affinity.h5")
     return d
+
+
+def _write_affinity(path: Path) -> None:
+    """A tiny but real affinity.h5 (4 neurons, 6 pairs, 5 windows, 2 animals)."""
+    from neurodyn.affinity import result
+    from neurodyn.affinity.tensor import AffinityTensor
+    from neurodyn.recording import empty_events
+
+    rng = np.random.default_rng(1)
+    labels = ["a", "b", "c", "d"]
+    pairs = np.array([(i, j) for i in range(4) for j in range(i + 1, 4)], dtype=np.int64)
+    t = AffinityTensor(affinity=rng.random((6, 5, 2)).astype(np.float32),
+                       mask=np.ones((6, 5, 2), bool), pairs=pairs, labels=labels,
+                       windows=np.c_[np.arange(5.0), np.arange(5.0) + 1], animals=["x", "y"],
+                       present=np.ones((2, 4), bool), events=empty_events(), fs=4.0)
+    path.unlink()
+    with store.atomic_h5(path, stage=result.STAGE) as f:
+        result.write(f, t, "differential")
 
 
 def snapshot(d: Path) -> dict[str, str]:
@@ -100,8 +162,9 @@ def neurodyn_command() -> list[str]:
 
 
 def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("NEURODYN_")}
-    base.update(PYTHONPATH=str(ROOT), NUMBA_CACHE_DIR=str(cwd / ".numba"), **(env or {}))
+    keep = ("NEURODYN_CACHE_DIR", "NEURODYN_SHARED")  # compiled kernels are shared between runs
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NEURODYN_") or k in keep}
+    base.update(PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run(neurodyn_command() + args, cwd=cwd, env=base, capture_output=True,
                           text=True, timeout=kw.pop("timeout", 120), **kw)
 
@@ -123,11 +186,12 @@ def prepare(template: Path, root: Path, name: str) -> Path:
 
 def test_refusals_touch_nothing(template: Path, tmp_path: Path) -> None:
     """Every case: exit code, one error line, and not one byte of the directory changed."""
-    dirs = {name: prepare(template, tmp_path, name) for name, *_ in CASES}
+    cases = [(name, {}, args, code, needle) for name, args, code, needle in CASES] + ENV_CASES
+    dirs = {c[0]: prepare(template, tmp_path, c[0]) for c in cases}
     before = {name: snapshot(d) for name, d in dirs.items()}
     with ThreadPoolExecutor(4) as pool:
-        procs = dict(zip(dirs, pool.map(lambda c: run_cli(c[1], dirs[c[0]]), CASES)))
-    for name, _, code, needle in CASES:
+        procs = dict(zip(dirs, pool.map(lambda c: run_cli(c[2], dirs[c[0]], c[1]), cases)))
+    for name, _, _, code, needle in cases:
         assert_one_line(procs[name], code, needle, name)
         assert snapshot(dirs[name]) == before[name], f"{name} changed files"
 
@@ -196,3 +260,110 @@ def test_disk_full_monkeypatched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(outputs, "create", real_create)
     store.write_recordings(tmp_path / "ok.h5", [_recording()])
     assert store.is_complete(tmp_path / "ok.h5")
+
+
+# -- job scripts from hostile pipeline files ---------------------------------------------------
+HOSTILE = """
+[pipeline]
+name = "x$(touch PWNED-name)`touch PWNED-tick`"
+inputs = ["rec.h5"]
+
+[stages.ingest]
+
+[stages."pre$(touch PWNED-stage)"]
+uses = "preprocess"
+
+[slurm]
+walltime = "1:00:00; touch PWNED-walltime"
+queue = "q' ; touch PWNED-queue ; '"
+account = "a\\" ; touch PWNED-account ; \\""
+job_extra_directives = ["--gres=gpu:1 $(touch PWNED-directive)"]
+"""
+
+
+def test_sbatch_script_quotes_every_value(template: Path, tmp_path: Path, monkeypatch) -> None:
+    """A hostile pipeline file gives a script that bash parses and that runs only neurodyn
+    (here `echo` in its place) with the hostile strings as plain arguments."""
+    from neurodyn.pipeline import load_pipeline, parse_sets, slurm
+
+    d = prepare(template, tmp_path, "sbatch")
+    (d / "hostile.toml").write_text(HOSTILE)
+    sets = ["pre$(touch PWNED-stage).detrend=\"linear; touch PWNED-set\""]
+    pipe = load_pipeline(d / "hostile.toml", sets=parse_sets(sets))
+    monkeypatch.setattr(slurm, "neurodyn_executable", lambda: "echo")
+    script = d / "job.sh"
+    script.write_text(slurm.sbatch_script(pipe, d / "run $(touch PWNED-dir)",
+                                          extra_args=["--set", sets[0]]))
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    r = subprocess.run(["bash", str(script)], cwd=d, capture_output=True, text=True,
+                       env={"PATH": os.environ["PATH"], "SLURM_ARRAY_TASK_ID": "0"})
+    assert r.returncode == 0, r.stderr
+    assert not list(d.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
+    assert sets[0] in r.stdout and "run $(touch PWNED-dir)" in r.stdout  # passed verbatim
+    assert "--index 0 " in r.stdout
+
+
+# -- what else the issue asked for ---------------------------------------------------------------
+def test_env_var_names_follow_flags() -> None:
+    """Every option's variable is NEURODYN_<COMMAND...>_<LONG FLAG>; help/version/completion none."""
+    import typer.main
+
+    from neurodyn.cli import app
+
+    def walk(cmd, prefix):
+        for p in cmd.params:
+            if getattr(p, "param_type_name", "") != "option":
+                continue
+            longs = [o for o in p.opts if o.startswith("--")]
+            if p.name in ("help", "version", "install_completion", "show_completion") or not longs:
+                assert p.envvar is None, p.name
+            else:
+                assert p.envvar == f"{prefix}_{longs[0][2:].upper().replace('-', '_')}", p.opts
+        for name, sub in (getattr(cmd, "commands", None) or {}).items():
+            yield name
+            yield from walk(sub, f"{prefix}_{name.upper().replace('-', '_')}")
+
+    names = list(walk(typer.main.get_command(app), "NEURODYN"))
+    assert {"ingest", "run", "calcium"} <= set(names)
+
+
+def test_second_run_on_the_same_unit_is_refused(tmp_path: Path) -> None:
+    """A held unit lock makes a second `neurodyn run` exit 2; other units stay free."""
+    from neurodyn.pipeline.runner import run_lock
+
+    root = tmp_path / "run"
+    with run_lock(root, ["u0", "u1"]):
+        code = ("import sys; from pathlib import Path; from neurodyn.pipeline.runner import run_lock\n"
+                "from neurodyn.errors import InputError\n"
+                "try:\n"
+                "    with run_lock(Path(sys.argv[1]), [sys.argv[2]]): print('free')\n"
+                "except InputError as e: print('locked:', e)\n")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        held = subprocess.run([sys.executable, "-c", code, str(root), "u1"], env=env,
+                              capture_output=True, text=True)
+        free = subprocess.run([sys.executable, "-c", code, str(root), "u2"], env=env,
+                              capture_output=True, text=True)
+    assert held.stdout.startswith("locked:") and "another `neurodyn run`" in held.stdout
+    assert free.stdout.strip() == "free"
+
+
+def test_code_stages_run_only_when_allowed(template: Path) -> None:
+    from neurodyn.pipeline import load_pipeline
+
+    with pytest.raises(InputError, match="allow-code"):
+        load_pipeline(template / "code.toml")
+    pipe = load_pipeline(template / "code.toml", allow_code=True)
+    assert pipe.stages["evil"].defn.target == "os:system"
+
+
+def test_numba_cache_outside_the_package(tmp_path: Path) -> None:
+    """NUMBA_CACHE_DIR comes from NEURODYN_CACHE_DIR (or the per-user cache), set on import."""
+    code = "import neurodyn, os; print(os.environ['NUMBA_CACHE_DIR'])"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "NEURODYN_"))}
+    env.update(PYTHONPATH=str(ROOT), NEURODYN_CACHE_DIR=str(tmp_path / "c"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == str(tmp_path / "c" / "numba")
+    del env["NEURODYN_CACHE_DIR"]
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip().startswith(str(tmp_path / "xdg")) or sys.platform != "linux"

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from neurodyn import __version__
 from neurodyn.errors import InputError
+from neurodyn.params import ParamError
 from neurodyn.progress import set_quiet
 
 if sys.version_info >= (3, 11):
@@ -38,8 +39,40 @@ COMMAND_ORDER = (
 _TYPER_CLICK = (typer.TyperException,) if hasattr(typer, "TyperException") else ()
 
 
+# options that must behave the same whatever the environment holds
+NO_ENVVAR = frozenset({"help", "version", "install_completion", "show_completion"})
+
+
+def flag_envvar(prefix: str, param: Any) -> str | None:
+    """``NEURODYN_<COMMAND>_<FLAG>``: the variable named after the option's long flag
+    (``--reader-option`` -> ``..._READER_OPTION``), not after its Python name."""
+    longs = [o for o in param.opts if o.startswith("--")]
+    if not longs or param.name in NO_ENVVAR:
+        return None
+    return f"{prefix}_{longs[0][2:].upper().replace('-', '_')}"
+
+
+def set_envvars(cmd: Any, prefix: str = "NEURODYN") -> None:
+    """Give every option of ``cmd`` and its subcommands the environment variable of its flag.
+
+    Replaces click's automatic names (built from Python parameter names such as ``option`` or
+    ``set_``, and read even by ``--version``): help, version and completion read none.
+    Duck-typed: typer >= 0.2x vendors its own click classes.
+    """
+    for p in cmd.params:
+        if getattr(p, "param_type_name", "") == "option":
+            p.envvar = flag_envvar(prefix, p)
+            p.allow_from_autoenv = False
+    for name, sub in (getattr(cmd, "commands", None) or {}).items():
+        set_envvars(sub, f"{prefix}_{name.upper().replace('-', '_')}")
+
+
 class NeurodynGroup(TyperGroup):
     """Maps exceptions to exit codes: 2 bad input, 1 unexpected, 130 interrupted."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        set_envvars(self)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = super().list_commands(ctx)
@@ -59,6 +92,12 @@ class NeurodynGroup(TyperGroup):
             if STATE["verbose"] > 0:
                 traceback.print_exc()
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except ParamError as exc:  # raised by numerical code (e.g. a size guard): name the flag
+            if STATE["verbose"] > 0:
+                traceback.print_exc()
+            flag = "--" + exc.name.replace("_", "-") if exc.name else None
+            click.echo(f"error: {InputError(flag, exc.problem)}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted: outputs already written are kept; rerun to resume", err=True)
@@ -92,7 +131,7 @@ def make_app(**kw: Any) -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
-        context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "NEURODYN"},
+        context_settings={"help_option_names": ["-h", "--help"]},
         **kw,
     )
 

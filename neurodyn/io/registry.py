@@ -9,7 +9,10 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import pickle
+import struct
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -125,6 +128,11 @@ def find_reader(path: str | os.PathLike, format: str | None = None,
     )
 
 
+# what readers of a truncated or corrupt archive raise besides OSError/ValueError
+CORRUPT: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zlib.error, pickle.UnpicklingError,
+                                             struct.error)
+
+
 def read(path: str | os.PathLike, format: str | None = None, **options: Any) -> list[Item]:
     """Read ``path`` with the reader that recognises it; returns recordings and connectomes.
 
@@ -142,7 +150,7 @@ def read(path: str | os.PathLike, format: str | None = None, **options: Any) -> 
         items = reader.read(Path(path), **options)
     except (InputError, ParamError):  # a bad reader option is reported as such
         raise
-    except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, *CORRUPT) as exc:
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise InputError(path, f"cannot read as {reader.name}: {msg}") from exc
     if not items:

@@ -12,11 +12,14 @@ from fractions import Fraction
 import numpy as np
 import scipy.signal
 
+from neurodyn.guard import check_alloc
+
 CHANNEL_BLOCK = 16  # channels processed together in float64 by :func:`by_channels`
 
 
 def resample_linear(
-    time: np.ndarray, traces: np.ndarray, fs: float, start: float | None = None
+    time: np.ndarray, traces: np.ndarray, fs: float, start: float | None = None, *,
+    param: str = "fs",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Linearly interpolate irregular samples onto a regular grid.
 
@@ -29,6 +32,8 @@ def resample_linear(
         Target rate in Hz.
     start : float, optional
         First grid time (default ``time[0]``).
+    param : str
+        The parameter that set ``fs``, named when the grid would not fit in memory.
 
     Returns
     -------
@@ -36,7 +41,9 @@ def resample_linear(
     out : array (T', N) float32
     """
     t0 = time[0] if start is None else start
-    n = int(np.floor((time[-1] - t0) * fs + 1e-9)) + 1
+    n_float = np.floor((time[-1] - t0) * fs + 1e-9) + 1
+    check_alloc((n_float, traces.shape[1] + 2), np.float32, "the resampled traces", param=param)
+    n = int(n_float)
     grid = t0 + np.arange(n) / fs
     out = np.empty((n, traces.shape[1]), dtype=np.float32)
     for j in range(traces.shape[1]):

@@ -14,11 +14,12 @@ from neurodyn.recording import Recording
 from neurodyn.signal.kernels import resample_linear
 
 
-def resample(rec: Recording, fs: float) -> Recording:
+def resample(rec: Recording, fs: float, *, param: str = "fs") -> Recording:
     """Resample a recording to ``fs`` Hz on a regular grid (linear interpolation).
 
     Masked (unobserved) samples are interpolated from observed neighbours and the mask is
-    carried to the nearest new sample.
+    carried to the nearest new sample. ``param`` names the parameter that set ``fs`` when the
+    result would not fit in memory.
     """
     if fs <= 0:
         raise InputError(rec.source_file or rec.id, f"resampling rate must be positive, got {fs}")
@@ -30,7 +31,7 @@ def resample(rec: Recording, fs: float) -> Recording:
         for j in range(x.shape[1]):
             ok = mask[:, j]
             x[~ok, j] = np.interp(t[~ok], t[ok], x[ok, j])
-    grid, out = resample_linear(t, x, fs)
+    grid, out = resample_linear(t, x, fs, param=param)
     new_mask = None
     if mask is not None:
         nearest = np.clip(np.searchsorted(t, grid), 0, len(t) - 1)

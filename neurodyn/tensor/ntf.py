@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from neurodyn.errors import InputError
+from neurodyn.guard import check_alloc
 from neurodyn.params import ParamError
 from neurodyn.workers import map_tasks
 
@@ -186,6 +187,11 @@ def fit_ntf(
         raise InputError(None, f"NTF needs a 3-way tensor, got shape {x.shape}")
     if rank < 1:
         raise ParamError("rank", f"must be >= 1, got {rank}")
+    I, J, K = x.shape
+    # the largest arrays: Khatri-Rao product, its float32 copy and the (R, J*K) projection,
+    # and about six (R, R) Gram matrices and their products
+    check_alloc((3 * max(J * K, I) + 6 * rank, rank), np.float64, f"the rank-{rank} NTF workspace",
+                param="rank")
     xf = np.array(x, dtype=np.float32, order="C", copy=True)
     if mask is not None:
         mask = np.ascontiguousarray(mask, dtype=bool)

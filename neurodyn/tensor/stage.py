@@ -10,6 +10,7 @@ import numpy as np
 from neurodyn.affinity import result as affinity_result
 from neurodyn.affinity.tensor import pairs_to_matrix
 from neurodyn.errors import InputError
+from neurodyn.guard import check_alloc
 from neurodyn.io.store import atomic_h5
 from neurodyn.selection import emit
 from neurodyn.tensor import result
@@ -41,6 +42,9 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
     if not mask.any():
         raise InputError(input_path, "the affinity tensor has no observed entry")
     fit_kw = dict(n_iter_max=p.max_iter, tol=p.tol)
+    n = len(aff.labels)
+    top = max(parse_ranks(p.ranks)) if p.rank == "auto" else int(p.rank)
+    check_alloc((top, n, n), np.float64, f"the {top} component matrices", param="rank")
     if p.rank == "auto":
         scan = scan_ranks(
             x, mask, parse_ranks(p.ranks), n_restarts=p.restarts, seed=seed,
@@ -67,7 +71,6 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
         selection.reason = "fixed by --rank"
     emit(selection, str(input_path))
     best = fits[0]
-    n = len(aff.labels)
     mats = np.stack([pairs_to_matrix(best.factors[0][:, r], aff.pairs, n) for r in range(rank)])
     res = result.NTFResult(
         factors=dict(zip(("pairs", "time", "animal"), best.factors, strict=True), weights=best.weights),
