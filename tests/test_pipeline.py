@@ -346,7 +346,7 @@ job_extra_directives = ["--qos=low"]
         "export NUMBA_NUM_THREADS=${SLURM_CPUS_PER_TASK:-2}",
         "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-2}",
         "export HDF5_USE_FILE_LOCKING=FALSE",
-        f"{neurodyn_executable()} run {spec.resolve()} --out {run} --index $SLURM_ARRAY_TASK_ID "
+        f"{neurodyn_executable()} run {spec.resolve()} --out {run} --index \"$SLURM_ARRAY_TASK_ID\" "
         "--jobs 1 --seed 7 --set summary.power=2",
     ]
     assert script.read_text().splitlines() == expected
