@@ -74,7 +74,7 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("resample-too-fast", ["preprocess", "rec.h5", "--out", "p.h5", "--fs", "1e9"], 2,
      "--fs: the resampled traces would need"),
     ("spike-at-1e12-s", ["ingest", "late.csv", "--out", "s.h5"], 2, "binning would allocate"),
-    ("bin-1e-6-ms", ["ingest", "spikes.csv", "--out", "s.h5", "--reader-option", "bin_ms=1e-6"], 2,
+    ("bin-1e-6-ms", ["ingest", "spikes.csv", "--out", "s.h5", "--reader-options", "bin_ms=1e-6"], 2,
      "binning would allocate"),
     # a forced reader on a corrupt archive
     ("corrupt-zip", ["ingest", "bad.zip", "--format", "celegans-venkatachalam", "--out", "z.h5"], 2,
@@ -91,7 +91,7 @@ ENV_CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
      ["preprocess", "rec.h5", "--out", "rec.h5"], 2, "is the input file"),
     ("env-flag-name", {"NEURODYN_PREPROCESS_FS": "1e9"},
      ["preprocess", "rec.h5", "--out", "p.h5"], 2, "--fs"),
-    ("env-reader-option", {"NEURODYN_INGEST_READER_OPTION": "bin_ms=1e-6"},
+    ("env-reader-option", {"NEURODYN_INGEST_READER_OPTIONS": "bin_ms=1e-6"},
      ["ingest", "spikes.csv", "--out", "s.h5"], 2, "binning would allocate"),
 ]
 
@@ -288,7 +288,7 @@ def test_sbatch_script_quotes_every_value(template: Path, tmp_path: Path, monkey
 
     d = prepare(template, tmp_path, "sbatch")
     (d / "hostile.toml").write_text(HOSTILE)
-    sets = ["pre$(touch PWNED-stage).detrend=\"linear; touch PWNED-set\""]
+    sets = ["pre$(touch PWNED-stage).reference=\"A1; touch PWNED-set\""]
     pipe = load_pipeline(d / "hostile.toml", sets=parse_sets(sets))
     monkeypatch.setattr(slurm, "neurodyn_executable", lambda: "echo")
     script = d / "job.sh"
