@@ -13,37 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
-from neurodyn.errors import InputError
-
-#: Largest count matrix binning may allocate (bytes); a larger one is an input error.
-MAX_BIN_BYTES = 4 * 2**30
-
-
-def format_bytes(n: float) -> str:
-    """``n`` bytes as a short human-readable size (``"1.5 GiB"``)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"  # pragma: no cover
-
-
-def check_bin_size(n_bins: int, n_units: int, source: object = None,
-                   limit: int | None = None) -> None:
-    """Raise :class:`InputError` when an ``(n_bins, n_units)`` float32 matrix exceeds ``limit``.
-
-    Called before allocating, so that times in the wrong unit (samples read as seconds, ms as
-    s) end in a one-line error naming the size instead of a ``MemoryError``.
-    """
-    limit = MAX_BIN_BYTES if limit is None else limit
-    size = 4.0 * n_bins * n_units
-    if size > limit:
-        raise InputError(
-            source,
-            f"binning would allocate {format_bytes(size)} ({n_bins:,} bins x {n_units} units, "
-            f"limit {format_bytes(limit)}); widen bin_ms, set t_start/t_stop, or check the time "
-            "unit (times in samples need --reader-options time_unit=samples fs=HZ)",
-        )
+from neurodyn.guard import check_alloc
 
 
 @njit(cache=True)
@@ -85,6 +55,12 @@ def bin_spikes(
     Returns
     -------
     counts : array (n_bins, n_units) float32, ``n_bins = ceil((t_stop - t_start) / width)``.
+
+    Raises
+    ------
+    ParamError
+        Before allocating, when the counts would not fit in memory
+        (:func:`neurodyn.guard.check_alloc`).
     """
     if width <= 0:
         raise ValueError(f"bin width must be positive, got {width}")
@@ -97,7 +73,7 @@ def bin_spikes(
     if units.size and (units.min() < 0 or units.max() >= n_units):
         raise ValueError("unit index out of range")
     n_bins = n_bins_for(t_start, t_stop, width)
-    check_bin_size(n_bins, n_units)
+    check_alloc((n_bins, n_units), np.float32, "the binned spike counts")  # ParamError
     return _bin_kernel(times, units, int(n_units), float(t_start), float(t_stop), float(width),
                        n_bins)
 

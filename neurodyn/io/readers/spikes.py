@@ -17,8 +17,8 @@ Common reader options (``--reader-options KEY=VALUE``):
   spike times in the file.
 - ``dataset`` (id prefix), ``subject`` (default: the file stem).
 
-Binning refuses a count matrix over :data:`neurodyn.binning.MAX_BIN_BYTES` before allocating it
-(times in the wrong unit otherwise ask for terabytes).
+Binning refuses a count matrix larger than the memory available before allocating it
+(:func:`neurodyn.guard.check_alloc`; times in the wrong unit otherwise ask for terabytes).
 """
 
 from __future__ import annotations
@@ -103,8 +103,10 @@ def trains_to_recording(
     try:
         counts, starts, t0, t1 = bin_trains(trains, width_u, None if start is None else start / unit,
                                             None if stop is None else stop / unit)
-    except InputError as exc:  # the size guard knows no file name
-        raise InputError(exc.source or path, exc.problem) from None
+    except ParamError as exc:  # the size guard: name the file and the likely cause
+        raise InputError(path, f"{exc.problem}; widen bin_ms, set t_start/t_stop, or check the "
+                               "time unit (times in samples need --reader-options "
+                               "time_unit=samples fs=HZ)") from None
     starts, t0, t1 = starts * unit, t0 * unit, t1 * unit
     n_in = counts.sum(axis=0).astype(np.int64)
     if n_in.sum() == 0:
