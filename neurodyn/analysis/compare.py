@@ -25,7 +25,7 @@ from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
 from neurodyn.io.outputs import check_output
 from neurodyn.io.registry import read
-from neurodyn.io.store import atomic_h5, open_h5, put, read_connectome, strings
+from neurodyn.io.store import atomic_h5, group_name, open_h5, put, read_connectome, strings
 from neurodyn.names import canonical_neuron_name
 
 SYNAPSES = ("chemical", "electrical", "both")
@@ -345,7 +345,7 @@ def compare_connectome(rundir: str | Path, connectome: str, *, synapses: str = "
         f.attrs["connectome"] = con.name
         f.attrs["synapses"] = synapses
         for sc in scores:
-            g = f.create_group(sc.source.replace("/", "|"))
+            g = f.create_group(group_name(sc.source))
             g.attrs["source"] = sc.source
             for k, v in sc.numbers().items():
                 g.attrs[k] = v

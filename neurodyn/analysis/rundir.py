@@ -9,7 +9,7 @@ from pathlib import Path
 
 import h5py
 
-from neurodyn.io.store import open_h5
+from neurodyn.io.store import open_h5, recording_id
 
 STATE_FILES = ("states.h5", "hmmglm.h5")
 BICLUSTER_FILES = ("bicluster.h5",)
@@ -33,7 +33,7 @@ def rec_groups(f: h5py.File) -> dict[str, h5py.Group]:
     for key, g in root.items():
         if not isinstance(g, h5py.Group):
             continue
-        rid = g.attrs.get("id", g.attrs.get("recording", key.replace("|", "/")))
+        rid = g.attrs.get("id", g.attrs.get("recording", recording_id(key)))
         out[rid.decode() if isinstance(rid, bytes) else str(rid)] = g
     return out
 

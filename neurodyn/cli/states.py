@@ -15,14 +15,14 @@ from neurodyn.io.outputs import check_output
 
 def summary_lines(path: Path) -> list[str]:
     """What a user must see of a states file: selection tables, held-out gain, dwell times."""
-    from neurodyn.io.store import open_h5
+    from neurodyn.io.store import open_h5, recording_id
 
     out = selection_lines(path)
     with open_h5(path) as f:
         for name, g in f.items():
             if not hasattr(g, "keys"):
                 continue
-            who = str(g.attrs.get("id", name.replace("|", "/")))
+            who = str(g.attrs.get("id", recording_id(name)))
             a = g.attrs
             bits = []
             if "n_states" in a:

@@ -329,7 +329,7 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
                                                     *states_choice(p))
                 tree.update({"labels": np.array(list(rec.labels), dtype=object),
                              "@seed": seed, **_record_info(rec), "time": tree["time"]})
-                groups.append((rec.id.replace("/", "|"), tree))
+                groups.append((group_name(rec.id), tree))
                 continue
             y, obs, labels, dropped = prepare(rec, p["observation"], input_path)
             spec = _spec(obs, p)

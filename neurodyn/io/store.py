@@ -266,6 +266,11 @@ def group_name(rec_id: str) -> str:
     return rec_id.replace("/", "|")
 
 
+def recording_id(group: str) -> str:
+    """The recording id a stage-file group is named after (inverse of :func:`group_name`)."""
+    return group.replace("|", "/")
+
+
 def write_recording(group: h5py.Group, rec: Recording) -> None:
     """Write one recording under ``group`` (usually ``/recordings/<id>``)."""
     put(group, "traces", rec.data, chunks=(min(rec.n_samples, 4096), min(rec.n_channels, 64)),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neurodyn.io.store import open_h5, read_tree
+from neurodyn.io.store import open_h5, read_tree, recording_id
 from neurodyn.plots import style
 
 
@@ -39,7 +39,7 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
                   and ("posterior" in g or "weights" in g)}
         trees = {k: _group_data(g) for k, g in groups.items()}
     for key, d in trees.items():
-        rid = str(d.get("@id", key.replace("|", "/")))
+        rid = str(d.get("@id", recording_id(key)))
         name = style.safe_name(rid)
         if "posterior" in d:
             out.append(_timeline(plt, style, d, rid, name, cap, outdir, fmt))

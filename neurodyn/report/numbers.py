@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from neurodyn.io.store import open_h5
+from neurodyn.io.store import open_h5, recording_id
 from neurodyn.report.html import Table
 
 PROVENANCE_KEYS = {"stage", "neurodyn_version", "versions", "command", "parameters", "inputs",
@@ -93,10 +93,10 @@ def group_table(rows: list[list[Any]], max_columns: int = 16) -> Table:
     """Per-group numbers as one row per group (wide) when few quantities, else long form."""
     groups = list(dict.fromkeys(r[0] for r in rows))
     quantities = list(dict.fromkeys(r[1] for r in rows))
-    names = [g.replace("|", "/") for g in groups]
+    names = [recording_id(g) for g in groups]
     if len(quantities) > max_columns:
         return Table("Numbers per group", ["group", "quantity", "value"],
-                     [[r[0].replace("|", "/"), r[1], r[2]] for r in rows])
+                     [[recording_id(r[0]), r[1], r[2]] for r in rows])
     cell = {(r[0], r[1]): r[2] for r in rows}
     return Table("Numbers per group", ["group", *quantities],
                  [[n, *(cell.get((g, q), "") for q in quantities)] for g, n in zip(groups, names)])
