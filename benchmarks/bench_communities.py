@@ -4,7 +4,8 @@ The nine settings of issue 18: weighted LFR-style graphs (N = 125, power-law deg
 exponent 2, community sizes with exponent 1 on [20, 50], mean degree 25, max degree 100;
 weights ``w_ij = x_i x_j`` fitted so that node strengths are ``s_i = k_i^beta`` with an
 internal share ``1 - mu_w``): beta = 0.5, 1, 2 at mu_t = mu_w = 0.5; then at beta = 2:
-mu_t = 0.25, mu_t = 0.5 (other seeds), mu_t = 0.75, k = 10, mu_w = 0.25, mu_w = 0.75.
+mu_t = 0.25, mu_t = 0.5 (other seeds), mu_t = 0.75, k = 10, mu_w = 0.25, mu_w = 0.75; and
+three rows of the project's earlier LFR table (exponential weights, max degree 50, mu_w = mu_t).
 
 Per setting, the mean over graphs of the level-0 NMI with the planted partition for
 
@@ -54,6 +55,10 @@ SETTINGS = [  # (name, overrides of BASE, seed offset)
     ("k=10", dict(strength_exponent=2.0, avg_degree=10.0), 0),
     ("mu_w=0.25", dict(strength_exponent=2.0, mu_w=0.25), 0),
     ("mu_w=0.75", dict(strength_exponent=2.0, mu_w=0.75), 0),
+    # the project's earlier LFR table: exponential weights, max degree 50, mu_w = mu_t
+    ("exp-LFR mu=0.25", dict(max_degree=50, mu=0.25, mu_w=None, strength_exponent=None), 0),
+    ("exp-LFR mu=0.45", dict(max_degree=50, mu=0.45, mu_w=None, strength_exponent=None), 0),
+    ("exp-LFR mu=0.65", dict(max_degree=50, mu=0.65, mu_w=None, strength_exponent=None), 0),
 ]
 
 GT_SCRIPT = r"""
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     ap.add_argument("--small", action="store_true", help="2 graphs per setting, no graph-tool")
     ap.add_argument("--no-graph-tool", action="store_true", help="skip the graph-tool column")
     ap.add_argument("--graph-tool-python", default=None, help="python that imports graph_tool")
-    ap.add_argument("--settings", default="all", help="comma-separated setting numbers 1-9")
+    ap.add_argument("--settings", default="all", help="comma-separated setting numbers (1-9: issue 18; 10-12: exponential-weight LFR)")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     n_seeds = 2 if args.small else args.seeds
     chosen = (range(len(SETTINGS)) if args.settings == "all"

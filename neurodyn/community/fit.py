@@ -31,6 +31,7 @@ from neurodyn.community.wsbm import (
     ENS_POISSON,
     ENS_SIMPLE,
     lbinom,
+    lgam,
     lmultiset,
     lq,
     pair_term,
@@ -113,9 +114,9 @@ def _global(N, nnz, E):
 
 @nb.njit(cache=True)
 def _block(ens, table, n, e, seta):
-    v = -math.lgamma(n + 1.0)
+    v = -lgam(n + 1.0)
     if ens == ENS_DC and n > 0:
-        v += math.lgamma(e + 1.0) + math.lgamma(n + 1.0) - seta + lq(table, e, n)
+        v += lgam(e + 1.0) + lgam(n + 1.0) - seta + lq(table, e, n)
     elif ens == ENS_POISSON and n > 0:
         v += e * math.log(n)
     return v
@@ -331,7 +332,7 @@ def _merge_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, r, 
     if ens == ENS_DC:
         for k in range(hist.shape[1]):
             if hist[r, k] + hist[s, k] > 0:
-                st += math.lgamma(hist[r, k] + hist[s, k] + 1.0)
+                st += lgam(hist[r, k] + hist[s, k] + 1.0)
     d += _block(ens, table, nm, e[r] + e[s], st)
     d -= _block(ens, table, nr, e[r], seta[r]) + _block(ens, table, ns, e[s], seta[s])
     return d + _global(N, nnz - 1, E) - _global(N, nnz, E)

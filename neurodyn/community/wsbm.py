@@ -62,8 +62,16 @@ ENS_POISSON = 3
 LQ_MAX_ENTRIES = 20_000_000  # cap on the exact ln q(m, n) table (float64 entries)
 
 
+#: ``ln Gamma(i)`` for integers ``0 < i < 2^16`` (a lookup is ~10x faster than ``lgamma``)
+LGAMMA_TABLE = np.array([math.lgamma(i) if i > 0 else np.inf for i in range(1 << 16)])
+
+
 @nb.njit(cache=True)
 def lgam(x: float) -> float:
+    """``ln Gamma(x)``, from :data:`LGAMMA_TABLE` when ``x`` is a small positive integer."""
+    i = int(x)
+    if i == x and 0 < i < LGAMMA_TABLE.shape[0]:
+        return LGAMMA_TABLE[i]
     return math.lgamma(x)
 
 
@@ -72,7 +80,7 @@ def lbinom(n: float, k: float) -> float:
     """``ln C(n, k)``; 0 when ``k`` is 0 or ``n``."""
     if k <= 0.0 or k >= n:
         return 0.0
-    return math.lgamma(n + 1.0) - math.lgamma(k + 1.0) - math.lgamma(n - k + 1.0)
+    return lgam(n + 1.0) - lgam(k + 1.0) - lgam(n - k + 1.0)
 
 
 @nb.njit(cache=True)
@@ -132,8 +140,8 @@ def pair_term(ens: int, nr: int, ns: int, m: int, same: bool) -> float:
         return lmultiset(float(nr) * ns, m)
     # ENS_DC and ENS_POISSON
     if same:
-        return -(m * math.log(2.0) + math.lgamma(m + 1.0))
-    return -math.lgamma(m + 1.0)
+        return -(m * math.log(2.0) + lgam(m + 1.0))
+    return -lgam(m + 1.0)
 
 
 @nb.njit(cache=True)
@@ -143,8 +151,8 @@ def weight_term(m: int, xsum: float, alpha: float, beta: float) -> float:
         return 0.0
     return (
         -alpha * math.log(beta)
-        + math.lgamma(alpha)
-        - math.lgamma(m + alpha)
+        + lgam(alpha)
+        - lgam(m + alpha)
         + (m + alpha) * math.log(xsum + beta)
     )
 
