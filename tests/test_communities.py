@@ -65,6 +65,7 @@ def reference_dl(W: np.ndarray, b: np.ndarray, dc: bool, dense: bool = False) ->
             S -= (mrs * np.log(2) + gammaln(mrs + 1)) if r == s else gammaln(mrs + 1)
         if mrs:
             S += -np.log(beta) + (mrs + 1) * np.log(x[(r, s)] + beta) - gammaln(mrs + 1)
+            S += mrs * (24 * np.log(2) - np.log(beta))  # weights at resolution beta / 2^24
     if not dc and not dense:
         S += sum(deg[b == r].sum() * np.log(n[r]) for r in blocks)
     if dc:
@@ -103,9 +104,9 @@ def test_description_length_matches_reference(dc, dense):
 def test_weight_unit_does_not_change_dl_differences():
     W, truth = planted_partition([8, 8], 0.6, 0.2, w_in=2.0, w_out=0.5, seed=3)
     other = np.random.default_rng(0).permutation(truth)
-    d1 = wsbm.description_length(W, truth) - wsbm.description_length(W, other)
-    d2 = wsbm.description_length(1e3 * W, truth) - wsbm.description_length(1e3 * W, other)
-    assert np.isclose(d1, d2)
+    for b in (truth, other):  # weights coded relative to their mean: no unit, positive
+        dl = wsbm.description_length(W, b)
+        assert dl > 0 and np.isclose(dl, wsbm.description_length(1e-3 * W, b))
 
 
 @pytest.mark.parametrize("ens", [wsbm.ENS_SIMPLE, wsbm.ENS_DC, wsbm.ENS_MULTI, wsbm.ENS_POISSON])
@@ -526,7 +527,9 @@ def test_description_length_matches_graph_tool():
     weights_part = 142.02709138014552 - 89.9115760682147  # graph-tool, DC, with - without recs
     ours = (wsbm.description_length(W, b, degree_corrected=True)
             - wsbm.description_length(W, b, degree_corrected=True, weighted=False))
-    assert np.isclose(ours, weights_part, atol=1e-9)
+    E, mean_w = (W > 0).sum() / 2, W[W > 0].mean()
+    resolution = E * (wsbm.WEIGHT_BITS * np.log(2) - np.log(mean_w))  # -E ln(epsilon)
+    assert np.isclose(ours, weights_part + resolution, atol=1e-9)
 
 
 def test_lfr_strength_weights_match_degrees_and_internal_share():

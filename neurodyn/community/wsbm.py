@@ -30,8 +30,12 @@ positive real weight of each edge, in three parts, all in nats:
   ``-ln P(x_rs) = -alpha ln beta + ln Gamma(alpha) - ln Gamma(m_rs + alpha)
   + (m_rs + alpha) ln(X_rs + beta)`` with ``X_rs`` the sum of the weights. We use
   ``alpha = 1`` and ``beta`` = mean edge weight (the prior's mean rate is the inverse mean
-  weight), so description-length differences do not depend on the unit of the weights.
-  Weights are densities: the constant ``-E ln(precision)`` is omitted.
+  weight). The weights are real numbers: each is coded to the resolution
+  ``epsilon = beta 2^-WEIGHT_BITS`` (float32 precision relative to the mean weight), which
+  adds ``-ln epsilon`` per edge. This constant (same for every partition and variant) turns
+  the density into a probability: the description length is a positive number of nats that
+  does not depend on the unit of the weights. (graph-tool reports the density part alone,
+  which is negative when weights are small numbers: ours = graph-tool's + E ln(1/epsilon).)
 
 Checked (tests/test_communities.py): each term is a normalised code (summed by brute force
 over every graph, degree sequence, partition; the weight term integrated); the totals equal
@@ -60,6 +64,8 @@ ENS_MULTI = 2
 ENS_POISSON = 3
 
 LQ_MAX_ENTRIES = 20_000_000  # cap on the exact ln q(m, n) table (float64 entries)
+#: weights are coded to a resolution of the mean weight / 2^WEIGHT_BITS (float32's precision)
+WEIGHT_BITS = 24
 
 
 #: ``ln Gamma(i)`` for integers ``0 < i < 2^16`` (a lookup is ~10x faster than ``lgamma``)
@@ -198,8 +204,13 @@ def level_dl(
     alpha: float,
     beta: float,
 ) -> float:
-    """Partition prior plus pair and weight terms of one level (no DC block terms)."""
+    """Partition prior plus pair and weight terms of one level (no DC block terms).
+
+    Weighted: each weight also pays ``WEIGHT_BITS ln 2 - ln beta`` (its density becomes a
+    probability at the resolution ``beta 2^-WEIGHT_BITS``).
+    """
     B = n.shape[0]
+    precision = WEIGHT_BITS * math.log(2.0) - math.log(beta)
     nnz = 0
     total = 0.0
     for r in range(B):
@@ -212,7 +223,7 @@ def level_dl(
                 continue
             total += pair_term(ens, n[r], n[s], m[r, s], r == s)
             if weighted:
-                total += weight_term(m[r, s], xs[r, s], alpha, beta)
+                total += weight_term(m[r, s], xs[r, s], alpha, beta) + m[r, s] * precision
     N = 0
     for r in range(B):
         N += n[r]
