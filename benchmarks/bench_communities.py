@@ -118,7 +118,7 @@ def ours(W: np.ndarray, truth: np.ndarray, seed: int) -> dict:
     t0 = time.process_time()
     lb = leiden(W, seed=seed)
     t_leiden = time.process_time() - t0
-    ref = describe_partition(W, lb, degree_corrected=res.degree_corrected, dense=True, seed=seed)
+    ref = describe_partition(W, lb, degree_corrected=res.degree_corrected, dense=True)
     return dict(auto=nmi(truth, res.membership), t_auto=t_auto, dc=nmi(truth, dc.membership),
                 t_dc=t_dc, leiden=nmi(truth, lb), t_leiden=t_leiden, chose_dc=res.degree_corrected,
                 ddl=res.description_length - ref.description_length, B=res.n_blocks,

@@ -333,13 +333,16 @@ def test_cli_communities_end_to_end(tmp_path, cli):
     figs = tmp_path / "figs"
     res = cli("communities", ntf, "--out", out, "--seed", "1", "--restarts", "1", "--figures", figs)
     assert res.exit_code == 0, res.output
+    assert "component 1: 3 communities" in res.output and "nats" in res.output
     with h5py.File(out, "r") as f:
         assert f.attrs["stage"] == "communities" and f.attrs["complete"]
         for r in (0, 1):
             g = f[f"component_{r}"]
             assert nmi(truth, g["membership"][()]) >= 0.95
             assert g.attrs["n_blocks"] == 3 and g["block_matrix"].shape == (3, 3)
-            assert np.isfinite(g.attrs["description_length"])
+            dl = g.attrs["description_length"]
+            assert dl > 0 and np.isclose(g.attrs["description_length_bits"], dl / np.log(2))
+            assert g.attrs["description_length_leiden"] >= dl - 1e-9  # a start of the search
             assert g.attrs["ensemble"] in ("ndc", "ndc_dense", "dc")
             assert len(g["levels"]) >= 2
         assert f["overview/activity"].shape == (6, 30)

@@ -108,13 +108,16 @@ def fit_hierarchy(m: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     return levels
 
 
-def _nested_dl(g: LevelGraph, b: np.ndarray, rng: np.random.Generator):
+def _nested_dl(g: LevelGraph, b: np.ndarray):
+    """Nested description length of level-0 partition ``b`` and its levels. The hierarchy
+    search has a fixed seed, so a partition always gets the same value (wherever it comes
+    from: the search, Leiden, a user)."""
     b = wsbm.compact(b)
     B = int(b.max()) + 1
     n, m, xs = wsbm.block_stats(g.A, g.X, b, B)
     dl = wsbm.level_dl(n, m, xs, g.ens, g.weighted, g.alpha, g.beta)
     dl += wsbm.degree_terms(g.A, b, B, g.ens, g.table)
-    upper = fit_hierarchy(m, rng)
+    upper = fit_hierarchy(m, np.random.default_rng(0))
     return float(dl + wsbm.upper_levels_dl(m, upper)), [b, *upper]
 
 
@@ -162,8 +165,8 @@ def _search(g: LevelGraph, rng: np.random.Generator, n_init: int, n_candidates: 
     Level-0 candidates: the snapshots of ``n_init`` agglomerations from singletons and of one
     agglomeration from each start (its node-move sweeps, then merges down from it). Per
     agglomeration the ``n_candidates`` best snapshots by flat description length are polished
-    by :func:`fit.refine`; the hierarchy is fitted for them and for the ``n_nested`` best
-    snapshots, and the shortest nested description length wins.
+    by :func:`fit.refine`; the hierarchy is fitted for them, for the ``n_nested`` best
+    snapshots and for the starts as given; the shortest nested description length wins.
     """
     chosen: list[np.ndarray] = []
     for init in [None] * max(0, n_init) + list(starts):
@@ -171,6 +174,7 @@ def _search(g: LevelGraph, rng: np.random.Generator, n_init: int, n_candidates: 
         order = np.argsort([x[1] for x in snaps])
         chosen += [snaps[i][0] for i in order[:n_nested]]
         chosen += [refine(g, snaps[i][0], rng) for i in order[:n_candidates]]
+    chosen += list(starts)  # as given: the result is never longer than a start
     best: tuple[float, list[np.ndarray]] | None = None
     seen: set[bytes] = set()
     for b in chosen:
@@ -178,7 +182,7 @@ def _search(g: LevelGraph, rng: np.random.Generator, n_init: int, n_candidates: 
         if b.tobytes() in seen:
             continue
         seen.add(b.tobytes())
-        dl, levels = _nested_dl(g, b, rng)
+        dl, levels = _nested_dl(g, b)
         if best is None or dl < best[0] - 1e-9:
             best = (dl, levels)
     assert best is not None
@@ -264,7 +268,6 @@ def describe_partition(
     b: np.ndarray,
     *,
     degree_corrected: bool = False,
-    seed: int = 0,
     threshold: float = 0.0,
     weighted: bool = True,
     dense: bool = False,
@@ -272,12 +275,13 @@ def describe_partition(
     """Wrap a given level-0 partition (e.g. from Leiden) in a nested SBM: fit the levels above
     and compute its description length, so that other methods are scored on the same scale.
 
-    ``degree_corrected`` and ``dense`` pick the code (see :func:`fit_wsbm`)."""
+    ``degree_corrected`` and ``dense`` pick the code (see :func:`fit_wsbm`). Deterministic:
+    :func:`fit_wsbm` gives a partition it evaluates the same description length."""
     A, X = wsbm.edges_from_weights(W, threshold)
     alpha, beta = wsbm.weight_prior(X, A)
     table = wsbm.partitions_table_for(A) if degree_corrected else np.zeros((1, 1))
     ens = wsbm.level0_ensemble(degree_corrected, dense)
     g = LevelGraph(A, X, ens, weighted, alpha, beta, table)
-    dl, levels = _nested_dl(g, b, np.random.default_rng(seed))
+    dl, levels = _nested_dl(g, b)
     key = VARIANT_KEYS[(bool(degree_corrected), bool(dense) and not degree_corrected)]
     return NestedSBM(levels, dl, degree_corrected, {key: dl}, key)

@@ -9,7 +9,8 @@
     /component_<r>/levels/<l>/membership (N,)   community of each neuron at hierarchy level l
     /component_<r> attrs: description_length (nats), description_length_bits, degree_corrected,
         n_blocks, n_levels, method, ensemble ("ndc", "ndc_dense" or "dc"),
-        description_length_<variant> for each variant fitted
+        description_length_<variant> (nats) for each variant fitted and, for method sbm,
+        description_length_leiden: Leiden's partition under the chosen code
     /overview/{activity (K', W), component (K',), community (K',)}   when the input has
         /factors/time: activity of community c of component r in window w = within-community
         mean affinity x temporal loading of r (the dynamic-connectome overview)
