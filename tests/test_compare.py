@@ -8,7 +8,6 @@ from sklearn.metrics import roc_auc_score
 
 from neurodyn.analysis import compare as cmp
 from neurodyn.connectome import Connectome
-from neurodyn.errors import InputError
 from neurodyn.io.store import provenance
 from neurodyn.report.synthetic import make_run, planted_connectome
 
@@ -71,7 +70,7 @@ def test_synapse_kind_selects_matrix():
     sc_e = cmp.score("elec", con.electrical, list(con.labels), con, synapses="electrical",
                      n_perm=20)
     assert sc_e.roc_auc > 0.99
-    with pytest.raises(InputError, match="synapse kind"):
+    with pytest.raises(ValueError, match="synapse kind"):
         cmp.score("x", con.electrical, list(con.labels), con, synapses="gap")
 
 
@@ -114,7 +113,7 @@ def test_compare_connectome_writes_compare_h5(tmp_path):
 
 def test_compare_connectome_errors(tmp_path, cli):
     make_run(tmp_path, seed=0)
-    with pytest.raises(InputError, match="available: planted"):
+    with pytest.raises(ValueError, match="available: planted"):  # the CLI names --connectome
         cmp.compare_connectome(tmp_path, "nope")
     r = cli("compare-connectome", tmp_path, "--connectome", "nope")
     assert r.exit_code == 2 and "planted" in r.output
@@ -140,5 +139,5 @@ def test_no_shared_names_is_an_input_error(tmp_path, monkeypatch):
     make_run(tmp_path, seed=0)
     other = Connectome("other", ["AVAL", "AVAR"], np.ones((2, 2)), np.zeros((2, 2)))
     monkeypatch.setattr(cmp, "load_connectome", lambda rundir, name: other)
-    with pytest.raises(InputError, match="shares no neuron names"):
+    with pytest.raises(ValueError, match="shares no neuron names"):
         cmp.compare_connectome(tmp_path, "other", n_perm=5)

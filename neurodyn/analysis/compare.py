@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 from scipy.stats import rankdata
 
+from neurodyn.analysis.params import CompareParams
 from neurodyn.analysis.rundir import NTF_FILES, STATE_FILES, find_file, rec_groups, recording_file
 from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
@@ -27,6 +28,7 @@ from neurodyn.io.outputs import check_output
 from neurodyn.io.registry import read
 from neurodyn.io.store import atomic_h5, group_name, open_h5, put, read_connectome, strings
 from neurodyn.names import canonical_neuron_name
+from neurodyn.params import ParamError
 
 SYNAPSES = ("chemical", "electrical", "both")
 
@@ -146,7 +148,7 @@ def anatomical_matrix(con: Connectome, labels: Sequence[str], synapses: str = "b
     rows and columns and ``present = False``.
     """
     if synapses not in SYNAPSES:
-        raise InputError("--synapses", f"unknown synapse kind {synapses!r}; one of {SYNAPSES}")
+        raise ValueError(f"unknown synapse kind {synapses!r}; one of {SYNAPSES}")
     m = {"chemical": con.chemical, "electrical": con.electrical,
          "both": con.chemical + con.electrical}[synapses]
     index = {canonical_neuron_name(x): i for i, x in enumerate(con.labels)}
@@ -304,14 +306,16 @@ def load_connectome(rundir: str | Path, name: str) -> Connectome:
         if not items:
             raise InputError(path, "holds no connectome")
         return items[0]
-    raise InputError("--connectome", f"no connectome {name!r} in {rundir} (available: "
+    raise ParamError("connectome", f"no connectome {name!r} in {rundir} (available: "
                      f"{', '.join(available) or 'none'}) and no such file")
 
 
-def compare_connectome(rundir: str | Path, connectome: str, *, synapses: str = "both",
-                       n_perm: int = 1000, seed: int = 0, out: str | Path | None = None
-                       ) -> Path:
+def compare_connectome(rundir: str | Path, connectome: str, params: CompareParams | None = None,
+                       *, seed: int = 0, out: str | Path | None = None, **kw: Any) -> Path:
     """Score every inferred matrix in ``rundir`` against ``connectome``; write ``compare.h5``.
+
+    ``params`` (:class:`~neurodyn.analysis.params.CompareParams`: ``synapses``, ``n_perm``;
+    keywords override single fields).
 
     Layout: ``/<source with / -> |>/{labels, inferred, anatomical, order, null_roc, null_pr,
     only_inferred, only_connectome}`` with attrs ``source, roc_auc, pr_auc, p_roc, p_pr,
@@ -321,8 +325,8 @@ def compare_connectome(rundir: str | Path, connectome: str, *, synapses: str = "
     rundir = Path(rundir)
     if not rundir.is_dir():
         raise InputError(rundir, "not a run directory")
-    if n_perm < 1:
-        raise InputError("--n-perm", "must be at least 1")
+    p = CompareParams.build(params, **kw)
+    synapses, n_perm = p.synapses.value, p.n_perm
     out = Path(out) if out is not None else rundir / "compare.h5"
     # never replace another stage's output of the run, nor the connectome file
     check_output(out, [*(p for p in rundir.glob("*.h5") if p.name != "compare.h5"), connectome])
@@ -336,11 +340,11 @@ def compare_connectome(rundir: str | Path, connectome: str, *, synapses: str = "
     scores = [sc for sc in scores if len(sc.labels) >= 2]
     if not scores:
         names = sorted({x for _, _, lab in sources for x in lab})
-        raise InputError("--connectome", f"{con.name} shares no neuron names with the inferred "
+        raise ParamError("connectome", f"{con.name} shares no neuron names with the inferred "
                          f"matrices (they have e.g. {', '.join(names[:5])})")
     inputs = [p for p in (rundir / n for n in ("states.h5", "hmmglm.h5", "communities.h5",
                                                 "ntf.h5", "recordings.h5")) if p.exists()]
-    params = {"connectome": connectome, "synapses": synapses, "n_perm": n_perm}
+    params = {"connectome": connectome, **p.to_dict()}
     with atomic_h5(out, stage="compare", params=params, inputs=inputs, seed=seed) as f:
         f.attrs["connectome"] = con.name
         f.attrs["synapses"] = synapses

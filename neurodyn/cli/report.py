@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from neurodyn.analysis.params import CompareParams
 from neurodyn.cli._app import Seed, app, done
+from neurodyn.cli.options import stage_command
 from neurodyn.io.outputs import check_output
 
 RunDir = Annotated[Path, typer.Argument(help="Run directory holding the stage outputs (*.h5).")]
@@ -66,6 +68,7 @@ def report(
 
 
 @app.command("compare-connectome")
+@stage_command(CompareParams)
 def compare_connectome(
     rundir: RunDir,
     connectome: Annotated[
@@ -73,15 +76,12 @@ def compare_connectome(
         typer.Option("--connectome", "-c", help="Connectome name in RUNDIR/recordings.h5 "
                      "(/connectome/NAME) or a connectome file readable by neurodyn."),
     ],
-    synapses: Annotated[
-        str, typer.Option("--synapses", help="Which synapses count as a connection: "
-                          "chemical, electrical or both.")
-    ] = "both",
-    n_perm: Annotated[int, typer.Option("--n-perm", help="Label permutations for the null.")] = 1000,
     seed: Seed = 0,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output file (default RUNDIR/compare.h5).")
     ] = None,
+    *,
+    params: CompareParams,
 ) -> None:
     """Score inferred interactions against an anatomical connectome (ROC/PR AUC, permutation p).
 
@@ -99,7 +99,7 @@ def compare_connectome(
     if len(units) > 1 and out is not None:
         raise InputError("--out", f"{rundir} holds {len(units)} units; --out needs a single one")
     for unit in units:
-        path = run_compare(unit, connectome, synapses=synapses, n_perm=n_perm, seed=seed, out=out)
+        path = run_compare(unit, connectome, params, seed=seed, out=out)
         for s in read_scores(path):
             typer.echo(
                 f"{s['source']}: ROC AUC {s['roc_auc']:.3f} (p={s['p_roc']:.3g}), PR AUC "
