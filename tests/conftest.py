@@ -51,3 +51,22 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The matplotlib Figures that ``neurodyn.plots.style.save`` writes, by file stem.
+
+    Figure tests inspect what was drawn (axes, labels, plotted data) instead of file sizes.
+    """
+    from neurodyn.plots import style
+
+    figs = {}
+    real = style.save
+
+    def save(fig, outdir, name, fmt="png"):
+        figs[style.safe_name(name)] = fig  # still inspectable after plt.close
+        return real(fig, outdir, name, fmt)
+
+    monkeypatch.setattr(style, "save", save)
+    return figs

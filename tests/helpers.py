@@ -9,3 +9,31 @@ def one_line_error(result, *needles: str) -> None:
     for n in needles:
         assert n in err, err
     assert "Traceback" not in result.output
+
+
+def assert_not_blank(path, min_colors: int = 20, min_ink: float = 0.02):
+    """A PNG that shows something: many distinct colours and some share of non-background pixels."""
+    import numpy as np
+    from matplotlib.image import imread
+
+    img = imread(path)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100, img.shape
+    colors, counts = np.unique(rgb_codes(img), return_counts=True)
+    assert colors.size > min_colors, f"{path}: {colors.size} colours"
+    ink = 1.0 - counts.max() / counts.sum()  # pixels other than the background colour
+    assert ink > min_ink, f"{path}: {ink:.3f} of the pixels differ from the background"
+    return img
+
+
+def artists(ax) -> int:
+    """Data-bearing artists of an Axes (lines, images, collections, patches)."""
+    return len(ax.lines) + len(ax.images) + len(ax.collections) + len(ax.patches)
+
+
+def rgb_codes(img, stride: int = 2):
+    """One integer per pixel (every ``stride``-th row and column) for its 8-bit RGB colour:
+    quick to count, unlike unique rows of a full-size image."""
+    import numpy as np
+
+    rgb = (np.asarray(img)[::stride, ::stride, :3] * 255).astype(np.uint32).reshape(-1, 3)
+    return (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]

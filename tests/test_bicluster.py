@@ -8,6 +8,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+from helpers import assert_not_blank
 from scipy.special import gammaln
 from sklearn.metrics import adjusted_rand_score as ari
 
@@ -365,6 +366,7 @@ def _small_counts(seed=0):
     return rec, truth
 
 
+@pytest.mark.slow  # two chains, draws export, figures, bad input
 def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
     sim = tmp_path / "sim.h5"
     r = cli("simulate", "bicluster", "--out", sim, "--neurons", "12", "--clusters", "2", "--bins", "150",
@@ -401,7 +403,9 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
     from neurodyn.plots.bicluster import draw
 
     paths = draw(out, tmp_path / "fig")
-    assert len(paths) == 4 and all(p.stat().st_size > 1000 for p in paths)
+    assert len(paths) == 4
+    for p in paths:
+        assert_not_blank(p)
     from neurodyn.plots.bicluster import _diag_text
 
     text = _diag_text({"@rhat_loglik": 1.234, "@ess_bulk_loglik": 45.2, "@ess_tail_loglik": 30.0},
@@ -516,7 +520,7 @@ def _batch_se(ind: np.ndarray, batches: int = 20) -> np.ndarray:
 @pytest.mark.parametrize("kernel, sweeps", [
     ("single", 2500),
     ("split-merge", 2500),
-    ("anneal", 10000),
+    pytest.param("anneal", 10000, marks=pytest.mark.slow),  # the longest of the three
 ])
 def test_label_kernels_leave_partition_posterior_invariant(kernel, sweeps):
     """Exactness of the label kernels on a problem small enough that all 5 partitions of 3

@@ -8,6 +8,7 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from helpers import assert_not_blank
 from sklearn.metrics import normalized_mutual_info_score
 
 from neurodyn.io.store import provenance, strings
@@ -97,12 +98,29 @@ def test_affinity_file_layout(sim_run):
     assert params["kernel"] == "differential" and params["window"] == 8.0
 
 
-def test_figures(sim_run):
+def test_figures(sim_run, saved_figures):
     from neurodyn.plots import affinity, ntf
 
     paths = ntf.draw(sim_run / "ntf.h5", sim_run / "figs") + affinity.draw(sim_run / "affinity.h5", sim_run / "figs")
-    assert all(p.exists() and p.stat().st_size > 5000 for p in paths)
-    assert any(p.name == "ntf_rank_selection.png" for p in paths)
+    for p in paths:
+        assert_not_blank(p)
+    with h5py.File(sim_run / "ntf.h5") as f:
+        rank, mats, t_load = int(f.attrs["rank"]), f["components/matrices"][()], f["factors/time"][()]
+    with h5py.File(sim_run / "affinity.h5") as f:
+        n, n_animals = len(f["labels"]), len(f["animals"])
+    names = sorted(saved_figures)
+    assert names == sorted(["affinity_matrix", "affinity_time", "ntf_rank_selection",
+                            *(f"ntf_component_{r}" for r in range(rank))])
+    sel = saved_figures["ntf_rank_selection"].axes[0]
+    assert [list(ln.get_xdata()) for ln in sel.lines[:2]] == [[2, 3, 4, 5]] * 2  # --ranks 2-5
+    assert f"chosen: {rank}" in sel.get_title()
+    for r in range(rank):  # each component: its temporal loading and its pair matrix
+        ax_t, _, ax_m = saved_figures[f"ntf_component_{r}"].axes[:3]
+        assert np.allclose(ax_t.lines[0].get_ydata(), t_load[:, r])
+        assert np.allclose(ax_m.images[0].get_array(), mats[r])
+    m = saved_figures["affinity_matrix"].axes[0].images[0].get_array()
+    assert m.shape == (n, n) and np.allclose(m, m.T) and m.max() > 0
+    assert len(saved_figures["affinity_time"].axes[0].lines) >= n_animals
 
 
 def test_bad_inputs(cli, tmp_path, sim_run):

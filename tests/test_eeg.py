@@ -6,6 +6,7 @@ import struct
 import warnings
 from pathlib import Path
 
+import mne
 import numpy as np
 import pytest
 from conftest import shared_file
@@ -14,7 +15,6 @@ from neurodyn.errors import InputError
 from neurodyn.io import store
 from neurodyn.io.registry import find_reader, read
 
-mne = pytest.importorskip("mne")
 mne.set_log_level("ERROR")
 
 EDF_NAMES = [f"EEG {n}" for n in "Fp1 Fp2 F3 F4 F7 F8 T3 T4 C3 C4 T5 T6 P3 P4 O1 O2 Fz Cz Pz".split()]

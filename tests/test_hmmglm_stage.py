@@ -7,7 +7,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from helpers import one_line_error
+from helpers import assert_not_blank, one_line_error
 
 from neurodyn.errors import InputError
 from neurodyn.hmmglm.basis import exp_basis
@@ -30,7 +30,7 @@ def sim_file(tmp_path_factory):
     return p
 
 
-def test_cli_simulate_states_and_figures(cli, tmp_path, sim_file):
+def test_cli_simulate_states_and_figures(cli, tmp_path, sim_file, saved_figures):
     out = tmp_path / "states.h5"
     r = cli("states", sim_file, "--out", out, "--states", "2", "--prior", "onehot",
             "--restarts", "1", "--max-iter", "15", "--mstep-iter", "10")
@@ -52,7 +52,22 @@ def test_cli_simulate_states_and_figures(cli, tmp_path, sim_file):
     assert agree > 0.8  # plumbing check on 2,000 bins; recovery is tested elsewhere
     from neurodyn.plots.states import draw
     paths = draw(out, tmp_path / "fig")
-    assert len(paths) == 4 and all(p.stat().st_size > 1000 for p in paths)
+    assert len(paths) == 4
+    for p in paths:
+        assert_not_blank(p)
+    figs = {k.split("_")[1]: f for k, f in saved_figures.items()}  # timeline, weights, prior, trace
+    assert sorted(figs) == ["prior", "timeline", "trace", "weights"]
+    with h5py.File(out, "r") as f:
+        g = f["hmmglm|sim"]
+        W, trace = g["weights"][()], g["loglik_trace"][()]
+    post_ax = figs["timeline"].axes[0]
+    assert len(post_ax.collections) == 2 and post_ax.get_ylabel() == "p(state)"  # one band per state
+    raster = figs["timeline"].axes[1].images[0].get_array()[0]  # the Viterbi path, subsampled
+    assert set(np.unique(raster)) == set(np.unique(vit))
+    shown = [a.images[0].get_array() for a in figs["weights"].axes if a.images]
+    assert len(shown) == 2 and all(np.allclose(s, w) for s, w in zip(shown, W))
+    [line] = figs["trace"].axes[0].lines
+    assert np.allclose(line.get_ydata(), trace)
 
 
 def test_simulate_cli_writes_ground_truth(cli, tmp_path):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import scipy.signal
 import scipy.stats
+from helpers import assert_not_blank
 
 from neurodyn import preprocess as pp
 from neurodyn.errors import InputError
@@ -275,14 +276,27 @@ def test_cli_preprocess_and_bad_options(tmp_path, cli):
     assert res.exit_code == 2 and "missing.h5" in res.output
 
 
-def test_draw_writes_one_figure_per_recording(tmp_path):
+def test_draw_shows_the_preprocessed_traces(tmp_path, saved_figures):
+    from neurodyn.plots import style
     from neurodyn.plots.preprocess import draw
 
     src = tmp_path / "rec.h5"
     store.write_recordings(src, [eeg_rec()], params={}, inputs=[])
     out = pp.run(src, tmp_path / "pre.h5", bandpass="1,40")
-    [fig] = draw(out, tmp_path / "fig")
-    assert fig.exists() and fig.stat().st_size > 5000
+    [path] = draw(out, tmp_path / "fig")
+    assert path.name == "preprocess_eeg_a.png"
+    assert_not_blank(path)
+    [ax] = [a for a in saved_figures["preprocess_eeg_a"].axes if a.lines]
+    rec = store.read_recordings(out)[0]
+    assert ax.get_xlabel() == "time (s)" and "filter" in ax.get_title()
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(rec.labels)
+    t, shown = style.decimate(rec.times, rec.traces)  # what the figure shows, block-averaged
+    traces = [ln for ln in ax.lines if len(ln.get_xdata()) == len(t)]  # not the event marks
+    assert len(traces) == rec.n_channels
+    for j, line in enumerate(traces):  # each line is its channel's filtered trace, scaled
+        x, y = line.get_data()
+        assert np.allclose(x, t)
+        assert np.corrcoef(y, shown[:, j])[0, 1] > 0.999
 
 
 def test_run_carries_connectome_and_ground_truth(tmp_path):

@@ -223,12 +223,14 @@ def test_report_and_compare_on_real_stage_outputs(tmp_path):
     The simulated groups co-activate and the connectome is planted dense within the same
     groups, so the NTF component matrices must score well above chance against it.
     """
-    aff = pytest.importorskip("neurodyn.affinity.stage")
-    ntf = pytest.importorskip("neurodyn.tensor.stage")
+    from neurodyn.affinity import stage as aff
     from neurodyn.analysis.compare import read_scores
+    from neurodyn.community import stage as comm
+    from neurodyn.hmmglm import stage as hmm
     from neurodyn.io.store import write_recordings
     from neurodyn.report.synthetic import planted_connectome
     from neurodyn.simulate import simulate_calcium
+    from neurodyn.tensor import stage as ntf
 
     recs, truth = simulate_calcium(n_animals=3, n_neurons=24, n_frames=600, fs=4.0, n_groups=3,
                                    seed=0)
@@ -237,32 +239,20 @@ def test_report_and_compare_on_real_stage_outputs(tmp_path):
     write_recordings(tmp_path / "recordings.h5", recs, [con], seed=0)
     aff.run(tmp_path / "recordings.h5", tmp_path / "affinity.h5")
     ntf.run(tmp_path / "affinity.h5", tmp_path / "ntf.h5", rank=3, restarts=2)
-    expected = ["stage-recordings", "stage-affinity", "stage-ntf"]
-    try:
-        from neurodyn.community import stage as comm
-    except ImportError:
-        comm = None
-    if comm is not None:
-        comm.run(tmp_path / "ntf.h5", tmp_path / "communities.h5", seed=0)
-        expected.append("stage-communities")
-    try:
-        from neurodyn.hmmglm import stage as hmm
-    except ImportError:
-        hmm = None
-    if hmm is not None:
-        hmm.run(tmp_path / "recordings.h5", tmp_path / "states.h5", seed=0, states="3",
-                restarts=1, max_iter=20, prior="onehot")
-        expected.append("stage-states")
+    comm.run(tmp_path / "ntf.h5", tmp_path / "communities.h5", seed=0)
+    hmm.run(tmp_path / "recordings.h5", tmp_path / "states.h5", seed=0, states="3",
+            restarts=1, max_iter=20, prior="onehot")
+    expected = ["stage-recordings", "stage-affinity", "stage-ntf", "stage-communities",
+                "stage-states"]
     out = compare_connectome(tmp_path, "planted", n_perm=100, seed=0)
     rows = {r["source"]: r for r in read_scores(out)}
-    assert set(rows) == ({"ntf"} | ({"communities"} if comm is not None else set())
-                         | ({f"hmmglm:sim/animal{a}" for a in range(3)} if hmm else set()))
+    assert set(rows) == {"ntf", "communities"} | {f"hmmglm:sim/animal{a}" for a in range(3)}
     assert rows["ntf"]["n_neurons"] == 24
     assert rows["ntf"]["roc_auc"] > 0.7 and rows["ntf"]["p_roc"] < 0.02
     page = _parse(build_report(tmp_path).read_text())
     assert page.sections == [*expected, "timeline", "stage-compare"]
-    n_timelines = 3 if hmm is not None else 1  # one per recording, or one NTF-only
-    assert len(list((tmp_path / "figures" / "timeline").glob("*.png"))) == n_timelines
+    # one timeline per recording
+    assert len(list((tmp_path / "figures" / "timeline").glob("*.png"))) == 3
     for src in page.imgs:
         _decode_image(src)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -126,8 +127,6 @@ def status(
 
     Example: neurodyn status run/sample --json
     """
-    import json
-
     from neurodyn.pipeline import status as get_status
 
     t0 = time.perf_counter()

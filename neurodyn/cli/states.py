@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from neurodyn.cli._app import Out, Seed, app, done, selection_lines, simulate_app
@@ -109,8 +110,6 @@ def simulate_hmmglm_cmd(
 
     Example: neurodyn simulate hmmglm --out sim.h5 --states 3 && neurodyn states sim.h5 -k 3
     """
-    import numpy as np
-
     check_output(out)
 
     from neurodyn.errors import InputError

@@ -30,6 +30,7 @@ import numpy as np
 
 from neurodyn.community import wsbm
 from neurodyn.community.fit import LevelGraph, agglomerate, refine
+from neurodyn.community.leiden import leiden
 from neurodyn.community.wsbm import ENS_MULTI
 
 
@@ -148,8 +149,6 @@ def model_variants(degree_corrected: bool | str, dense: bool | str) -> list[tupl
 
 def leiden_starts(W: np.ndarray, seed: int, resolutions=LEIDEN_RESOLUTIONS) -> list[np.ndarray]:
     """Distinct Leiden partitions of ``W`` at several resolutions (higher = finer)."""
-    from neurodyn.community.leiden import leiden
-
     out: list[np.ndarray] = []
     for res in resolutions:
         b = wsbm.compact(leiden(W, resolution=res, seed=seed))
