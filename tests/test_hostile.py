@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -367,3 +368,50 @@ def test_numba_cache_outside_the_package(tmp_path: Path) -> None:
     env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip().startswith(str(tmp_path / "xdg")) or sys.platform != "linux"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_parallel_run(template: Path, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while two dask
+    workers run: exit 130 with one line, no worker left behind, no output under its real name."""
+    import signal
+
+    d = prepare(template, tmp_path, "ctrlc")
+    shutil.copy(d / "rec.h5", d / "a.h5")
+    shutil.copy(d / "rec.h5", d / "b.h5")
+    (d / "slow.toml").write_text(
+        '[pipeline]\ninputs = ["a.h5", "b.h5"]\nallow_code = true\n\n[stages.ingest]\n\n'
+        '[stages.scale]\nfunction = "test_pipeline:scale_stage"\nafter = "ingest"\n'
+        'output = "scale.h5"\ndelay = 60.0\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEURODYN_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    p = subprocess.Popen(neurodyn_command() + ["run", "slow.toml", "--out", "run", "--jobs", "2"],
+                         cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        done = 0
+        for line in p.stdout:  # both ingests done: the two scale tasks are sleeping mid-write
+            done += "/ingest" in line and "done" in line
+            if done == 2:
+                break
+        time.sleep(1.0)
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, err
+    assert err.strip().splitlines() == ["interrupted: outputs already written are kept; rerun to resume"]
+    assert not list((d / "run").glob("*/scale.h5"))
+    for _ in range(100):  # the process group (workers included) is gone within seconds
+        try:
+            os.killpg(p.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        left = subprocess.run(["ps", "-o", "pid,cmd", "-g", str(p.pid)], capture_output=True,
+                              text=True).stdout
+        os.killpg(p.pid, signal.SIGKILL)
+        pytest.fail(f"processes left after the interrupt:\n{left}")

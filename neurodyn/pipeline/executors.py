@@ -183,10 +183,39 @@ def _local_cluster(workers: int, threads: int, say: Callable[[str], None]) -> An
     from distributed import LocalCluster
 
     say(f"dask LocalCluster: {workers} workers x {threads} threads")
-    return LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-        silence_logs=logging.ERROR, env=thread_env(threads),
-    )
+    with _quiet_children():
+        return LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+            silence_logs=logging.ERROR, env=thread_env(threads),
+        )
+
+
+@contextlib.contextmanager
+def _quiet_children() -> Any:
+    """Processes started inside this block ignore SIGINT (they inherit the disposition) and
+    multiprocessing's resource tracker does not warn about the semaphores of killed workers.
+
+    Ctrl-C in a terminal signals the whole process group; only this process should react
+    (close the cluster, exit 130 with one line), not every worker with its own traceback.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    old_warn = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join(
+        w for w in (old_warn, "ignore:resource_tracker:UserWarning") if w)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if old_warn is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = old_warn
 
 
 def _slurm_cluster(
