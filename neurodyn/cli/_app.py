@@ -190,6 +190,10 @@ def load_config(path: Path) -> dict[str, Any]:
         raise InputError(path, "no such config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, f"invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "is not UTF-8 text (a TOML file must be UTF-8)") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a directory, not a config file") from None
 
     def norm(d: Any) -> Any:
         if isinstance(d, dict):

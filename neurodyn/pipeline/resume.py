@@ -71,8 +71,12 @@ def check(task: Task) -> tuple[str, str]:
 def write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, path)
+    except BaseException:  # disk full, interrupt: no temporary left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _clean_temporaries(out: Path) -> None:

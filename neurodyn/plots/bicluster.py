@@ -107,6 +107,11 @@ def _diag_text(diag: dict, name: str) -> str:
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    from neurodyn.io.outputs import atomic_path
+
+    try:
+        with atomic_path(path, option="--outdir") as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip("."))
+    finally:
+        plt.close(fig)
     return path

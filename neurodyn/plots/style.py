@@ -279,12 +279,16 @@ def safe_name(s: str) -> str:
 
 
 def save(fig: Any, outdir: str | Path, name: str, fmt: str = "png") -> Path:
-    """Save ``fig`` as ``outdir/name.fmt`` and close it; returns the path."""
+    """Save ``fig`` as ``outdir/name.fmt`` (under a temporary name, then renamed) and close it;
+    returns the path."""
+    from neurodyn.io.outputs import atomic_path
+
     if fmt not in FORMATS:
         raise InputError("--format", f"unknown figure format {fmt!r}; one of {FORMATS}")
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    path = outdir / f"{safe_name(name)}.{fmt}"
-    fig.savefig(path, format=fmt)
-    plt.close(fig)
+    path = Path(outdir) / f"{safe_name(name)}.{fmt}"
+    try:
+        with atomic_path(path, option="--outdir") as tmp:
+            fig.savefig(tmp, format=fmt)
+    finally:
+        plt.close(fig)
     return path
