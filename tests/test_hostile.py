@@ -74,9 +74,9 @@ CASES: list[tuple[str, list[str], int, str]] = [
      "--rank: the rank-100000 NTF workspace would need"),
     ("resample-too-fast", ["preprocess", "rec.h5", "--out", "p.h5", "--fs", "1e9"], 2,
      "--fs: the resampled traces would need"),
-    ("spike-at-1e12-s", ["ingest", "late.csv", "--out", "s.h5"], 2, "binning would allocate"),
+    ("spike-at-1e12-s", ["ingest", "late.csv", "--out", "s.h5"], 2, "binned spike counts would need"),
     ("bin-1e-6-ms", ["ingest", "spikes.csv", "--out", "s.h5", "--reader-options", "bin_ms=1e-6"], 2,
-     "binning would allocate"),
+     "binned spike counts would need"),
     # a forced reader on a corrupt archive
     ("corrupt-zip", ["ingest", "bad.zip", "--format", "celegans-venkatachalam", "--out", "z.h5"], 2,
      "bad.zip: cannot read"),
@@ -93,7 +93,7 @@ ENV_CASES: list[tuple[str, dict[str, str], list[str], int, str]] = [
     ("env-flag-name", {"NEURODYN_PREPROCESS_FS": "1e9"},
      ["preprocess", "rec.h5", "--out", "p.h5"], 2, "--fs"),
     ("env-reader-option", {"NEURODYN_INGEST_READER_OPTIONS": "bin_ms=1e-6"},
-     ["ingest", "spikes.csv", "--out", "s.h5"], 2, "binning would allocate"),
+     ["ingest", "spikes.csv", "--out", "s.h5"], 2, "binned spike counts would need"),
 ]
 
 
@@ -120,7 +120,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                                       f'[stages.ingest]\noutput = "{d}/abs.h5"'))
     (d / "latin1.toml").write_bytes(PIPELINE.replace('"p"', '"caf\u00e9"').encode("latin-1"))
     (d / "newline.toml").write_text(PIPELINE + '[slurm]\nwalltime = "1:00\\ntouch PWNED"\n')
-    (d / "spikes.csv").write_text("unit,time\n0,0.5\n1,2.0\n")
+    (d / "spikes.csv").write_text("unit,time\n0,0.5\n1,2000.0\n")  # 1e-6 ms bins: 15 TiB
     (d / "late.csv").write_text("unit,time\n0,0.5\n1,1e12\n")
     (d / "bad.zip").write_bytes(b"PK\x03\x04 truncated archive")
     (d / "bad.npz").write_bytes(b"PK\x03\x04 truncated archive")
