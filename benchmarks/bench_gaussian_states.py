@@ -14,8 +14,8 @@ the same parameters, so their log-likelihood traces must agree; printed: wall ti
 the ratio hmmlearn / neurodyn (> 1: neurodyn faster), and the largest difference between
 the two log-likelihood traces relative to the log-likelihood. A third column times
 neurodyn's default fit (3 k-means restarts, convergence at relative change 1e-5, sticky 10,
-covariance floor 1e-3) for scale. Timings depend on machine load; ratios measured in the
-same run remain comparable.
+covariance floor 1e-3) for scale. Both run with one BLAS thread. Timings depend on machine
+load; ratios measured in the same run remain comparable.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 import mne
 import numpy as np
 from hmmlearn.hmm import GaussianHMM as HmmlearnHMM
+from threadpoolctl import threadpool_limits
 
 from neurodyn.hmmglm.features import bandpower_features, parse_bands, tde_features
 from neurodyn.hmmglm.gaussian_hmm import GaussianHMM, _init, fit_gaussian_hmm
@@ -54,7 +55,8 @@ def run_hmmlearn(X: np.ndarray, m0: GaussianHMM, iters: int) -> tuple[float, np.
     h.startprob_, h.transmat_, h.means_ = m0.pi0, m0.P, m0.means
     h.covars_ = m0.covs
     t = time.perf_counter()
-    h.fit(X)
+    with threadpool_limits(limits=1, user_api="blas"):  # neurodyn fits on one BLAS thread too
+        h.fit(X)
     return time.perf_counter() - t, np.asarray(h.monitor_.history)
 
 

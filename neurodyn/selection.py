@@ -188,8 +188,9 @@ def gain_warning(gain: float, gain_se: float, unit: str, what: str, baseline: st
     """A warning when the held-out gain over the trivial baseline is not positive."""
     if np.isfinite(gain) and gain > 0:
         return None
+    se = f" ± {gain_se:.4f}" if gain_se > 0 else ""
     return (f"{what} does not predict held-out data better than {baseline}: gain "
-            f"{gain:+.4f} ± {gain_se:.4f} {unit} <= 0")
+            f"{gain:+.4f}{se} {unit} <= 0")
 
 
 def from_folds(values: list[int], scores: np.ndarray, baseline: np.ndarray, *, unit: str,

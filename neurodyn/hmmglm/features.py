@@ -85,6 +85,17 @@ def pca(X: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, float]:
     return Xc @ vt[:n].T, vt[:n], float(var[:n].sum() / max(var.sum(), 1e-300))
 
 
+FLOOR = 1e-3  # band power is floored 30 dB below its median before the log (flat stretches)
+
+
+def flat_fraction(power: np.ndarray) -> float:
+    """Fraction of time points where most (half or more) channels and bands have power below
+    ``FLOOR`` times its median (a flat, disconnected or clipped stretch)."""
+    floor = FLOOR * np.median(power, axis=0, keepdims=True)
+    low = (power < floor).reshape(power.shape[0], -1)
+    return float(np.mean(low.mean(axis=1) >= 0.5))
+
+
 @dataclasses.dataclass
 class Features:
     """Observations of the Gaussian state model and how they map back to the signal.
@@ -114,12 +125,14 @@ class Features:
 
 def bandpower_features(x: np.ndarray, fs: float, bands: list[tuple[str, float, float]],
                        window_s: float, n_pca: int = 0) -> Features:
-    """Log band power per channel and band in windows of ``window_s`` seconds, standardised."""
+    """Log band power per channel and band in windows of ``window_s`` seconds, standardised
+    (power floored at ``FLOOR`` times its median, so flat stretches do not dominate)."""
     width = max(1, int(round(window_s * fs)))
     power = window_mean(band_envelopes(x, fs, bands), width)
     if power.shape[0] < 2:
         raise ValueError(f"{x.shape[0]} samples give fewer than 2 windows of {window_s:g} s")
-    X = standardize(np.log(np.maximum(power, 1e-30)).reshape(power.shape[0], -1))
+    floor = FLOOR * np.median(power, axis=0, keepdims=True) + 1e-300
+    X = standardize(np.log(np.maximum(power, floor)).reshape(power.shape[0], -1))
     kept = 1.0
     if n_pca and n_pca < X.shape[1]:
         X, _, kept = pca(X, n_pca)

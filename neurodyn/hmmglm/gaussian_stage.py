@@ -23,6 +23,7 @@ from neurodyn.errors import InputError
 from neurodyn.hmmglm.features import (
     Features,
     bandpower_features,
+    flat_fraction,
     parse_bands,
     power_maps,
     state_spectra,
@@ -57,6 +58,14 @@ def features(rec, p: dict[str, Any], where: str) -> Features:
         return tde_features(x, float(rec.fs), int(p["embed"]), int(p["pca"]), bands)
     except ValueError as exc:
         raise InputError(where, str(exc)) from None
+
+
+def _warn_flat(F: Features, where: str) -> None:
+    frac = flat_fraction(F.power)
+    if frac > 0:
+        log.warning("%s: %.1f%% of the recording (%.1f s) is flat in most channels and bands "
+                    "(power 30 dB below its median): crop it (ingest/preprocess --crop)", where,
+                    100 * frac, frac * F.X.shape[0] / F.fs)
 
 
 def _fit_kw(p: dict[str, Any], F: Features) -> dict[str, Any]:
@@ -115,6 +124,7 @@ def fit_recording(rec, p: dict[str, Any], seed: int, where: str, ks: list[int] |
     """Features, K (fixed, or chosen from ``ks``), fit, decode, held-out score against one
     state, power maps and spectra of one recording."""
     F = features(rec, p, where)
+    _warn_flat(F, where)
     W = F.X.shape[0]
     kw = _fit_kw(p, F)
     starts, stops = np.array([0], np.int64), np.array([W], np.int64)
