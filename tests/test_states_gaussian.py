@@ -14,6 +14,7 @@ from scipy.stats import multivariate_normal
 
 from neurodyn.hmmglm.features import (
     bandpower_features,
+    flat_fraction,
     parse_bands,
     tde_features,
     time_delay_embed,
@@ -202,3 +203,13 @@ def test_tde_features_fit(eeg):
     fit = fit_gaussian_hmm(F.X, 3, restarts=1, max_iter=30, seed=0)
     ll1 = heldout_loglik(fit_gaussian_hmm(F.X, 1).model, F.X, np.array([0]), np.array([1490]))
     assert heldout_loglik(fit.model, F.X, np.array([0]), np.array([1490])) > ll1
+
+
+def test_flat_stretch_is_measured_and_floored(eeg):
+    x, _ = eeg
+    x = x.copy()
+    x[-600:] = 0.0  # the last 6 s of 60 s: a disconnected end
+    F = bandpower_features(x, 100.0, parse_bands(BANDS), 0.1)
+    assert abs(flat_fraction(F.power) - 0.1) < 0.02
+    assert flat_fraction(bandpower_features(x[:-600], 100.0, parse_bands(BANDS), 0.1).power) == 0
+    assert np.isfinite(F.X).all() and np.abs(F.X).max() < 10  # floored, not log(0)
