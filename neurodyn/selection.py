@@ -179,8 +179,8 @@ def edge_warnings(sel: Selection, option: str, lower_bound: int = 1) -> list[str
         out.append(f"{sel.parameter} = {sel.chosen} is the largest candidate: the score may "
                    f"keep improving beyond the range; extend {option}")
     if len(v) > 1 and sel.chosen == v.min() and v.min() > lower_bound:
-        out.append(f"{sel.parameter} = {sel.chosen} is the smallest candidate: a smaller "
-                   f"{sel.parameter} may do as well; extend {option} downwards")
+        out.append(f"{sel.parameter} = {sel.chosen} is the smallest candidate: fewer may do as "
+                   f"well; extend {option} downwards")
     return out
 
 
@@ -195,13 +195,14 @@ def gain_warning(gain: float, gain_se: float, unit: str, what: str, baseline: st
 
 def from_folds(values: list[int], scores: np.ndarray, baseline: np.ndarray, *, unit: str,
                score_name: str, parameter: str, option: str, baseline_name: str,
-               what: str = "") -> Selection:
+               what: str = "", lower_bound: int = 1) -> Selection:
     """Selection over candidates scored on the same folds as a trivial baseline.
 
     ``scores`` (M, folds) and ``baseline`` (folds,) are held-out scores (higher is better);
     the gain of each candidate over the baseline is paired by fold. The choice follows
     :func:`one_se_choice`; warnings: :func:`edge_warnings` (range flag ``option``) and
-    :func:`gain_warning` for the chosen candidate.
+    :func:`gain_warning` for the chosen candidate. ``lower_bound``: the smallest value that
+    needs no lower-edge warning (2 when the baseline is the value 1, e.g. one state).
     """
     kv = np.asarray(values)
     scores = np.asarray(scores, float)
@@ -212,7 +213,7 @@ def from_folds(values: list[int], scores: np.ndarray, baseline: np.ndarray, *, u
     sel = Selection(parameter, kv, mean, se, unit, True, chosen, reason, score_name=score_name,
                     baseline=float(bmean[0]), baseline_se=float(bse[0]),
                     baseline_name=baseline_name, gain=gain, gain_se=gain_se, scores=scores)
-    sel.warnings += edge_warnings(sel, option)
+    sel.warnings += edge_warnings(sel, option, lower_bound)
     w = gain_warning(float(gain[sel.index]), float(gain_se[sel.index]), unit,
                      what or f"{parameter} = {chosen}", baseline_name)
     if w:

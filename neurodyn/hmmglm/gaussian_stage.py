@@ -104,7 +104,7 @@ def scan_states(X: np.ndarray, starts: np.ndarray, stops: np.ndarray, ks: list[i
     return from_folds(ks, per[[values.index(k) for k in ks]], per[0], unit=UNIT,
                       score_name=f"held-out log-likelihood, {folds}-fold CV",
                       parameter="states", option="--states-range",
-                      baseline_name=BASELINE)
+                      baseline_name=BASELINE, lower_bound=2)
 
 
 def dwell_stats(path: np.ndarray, K: int, dt: float) -> dict[str, Any]:

@@ -121,4 +121,4 @@ def select_states(y: np.ndarray, h: np.ndarray, starts: np.ndarray, stops: np.nd
                       unit=score_unit(fit_kw.get("spec") or ModelSpec()),
                       score_name=f"held-out gain over a constant rate, {folds}-fold CV",
                       parameter="states", option="--states-range",
-                      baseline_name="1 state (no switching)")
+                      baseline_name="1 state (no switching)", lower_bound=2)
