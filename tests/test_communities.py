@@ -85,6 +85,13 @@ def random_graph(N=14, p=0.3, seed=0):
 
 
 # -- description length ---------------------------------------------------------------------
+def test_lgamma_lookup_matches_lgamma():
+    import math
+
+    for x in [1.0, 2.0, 17.0, 65535.0, 65536.0, 1e6, 0.5, 3.25, 1234.5]:
+        assert wsbm.lgam(x) == pytest.approx(math.lgamma(x), rel=1e-15, abs=1e-15)
+
+
 def test_partition_table_matches_enumeration():
     table = wsbm.log_partitions_table(12, 6)
     for m_, n_ in itertools.product(range(13), range(1, 7)):
