@@ -11,7 +11,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -198,9 +200,6 @@ def _quiet_children() -> Any:
     Ctrl-C in a terminal signals the whole process group; only this process should react
     (close the cluster, exit 130 with one line), not every worker with its own traceback.
     """
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return

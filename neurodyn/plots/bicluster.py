@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from neurodyn.bicluster.diagnostics import RHAT_LIMIT
+from neurodyn.io.outputs import atomic_path
 from neurodyn.io.store import open_h5, read_tree
 
 
@@ -106,8 +107,6 @@ def _diag_text(diag: dict, name: str) -> str:
 
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
-
-    from neurodyn.io.outputs import atomic_path
 
     try:
         with atomic_path(path, option="--outdir") as tmp:

@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 from neurodyn.errors import InputError
+from neurodyn.io.outputs import atomic_path
 from neurodyn.io.store import provenance
 
 #: Okabe & Ito (2008) colorblind-safe qualitative palette (black moved last).
@@ -281,8 +282,6 @@ def safe_name(s: str) -> str:
 def save(fig: Any, outdir: str | Path, name: str, fmt: str = "png") -> Path:
     """Save ``fig`` as ``outdir/name.fmt`` (under a temporary name, then renamed) and close it;
     returns the path."""
-    from neurodyn.io.outputs import atomic_path
-
     if fmt not in FORMATS:
         raise InputError("--format", f"unknown figure format {fmt!r}; one of {FORMATS}")
     path = Path(outdir) / f"{safe_name(name)}.{fmt}"
