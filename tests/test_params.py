@@ -126,23 +126,8 @@ def test_provenance_is_strict_json(tmp_path: Path, recordings: Path, cli) -> Non
     from neurodyn.provenance import to_json
 
     assert json.loads(to_json({"x": math.inf, "y": [math.nan]})) == {"x": "inf", "y": ["nan"]}
-    out = tmp_path / "aff.h5"
-    assert cli("affinity", recordings, "--out", out, "--window", "5").exit_code == 0
+    out = tmp_path / "ingested.h5"
+    assert cli("ingest", recordings, "--out", out, "--fs", "2").exit_code == 0
     with h5py.File(out, "r") as f:
         params = json.loads(f.attrs["parameters"], parse_constant=lambda c: pytest.fail(c))
-    assert params == {**PARAMS["affinity"].defaults(), "window": 5.0}
-
-
-def test_every_command_help_has_an_example() -> None:
-    from neurodyn.cli import app
-
-    def walk(cmd: click.Command, path: str) -> list[tuple[str, click.Command]]:
-        subs = getattr(cmd, "commands", None)
-        if not subs:
-            return [(path, cmd)]
-        return [x for name, sub in subs.items() for x in walk(sub, f"{path} {name}".strip())]
-
-    commands = walk(typer.main.get_command(app), "")
-    assert len(commands) > 15
-    missing = [path for path, cmd in commands if "Example" not in (cmd.help or "")]
-    assert not missing, f"commands without an example in --help: {missing}"
+    assert params == {**PARAMS["ingest"].defaults(), "fs": 2.0}
