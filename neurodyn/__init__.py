@@ -1,4 +1,12 @@
-"""neurodyn: raw neural recordings to interpretable dynamics."""
+"""neurodyn: raw neural recordings to interpretable dynamics.
+
+The public API (imported on first use, so ``import neurodyn`` stays cheap):
+
+- :func:`load` -- read any neurodyn file: recordings as :class:`Recording`, stage results as
+  :class:`xarray.Dataset` with named dimensions, coordinates and units.
+- :func:`open_run` -- a run directory's results by stage name (:class:`Run`).
+- :class:`Recording` -- the one in-memory recording type.
+"""
 
 import os as _os
 import sys as _sys
@@ -40,3 +48,26 @@ def _use_cache_dir() -> None:
 
 
 _use_cache_dir()
+
+
+_LAZY = {
+    "load": "neurodyn.api",
+    "open_run": "neurodyn.api",
+    "Run": "neurodyn.api",
+    "Recording": "neurodyn.recording",
+}
+__all__ = ["__version__", "cache_dir", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'neurodyn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

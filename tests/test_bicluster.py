@@ -387,7 +387,7 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
         assert idata.posterior.attrs["rhat_loglik"] == f["sim|bicluster/diagnostics"].attrs["rhat_loglik"]
     with h5py.File(out, "r") as f:
         assert f.attrs["stage"] == "bicluster" and f.attrs["complete"]
-        g = f["sim|bicluster"]
+        g = f["sim%2Fbicluster"]
         assert g["neuron_clusters"].shape == (12,)
         assert g["state_sequence"].shape == (150,)
         assert g["neuron_similarity"].shape == (12, 12)

@@ -93,13 +93,13 @@ def test_timeline_figure_changes_with_data(run, tmp_path):
     img_a = _pixels(a[0])
     # change only the bi-clustering state sequence of animal0
     with h5py.File(run / "bicluster.h5", "r") as f:
-        z = f["sim|animal0/state_sequence"][()]
+        z = f["sim%2Fanimal0/state_sequence"][()]
     other = tmp_path / "run2"
     other.mkdir()
     for name in ("recordings.h5", "states.h5", "ntf.h5"):
         (other / name).symlink_to(run / name)
     with atomic_h5(other / "bicluster.h5", stage="bicluster", seed=0) as f:
-        g = f.create_group("sim|animal0")
+        g = f.create_group("sim|animal0")  # the name older versions wrote
         g.attrs["id"] = "sim/animal0"
         put(g, "state_sequence", np.roll(z, len(z) // 3))
     b = timeline.draw(other, tmp_path / "b", max_recordings=1)

@@ -37,7 +37,7 @@ def test_cli_simulate_states_and_figures(cli, tmp_path, sim_file, saved_figures)
     assert r.exit_code == 0, r.output
     with h5py.File(out, "r") as f:
         assert f.attrs["stage"] == "states"
-        g = f["hmmglm|sim"]
+        g = f["hmmglm%2Fsim"]
         post = g["posterior"][()]
         assert post.shape == (2000, 2) and np.allclose(post.sum(1), 1, atol=1e-4)
         assert g["weights"].shape == (2, 6, 6) and g["adjacency_prob"].shape == (2, 6, 6, 3)
@@ -87,7 +87,7 @@ def test_gaussian_prior_and_auto_states(tmp_path, sim_file):
     out = run(sim_file, tmp_path / "g.h5", prior="gaussian", states="auto", states_range="1-3",
               folds=2, **FAST)
     with h5py.File(out, "r") as f:
-        g = f["hmmglm|sim"]
+        g = f["hmmglm%2Fsim"]
         ms = g["model_selection"]
         assert ms["values"][()].tolist() == [1, 2, 3]
         assert ms.attrs["chosen"] >= 2  # one state cannot explain a switching recording
@@ -182,7 +182,7 @@ def test_joint_fit_shares_one_model_and_recovers_each_recording(tmp_path, two_re
         total = 0.0
         paths = []
         for r in range(2):
-            g = f[f"hmmglm|sim|rec{r}"]
+            g = f[f"hmmglm%2Fsim%2Frec{r}"]
             assert "weights" not in g and g.attrs["parameters"] == "/joint"
             np.testing.assert_array_equal(g["sequence_starts"][()], [0, 500, 1000, 1500])
             assert g["posterior"].shape == (2000, 3) and g["time"].shape == (2000,)
@@ -203,9 +203,9 @@ def test_joint_over_one_recording_is_the_per_recording_fit(tmp_path, sim_file):
     b = run(sim_file, tmp_path / "b.h5", states="2", joint=True, **FAST)
     with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
         for name in ("weights", "bias", "transition"):
-            np.testing.assert_array_equal(fa["hmmglm|sim"][name][()], fb["joint"][name][()])
-        np.testing.assert_array_equal(fa["hmmglm|sim/viterbi"][()], fb["hmmglm|sim/viterbi"][()])
-        assert np.isclose(fa["hmmglm|sim"].attrs["heldout_score"],
+            np.testing.assert_array_equal(fa["hmmglm%2Fsim"][name][()], fb["joint"][name][()])
+        np.testing.assert_array_equal(fa["hmmglm%2Fsim/viterbi"][()], fb["hmmglm%2Fsim/viterbi"][()])
+        assert np.isclose(fa["hmmglm%2Fsim"].attrs["heldout_score"],
                           fb["joint"].attrs["heldout_score"])
 
 
@@ -226,12 +226,12 @@ def test_joint_sequences_and_silent_neurons(tmp_path):
               **FAST)
     with h5py.File(out, "r") as f:
         assert f["joint/model_selection/scores"].shape == (2, 2)
-        assert "model_selection" not in f["x|A"]
+        assert "model_selection" not in f["x%2FA"]
         assert [s.decode() for s in f["joint/labels"][()]] == ["a", "b", "c"]
         assert [s.decode() for s in f["joint/dropped"][()]] == ["d"]
-        np.testing.assert_array_equal(f["x|A/sequence_starts"][()], [0, 100, 200])
-        np.testing.assert_array_equal(f["x|B/sequence_starts"][()], [0])
-        np.testing.assert_array_equal(f["x|B/sequence_stops"][()], [200])
+        np.testing.assert_array_equal(f["x%2FA/sequence_starts"][()], [0, 100, 200])
+        np.testing.assert_array_equal(f["x%2FB/sequence_starts"][()], [0])
+        np.testing.assert_array_equal(f["x%2FB/sequence_stops"][()], [200])
 
 
 def test_joint_cli_with_learned_basis_and_figures(cli, tmp_path):

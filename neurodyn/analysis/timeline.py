@@ -27,6 +27,7 @@ from neurodyn.analysis.rundir import (
     rec_groups,
     recording_file,
 )
+from neurodyn.io.layout import is_dimension_only
 from neurodyn.io.store import open_h5, read_frame, read_recordings, strings
 
 
@@ -160,7 +161,7 @@ class Timeline:
 
 def _first(g: h5py.Group, names: Sequence[str]) -> np.ndarray | None:
     for n in names:
-        if n in g and isinstance(g[n], h5py.Dataset):
+        if n in g and isinstance(g[n], h5py.Dataset) and not is_dimension_only(g[n]):
             return g[n][()]
     return None
 

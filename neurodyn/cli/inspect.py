@@ -14,7 +14,7 @@ def describe(path: Path, max_items: int = 40) -> str:
     """A readable multi-line summary of a neurodyn HDF5 file."""
     import h5py  # here, not at module level: every command imports this module
 
-    from neurodyn.io import store
+    from neurodyn.io import layout, store
 
     p = store.provenance(path)
     lines = [f"{path}", f"  stage: {p.get('stage', '?')}   complete: {bool(p.get('complete', False))}"]
@@ -44,9 +44,14 @@ def describe(path: Path, max_items: int = 40) -> str:
             nonlocal count
             if name.startswith(("recordings", "connectome")) or count >= max_items:
                 return
-            if isinstance(obj, h5py.Dataset):
+            if isinstance(obj, h5py.Dataset) and not layout.is_dimension_only(obj):
                 count += 1
-                lines.append(f"    /{name}: {obj.shape} {obj.dtype}")
+                dims = name.rsplit("/", 1)[-1] if obj.is_scale else ", ".join(
+                    d[0].name.rsplit("/", 1)[-1] if len(d) else "?" for d in obj.dims)
+                units = obj.attrs.get("units")
+                units = f" [{units.decode() if isinstance(units, bytes) else units}]" if units else ""
+                lines.append(f"    /{name}: {obj.shape} {obj.dtype}"
+                             + (f" ({dims}){units}" if obj.ndim else units))
 
         f.visititems(visit)
     if count >= max_items:

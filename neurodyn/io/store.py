@@ -22,6 +22,8 @@ import pandas as pd
 from neurodyn import provenance as prov
 from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
+from neurodyn.io import layout
+from neurodyn.io.layout import group_name, recording_id  # noqa: F401 (re-exported)
 from neurodyn.io.outputs import (
     check_output,
     check_writes,
@@ -74,6 +76,8 @@ def put(group: h5py.Group, name: str, data: Any, **kwargs: Any) -> h5py.Dataset:
     """Create a dataset, chunked and gzip-compressed when large; strings stored as UTF-8."""
     check_writes()  # stop at the first failed write (disk full) instead of computing on
     arr = np.asarray(data)
+    if arr.dtype.kind == "S":
+        arr = np.char.decode(arr, "utf-8")
     if arr.dtype.kind in "UO":
         arr = arr.astype(object)
         return group.create_dataset(name, data=arr, dtype=h5py.string_dtype(), **kwargs)
@@ -102,8 +106,9 @@ def atomic_h5(
     """Write an HDF5 file under a temporary name and rename it into place when complete.
 
     Provenance attributes are written first; ``complete`` is set last, after the body ran
-    without error. On any exception (Ctrl-C included) the temporary file is removed and the
-    final name is never touched. An output that is one of ``inputs`` is refused before
+    without error and every dataset got dimension scales and units
+    (:func:`neurodyn.io.layout.annotate`). On any exception (Ctrl-C included) the temporary
+    file is removed and the final name is never touched. An output that is one of ``inputs`` is refused before
     anything is written, and a full disk or read-only directory becomes an
     :class:`InputError` (see :mod:`neurodyn.io.outputs`).
 
@@ -143,6 +148,7 @@ def atomic_h5(
                 a["started"] = prov.now()
                 a["complete"] = False
                 yield f
+                layout.annotate(f, stage)
                 fh.raise_if_failed()
                 a["finished"] = prov.now()
                 a["complete"] = True
@@ -219,6 +225,8 @@ def read_tree(group: h5py.Group) -> dict[str, Any]:
     for k, item in group.items():
         if isinstance(item, h5py.Group):
             out[k] = read_tree(item)
+        elif layout.is_dimension_only(item):
+            continue
         elif item.dtype.kind == "O":
             out[k] = np.array(strings(item), dtype=object)
         else:
@@ -261,16 +269,6 @@ class LazyArray:
 
 
 # -- recordings ---------------------------------------------------------------------------
-def group_name(rec_id: str) -> str:
-    """The HDF5 group name of a recording id in every stage file (``/`` is a path separator)."""
-    return rec_id.replace("/", "|")
-
-
-def recording_id(group: str) -> str:
-    """The recording id a stage-file group is named after (inverse of :func:`group_name`)."""
-    return group.replace("|", "/")
-
-
 def write_recording(group: h5py.Group, rec: Recording) -> None:
     """Write one recording under ``group`` (usually ``/recordings/<id>``)."""
     put(group, "traces", rec.data, chunks=(min(rec.n_samples, 4096), min(rec.n_channels, 64)),
@@ -311,6 +309,14 @@ def read_frame(g: h5py.Group) -> pd.DataFrame:
     return pd.DataFrame(data, columns=cols)
 
 
+def _data(group: h5py.Group, name: str) -> np.ndarray | None:
+    """A dataset's values, or None when absent or only a dimension scale."""
+    ds = group.get(name)
+    if not isinstance(ds, h5py.Dataset) or layout.is_dimension_only(ds):
+        return None
+    return ds[()]
+
+
 def read_recording(path: str | os.PathLike, group: h5py.Group, *, lazy: bool = False) -> Recording:
     """Read one recording group; ``lazy`` keeps traces on disk (:class:`LazyArray`)."""
     a = group.attrs
@@ -321,7 +327,7 @@ def read_recording(path: str | os.PathLike, group: h5py.Group, *, lazy: bool = F
         labels=strings(group["labels"]),
         modality=str(a["modality"]),
         fs=float(a["fs"]),
-        time=group["time"][()] if "time" in group else None,
+        time=_data(group, "time"),
         units=str(a["units"]),
         id=str(a["id"]),
         subject=str(a["subject"]),

@@ -9,6 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from neurodyn.io.layout import is_dimension_only
 from neurodyn.io.store import open_h5, recording_id
 from neurodyn.report.html import Table
 
@@ -78,7 +79,7 @@ def key_numbers(path: str | Path, max_rows: int = 300) -> tuple[dict[str, Any], 
                     s = _scalar(v)
                     if s is not None and k not in ("id", "columns", "source"):
                         rows.append([name, k, s])
-            elif isinstance(obj, h5py.Dataset):
+            elif isinstance(obj, h5py.Dataset) and not is_dimension_only(obj):
                 for q, v in _derived(name, obj).items():
                     if "/" not in name:
                         root[q] = v
