@@ -26,9 +26,6 @@ from neurodyn.recording import Recording
 if TYPE_CHECKING:
     import xarray as xr
 
-#: Stage files with one group per recording; ``load`` returns ``{id: Dataset}`` for them.
-PER_RECORDING = ("states", "bicluster", "compare")
-
 # dims whose coordinate is the file's neuron names, and where those names are
 _LABEL_DIMS = ("neuron", "neuron_j", "source", "channel")
 
@@ -71,7 +68,7 @@ def load(path: str | os.PathLike, *, lazy: bool = False
         if "recordings" in f and isinstance(f["recordings"], h5py.Group):
             return {rec.id: rec for rec in read_recordings(p, lazy=lazy)}
         prov = _provenance(p)
-        if stage in PER_RECORDING:
+        if stage in layout.PER_RECORDING:
             out = {}
             for key, g in f.items():
                 if isinstance(g, h5py.Group):

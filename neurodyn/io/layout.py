@@ -9,7 +9,8 @@ file. The dimension names and units of each dataset are declared once, here, in
 Units follow CF/UDUNITS: ``"s"``, ``"Hz"``, ``"1"`` for dimensionless quantities, ``""`` for
 labels, indices, categories and flags. A 1-D dataset named like its dimension (``time``) is
 that dimension's coordinate; other dimensions get a netCDF "dimension but not a variable"
-dataset in the group that first needs it. Recording ids become group names with
+dataset (no data), at the root of the file, in each recording's group of per-recording files,
+or in the first group below a same-named dimension of another length. Recording ids become group names with
 :func:`group_name` (``/`` as ``%2F``); :func:`recording_id` also decodes the ``|`` of older files.
 """
 
@@ -26,6 +27,8 @@ NOT_A_VARIABLE = "This is a netCDF dimension but not a netCDF variable."
 
 #: Groups that only hold one group per item; dimensions are never created directly in them.
 CONTAINERS = ("recordings", "connectome")
+#: Stages whose files hold one top-level group per recording (dimensions are created there).
+PER_RECORDING = ("states", "bicluster", "compare")
 
 _S = "s"
 _1 = "1"
@@ -235,7 +238,7 @@ def annotate(f: h5py.File, stage: str | None = None) -> None:
         if ds.is_scale:
             continue
         for axis, (dim, size) in enumerate(zip(dims, ds.shape)):
-            ds.dims[axis].attach_scale(_scale(ds.parent, dim, size))
+            ds.dims[axis].attach_scale(_scale(ds.parent, dim, size, stage))
 
 
 def _str(v: object) -> str:
@@ -268,7 +271,7 @@ def _chain(group: h5py.Group) -> list[h5py.Group]:
     return out
 
 
-def _scale(group: h5py.Group, dim: str, size: int) -> h5py.Dataset:
+def _scale(group: h5py.Group, dim: str, size: int, stage: str) -> h5py.Dataset:
     """The dimension scale named ``dim`` of length ``size`` visible from ``group``: the
     nearest one up the hierarchy when its length matches, otherwise a new one."""
     chain = _chain(group)
@@ -280,10 +283,10 @@ def _scale(group: h5py.Group, dim: str, size: int) -> h5py.Dataset:
             if obj.shape == (size,):
                 return obj
             break
-    # create it as high as possible (the top-level group that owns this item), below a
-    # scale of the same name but another length, where the name is free
+    # create it as high as possible, below a scale of the same name but another length,
+    # where the name is free
     start = 0 if nearest is None else chain.index(nearest) + 1
-    start = max(start, _owner_depth(chain))
+    start = max(start, _owner_depth(chain, stage))
     for g in chain[start:]:
         if dim not in g:
             return _dimension_only(g, dim, size)
@@ -294,13 +297,14 @@ def _scale(group: h5py.Group, dim: str, size: int) -> h5py.Dataset:
     return _dimension_only(group, renamed if renamed not in group else _free(group, dim), size)
 
 
-def _owner_depth(chain: list[h5py.Group]) -> int:
-    """Index in ``chain`` of the highest group new dimensions may go in: the root for root
-    datasets, the top-level group otherwise (``recordings/<id>`` inside containers)."""
+def _owner_depth(chain: list[h5py.Group], stage: str) -> int:
+    """Index in ``chain`` of the highest group new dimensions may go in: the recording's
+    group in containers (``recordings/<id>``) and per-recording files, else the root."""
     if len(chain) == 1:
         return 0
     top = chain[1].name.lstrip("/")
-    return min(2 if top in CONTAINERS else 1, len(chain) - 1)
+    depth = 2 if top in CONTAINERS else 1 if stage in PER_RECORDING else 0
+    return min(depth, len(chain) - 1)
 
 
 def _free(group: h5py.Group, dim: str) -> str:
