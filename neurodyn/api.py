@@ -97,7 +97,10 @@ def _provenance(path: Path) -> dict[str, Any]:
 
 def _dims_of(path: str, ds: h5py.Dataset, stage: str) -> tuple[str, ...]:
     if ds.ndim and all(len(d) for d in ds.dims):
-        return tuple(d[0].name.rsplit("/", 1)[-1] for d in ds.dims)
+        try:
+            return tuple(d[0].name.rsplit("/", 1)[-1] for d in ds.dims)
+        except (KeyError, ValueError, RuntimeError):  # dangling scale references
+            pass
     if ds.is_scale:
         return (path.rsplit("/", 1)[-1],)
     return layout.describe(path, ds.ndim, stage)[0]
@@ -146,6 +149,8 @@ def _dataset(group: h5py.Group, stage: str, prov: dict[str, Any]) -> xr.Dataset:
         units = obj.attrs.get("units")
         if units is None:
             units = layout.describe(name.lstrip("/"), obj.ndim, stage)[1] or ""
+            if units.startswith("@"):
+                units = obj.parent.attrs.get(units[1:], "")
         variables[flat] = xr.Variable(dims, _value(obj), attrs={"units": _str(units)})
     ds = xr.Dataset(variables, attrs=attrs)
     return _coordinates(ds, stage)
@@ -253,11 +258,11 @@ class Run:
 
     def cp_tensor(self, name: str = "ntf"):
         """The factorization of ``<name>.h5`` as a ``tensorly.cp_tensor.CPTensor``."""
-        from neurodyn.tensor.stage import read_cp_tensor
+        from neurodyn.tensor import result
 
         if name not in self.files:
             raise InputError(self.path, f"holds no {name}.h5")
-        return read_cp_tensor(self.files[name])
+        return result.read(self.files[name]).cp_tensor()
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, files={sorted(self.files)}, units={sorted(self.units)})"

@@ -382,9 +382,9 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
     idata = az.from_netcdf(tmp_path / "draws.nc")
     with h5py.File(out, "r") as f:
         for name in ("loglik", "n_clusters", "n_states"):
-            assert np.array_equal(idata.posterior[name].values, f[f"sim|bicluster/traces/{name}"][()])
+            assert np.array_equal(idata.posterior[name].values, f[f"sim%2Fbicluster/traces/{name}"][()])
         assert idata.warmup_posterior["n_states"].shape == (2, 20)
-        assert idata.posterior.attrs["rhat_loglik"] == f["sim|bicluster/diagnostics"].attrs["rhat_loglik"]
+        assert idata.posterior.attrs["rhat_loglik"] == f["sim%2Fbicluster/diagnostics"].attrs["rhat_loglik"]
     with h5py.File(out, "r") as f:
         assert f.attrs["stage"] == "bicluster" and f.attrs["complete"]
         g = f["sim%2Fbicluster"]

@@ -182,7 +182,7 @@ def test_cli_states_auto_reports_itself(cli, tmp_path, eeg_file, monkeypatch):
     assert progress and "EM it)" in progress[0] and "ETA" in progress[0]
     assert progress[-1].startswith("states sim/eeg: 100%")
     with h5py.File(out, "r") as f:
-        g = f["sim|eeg"]
+        g = f["sim%2Feeg"]
         ms = g["model_selection"]
         assert ms.attrs["unit"] == "nats/sample" and ms.attrs["chosen"] == 3
         assert ms["scores"].shape == (2, 3) and np.all(ms["se"][()] > 0)

@@ -16,6 +16,7 @@ from neurodyn.cli import (  # noqa: F401
     bicluster,
     communities,
     connectome,
+    export,
     ingest,
     inspect,
     pipeline,

@@ -33,7 +33,7 @@ PER_RECORDING = ("states", "bicluster", "compare")
 _S = "s"
 _1 = "1"
 _ = ""
-_FROM_GROUP = "@units"  # the parent group's ``units`` attribute (a recording's traces)
+_FROM_GROUP = "@units"  # "@<attr>": the parent group's attribute (a recording's ``units``)
 
 # (path pattern, dims, units); the first rule whose pattern matches the dataset's path
 # (fnmatch, ``*`` crosses ``/``) and whose dims have the dataset's rank applies.
@@ -70,6 +70,9 @@ _GROUND_TRUTH: list[tuple[str, tuple[str, ...], str]] = [  # of the simulators
     ("ground_truth/Q", ("state", "latent_dim", "latent_dim_j"), _1),
 ]
 _COMMON: list[tuple[str, tuple[str, ...], str]] = [
+    ("*model_selection/values", ("candidate",), _),
+    ("*model_selection/scores", ("candidate", "fold"), "@unit"),
+    ("*model_selection/*", ("candidate",), "@unit"),
     ("*events/onset", ("event",), _S),
     ("*events/offset", ("event",), _S),
     ("*events/*", ("event",), _),
@@ -129,6 +132,18 @@ _STAGES: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
         ("*/sequence_starts", ("sequence",), _),
         ("*/sequence_stops", ("sequence",), _),
         ("*/dropped", ("dropped",), _),
+        # Gaussian HMM on EEG features (--features bandpower|tde)
+        ("*/means", ("state", "feature"), _1),
+        ("*/covariances", ("state", "feature"), _1),
+        ("*/covariances", ("state", "feature", "feature_j"), _1),
+        ("*/power_maps", ("state", "neuron", "band"), "dB"),
+        ("*/spectra", ("state", "neuron", "frequency"), "V^2/Hz"),
+        ("*/frequencies", ("frequency",), "Hz"),
+        ("*/bands", ("band",), _),
+        ("*/band_edges", ("band", "bound"), "Hz"),
+        ("*/occupancy", ("state",), _1),
+        ("*/dwell_s", ("state",), _S),
+        ("*/expected_dwell_s", ("state",), _S),
     ],
     "bicluster": [
         ("*/latent/*", ("cluster", "time", "latent_dim"), _1),
@@ -225,8 +240,8 @@ def annotate(f: h5py.File, stage: str | None = None) -> None:
         if ds.shape is None or _has_scales(ds):
             continue
         dims, units = describe(path, ds.ndim, stage)
-        if units == _FROM_GROUP:
-            units = _str(ds.parent.attrs.get("units", ""))
+        if units is not None and units.startswith("@"):
+            units = _str(ds.parent.attrs.get(units[1:], ""))
         plan.append((path, ds, dims, units))
     # coordinates first: a 1-D dataset named like its dimension is that dimension's scale
     for path, ds, dims, _units in plan:

@@ -47,6 +47,15 @@ class NTFResult:
     events: pd.DataFrame = field(default_factory=empty_events)
     model_selection: dict[str, Any] = field(default_factory=dict)
 
+    def cp_tensor(self):
+        """The factorization as a ``tensorly.cp_tensor.CPTensor``: factors (pair, window,
+        animal) like the affinity tensor, ``weights`` the component weights, so
+        ``tensorly.cp_to_tensor`` rebuilds the fitted tensor."""
+        from tensorly.cp_tensor import CPTensor
+
+        f = self.factors
+        return CPTensor((f["weights"], [f["pairs"], f["time"], f["animal"]]))
+
 
 def write(f: h5py.Group, r: NTFResult) -> None:
     """Write an :class:`NTFResult` at the root of an open HDF5 file."""

@@ -86,17 +86,3 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
         result.write(f, res)
     return Path(out)
 
-
-def read_cp_tensor(path: str | Path):
-    """The factorization in a ``factorize`` output as a ``tensorly.cp_tensor.CPTensor``.
-
-    Factors are ordered (pair, window, animal) like the affinity tensor; ``weights`` are the
-    component weights, so ``tensorly.cp_to_tensor`` rebuilds the fitted tensor.
-    """
-    from tensorly.cp_tensor import CPTensor
-
-    with open_h5(path) as f:
-        if "factors" not in f:
-            raise InputError(path, "holds no /factors (is it a factorize output?)")
-        g = f["factors"]
-        return CPTensor((g["weights"][()], [g[k][()] for k in ("pairs", "time", "animal")]))
