@@ -208,3 +208,166 @@ def test_import_neurodyn_is_cheap_and_exports_the_api():
                          check=True).stdout.splitlines()
     assert out[0] == "[]"
     assert {"load", "open_run", "Recording"} <= set(eval(out[1]))
+
+
+# -- export ----------------------------------------------------------------------------------
+def _export(run, fmt, out=None, *extra):
+    from typer.testing import CliRunner
+
+    from neurodyn.cli import app
+
+    out = out or run / f"export-{fmt}"
+    r = CliRunner().invoke(app, ["-q", "export", str(run), "--to", fmt, "--out", str(out),
+                                 *map(str, extra)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def _labels_from_intervals(time, start, stop, value):
+    """Per-bin labels from intervals (-1 where none covers a bin)."""
+    out = np.full(len(time), -1)
+    for a, b, v in zip(start, stop, value):
+        out[(time >= a - 1e-9) & (time < b - 1e-9)] = v
+    return out
+
+
+def test_export_nwb_round_trip(run):
+    from pynwb import NWBHDF5IO
+
+    import neurodyn
+
+    out = _export(run, "nwb")
+    rec = neurodyn.load(run / "recordings.h5")["hmmglm/sim/rec1"]
+    st = neurodyn.load(run / "states.h5")["hmmglm/sim/rec1"]
+    bc = neurodyn.load(run / "bicluster.h5")["hmmglm/sim/rec1"]
+    with NWBHDF5IO(str(out / "hmmglm_sim_rec1.nwb"), "r") as io:
+        nwb = io.read()
+        ts = nwb.acquisition["traces"]
+        np.testing.assert_array_equal(ts.data[:], rec.data)
+        assert ts.rate == rec.fs and ts.unit == "counts" and nwb.session_id == rec.id
+        mod = nwb.processing["neurodyn"]
+        assert list(mod["channels"]["label"][:]) == list(rec.labels)
+        iv = mod["hmmglm_states"].to_dataframe()
+        got = _labels_from_intervals(rec.times, iv.start_time, iv.stop_time, iv.state)
+        np.testing.assert_array_equal(got, st["viterbi"].values)
+        np.testing.assert_array_equal(mod["hmmglm_posterior"].data[:], st["posterior"].values)
+        iv = mod["bicluster_states"].to_dataframe()
+        got = _labels_from_intervals(rec.times, iv.start_time, iv.stop_time, iv.state)
+        np.testing.assert_array_equal(got, bc["state_sequence"].values)
+        np.testing.assert_array_equal(mod["bicluster_neurons"]["cluster"][:],
+                                      bc["neuron_clusters"].values)
+        ev = nwb.intervals["events"].to_dataframe()
+        np.testing.assert_allclose(ev.start_time, rec.events.onset)
+        assert list(ev.label) == list(rec.events.label)
+
+
+def test_export_netcdf_round_trip(run):
+    import neurodyn
+
+    out = _export(run, "netcdf")
+    path = out / f"{run.name}.nc"
+    tree = xr.open_datatree(path, engine="h5netcdf")
+    st = neurodyn.load(run / "states.h5")["hmmglm/sim/rec0"]
+    xr.testing.assert_identical(tree["states/hmmglm%2Fsim%2Frec0"].to_dataset().load(), st)
+    ntf = neurodyn.load(run / "ntf.h5")
+    xr.testing.assert_identical(tree["ntf"].to_dataset().load(), ntf)
+    rec = neurodyn.load(run / "recordings.h5")["hmmglm/sim/rec0"]
+    g = tree["recordings/hmmglm%2Fsim%2Frec0"]
+    np.testing.assert_array_equal(g["traces"].values, rec.data)
+    assert list(g["channel"].values) == list(rec.labels) and g["traces"].attrs["units"] == "counts"
+    tree.close()
+
+
+def test_export_pynapple_round_trip(run):
+    nap = pytest.importorskip("pynapple")
+    import neurodyn
+
+    out = _export(run, "pynapple")
+    rec = neurodyn.load(run / "recordings.h5")["hmmglm/sim/rec0"]
+    st = neurodyn.load(run / "states.h5")["hmmglm/sim/rec0"]
+    traces = nap.load_file(str(out / "hmmglm_sim_rec0_traces.npz"))
+    assert isinstance(traces, nap.TsdFrame) and list(traces.columns) == list(rec.labels)
+    np.testing.assert_array_equal(traces.values, rec.data)
+    np.testing.assert_allclose(traces.index.values, rec.times)
+    ep = nap.load_file(str(out / "hmmglm_sim_rec0_hmmglm_states.npz"))
+    assert isinstance(ep, nap.IntervalSet)
+    for k in range(2):  # restricting to state k keeps exactly the bins decoded as k
+        kept = traces.restrict(ep[ep["state"] == k]).index.values
+        np.testing.assert_allclose(kept, rec.times[st["viterbi"].values == k])
+    events = nap.load_file(str(out / "hmmglm_sim_rec0_events.npz"))
+    assert list(events["label"]) == list(rec.events.sort_values("onset").label)
+
+
+def test_export_arviz_round_trip(run):
+    import arviz as az
+
+    import neurodyn
+
+    out = _export(run, "arviz")
+    bc = neurodyn.load(run / "bicluster.h5")["hmmglm/sim/rec0"]
+    idata = az.from_netcdf(out / "hmmglm_sim_rec0.nc")
+    np.testing.assert_array_equal(idata.posterior["loglik"].values, bc["traces_loglik"].values)
+    np.testing.assert_array_equal(idata.posterior["n_states"].values, bc["traces_n_states"].values)
+    assert idata.warmup_posterior["n_clusters"].shape == (2, 10)  # chains x burn-in sweeps
+    assert idata.posterior.attrs["recording"] == "hmmglm/sim/rec0"
+
+
+def test_export_mne_round_trip_with_state_annotations(tmp_path):
+    import mne
+    from typer.testing import CliRunner
+
+    import neurodyn
+    from neurodyn.cli import app
+    from neurodyn.export.bundle import states_of
+    from neurodyn.io.store import write_recordings
+    from neurodyn.recording import Recording
+
+    rng = np.random.default_rng(0)
+    fs, n = 100.0, 1200
+    x = rng.normal(size=(n, 3)) * 1e-5
+    x[n // 2:, 0] += 4e-5 * np.sin(2 * np.pi * 10 * np.arange(n - n // 2) / fs)  # alpha burst
+    info = {"channel": ["Fz", "Cz", "Pz"], "type": ["eeg"] * 3,
+            "x": [0.0, 0.0, 0.0], "y": [0.07, 0.0, -0.07], "z": [0.06, 0.09, 0.06]}
+    import pandas as pd
+
+    rec = Recording(x, ["Fz", "Cz", "Pz"], "eeg", fs=fs, units="V", id="eeg/s1",
+                    events=pd.DataFrame({"onset": [2.0], "offset": [4.0], "label": ["task"]}),
+                    channel_info=pd.DataFrame(info))
+    run = tmp_path / "eeg"
+    write_recordings(run / "recordings.h5", [rec])
+    r = CliRunner().invoke(app, ["-q", "states", str(run / "recordings.h5"), "--out",
+                                 str(run / "states.h5"), "--states", "2", "--restarts", "1"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    out = _export(run, "mne")
+    raw = mne.io.read_raw_fif(out / "eeg_s1_raw.fif", preload=True, verbose="error")
+    np.testing.assert_allclose(raw.get_data().T, rec.data, rtol=1e-6)
+    assert raw.ch_names == ["Fz", "Cz", "Pz"] and raw.info["sfreq"] == fs
+    np.testing.assert_allclose(raw.info["chs"][1]["loc"][:3], [0.0, 0.0, 0.09])
+    ann = raw.annotations
+    assert list(ann.description).count("task") == 1
+    st = neurodyn.load(run / "states.h5")["eeg/s1"]
+    iv = states_of(st, "viterbi", fs)
+    keep = [d.startswith("hmmglm_state/") for d in ann.description]
+    np.testing.assert_allclose(ann.onset[keep], iv["start"], atol=1e-6)
+    np.testing.assert_allclose(ann.duration[keep], iv["stop"] - iv["start"], atol=1e-6)
+    assert iv["start"].iloc[0] == pytest.approx(0.0, abs=1e-9)
+    assert iv["stop"].iloc[-1] == pytest.approx(n / fs)
+
+
+def test_export_refuses_an_input_as_output_and_bad_requests(run, tmp_path):
+    from typer.testing import CliRunner
+
+    from neurodyn.cli import app
+
+    def cli(*args):
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    r = cli("export", run, "--to", "netcdf", "--out", run / "states.h5")
+    assert r.exit_code == 2 and "error:" in r.output and "states.h5" in r.output
+    r = cli("export", run, "--to", "mne")  # no EEG here
+    assert r.exit_code == 2 and "EEG" in r.output
+    r = cli("export", run, "--to", "matlab")
+    assert r.exit_code == 2
+    r = cli("export", tmp_path, "--to", "nwb")
+    assert r.exit_code == 2 and "no neurodyn result" in r.output

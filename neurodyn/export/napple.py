@@ -4,8 +4,9 @@ Per recording: ``<recording>_traces.npz`` (a ``TsdFrame``: time in seconds, one 
 channel, named by label; spike counts for spike recordings); ``<recording>_hmmglm_states.npz``
 and ``<recording>_bicluster_states.npz`` (``IntervalSet`` of the state runs with a ``state``
 metadata column); ``<recording>_events.npz`` (``IntervalSet`` with a ``label`` column).
-Intervals are closed in pynapple: a run of bins i..j becomes [t_i, t_j + dt - 1 us], so that
-``traces.restrict(states[states.state == k])`` keeps exactly the bins of state k.
+Intervals are closed in pynapple, so each ends one microsecond early: a run of bins i..j
+becomes [t_i, t_j + dt - 1 us] and ``traces.restrict(states[states.state == k])`` keeps
+exactly the bins of state k; an event [onset, offset) becomes [onset, offset - 1 us].
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def write(bundle: Bundle, outdir: Path) -> list[Path]:
         if len(rec.events):
             ev = rec.events.sort_values("onset")
             written.append(_intervals(outdir / f"{item.name}_events.npz", bundle,
-                                      ev["onset"], ev["offset"],
+                                      ev["onset"], ev["offset"] - EPS,
                                       {"label": ev["label"].astype(str).to_numpy()}))
     return written
 
