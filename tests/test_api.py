@@ -371,3 +371,29 @@ def test_export_refuses_an_input_as_output_and_bad_requests(run, tmp_path):
     assert r.exit_code == 2
     r = cli("export", tmp_path, "--to", "nwb")
     assert r.exit_code == 2 and "no neurodyn result" in r.output
+
+
+def test_factorize_solver_tensorly_from_the_command_line(run, tmp_path):
+    from typer.testing import CliRunner
+
+    from neurodyn.cli import app
+
+    def cli(*args):
+        return CliRunner().invoke(app, ["-q", *map(str, args)])
+
+    r = cli("factorize", run / "affinity.h5", "--out", tmp_path / "a.h5", "--solver", "tensorly")
+    assert r.exit_code == 2 and "fixed --rank" in r.output
+    r = cli("factorize", run / "affinity.h5", "--out", tmp_path / "a.h5", "--solver", "tensorly",
+            "--rank", "2")
+    assert r.exit_code == 2 and "missing entries" in r.output  # animals lack some neurons
+    assert cli("affinity", run / "calcium.h5", "--out", tmp_path / "aff.h5", "--align",
+               "intersection").exit_code == 0
+    errors = {}
+    for solver in ("hals", "tensorly"):
+        out = tmp_path / f"{solver}.h5"
+        r = cli("factorize", tmp_path / "aff.h5", "--out", out, "--solver", solver, "--rank", "2",
+                "--restarts", "1", "--tol", "1e-8")
+        assert r.exit_code == 0, r.output
+        with h5py.File(out, "r") as f:
+            errors[solver] = f.attrs["relative_error"]
+    assert errors["tensorly"] == pytest.approx(errors["hals"], abs=5e-3)

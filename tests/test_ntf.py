@@ -7,7 +7,7 @@ import pytest
 
 from neurodyn.errors import InputError
 from neurodyn.tensor.align import align_to, factor_match_score
-from neurodyn.tensor.ntf import fit_ntf, fit_restarts, masked_relative_error
+from neurodyn.tensor.ntf import fit_ntf, fit_restarts, fit_tensorly, masked_relative_error
 from neurodyn.tensor.params import parse_ranks
 from neurodyn.tensor.rank import choose_rank, scan_ranks
 
@@ -65,6 +65,21 @@ def test_error_decreases_and_matches_tensorly_objective():
     assert np.all(np.diff(fit.errors) <= 1e-3)  # monotone up to float32 GEMM rounding
     direct = np.linalg.norm(x - fit.full()) / np.linalg.norm(x)
     assert fit.relative_error == pytest.approx(direct, rel=1e-6)
+
+
+def test_tensorly_solver_cross_checks_ours_and_refuses_missing_entries():
+    from neurodyn.params import ParamError
+
+    x, true = planted(seed=4)
+    ours = fit_ntf(x, 3, seed=5, n_iter_max=300, tol=1e-9)
+    theirs = fit_tensorly(x, 3, seed=5, n_iter_max=300, tol=1e-9)  # same random start
+    assert factor_match_score(true, theirs.factors)[0] >= 0.95
+    assert theirs.relative_error == pytest.approx(ours.relative_error, abs=2e-3)
+    assert factor_match_score(ours.factors, theirs.factors)[0] >= 0.99
+    assert theirs.relative_error == pytest.approx(
+        np.linalg.norm(x - theirs.full()) / np.linalg.norm(x), rel=1e-6)
+    with pytest.raises(ParamError, match="missing entries"):
+        fit_tensorly(x, 3, np.random.default_rng(0).random(x.shape) > 0.1)
 
 
 def test_factor_match_score_and_alignment():

@@ -250,6 +250,49 @@ def fit_ntf(
     return CPResult(weights, unit, err, np.asarray(errors), n_iter, seed)
 
 
+def fit_tensorly(
+    x: np.ndarray,
+    rank: int,
+    mask: np.ndarray | None = None,
+    *,
+    n_iter_max: int = 200,
+    tol: float = 1e-6,
+    seed: int = 0,
+    init: list[np.ndarray] | None = None,
+) -> CPResult:
+    """The same model fitted by tensorly's ``non_negative_parafac_hals``, for cross-checking.
+
+    Starts from the same random factors as :func:`fit_ntf` with this ``seed``, so the two
+    solvers can be compared fit for fit. tensorly's solver has no mask: a tensor with missing
+    entries is refused. ``tol`` is tensorly's (absolute change of the relative error).
+    """
+    from tensorly.cp_tensor import CPTensor
+    from tensorly.decomposition import non_negative_parafac_hals
+
+    if mask is not None and not np.all(mask):
+        missing = 1.0 - float(np.mean(mask))
+        raise ParamError("solver", f"tensorly's solver cannot skip missing entries "
+                                   f"({missing:.1%} of the tensor is unobserved); use the "
+                                   "default solver, or `affinity --align intersection`")
+    xf = np.asarray(x, dtype=np.float64)
+    if np.any(xf < 0) or not np.all(np.isfinite(xf)):
+        raise InputError(None, "NTF needs a finite non-negative tensor")
+    norm = float(np.sqrt(np.sum(xf ** 2)))
+    factors = init if init is not None else random_init(xf.shape, rank, seed, norm)
+    start = CPTensor((np.ones(rank), [np.array(f, dtype=np.float64) for f in factors]))
+    cp, errors = non_negative_parafac_hals(xf, rank, n_iter_max=n_iter_max, init=start,
+                                           tol=tol, return_errors=True)
+    a, b, c = (np.asarray(f, dtype=np.float64) for f in cp.factors)
+    weights, unit = normalise([a * np.asarray(cp.weights, dtype=np.float64)[None, :], b, c])
+    err = masked_relative_error(x, None, weights, unit)
+    n_iter = len(errors) if errors else n_iter_max  # tensorly records errors only when tol > 0
+    return CPResult(weights, unit, err, np.asarray(errors, dtype=float), n_iter, seed)
+
+
+#: --solver: name -> fitting function with the signature of :func:`fit_ntf`
+SOLVERS = {"hals": fit_ntf, "tensorly": fit_tensorly}
+
+
 def masked_relative_error(
     x: np.ndarray, mask: np.ndarray | None, weights: np.ndarray, factors: list[np.ndarray]
 ) -> float:
@@ -285,10 +328,12 @@ def fit_restarts(
     n_restarts: int = 5,
     seed: int = 0,
     jobs: int = 1,
+    solver: str = "hals",
     **kw,
 ) -> list[CPResult]:
     """Fit from ``n_restarts`` random initialisations, in ``jobs`` processes; results sorted by
-    error (best first), independent of ``jobs``."""
-    fits = map_tasks(lambda s, tick: fit_ntf(x, rank, mask, seed=s, **kw),
+    error (best first), independent of ``jobs``. ``solver``: a key of :data:`SOLVERS`."""
+    fit = SOLVERS[solver]
+    fits = map_tasks(lambda s, tick: fit(x, rank, mask, seed=s, **kw),
                      restart_seeds(seed, n_restarts), jobs=jobs)
     return sorted(fits, key=lambda r: r.relative_error)

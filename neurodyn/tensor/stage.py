@@ -10,8 +10,8 @@ import numpy as np
 from neurodyn.affinity import result as affinity_result
 from neurodyn.affinity.tensor import pairs_to_matrix
 from neurodyn.errors import InputError
-from neurodyn.guard import check_alloc
 from neurodyn.io.store import atomic_h5
+from neurodyn.params import ParamError
 from neurodyn.selection import emit
 from neurodyn.tensor import result
 from neurodyn.tensor.ntf import fit_restarts
@@ -42,9 +42,9 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
     if not mask.any():
         raise InputError(input_path, "the affinity tensor has no observed entry")
     fit_kw = dict(n_iter_max=p.max_iter, tol=p.tol)
-    n = len(aff.labels)
-    top = max(parse_ranks(p.ranks)) if p.rank == "auto" else int(p.rank)
-    check_alloc((top, n, n), np.float64, f"the {top} component matrices", param="rank")
+    if p.solver != "hals" and p.rank == "auto":
+        raise ParamError("solver", f"{p.solver} needs a fixed --rank: rank selection scores "
+                                   "held-out entries, which only the default solver can skip")
     if p.rank == "auto":
         scan = scan_ranks(
             x, mask, parse_ranks(p.ranks), n_restarts=p.restarts, seed=seed,
@@ -59,7 +59,7 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
     else:
         rank = int(p.rank)
         fits = fit_restarts(x, rank, mask, n_restarts=p.restarts, seed=seed + rank, jobs=p.jobs,
-                            **fit_kw)
+                            solver=p.solver, **fit_kw)
         held, held_se, base, base_se = heldout_scores(x, mask, rank, fraction=p.heldout,
                                              seed=seed + 1000 + rank, **fit_kw)
         curves = dict(ranks=np.array([rank]), error=np.array([fits[0].relative_error]),
@@ -71,6 +71,7 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
         selection.reason = "fixed by --rank"
     emit(selection, str(input_path))
     best = fits[0]
+    n = len(aff.labels)
     mats = np.stack([pairs_to_matrix(best.factors[0][:, r], aff.pairs, n) for r in range(rank)])
     res = result.NTFResult(
         factors=dict(zip(("pairs", "time", "animal"), best.factors, strict=True), weights=best.weights),
