@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -265,6 +266,10 @@ def test_failures_json_exit_3_and_retry(tmp_path: Path, data_dir: Path, cli) -> 
         ("u1", "scale", "failed"), ("u1", "summary", "blocked")]
     assert "planted failure in u1" in failures[0]["error"]
     assert (run / "u2" / "summary.h5").exists()
+    log = (run / "run.log").read_text().splitlines()  # timestamped lines of this run
+    assert log[0].split(" ", 2)[1:] == ["INFO", f"neurodyn.pipeline: command: {' '.join(sys.argv)}"]
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d (INFO|WARNING|ERROR) ", x) for x in log)
+    assert any("u1/scale" in x and "failed" in x for x in log)
     res = cli("status", run)
     assert res.exit_code == 0
     row = next(line.split() for line in res.output.splitlines() if line.startswith("u1 "))
@@ -280,6 +285,7 @@ def test_failures_json_exit_3_and_retry(tmp_path: Path, data_dir: Path, cli) -> 
 
     res = cli("run", spec, "--out", run, "--set", "scale.nope=1")
     assert res.exit_code == 2 and "no parameter 'nope'" in res.output
+    assert "ERROR neurodyn.pipeline: error: " in (run / "run.log").read_text().splitlines()[-1]
 
 
 # -- parallel -----------------------------------------------------------------------------------

@@ -23,6 +23,30 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 log = logging.getLogger("neurodyn")
+#: every log line: ``2026-12-04T17:40:02 WARNING neurodyn.bicluster: ...``
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATEFMT = "%Y-%m-%dT%H:%M:%S"
+
+
+class RunLog(logging.Handler):
+    """Appends timestamped log lines to ``RUNDIR/run.log``; lines logged before the run
+    directory exists are kept and written once it does (it is created after validation)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.pending: list[str] = []
+        self.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATEFMT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.pending.append(self.format(record) + "\n")
+            if self.path.parent.is_dir():
+                with open(self.path, "a", encoding="utf-8") as fh:
+                    fh.write("".join(self.pending))
+                self.pending.clear()
+        except Exception:  # a log file must never stop the run
+            self.handleError(record)
 STATE: dict[str, Any] = {"verbose": 0}
 
 
@@ -175,7 +199,7 @@ def _root(
     STATE["verbose"] = -1 if quiet else verbose
     set_quiet(quiet)
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt=LOG_DATEFMT, stream=sys.stderr)
     log.setLevel(level)
     if config is not None:
         ctx.default_map = load_config(config)

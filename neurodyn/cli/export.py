@@ -21,11 +21,11 @@ class Format(str, enum.Enum):
 
 @app.command(epilog="""Examples:
 
-  neurodyn export run/sample/all_unit --to nwb        # run/sample/all_unit/export-nwb/*.nwb
+  neurodyn export run/sample/all_unit --to nwb
 
-  neurodyn export run/eeg --to mne --out fif/         # EEG + state annotations as *_raw.fif
+  neurodyn export run/eeg --to mne --out fif/
 
-  neurodyn export run/spikes --to pynapple            # then nap.load_folder(...)
+  neurodyn export run/spikes --to pynapple
 """)
 def export(
     rundir: Annotated[Path, typer.Argument(

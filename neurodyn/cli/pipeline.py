@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
+import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from neurodyn.cli._app import STATE, Force, app, done
+from neurodyn.cli._app import STATE, Force, RunLog, app, done
 from neurodyn.errors import InputError
 from neurodyn.io.outputs import atomic_path, check_output
 
@@ -37,9 +39,30 @@ AllowCode = Annotated[
 ]
 
 
-def _echo(msg: str) -> None:
-    if STATE["verbose"] >= 0:
+def _echo(msg: str, *, console: bool = True, level: int = logging.INFO) -> None:
+    if console and STATE["verbose"] >= 0:
         typer.echo(msg)
+    for h in logging.getLogger("neurodyn").handlers:  # progress lines go to run.log too
+        if isinstance(h, RunLog):
+            h.handle(logging.makeLogRecord({"name": "neurodyn.pipeline", "msg": msg,
+                                            "levelname": logging.getLevelName(level),
+                                            "levelno": level}))
+
+
+@contextlib.contextmanager
+def _run_log(rundir: Path):
+    """Log lines of this run (warnings and errors, progress, INFO with -v) to RUNDIR/run.log."""
+    handler = RunLog(Path(rundir) / "run.log")
+    logger = logging.getLogger("neurodyn")
+    logger.addHandler(handler)
+    try:
+        _echo("command: " + " ".join(sys.argv), console=False)
+        yield handler
+    except Exception as exc:
+        _echo(f"error: {exc}", console=False, level=logging.ERROR)
+        raise
+    finally:
+        logger.removeHandler(handler)
 
 
 def _load(pipeline: Path, sets: list[str], seed: int | None, inputs: list[str], allow_code: bool):
@@ -89,6 +112,13 @@ def run(
 
     Example: neurodyn run pipelines/sample.toml --out run/sample --jobs 2
     """
+    with _run_log(out):
+        _run(pipeline, out, jobs, executor, force, start, until, on_error, index, seed, set_,
+             input_, allow_code)
+
+
+def _run(pipeline, out, jobs, executor, force, start, until, on_error, index, seed, set_, input_,
+         allow_code) -> None:
     from neurodyn.pipeline import run_pipeline
 
     pipe = _load(pipeline, set_, seed, input_, allow_code)
@@ -123,10 +153,9 @@ def status(
     rundir: Annotated[Path, typer.Argument(help="A run directory written by `neurodyn run`.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Show done / stale / missing / failed for every unit x stage of a run (attributes only).
+    """Show done / stale / missing / failed for every unit x stage of a run (attributes only)."""
+    import json
 
-    Example: neurodyn status run/sample --json
-    """
     from neurodyn.pipeline import status as get_status
 
     t0 = time.perf_counter()
@@ -171,8 +200,6 @@ def batch(
 
     Each array task calls `neurodyn run PIPELINE --out RUNDIR --index $SLURM_ARRAY_TASK_ID`.
     Submit with `sbatch SCRIPT`; check with `neurodyn status RUNDIR`.
-
-    Example: neurodyn batch pipelines/sample.toml --out run/sample --emit-sbatch run.sbatch
     """
     from neurodyn.pipeline import META, sbatch_script
 
@@ -196,10 +223,7 @@ def config_init(
     path: Annotated[Path, typer.Argument(help="Where to write the template.")] = Path("pipeline.toml"),
     force: Force = False,
 ) -> None:
-    """Write a commented pipeline template to edit.
-
-    Example: neurodyn config init my.toml && neurodyn config show my.toml
-    """
+    """Write a commented pipeline template to edit."""
     from neurodyn.pipeline import TEMPLATE
 
     if path.exists() and not force:
@@ -217,12 +241,7 @@ def config_show(
     input_: Inputs = [],
     allow_code: AllowCode = False,
 ) -> None:
-    """Print the resolved configuration (defaults < TOML < environment < flags), with origins.
-
-    Every value is checked as the stage's command-line option would be (ranges, choices).
-
-    Example: neurodyn config show pipelines/sample.toml --set affinity.window=10
-    """
+    """Print the resolved configuration (defaults < TOML < environment < flags), with origins."""
     from neurodyn.pipeline import format_resolved
 
     typer.echo(format_resolved(_load(pipeline, set_, seed, input_, allow_code)), nl=False)

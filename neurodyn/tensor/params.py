@@ -74,8 +74,7 @@ class FactorizeParams(StageParams):
     jobs: int = param(1, "Parallel processes for the restarts and candidate ranks (-1: all "
                       "cores); results do not depend on it.", check=check_jobs, short="-j")
     solver: str = param(
-        "hals", "hals: neurodyn's masked HALS (missing entries skipped; about 5x faster per "
-        "sweep). tensorly: tensorly's non_negative_parafac_hals from the same starts, to "
+        "hals", "hals: neurodyn's masked HALS (skips missing entries; 2-3x faster per sweep). tensorly: tensorly's non_negative_parafac_hals from the same starts, to "
         "cross-check; needs a complete tensor and a fixed --rank.", choices=("hals", "tensorly"))
     slack: float = param(
         0.1, "Slack on the lowest held-out error, as a fraction of the scan's improvement over its "
