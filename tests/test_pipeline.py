@@ -269,7 +269,7 @@ def test_failures_json_exit_3_and_retry(tmp_path: Path, data_dir: Path, cli) -> 
     log = (run / "run.log").read_text().splitlines()  # timestamped lines of this run
     assert log[0].split(" ", 2)[1:] == ["INFO", f"neurodyn.pipeline: command: {' '.join(sys.argv)}"]
     assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d (INFO|WARNING|ERROR) ", x) for x in log)
-    assert any("u1/scale" in x and "failed" in x for x in log)
+    assert any("FAILED   u1/scale: " in x and "planted failure" in x for x in log), log
     res = cli("status", run)
     assert res.exit_code == 0
     row = next(line.split() for line in res.output.splitlines() if line.startswith("u1 "))
@@ -362,7 +362,7 @@ job_extra_directives = ["--qos=low"]
     # each array index runs exactly its unit
     for i in (2, 0):
         assert cli("run", spec, "--out", run, "--index", str(i), "--set", "summary.power=2").exit_code == 0
-    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == ["u0", "u2"]
+    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == ["run.log", "u0", "u2"]
     res = cli("run", spec, "--out", run, "--index", "3")
     assert res.exit_code == 2 and "out of range" in res.output
 
