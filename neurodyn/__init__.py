@@ -8,6 +8,7 @@ The public API (imported on first use, so ``import neurodyn`` stays cheap):
 - :class:`Recording` -- the one in-memory recording type.
 """
 
+import importlib as _importlib
 import os as _os
 import sys as _sys
 
@@ -61,9 +62,7 @@ __all__ = ["__version__", "cache_dir", *_LAZY]
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'neurodyn' has no attribute {name!r}")

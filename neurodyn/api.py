@@ -9,6 +9,7 @@ factorization as a tensorly ``CPTensor``.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from neurodyn.errors import InputError
 from neurodyn.io import layout
 from neurodyn.io.store import open_h5, provenance, read_recordings, strings
 from neurodyn.recording import Recording
+from neurodyn.tensor import result as ntf_result
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -86,8 +88,6 @@ def _provenance(path: Path) -> dict[str, Any]:
     out = {}
     for k, v in provenance(path).items():
         if isinstance(v, (dict, list)):
-            import json
-
             v = json.dumps(v, sort_keys=True)
         elif isinstance(v, (bool, np.bool_)):
             v = int(v)
@@ -258,11 +258,9 @@ class Run:
 
     def cp_tensor(self, name: str = "ntf"):
         """The factorization of ``<name>.h5`` as a ``tensorly.cp_tensor.CPTensor``."""
-        from neurodyn.tensor import result
-
         if name not in self.files:
             raise InputError(self.path, f"holds no {name}.h5")
-        return result.read(self.files[name]).cp_tensor()
+        return ntf_result.read(self.files[name]).cp_tensor()
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, files={sorted(self.files)}, units={sorted(self.units)})"

@@ -23,6 +23,7 @@ ROOT = Path(neurodyn.__file__).parent
 LAZY_ALLOWED = {
     "mne", "pynwb", "dask", "distributed", "dask_jobqueue", "torch", "pyarrow", "arviz",
     "igraph", "leidenalg", "matplotlib", "sklearn", "scipy", "fcntl",
+    "xarray", "tensorly",  # 1.5-2 s each: the Python API / exports, and CPTensor / --solver
 }
 #: Packages whose functions may import neurodyn's own modules (and h5py) lazily: the CLI
 #: imports a stage only when its command runs, so ``neurodyn --help`` stays fast (see

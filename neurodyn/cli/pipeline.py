@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -153,9 +154,10 @@ def status(
     rundir: Annotated[Path, typer.Argument(help="A run directory written by `neurodyn run`.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Show done / stale / missing / failed for every unit x stage of a run (attributes only)."""
-    import json
+    """Show done / stale / missing / failed for every unit x stage of a run (attributes only).
 
+    Example: neurodyn status run/sample --json
+    """
     from neurodyn.pipeline import status as get_status
 
     t0 = time.perf_counter()
@@ -200,6 +202,8 @@ def batch(
 
     Each array task calls `neurodyn run PIPELINE --out RUNDIR --index $SLURM_ARRAY_TASK_ID`.
     Submit with `sbatch SCRIPT`; check with `neurodyn status RUNDIR`.
+
+    Example: neurodyn batch pipelines/sample.toml --out run/sample --emit-sbatch run.sbatch
     """
     from neurodyn.pipeline import META, sbatch_script
 
@@ -223,7 +227,10 @@ def config_init(
     path: Annotated[Path, typer.Argument(help="Where to write the template.")] = Path("pipeline.toml"),
     force: Force = False,
 ) -> None:
-    """Write a commented pipeline template to edit."""
+    """Write a commented pipeline template to edit.
+
+    Example: neurodyn config init my.toml && neurodyn config show my.toml
+    """
     from neurodyn.pipeline import TEMPLATE
 
     if path.exists() and not force:
@@ -241,7 +248,12 @@ def config_show(
     input_: Inputs = [],
     allow_code: AllowCode = False,
 ) -> None:
-    """Print the resolved configuration (defaults < TOML < environment < flags), with origins."""
+    """Print the resolved configuration (defaults < TOML < environment < flags), with origins.
+
+    Every value is checked as the stage's command-line option would be (ranges, choices).
+
+    Example: neurodyn config show pipelines/sample.toml --set affinity.window=10
+    """
     from neurodyn.pipeline import format_resolved
 
     typer.echo(format_resolved(_load(pipeline, set_, seed, input_, allow_code)), nl=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from neurodyn.errors import InputError
 from neurodyn.export.bundle import Bundle, gather
+from neurodyn.io.outputs import check_output
 
 __all__ = ["FORMATS", "Bundle", "export", "gather"]
 
@@ -45,8 +46,6 @@ def export(rundir: str | os.PathLike, to: str, out: str | os.PathLike | None = N
     """
     if to not in FORMATS:
         raise InputError("--to", f"unknown format {to!r}; one of {', '.join(FORMATS)}")
-    from neurodyn.io.outputs import check_output
-
     bundle = gather(rundir, recordings)
     outdir = Path(out) if out is not None else Path(rundir) / f"export-{to}"
     check_output(outdir, bundle.inputs, directory=True)

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from neurodyn.api import Run, load
 from neurodyn.errors import InputError
+from neurodyn.io.store import provenance
 from neurodyn.recording import Recording
 
 RECORDING_FILES = ("recordings.h5", "preprocessed.h5")
@@ -47,8 +49,6 @@ class Bundle:
 
     def result(self, stem: str) -> Any:
         """``neurodyn.load`` of ``<stem>.h5`` (cached), or None when the run has none."""
-        from neurodyn.api import load
-
         if stem not in self.files:
             return None
         if stem not in self._loaded:
@@ -58,8 +58,6 @@ class Bundle:
 
 def gather(rundir: str | os.PathLike, recordings: str | os.PathLike | None = None) -> Bundle:
     """Read a run directory: its recordings and every stage result in it."""
-    from neurodyn.api import Run, load
-
     run = Run(rundir)
     files = run.files
     if not files:
@@ -79,8 +77,6 @@ def gather(rundir: str | os.PathLike, recordings: str | os.PathLike | None = Non
 
 def _recordings_file(rundir: Path, files: dict[str, Path]) -> Path:
     """The recordings the per-recording stages read (their first input), else recordings.h5."""
-    from neurodyn.io.store import provenance
-
     for stem in ("states", "bicluster"):
         if stem in files:
             inputs = provenance(files[stem]).get("inputs") or {}

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from neurodyn.bicluster.export import export_draws
 from neurodyn.errors import InputError
 from neurodyn.export.bundle import Bundle
+from neurodyn.io.outputs import check_output
 
 
 def write(bundle: Bundle, outdir: Path) -> list[Path]:
-    from neurodyn.bicluster.export import export_draws
-    from neurodyn.io.outputs import check_output
-
     items = [it for it in bundle.items if it.bicluster is not None]
     if not items:
         raise InputError(bundle.rundir, "holds no bicluster.h5 result for its recordings; "

@@ -15,11 +15,10 @@ import numpy as np
 
 from neurodyn.errors import InputError
 from neurodyn.export.bundle import Bundle, Item, states_of
+from neurodyn.io.outputs import atomic_path
 
 
 def write(bundle: Bundle, outdir: Path) -> list[Path]:
-    from neurodyn.io.outputs import atomic_path
-
     eeg = [it for it in bundle.items if it.recording.modality == "eeg"]
     if not eeg:
         kinds = sorted({it.recording.modality for it in bundle.items})

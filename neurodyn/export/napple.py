@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from neurodyn.export.bundle import Bundle, states_of
+from neurodyn.io.outputs import atomic_path
 
 EPS = 1e-6  # pynapple's time precision (s): closed intervals end one microsecond early
 
@@ -52,8 +53,6 @@ def _intervals(path: Path, bundle: Bundle, start, end, metadata: dict) -> Path:
 
 
 def _save(path: Path, bundle: Bundle, arrays: dict) -> Path:
-    from neurodyn.io.outputs import atomic_path
-
     arrays = {k: (np.array(v, dtype=object) if isinstance(v, dict) else v)
               for k, v in arrays.items()}
     with atomic_path(path, bundle.inputs) as tmp, open(tmp, "wb") as fh:

@@ -19,6 +19,7 @@ import numpy as np
 
 from neurodyn.export.bundle import Bundle
 from neurodyn.io.layout import group_name
+from neurodyn.io.outputs import atomic_path
 from neurodyn.recording import Recording
 
 
@@ -49,8 +50,6 @@ def recording_dataset(rec: Recording):
 
 
 def write(bundle: Bundle, outdir: Path) -> list[Path]:
-    from neurodyn.io.outputs import atomic_path
-
     outdir.mkdir(parents=True, exist_ok=True)
     path = outdir / f"{bundle.name}.nc"
     groups: list[tuple[str, Any]] = [

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from neurodyn.export.bundle import Bundle, Item, community_table, provenance_note, states_of
+from neurodyn.io.outputs import atomic_path
+from neurodyn.io.store import provenance
 
 
 def write(bundle: Bundle, outdir: Path) -> list[Path]:
     from pynwb import NWBHDF5IO
-
-    from neurodyn.io.outputs import atomic_path
 
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -43,8 +43,6 @@ def write(bundle: Bundle, outdir: Path) -> list[Path]:
 
 
 def _start_time(item: Item, bundle: Bundle) -> dt.datetime:
-    from neurodyn.io.store import provenance
-
     rec_file = bundle.inputs[0]
     started = str(provenance(rec_file).get("started", ""))
     try:
@@ -56,8 +54,8 @@ def _start_time(item: Item, bundle: Bundle) -> dt.datetime:
 
 def to_nwbfile(item: Item, bundle: Bundle):
     """The ``pynwb.NWBFile`` of one recording and its results."""
-    from hdmf.common import DynamicTable, VectorData
     from pynwb import NWBFile, TimeSeries
+    from pynwb.core import DynamicTable, VectorData
     from pynwb.epoch import TimeIntervals
     from pynwb.file import Subject
 

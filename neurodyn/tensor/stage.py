@@ -10,6 +10,7 @@ import numpy as np
 from neurodyn.affinity import result as affinity_result
 from neurodyn.affinity.tensor import pairs_to_matrix
 from neurodyn.errors import InputError
+from neurodyn.guard import check_alloc
 from neurodyn.io.store import atomic_h5
 from neurodyn.params import ParamError
 from neurodyn.selection import emit
@@ -42,6 +43,9 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
     if not mask.any():
         raise InputError(input_path, "the affinity tensor has no observed entry")
     fit_kw = dict(n_iter_max=p.max_iter, tol=p.tol)
+    n = len(aff.labels)
+    top = max(parse_ranks(p.ranks)) if p.rank == "auto" else int(p.rank)
+    check_alloc((top, n, n), np.float64, f"the {top} component matrices", param="rank")
     if p.solver != "hals" and p.rank == "auto":
         raise ParamError("solver", f"{p.solver} needs a fixed --rank: rank selection scores "
                                    "held-out entries, which only the default solver can skip")
@@ -71,7 +75,6 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
         selection.reason = "fixed by --rank"
     emit(selection, str(input_path))
     best = fits[0]
-    n = len(aff.labels)
     mats = np.stack([pairs_to_matrix(best.factors[0][:, r], aff.pairs, n) for r in range(rank)])
     res = result.NTFResult(
         factors=dict(zip(("pairs", "time", "animal"), best.factors, strict=True), weights=best.weights),
@@ -86,4 +89,3 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
     with atomic_h5(out, stage=result.STAGE, params=p.to_dict(), inputs=[input_path], seed=seed) as f:
         result.write(f, res)
     return Path(out)
-
