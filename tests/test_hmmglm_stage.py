@@ -58,7 +58,7 @@ def test_cli_simulate_states_and_figures(cli, tmp_path, sim_file, saved_figures)
     figs = {k.split("_")[1]: f for k, f in saved_figures.items()}  # timeline, weights, prior, trace
     assert sorted(figs) == ["prior", "timeline", "trace", "weights"]
     with h5py.File(out, "r") as f:
-        g = f["hmmglm|sim"]
+        g = f["hmmglm%2Fsim"]
         W, trace = g["weights"][()], g["loglik_trace"][()]
     post_ax = figs["timeline"].axes[0]
     assert len(post_ax.collections) == 2 and post_ax.get_ylabel() == "p(state)"  # one band per state
