@@ -19,14 +19,7 @@ class Format(str, enum.Enum):
     arviz = "arviz"
 
 
-@app.command(epilog="""Examples:
-
-  neurodyn export run/sample/all_unit --to nwb
-
-  neurodyn export run/eeg --to mne --out fif/
-
-  neurodyn export run/spikes --to pynapple
-""")
+@app.command()
 def export(
     rundir: Annotated[Path, typer.Argument(
         help="Run directory (or one unit of a pipeline run) holding recordings and results.")],
