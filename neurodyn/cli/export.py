@@ -41,6 +41,8 @@ def export(
     Every file is written under a temporary name and renamed when complete; states become
     intervals (NWB TimeIntervals, MNE annotations, pynapple IntervalSets) on the recording's
     own time axis in seconds.
+
+    Example: neurodyn export run/sample/all_unit --to nwb --out nwb/
     """
     from neurodyn.export import export as run_export
 
