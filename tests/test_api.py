@@ -397,3 +397,34 @@ def test_factorize_solver_tensorly_from_the_command_line(run, tmp_path):
         with h5py.File(out, "r") as f:
             errors[solver] = f.attrs["relative_error"]
     assert errors["tensorly"] == pytest.approx(errors["hals"], abs=5e-3)
+
+
+def test_report_lists_community_members_by_name(run):
+    from neurodyn.report.build import community_members
+
+    table = community_members(run / "communities.h5")
+    com = xr.open_dataset(run / "communities.h5", engine="h5netcdf")
+    labels = list(com["labels"].values)
+    com.close()
+    for comp in {row[0] for row in table.rows}:
+        rows = [r for r in table.rows if r[0] == comp]
+        members = [m for r in rows for m in r[3].split(", ")]
+        assert sorted(members) == sorted(labels)  # every neuron once per component, by name
+        assert sum(r[2] for r in rows) == len(labels)
+
+
+def test_neuron_labels_stay_readable_on_large_matrices():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neurodyn.plots import style
+
+    names = [f"N{i:03d}" for i in range(104)]
+    fig, ax = plt.subplots()
+    style.label_matrix_axes(ax, names)
+    ticks = ax.get_xticklabels()
+    assert all(t.get_fontsize() >= style.MIN_LABEL_PT for t in ticks)
+    assert [t.get_text() for t in ticks] == names[::3] and "35 of 104 names shown" in ax.get_xlabel()
+    plt.close(fig)

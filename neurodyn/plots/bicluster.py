@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from neurodyn.bicluster.diagnostics import RHAT_LIMIT
 from neurodyn.io.outputs import atomic_path
 from neurodyn.io.store import open_h5, read_tree
+from neurodyn.plots.style import RC
 
 
 def _safe(name: str) -> str:
@@ -87,6 +89,8 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
             for c in range(arr.shape[0]):
                 ax.plot(arr[c], lw=0.8, label=f"chain {c}")
             ax.set_ylabel(name)
+            if name != "loglik":  # counts of clusters and states
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(_diag_text(diag, name), fontsize=8, loc="left")
         axes[0].legend(fontsize=7)
         axes[-1].set_xlabel("thinned sample (after burn-in)")
@@ -110,7 +114,8 @@ def _save(fig, path: Path) -> Path:
 
     try:
         with atomic_path(path, option="--outdir") as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip("."))
+            fig.savefig(tmp, dpi=RC["savefig.dpi"], bbox_inches="tight",  # as every figure
+                        format=path.suffix.lstrip("."))
     finally:
         plt.close(fig)
     return path

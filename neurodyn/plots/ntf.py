@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from neurodyn.plots import style
 from neurodyn.tensor import result
@@ -31,6 +32,7 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     ax.plot(rs["ranks"], rs["error"], "o-", color=style.color(0), label="relative error (best restart)")
     ax.plot(rs["ranks"], rs["heldout_error"], "s-", color=style.color(1), label="held-out error")
     ax.set_xlabel("rank")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("relative error")
     ax2 = ax.twinx()
     ax2.plot(rs["ranks"], rs["stability"], "^--", color=style.color(2), label="restart stability")

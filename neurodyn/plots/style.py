@@ -43,8 +43,10 @@ SEQUENTIAL = "viridis"
 DIVERGING = "RdBu_r"
 #: Formats ``neurodyn figures --format`` accepts.
 FORMATS = ("png", "svg", "pdf")
-#: Show neuron names on matrix axes up to this many neurons (font shrinks down to 3 pt).
+#: Show neuron names on matrix axes up to this many neurons; above that every k-th name.
 MAX_TICK_LABELS = 120
+#: Neuron names are never drawn smaller than this (pt); more names than fit are thinned.
+MIN_LABEL_PT = 5.0
 #: Above this many neurons matrices are ordered by community/cluster.
 ORDER_ABOVE = 100
 #: Time series are decimated to at most this many points for display.
@@ -158,20 +160,26 @@ def decimate_labels(t: np.ndarray, z: np.ndarray, max_points: int = MAX_POINTS) 
 
 
 def label_matrix_axes(ax: Any, labels: Sequence[str], *, x: bool = True, y: bool = True) -> None:
-    """Put neuron names on matrix axes when they fit (``<= MAX_TICK_LABELS``), else index ticks."""
+    """Put neuron names on matrix axes at a readable size (7 pt down to ``MIN_LABEL_PT``
+    with the count); when more names than fit, every k-th, said in the axis label."""
     n = len(labels)
-    if n <= MAX_TICK_LABELS:
-        size = 7 if n <= 30 else max(3.0, 7 * 30 / n)
-        ticks = np.arange(n)
-        if x:
-            ax.set_xticks(ticks, [str(s) for s in labels], rotation=90, fontsize=size)
-        if y:
-            ax.set_yticks(ticks, [str(s) for s in labels], fontsize=size)
-    else:
-        if x:
-            ax.set_xlabel((ax.get_xlabel() or "neuron") + f" (index, {n} total)")
-        if y:
-            ax.set_ylabel((ax.get_ylabel() or "neuron") + f" (index, {n} total)")
+    if n == 0:
+        return
+    fit = int(7 * 30 / MIN_LABEL_PT)  # names that fit at the smallest readable size
+    step = int(np.ceil(n / min(fit, MAX_TICK_LABELS)))
+    shown = int(np.ceil(n / step))
+    size = 7.0 if shown <= 30 else max(MIN_LABEL_PT, 7.0 * 30 / shown)
+    ticks = np.arange(0, n, step)
+    names = [str(labels[i]) for i in ticks]
+    note = f" ({len(ticks)} of {n} names shown, 1 in {step})" if step > 1 else ""
+    if x:
+        ax.set_xticks(ticks, names, rotation=90, fontsize=size)
+        if note:
+            ax.set_xlabel((ax.get_xlabel() or "neuron") + note)
+    if y:
+        ax.set_yticks(ticks, names, fontsize=size)
+        if note:
+            ax.set_ylabel((ax.get_ylabel() or "neuron") + note)
 
 
 def group_boundaries(ax: Any, groups_sorted: np.ndarray) -> None:

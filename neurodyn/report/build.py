@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from neurodyn.analysis.compare import read_scores
 from neurodyn.analysis.timeline import agreement_table, load_timelines
 from neurodyn.errors import InputError
 from neurodyn.io.outputs import atomic_path, check_output
-from neurodyn.io.store import open_h5, provenance, read_recordings
+from neurodyn.io.store import open_h5, provenance, read_recordings, strings
 from neurodyn.report.figures import draw_sections, stage_files, unit_dirs
 from neurodyn.report.html import Section, Table, render
 from neurodyn.report.numbers import group_table, key_numbers
@@ -40,6 +41,24 @@ def _recordings_section(path: Path) -> Table | None:
              len(r.events)] for r in recs]
     return Table("Recordings", ["id", "modality", "channels", "samples", "fs (Hz)",
                                 "duration (s)", "events"], rows)
+
+
+def community_members(path: Path) -> Table | None:
+    """Neuron names of every community of every component of a ``communities`` file."""
+    with open_h5(path) as f:
+        if "labels" not in f:
+            return None
+        labels = strings(f["labels"])
+        comps = sorted((k for k in f if k.startswith("component_") and "membership" in f[k]),
+                       key=lambda k: int(k.rsplit("_", 1)[1]))
+        rows = []
+        for key in comps:
+            memb = f[key]["membership"][()]
+            for c in np.unique(memb[memb >= 0]):
+                names = [labels[i] for i in np.flatnonzero(memb == c)]
+                rows.append([int(key.rsplit("_", 1)[1]), int(c), len(names), ", ".join(names)])
+    return Table("Community members (neuron names, per component)",
+                 ["component", "community", "neurons", "members"], rows) if rows else None
 
 
 def _has_group(path: Path, name: str) -> bool:
@@ -116,6 +135,10 @@ def _unit_sections(rundir: Path) -> tuple[list[Section], int]:
             if cons:
                 numbers["connectomes"] = ", ".join(cons)
             rows = [r for r in rows if not r[0].startswith(("recordings", "connectome"))]
+        if sf.stage == "communities":
+            t = community_members(sf.path)
+            if t is not None:
+                tables.append(t)
         if sf.stage == "compare":
             try:
                 scores = read_scores(sf.path)
