@@ -119,7 +119,8 @@ def summarize(outs: list[dict], cfg: SamplerConfig) -> dict:
     traces = {name: np.array([getattr(o["acc"], name) for o in outs], dtype=float)
               for name in ("n_clusters", "n_states", "loglik")}
     diag: dict = summarize_traces(traces)
-    kinds = ("split", "merge", "move", "anneal_split", "anneal_merge")
+    kinds = ("split", "merge", "move", "anneal_split", "anneal_merge", "relabel", "scale_mu_scale",
+             "scale_mu_shift", "scale_latent")
     stats = {k: sum(o["stats"].get(k, 0) for o in outs) for kind in kinds for k in (f"{kind}_prop", f"{kind}_acc")}
     for kind in kinds:
         diag[f"{kind}_acceptance"] = stats[f"{kind}_acc"] / max(stats[f"{kind}_prop"], 1)

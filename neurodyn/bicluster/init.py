@@ -85,3 +85,33 @@ def similarity(y: np.ndarray, sigma: float = 1.5) -> np.ndarray:
         c = np.nan_to_num(np.abs(np.corrcoef(_smooth(y, sigma))))
     np.fill_diagonal(c, 0.0)
     return c
+
+
+def init_latents(y: np.ndarray, z: np.ndarray, latent_dim: int, d0: np.ndarray,
+                 sigma: float = 2.0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Starting trajectories and loadings from the data: per cluster, mu_k is the members'
+    mean smoothed log rate around their own means (d0, the prior means of d_i) and x_k the top
+    ``latent_dim`` principal components of the rest, scaled so the loadings c_i are O(1).
+
+    Without it every chain starts from X = 0, c = 0 and climbs for hundreds of sweeps, because
+    the Gibbs blocks of X and of its noise covariance Q move each other in small steps.
+
+    Returns (K trajectories (T, q), theta (N, q))."""
+    N, T = y.shape
+    lr = gaussian_filter1d(np.log(y + 0.5), sigma, axis=1)
+    dev = lr - lr.mean(axis=1, keepdims=True)
+    theta = np.zeros((N, latent_dim + 1))
+    theta[:, 0] = d0
+    xs = []
+    for k in range(int(z.max()) + 1):
+        mem = np.flatnonzero(z == k)
+        x = np.zeros((T, latent_dim + 1))
+        x[:, 0] = dev[mem].mean(axis=0)
+        res = dev[mem] - x[:, 0]
+        u, s, vt = np.linalg.svd(res, full_matrices=False)
+        p = min(latent_dim, s.size)
+        scale = np.sqrt(max(mem.size, 1))
+        x[:, 1:1 + p] = (vt[:p] * s[:p, None]).T / scale
+        theta[mem, 1:1 + p] = u[:, :p] * scale
+        xs.append(x)
+    return xs, theta

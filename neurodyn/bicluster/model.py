@@ -80,6 +80,14 @@ class SamplerConfig(StageParams):
                              gt=0, cli=False)
     max_states: int = param(10, "Weak-limit truncation of the HDP-HMM.", ge=1)
     split_merge: int = param(5, "Split-merge proposals per sweep (0: off).", ge=0)
+    state_moves: int = param(
+        100, "Collapsed relabellings of state runs per sweep (0: off): a run of bins takes another "
+        "(or an unused) state with the dynamics integrated out.", ge=0, cli=False)
+    scale_moves: int = param(
+        2, "Rounds of scale and location moves of the trajectories per sweep, with the dynamics "
+        "integrated out (0: off); without them chains climb slowly out of their start.", ge=0)
+    scale_sd: float = param(0.1, "Proposal sd of the scale (log) and location moves.", gt=0,
+                            cli=False)
     anneal_every: int = param(
         0, "One annealed split-merge proposal every N sweeps (0: off). It merges clusters that "
         "the one-step moves cannot (each a piece of one true cluster, e.g. from --init separate "
@@ -90,6 +98,9 @@ class SamplerConfig(StageParams):
     warmup: int = param(25, "Initial sweeps (within burn-in) with neuron labels held fixed.", ge=0,
                         cli=False)
     init: str = param("factor", INIT_HELP, choices=("factor", "one", "separate", "random"))
+    init_latents: bool = param(True, "Start trajectories and loadings from the data (principal "
+                               "components of smoothed log counts per cluster), not from zero.",
+                               cli=False)
     loss: str = param("binder", "Point-estimate loss: binder or vi.", choices=("binder", "vi"))
     max_similarity_bins: int = param(
         2000, "Longer recordings get the time-bin similarity matrix (and the state point "

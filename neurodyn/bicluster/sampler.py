@@ -73,10 +73,12 @@ from neurodyn.bicluster.clusters import (
 )
 from neurodyn.bicluster.dispersion import draw_dispersion
 from neurodyn.bicluster.ffbs import ffbs, ffbs_filter, ffbs_sample, slds_sample, state_loglik
-from neurodyn.bicluster.init import init_factor, init_states, similarity
+from neurodyn.bicluster.init import init_factor, init_latents, init_states, similarity
 from neurodyn.bicluster.linalg import chol, mvn_logpdf_chol
-from neurodyn.bicluster.model import Priors, SamplerConfig, in_box
+from neurodyn.bicluster.model import X_MAX, Priors, SamplerConfig, in_box
 from neurodyn.bicluster.pg import draw_omega, kappa
+from neurodyn.bicluster.relabel import relabel_runs
+from neurodyn.bicluster.scale import ScaleMoves
 from neurodyn.bicluster.states import (
     ab_log_ratio_prior_cond,
     sample_ab,
@@ -89,7 +91,7 @@ from neurodyn.bicluster.states import (
 from neurodyn.bicluster.summaries import Accumulator
 
 BLOCKS = ("dispersion", "polya_gamma", "trajectories", "states", "dynamics", "labels", "split_merge",
-          "anneal")
+          "anneal", "scale")
 # Auxiliary trajectory u of move_labels: AR(1) per latent coordinate, coefficient PROP_AR, variance
 # PROP_VAR_MU for mu and PROP_VAR_X for x; neuron j observes coordinate 1 (or 0 when p = 0).
 PROP_AR, PROP_VAR_MU, PROP_VAR_X = 0.95, 0.1, 1.0
@@ -152,6 +154,7 @@ class Model:
         self.prop_dim = 1 if self.q > 1 else 0
         self.sim = similarity(self.y)  # (N, N) |correlation| of smoothed counts (split allocation)
         self.annealer = Annealer(self, cfg.anneal_rungs)
+        self.scaler = ScaleMoves(self, cfg.scale_sd, cfg.scale_moves)
 
     # -- helpers -----------------------------------------------------------------------
     def psi(self, st: ChainState) -> np.ndarray:
@@ -179,13 +182,18 @@ class Model:
         # states start from k-means of smoothed activity (starting values only)
         s = init_states(self.y, L, int(rng.integers(2**31)))
         Q = sample_q_prior(q, L, self.psi0, self.nu0, rng)
-        xs, dyn = [], []
-        for _ in range(K):
-            xs.append(np.zeros((T, q)))
-            dyn.append(sample_ab_prior(Q, self.pri.k0, rng))
+        if self.cfg.init_latents:
+            xs, theta = init_latents(self.y, z, self.cfg.latent_dim, self.m0[:, 0])
+            xs = [np.clip(x, -X_MAX / 2, X_MAX / 2) for x in xs]
+            Q = sample_noise_cov(xs, s, L, self.pri.k0, self.psi0, self.nu0, rng)
+            dyn = [sample_ab(x, s, Q, self.pri.k0, rng) for x in xs]
+        else:
+            xs = [np.zeros((T, q)) for _ in range(K)]
+            theta = self.m0.copy()
+            dyn = [sample_ab_prior(Q, self.pri.k0, rng) for _ in range(K)]
         beta = np.full(L, 1.0 / L)
         beta, pi = sample_hdp(s, beta, L, self.pri.hdp_alpha, self.pri.hdp_gamma, self.pri.kappa, rng)
-        return ChainState(z=z, theta=self.m0.copy(), r=self.r_init.copy(), xs=xs, dyn=dyn, Q=Q, s=s,
+        return ChainState(z=z, theta=theta, r=self.r_init.copy(), xs=xs, dyn=dyn, Q=Q, s=s,
                           beta=beta, pi=pi)
 
     # -- blocks ------------------------------------------------------------------------
@@ -207,6 +215,12 @@ class Model:
         E = state_loglik(X, A, b, Q)
         st.s = sample_states(E, st.pi, rng.random(self.T))
         p = self.pri
+        n = self.cfg.state_moves
+        if n:  # collapsed run relabelling (pi and dynamics integrated out; redrawn below)
+            st.stats["relabel_prop"] = st.stats.get("relabel_prop", 0) + n
+            st.stats["relabel_acc"] = st.stats.get("relabel_acc", 0) + relabel_runs(
+                X, st.s, st.beta, p.hdp_alpha, p.kappa, p.k0, self.psi0, self.nu0,
+                rng.integers(0, self.T, n), rng.random(n))
         st.beta, st.pi = sample_hdp(st.s, st.beta, self.L, p.hdp_alpha, p.hdp_gamma, p.kappa, rng)
 
     def update_dynamics(self, st: ChainState, rng) -> None:
@@ -613,6 +627,10 @@ class Model:
         if labels and anneal:  # last: it leaves omega stale, and the next sweep redraws omega first
             self.annealer.propose(st, rng)
         lap("anneal")
+        if self.cfg.scale_moves:  # exact likelihood, dynamics integrated out: redraw them after
+            self.scaler.propose(st, rng)
+            self.update_dynamics(st, rng)
+        lap("scale")
         return self.psi(st)
 
 
