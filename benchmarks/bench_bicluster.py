@@ -10,6 +10,19 @@ because the host is shared.
     python benchmarks/bench_bicluster.py [--sweeps 300] [--scaled-sweeps 3] [--skip-scaled]
     python benchmarks/bench_bicluster.py --quick     # published setting only, timed, ~1 min
     python benchmarks/bench_bicluster.py --sweeps 60 --scaled-sweeps 120   # scaled ARI, ~5 min
+    python benchmarks/bench_bicluster.py --real [--real-sweeps 400] [--datasets rat16,phy64]
+
+``--real`` fits real recordings with 4 chains on 2 processes, once with the sampler as it was
+before issue 16 ("before": no scale / dispersion / state-run moves, trajectories started at 0)
+and once as it is now ("after"), and once with ``--until-converged`` (10-minute budget); it
+prints rank-normalised R-hat, bulk ESS per second of the log-likelihood, the pairwise ARI of
+the chains' final neuron partitions and state sequences, and the wall time:
+
+* rat16: the bundled rat hippocampus sample (16 tetrode units), first 60 s at 100 ms (16 x 600),
+  as ``pipelines/sample.toml`` bins it;
+* phy64: a phy (Kilosort) folder written from the same file: four consecutive 240 s windows of
+  the 16 units as 64 "units" (cluster id 16 w + u), read back by neurodyn's phy reader at 100 ms
+  (64 x 2,400). Units of different windows are independent real recordings.
 
 Sweep times are measured without tracemalloc (which slows Python code); peak memory comes from
 separate traced runs.
@@ -21,6 +34,7 @@ import argparse
 import os
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score as ari
@@ -112,14 +126,97 @@ def show(name: str, r: dict) -> None:
     print("   per block (ms/sweep): " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in r["blocks"].items()))
 
 
+RAT = Path(__file__).resolve().parents[1] / "sample_data" / "spikes" / "all_unit.mat"
+
+
+def real_datasets(names: list[str], tmp: Path) -> dict[str, np.ndarray]:
+    """(N, T) count matrices of the real recordings (see the module docstring)."""
+    import scipy.io
+
+    from neurodyn.io.readers.phy import read_phy
+    from neurodyn.io.readers.spikes import read_unit_mat
+
+    out = {}
+    if "rat16" in names:
+        rec = read_unit_mat(RAT, bin_ms=100, t_start=0.0, t_stop=60.0)[0]
+        out["rat16"] = rec.data.T.astype(float)
+    if "phy64" in names:
+        cells = scipy.io.loadmat(RAT)["unit_t"][0]
+        times, ids = [], []
+        for w in range(4):
+            for u, c in enumerate(cells):
+                t = np.ravel(c)
+                t = t[(t >= 240 * w) & (t < 240 * (w + 1))] - 240 * w
+                times.append(np.round(t * 30000).astype(np.int64))
+                ids.append(np.full(t.size, 16 * w + u, dtype=np.int64))
+        times, ids = np.concatenate(times), np.concatenate(ids)
+        order = np.argsort(times, kind="stable")
+        folder = tmp / "phy64"
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "spike_times.npy", times[order].astype(np.uint64))
+        np.save(folder / "spike_clusters.npy", ids[order].astype(np.int32))
+        (folder / "params.py").write_text("sample_rate = 30000.0\nn_channels_dat = 4\n")
+        (folder / "cluster_group.tsv").write_text(
+            "cluster_id\tgroup\n" + "".join(f"{i}\tgood\n" for i in range(64)))
+        rec = read_phy(folder, bin_ms=100, t_start=0.0, t_stop=240.0)[0]
+        y = rec.data.T.astype(float)
+        out["phy64"] = y[y.sum(axis=1) > 0]
+    return out
+
+
+def real_fit(y: np.ndarray, label: str, sweeps: int, until: bool) -> None:
+    from itertools import combinations
+
+    from neurodyn.bicluster.fit import fit
+    from neurodyn.bicluster.model import Until
+
+    before = dict(scale_moves=0, state_moves=0, init_latents=False)
+    cfg = SamplerConfig(iters=sweeps if not until else 20 * sweeps, burn_in=sweeps // 4, thin=1,
+                        **(before if label == "before" else {}))
+    t0 = time.perf_counter()
+    res = fit(y, cfg, Priors(), seed=0, chains=4, jobs=2, desc=label,
+              until=Until(seconds=600.0) if until else None)
+    wall = time.perf_counter() - t0
+    d = res["diagnostics"]
+    zs = res["chain_final_clusters"]
+    pairs = list(combinations(range(len(zs)), 2))
+    ari_z = min(ari(zs[a], zs[b]) for a, b in pairs)
+    rh = ", ".join(f"{n} {d['rhat_' + n]:.3f}" for n in ("loglik", "n_clusters", "n_states"))
+    print(f"  {label + (' --until-converged' if until else ''):28s} R-hat {rh}; bulk ESS/s loglik "
+          f"{d['ess_bulk_loglik'] / wall:.2f} (ESS {d['ess_bulk_loglik']:.0f}); min pairwise ARI "
+          f"of final neuron partitions {ari_z:.2f}; sweeps/chain {d['sweeps_per_chain']}; "
+          f"wall {wall:.0f} s" + (f"; stopped by {d['stopped_by']}" if until else ""))
+
+
+def real(a) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = real_datasets(a.datasets.split(","), Path(tmp))
+    for name, y in data.items():
+        print(f"{name}: {y.shape[0]} units x {y.shape[1]} bins, 4 chains x {a.real_sweeps} sweeps "
+              f"(burn-in {a.real_sweeps // 4}), 2 processes; {load()}")
+        for label in ("before", "after"):
+            real_fit(y, label, a.real_sweeps, until=False)
+        if not a.skip_until:
+            real_fit(y, "after", a.real_sweeps, until=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--real", action="store_true", help="real recordings, before vs after")
+    ap.add_argument("--real-sweeps", type=int, default=400)
+    ap.add_argument("--datasets", default="rat16,phy64")
+    ap.add_argument("--skip-until", action="store_true")
     ap.add_argument("--sweeps", type=int, default=300)
     ap.add_argument("--scaled-sweeps", type=int, default=3)
     ap.add_argument("--skip-scaled", action="store_true")
     ap.add_argument("--quick", action="store_true", help="published setting only: one timed run")
     a = ap.parse_args()
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    if a.real:
+        real(a)
+        return
     print(load())
     kernel_ratio()
     marginal_ratio()

@@ -34,12 +34,12 @@ without its Polya-Gamma variables. It therefore ends a sweep: the next sweep dra
 afresh from its conditional before any block uses it.
 
 T_k at g = g_k: draw Polya-Gamma variables for the (tempered) likelihood factors, then, given
-them, INNER cycles of: FFBS of X_a, FFBS of X_b, Gaussian draws of every loading, and
+them, ``cfg.anneal_inner`` cycles of: FFBS of X_a, FFBS of X_b, Gaussian draws of every loading, and
 matrix-normal draws of (A, b)_a and (A, b)_b. R_k is the same with the draws after the
 Polya-Gamma step in reverse order (the time reversal of T_k). States, Q, r and every other
 cluster are held fixed.
 
-Cost is the move's weak point (rungs x INNER FFBS passes over the two clusters), so proposals
+Cost is the move's weak point (rungs x anneal_inner FFBS passes over the two clusters), so proposals
 go through a delayed-acceptance screen (:meth:`Annealer.screen`) that rejects merges of
 clusters whose neurons are uncorrelated before any path is run.
 """
@@ -57,10 +57,6 @@ from neurodyn.bicluster.model import in_box
 from neurodyn.bicluster.states import sample_ab, sample_ab_prior
 
 PG_MIN_SHAPE = 5e-4  # smallest Polya-Gamma shape drawn (the polyagamma package needs > 1e-4)
-PAIR_TAU = 12.0  # anchor pair: j ∝ exp(PAIR_TAU |correlation|(i, j)) (data only)
-SPLIT_PROB = 0.1  # splits are mostly left to the one-step split-merge (block 8), which splits well
-DA_SCALE = 4.0  # delayed-acceptance screen (see Annealer.screen)
-INNER = 10  # Gibbs cycles per Polya-Gamma draw in each rung (the slow part is X-theta-(A, b) co-adaptation)
 
 
 def ladder(rungs: int, sharp: float = 4.0) -> np.ndarray:
@@ -93,11 +89,13 @@ class Path:
 class Annealer:
     """Annealed split-merge move of one chain (see the module docstring)."""
 
-    def __init__(self, model, rungs: int, inner: int = INNER) -> None:
+    def __init__(self, model, rungs: int, inner: int) -> None:
         self.m = model
         self.g = ladder(rungs)
         self.inner = inner
-        self.split_prob = SPLIT_PROB
+        self.split_prob = model.cfg.anneal_split_prob  # tests raise it
+        self.pair_tau = model.cfg.pair_tau
+        self.da_scale = model.cfg.anneal_screen
         self.in_box = in_box
         off = model.sim[~np.eye(model.N, dtype=bool)]
         self.c0 = float(np.median(off)) if off.size else 0.0
@@ -204,14 +202,14 @@ class Annealer:
         return m.m0[rows] + rng.standard_normal((rows.size, m.q)) / np.sqrt(m.prec)
 
     def _pair_weights(self, i: int) -> np.ndarray:
-        w = np.exp(PAIR_TAU * (self.m.sim[i] - self.m.sim[i].max()))
+        w = np.exp(self.pair_tau * (self.m.sim[i] - self.m.sim[i].max()))
         w[i] = 0.0
         return w
 
     def _log_q_pair(self, z: np.ndarray, i: int, j: int) -> float:
         """log P(pick (i, j) | labels z): a split (z_i == z_j) is tried with probability
-        ``split_prob`` (default SPLIT_PROB), else a merge; i uniformly, and j among the neurons in i's cluster (split) or
-        outside it (merge) with probability ∝ exp(PAIR_TAU |correlation|(i, j)) (data only)."""
+        ``split_prob`` (``cfg.anneal_split_prob``), else a merge; i uniformly, and j among the neurons in i's cluster (split) or
+        outside it (merge) with probability ∝ exp(pair_tau |correlation|(i, j)) (data only)."""
         w = self._pair_weights(i)
         same = z == z[i]
         split = z[j] == z[i]
@@ -231,12 +229,12 @@ class Annealer:
 
     def screen(self, side_i: np.ndarray, side_j: np.ndarray) -> float:
         """Log ratio of the delayed-acceptance screen for merging side_j into side_i (minus it
-        for the split): -DA_SCALE times the sum over cross pairs of max(c0 - |correlation|, 0),
+        for the split): -da_scale times the sum over cross pairs of max(c0 - |correlation|, 0),
         c0 the median similarity of all pairs. It is exp(S(z_M) - S(z_S)) for the partition
-        score S(z) = -DA_SCALE sum_{i < j, z_i = z_j} max(c0 - sim_ij, 0), so a merge of unlike
+        score S(z) = -da_scale sum_{i < j, z_i = z_j} max(c0 - sim_ij, 0), so a merge of unlike
         clusters is rejected before the path is run (Christen & Fox 2005)."""
         pen = np.maximum(self.c0 - self.m.sim[np.ix_(side_i, side_j)], 0.0)
-        return -DA_SCALE * float(pen.sum())
+        return -self.da_scale * float(pen.sum())
 
     def propose(self, st, rng) -> None:
         """One annealed split or merge proposal (see the module docstring), accepted or not.

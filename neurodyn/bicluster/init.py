@@ -72,7 +72,7 @@ def init_factor(y: np.ndarray, seed: int, latent_dim: int = 2, groups: int = 3) 
         return np.zeros(N, dtype=np.int64)
     z = _smooth(y, 1.5).T
     W = FactorAnalysis(m, rotation="varimax", random_state=seed).fit(z).components_.T
-    F = W**2 / np.maximum((W**2).sum(axis=1, keepdims=True), 1e-12)
+    F = (W**2 + 1e-12) / ((W**2).sum(axis=1, keepdims=True) + 1e-12 * m)  # a zero row: uniform
     tree = linkage(F, method="average", metric="cosine")
     return (fcluster(tree, k, criterion="maxclust") - 1).astype(np.int64)
 

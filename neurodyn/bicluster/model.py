@@ -86,8 +86,10 @@ class SamplerConfig(StageParams):
     scale_moves: int = param(
         2, "Rounds of scale and location moves of the trajectories per sweep, with the dynamics "
         "integrated out (0: off); without them chains climb slowly out of their start.", ge=0)
-    scale_sd: float = param(0.1, "Proposal sd of the scale (log) and location moves.", gt=0,
+    scale_sd: float = param(0.2, "Proposal sd of the scale (log) and location moves.", gt=0,
                             cli=False)
+    dispersion_sd: float = param(0.5, "Proposal sd (log) of the mean-preserving dispersion "
+                                 "move.", gt=0, cli=False)
     anneal_every: int = param(
         0, "One annealed split-merge proposal every N sweeps (0: off). It merges clusters that "
         "the one-step moves cannot (each a piece of one true cluster, e.g. from --init separate "
@@ -106,6 +108,28 @@ class SamplerConfig(StageParams):
         2000, "Longer recordings get the time-bin similarity matrix (and the state point "
         "estimate) on a block-downsampled grid of at most this many bins (memory ~ 4 B x n^2).",
         ge=2)
+    # tuning of the label moves (pipeline keys only; none changes the target, only how fast it
+    # is explored)
+    new_prob: float = param(0.1, "Single-neuron moves: probability of proposing a new cluster.",
+                            gt=0, lt=1, cli=False)
+    theta_scale: float = param(2.0, "Single-neuron moves: the loadings' proposal sd, in units of "
+                               "their conditional sd.", gt=0, cli=False)
+    prop_ar: float = param(0.95, "Single-neuron moves: AR(1) coefficient of the auxiliary "
+                           "trajectory of a proposed new cluster.", gt=0, lt=1, cli=False)
+    prop_var_mu: float = param(0.1, "... its stationary variance of mu.", gt=0, cli=False)
+    prop_var_x: float = param(1.0, "... its stationary variance of each latent axis.", gt=0,
+                              cli=False)
+    alloc_tau: float = param(12.0, "Split-merge: logit slope of the allocation in the difference "
+                             "of mean |correlation| with either side.", gt=0, cli=False)
+    pair_tau: float = param(12.0, "Annealed split-merge: the anchor pair's j is drawn with "
+                            "weight exp(pair_tau |correlation|(i, j)).", ge=0, cli=False)
+    anneal_split_prob: float = param(0.1, "Annealed split-merge: probability of a split "
+                                     "proposal (splits are left mostly to split-merge).", gt=0,
+                                     lt=1, cli=False)
+    anneal_screen: float = param(4.0, "Annealed split-merge: scale of the delayed-acceptance "
+                                 "screen.", ge=0, cli=False)
+    anneal_inner: int = param(10, "Annealed split-merge: Gibbs cycles per Polya-Gamma draw at "
+                              "each rung.", ge=1, cli=False)
 
     def check(self) -> None:
         if self.burn_in >= self.iters:
@@ -132,3 +156,17 @@ def in_box(x: np.ndarray) -> bool:
     over thousands of bins), which otherwise overflow to inf and kill the chain.
     """
     return bool(np.all(np.abs(x) <= X_MAX))
+
+
+@dataclass(frozen=True)
+class Until:
+    """When an adaptive run stops (``--until-converged``): every R-hat below ``rhat`` and every
+    bulk ESS at least ``ess`` (log-likelihood, numbers of clusters and states; undefined ones,
+    e.g. of a constant trace, are skipped), or ``seconds`` of wall time, whichever comes first;
+    ``SamplerConfig.iters`` stays the maximum. Checked every ``every`` seconds, once every chain
+    has 20 kept draws."""
+
+    rhat: float = 1.05
+    ess: float = 400.0
+    seconds: float = 600.0
+    every: float = 2.0

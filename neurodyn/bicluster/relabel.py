@@ -20,7 +20,10 @@ the same candidate set: an exact Gibbs step of the run's label. A run can take a
 bin uses (a state is born with its dynamics integrated out, instead of waiting for a prior
 draw of (A, b) that happens to fit) and a state whose last run is relabelled dies. The sweep
 then redraws pi (with beta) and the dynamics from their conditionals given the new s, before
-any block uses them (a partially collapsed Gibbs sampler; van Dyk & Park 2008).
+any block uses them (a partially collapsed Gibbs sampler; van Dyk & Park 2008). The same
+kernel with B = {t} and every label allowed is collapsed single-site Gibbs of s_t; it lets a
+short run shrink into its neighbours, which the run move (whose candidates exclude the
+neighbours' labels) cannot.
 """
 
 from __future__ import annotations
@@ -153,12 +156,15 @@ def collapsed_log_target(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: 
 
 @njit(cache=True)
 def relabel_runs(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: float, kappa: float,
-                 k0: float, psi0: float, nu0: float, picks: np.ndarray, u: np.ndarray) -> int:
-    """Apply ``picks.size`` run relabelling steps (see the module docstring) to s in place.
+                 k0: float, psi0: float, nu0: float, picks: np.ndarray, u: np.ndarray,
+                 runs: bool = True) -> int:
+    """Apply ``picks.size`` relabelling steps (see the module docstring) to s in place.
 
     X (K, T, q) trajectories, s (T,) states, beta (L,) HDP weights; picks (M,) the bins t
-    (uniform), u (M,) uniforms for the label draws. Returns the number of runs whose label
-    changed."""
+    (uniform), u (M,) uniforms for the label draws. ``runs=False`` relabels the single bin t
+    instead of its run, among all labels (collapsed single-site Gibbs: a run can then shrink
+    into its neighbours bin by bin, which the run move cannot do). Returns the number of steps
+    that changed a label."""
     K, T, q = X.shape
     L = beta.shape[0]
     UU = np.zeros((L, K, q + 1, q + 1))
@@ -182,10 +188,10 @@ def relabel_runs(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: float, k
         t = picks[m]
         old = s[t]
         t0 = t
-        while t0 > 0 and s[t0 - 1] == old:
-            t0 -= 1
         t1 = t
-        while t1 < T - 1 and s[t1 + 1] == old:
+        while runs and t0 > 0 and s[t0 - 1] == old:
+            t0 -= 1
+        while runs and t1 < T - 1 and s[t1 + 1] == old:
             t1 += 1
         left = s[t0 - 1] if t0 > 0 else -1
         right = s[t1 + 1] if t1 < T - 1 else -1
@@ -208,7 +214,7 @@ def relabel_runs(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: float, k
             N[old, right] -= 1
         N[old, old] -= t1 - t0
         for c in range(L):
-            if c == left or c == right:
+            if runs and (c == left or c == right):
                 lp[c] = -np.inf
                 continue
             base = ml_old_minus if c == old else ml[c]

@@ -6,7 +6,9 @@ the joint posterior invariant; their composition is a valid MCMC kernel):
 1. r_i | y, psi (omega integrated out): CRT augmentation (:mod:`.dispersion`; NB only).
 2. omega | y, r, psi: Polya-Gamma draws (:mod:`.pg`). Blocks 3-7 condition on omega.
 3. X_k | theta, omega, s, dynamics: FFBS per cluster (:mod:`.ffbs`).
-4. s | X, dynamics, pi: discrete FFBS; then beta, pi | s: sticky HDP-HMM (:mod:`.states`).
+4. s | X, dynamics, pi: discrete FFBS; then (``state_moves`` each) collapsed relabellings of
+   state runs and of single bins with pi and the dynamics integrated out (:mod:`.relabel`);
+   then beta, pi | s: sticky HDP-HMM (:mod:`.states`).
 5. Q per state | X, s (A, b integrated), then (A, b) per cluster and state | Q, X, s: MNIW.
 6. (z_i, theta_i) | rest: collapsed Gibbs with one auxiliary cluster (:mod:`.clusters`).
 7. (z_i, theta_i, X_old, X_new): Metropolis-Hastings move of one neuron to another (or a new)
@@ -24,6 +26,9 @@ the joint posterior invariant; their composition is a valid MCMC kernel):
    dynamics at every rung, and is accepted with the annealed importance weight. Exact for the
    model without the Polya-Gamma variables, it comes last, so the next sweep redraws omega
    before any block uses it.
+10. (``scale_moves`` rounds) scale, location and shear moves of each trajectory and the
+   mean-preserving dispersion move of each neuron, with omega and the dynamics integrated out
+   (:mod:`.scale`); then the dynamics again (block 5), which those moves left stale.
 
 Why block 9 exists: starting from all neurons in separate clusters, blocks 6-8 merge the
 published setting down to 15-20 pure clusters (each holds neurons of one planted cluster) and
@@ -92,13 +97,6 @@ from neurodyn.bicluster.summaries import Accumulator
 
 BLOCKS = ("dispersion", "polya_gamma", "trajectories", "states", "dynamics", "labels", "split_merge",
           "anneal", "scale")
-# Auxiliary trajectory u of move_labels: AR(1) per latent coordinate, coefficient PROP_AR, variance
-# PROP_VAR_MU for mu and PROP_VAR_X for x; neuron j observes coordinate 1 (or 0 when p = 0).
-PROP_AR, PROP_VAR_MU, PROP_VAR_X = 0.95, 0.1, 1.0
-NEW_PROB = 0.1  # probability that the trajectory-collapsed move proposes a new cluster
-MOVE_TEMPER = 0.0  # target clusters proposed ∝ exp(MOVE_TEMPER * m(i | X_k)); 0: uniform
-THETA_SCALE = 2.0  # proposal sd of theta_i' is THETA_SCALE times its conditional sd
-ALLOC_TAU = 12.0  # split allocation: logit slope in the difference of mean |correlation|
 
 
 @dataclass
@@ -145,16 +143,18 @@ class Model:
         self.prior = PartitionPrior(self.N, pri.cluster_prior, pri.mfm_gamma, pri.geom_p, pri.dp_alpha)
         self.const = gammaln(self.y + 1.0)
         # split-merge proposal model
-        v = np.array([PROP_VAR_MU] + [PROP_VAR_X] * cfg.latent_dim)
-        self.prop_A = (PROP_AR * np.eye(self.q))[None]
+        # auxiliary trajectory u of move_labels: AR(1) per latent coordinate (cfg.prop_*); neuron
+        # j observes coordinate 1 (or 0 when p = 0)
+        v = np.array([cfg.prop_var_mu] + [cfg.prop_var_x] * cfg.latent_dim)
+        self.prop_A = (cfg.prop_ar * np.eye(self.q))[None]
         self.prop_b = np.zeros((1, self.q))
-        self.prop_Q = np.diag(v * (1 - PROP_AR**2))[None]
+        self.prop_Q = np.diag(v * (1 - cfg.prop_ar**2))[None]
         self.prop_V0 = np.diag(v)
         self.prop_s = np.zeros(self.T, dtype=np.int64)
         self.prop_dim = 1 if self.q > 1 else 0
         self.sim = similarity(self.y)  # (N, N) |correlation| of smoothed counts (split allocation)
-        self.annealer = Annealer(self, cfg.anneal_rungs)
-        self.scaler = ScaleMoves(self, cfg.scale_sd, cfg.scale_moves)
+        self.annealer = Annealer(self, cfg.anneal_rungs, cfg.anneal_inner)
+        self.scaler = ScaleMoves(self, cfg.scale_sd, cfg.scale_moves, cfg.dispersion_sd)
 
     # -- helpers -----------------------------------------------------------------------
     def psi(self, st: ChainState) -> np.ndarray:
@@ -216,11 +216,14 @@ class Model:
         st.s = sample_states(E, st.pi, rng.random(self.T))
         p = self.pri
         n = self.cfg.state_moves
-        if n:  # collapsed run relabelling (pi and dynamics integrated out; redrawn below)
-            st.stats["relabel_prop"] = st.stats.get("relabel_prop", 0) + n
-            st.stats["relabel_acc"] = st.stats.get("relabel_acc", 0) + relabel_runs(
-                X, st.s, st.beta, p.hdp_alpha, p.kappa, p.k0, self.psi0, self.nu0,
-                rng.integers(0, self.T, n), rng.random(n))
+        if n:  # collapsed relabelling of runs, then of single bins (pi and dynamics integrated
+            # out; both are redrawn below)
+            for runs in (True, False):
+                key = "relabel" if runs else "relabel_bin"
+                st.stats[f"{key}_prop"] = st.stats.get(f"{key}_prop", 0) + n
+                st.stats[f"{key}_acc"] = st.stats.get(f"{key}_acc", 0) + relabel_runs(
+                    X, st.s, st.beta, p.hdp_alpha, p.kappa, p.k0, self.psi0, self.nu0,
+                    rng.integers(0, self.T, n), rng.random(n), runs)
         st.beta, st.pi = sample_hdp(st.s, st.beta, self.L, p.hdp_alpha, p.hdp_gamma, p.kappa, rng)
 
     def update_dynamics(self, st: ChainState, rng) -> None:
@@ -314,25 +317,20 @@ class Model:
         return float(np.logaddexp(self._gauss_logpdf(th, mean_u, cov_u), self._theta_logprior(th, i))
                      + np.log(0.5))
 
-    def _move_weights(self, Mrow: np.ndarray, own: int, singleton: bool) -> tuple[np.ndarray, float]:
-        """Proposal over target clusters (existing != own) and P(new)."""
-        K = Mrow.size
-        w = np.where(np.arange(K) == own, -np.inf, MOVE_TEMPER * Mrow)
-        has_other = K > 1
-        p_new = 0.0 if singleton else (NEW_PROB if has_other else 1.0)
-        if has_other:
-            e = np.exp(w - w.max())
-            e = (1 - p_new) * e / e.sum()
-        else:
-            e = np.zeros(K)
+    def _move_weights(self, K: int, own: int, singleton: bool) -> tuple[np.ndarray, float]:
+        """Proposal over the K target clusters (uniform over existing != own) and P(new)."""
+        p_new = 0.0 if singleton else (self.cfg.new_prob if K > 1 else 1.0)
+        e = np.zeros(K)
+        if K > 1:
+            e[np.arange(K) != own] = (1 - p_new) / (K - 1)
         return e, p_new
 
     def move_labels(self, st: ChainState, kap, om, rng) -> None:
         """Trajectory-collapsed Metropolis-Hastings move of each neuron (block 7).
 
         For neuron i in cluster a, propose a target b (an existing cluster, uniformly, or a new
-        cluster with probability NEW_PROB) and theta_i' (from its Gaussian conditional given X_b
-        with sd inflated by THETA_SCALE; for a new cluster, whose (A, b) come from their prior,
+        cluster with probability ``cfg.new_prob``) and theta_i' (from its Gaussian conditional given X_b
+        with sd inflated by ``cfg.theta_scale``; for a new cluster, whose (A, b) come from their prior,
         an equal mixture of the prior and the same Gaussian given an auxiliary trajectory u drawn
         by FFBS from a fixed AR model observing neuron i alone: u's law depends only on
         (y_i, omega_i), so it is an auxiliary variable shared by the move and its reverse); then redraw X_a without i and X_b with i by FFBS. Because each FFBS
@@ -352,11 +350,7 @@ class Model:
             K = len(st.xs)
             sizes = np.bincount(st.z, minlength=K).astype(float)
             single_a = sizes[a] == 1
-            # with MOVE_TEMPER == 0 the target proposal is uniform and needs no marginals
-            Mrow = (marginal_loglik(kap[i:i + 1], om[i:i + 1], self.off[i:i + 1], np.stack(st.xs),
-                                    self.m0[i:i + 1], self.prec)[0]
-                    if MOVE_TEMPER != 0 else np.zeros(K))
-            e, p_new = self._move_weights(Mrow, a, single_a)
+            e, p_new = self._move_weights(K, a, single_a)
             if e.sum() + p_new <= 0:
                 continue
             u = rng.random()
@@ -368,7 +362,7 @@ class Model:
             if new or single_a:
                 u_aux, _, _ = self._propose_xb(i, kap, om, rng, None)
                 mean_u, cov_u = theta_gaussian(kap[i], om[i], self.off[i], u_aux, self.m0[i], self.prec)
-                cov_u = cov_u * THETA_SCALE**2
+                cov_u = cov_u * self.cfg.theta_scale**2
             if new:
                 b = K
                 log_q_fwd += np.log(p_new)
@@ -383,7 +377,7 @@ class Model:
                 log_q_fwd += np.log(e[b])
                 dyn_b = st.dyn[b]
                 mean, cov = theta_gaussian(kap[i], om[i], self.off[i], st.xs[b], self.m0[i], self.prec)
-                cov = cov * THETA_SCALE**2
+                cov = cov * self.cfg.theta_scale**2
                 th_new = self._gauss_draw(mean, cov, rng)
                 log_q_fwd += self._gauss_logpdf(th_new, mean, cov)
             za_old = zcache[a]
@@ -409,21 +403,17 @@ class Model:
                 new_sizes[b] += 1
             if single_a:  # a disappears: the reverse is a "new" move, theta from the prior
                 own_rev = b - 1 if b > a else b
-                e_r, p_new_r = self._move_weights(np.zeros(K - 1), own_rev, new_sizes[b] == 1)
+                e_r, p_new_r = self._move_weights(K - 1, own_rev, new_sizes[b] == 1)
                 log_q_rev = (np.log(p_new_r) + self._new_theta_logq(st.theta[i], i, mean_u, cov_u)
                              if p_new_r > 0 else -np.inf)
                 # (A, b) of the vanished cluster are redrawn from their prior in the reverse move:
                 # that density cancels the prior term of the target, so neither is written.
                 sizes_new = new_sizes[new_sizes > 0]
             else:
-                Mrev = Mrow.copy() if not new else np.append(Mrow, 0.0)
-                if MOVE_TEMPER != 0:
-                    Mrev[a] = marginal_loglik(kap[i:i + 1], om[i:i + 1], self.off[i:i + 1],
-                                              xa_new[None], self.m0[i:i + 1], self.prec)[0, 0]
-                e_r, _ = self._move_weights(Mrev, b, new_sizes[b] == 1)
+                e_r, _ = self._move_weights(K + int(new), b, new_sizes[b] == 1)
                 log_q_rev = np.log(e_r[a]) if e_r[a] > 0 else -np.inf
                 mean_r, cov_r = theta_gaussian(kap[i], om[i], self.off[i], xa_new, self.m0[i], self.prec)
-                log_q_rev += self._gauss_logpdf(st.theta[i], mean_r, cov_r * THETA_SCALE**2)
+                log_q_rev += self._gauss_logpdf(st.theta[i], mean_r, cov_r * self.cfg.theta_scale**2)
                 sizes_new = new_sizes
             log_target = (self.prior.log_prob(sizes_new) - self.prior.log_prob(sizes)
                           + self._theta_logprior(th_new, i) - self._theta_logprior(st.theta[i], i)
@@ -480,7 +470,7 @@ class Model:
     def _allocate(self, i: int, j: int, rest: np.ndarray, side_given: np.ndarray | None, rng):
         """Sequential allocation of ``rest`` to i's side (0) or j's side (1) by data similarity.
 
-        Neuron k goes to side 1 with probability sigmoid(ALLOC_TAU * (s1 - s0)), s_x the mean
+        Neuron k goes to side 1 with probability sigmoid(cfg.alloc_tau * (s1 - s0)), s_x the mean
         |correlation| (:attr:`Model.sim`, data only) of k with the neurons already on side x.
         With ``side_given`` the sides are scored instead of drawn. Returns (sides, log q)."""
         sim = self.sim
@@ -489,7 +479,7 @@ class Model:
         cnt = np.array([1.0, 1.0])
         logq = 0.0
         for pos in range(rest.size):
-            diff = ALLOC_TAU * (tot[1, pos] / cnt[1] - tot[0, pos] / cnt[0])
+            diff = self.cfg.alloc_tau * (tot[1, pos] / cnt[1] - tot[0, pos] / cnt[0])
             lp1, lp0 = -np.logaddexp(0.0, -diff), -np.logaddexp(0.0, diff)
             sd = int(rng.random() < np.exp(lp1)) if side_given is None else int(side_given[pos])
             side[pos] = sd
@@ -634,33 +624,65 @@ class Model:
         return self.psi(st)
 
 
+class Chain:
+    """One chain that advances sweep by sweep (so that a driver can stop it when the chains
+    agree): its model, state, random stream, accumulator and traces."""
+
+    def __init__(self, y: np.ndarray, cfg: SamplerConfig, pri: Priors, seed,
+                 init: str | None = None) -> None:
+        self.cfg = cfg
+        self.rng = np.random.default_rng(seed)
+        self.model = Model(y, cfg, pri)
+        self.st = self.model.init_state(init or cfg.init, self.rng)
+        self.psi = self.model.psi(self.st)
+        m = self.model
+        self.acc = Accumulator(m.N, m.T, m.q, m.L, cfg.max_similarity_bins)
+        self.all_k: list[int] = []
+        self.all_s: list[int] = []
+        self.it = 0
+
+    def step(self, timing: dict | None = None) -> tuple[float, float, float] | None:
+        """One sweep; returns (n_clusters, n_states, log-likelihood) when the sweep is a kept
+        (post-burn-in, thinned) draw, else None."""
+        cfg, m, st, it = self.cfg, self.model, self.st, self.it
+        anneal = cfg.anneal_every > 0 and (it + 1) % cfg.anneal_every == 0
+        self.psi = m.sweep(st, self.psi, self.rng, timing, labels=it >= cfg.warmup, anneal=anneal)
+        n_states = int(np.unique(st.s).size)
+        self.all_k.append(len(st.xs))
+        self.all_s.append(n_states)
+        self.it += 1
+        if it >= cfg.burn_in and (it - cfg.burn_in) % cfg.thin == 0:
+            ll = m.loglik(st, self.psi)
+            self.acc.add(st.z, st.s, np.stack(st.xs), st.theta, st.r, ll, m.L)
+            return float(len(st.xs)), float(n_states), ll
+        return None
+
+    def result(self) -> dict:
+        st = self.st
+        return {"acc": self.acc, "n_clusters_all": np.array(self.all_k),
+                "n_states_all": np.array(self.all_s), "stats": dict(st.stats),
+                "final_z": st.z.copy(), "final_s": st.s.copy(), "sweeps": self.it}
+
+
 def run_chain(
     y: np.ndarray, cfg: SamplerConfig, pri: Priors, seed, init: str | None = None,
-    callback: Callable[[int, int, int], None] | None = None, timing: dict | None = None,
+    callback: Callable[[int, int, int, tuple | None], None] | None = None,
+    timing: dict | None = None, stop_at: Callable[[], int] | None = None,
 ) -> dict:
     """Run one chain; returns its :class:`Accumulator` and small traces.
 
     Parameters
     ----------
     y : (N, T) counts.   seed : int or SeedSequence.   init : overrides ``cfg.init``.
-    callback : called as ``callback(iteration, n_clusters, n_states)`` after each sweep.
+    callback : called as ``callback(iteration, n_clusters, n_states, draw)`` after each sweep,
+        ``draw`` as returned by :meth:`Chain.step`.
     timing : dict to which per-block seconds are added.
+    stop_at : returns the number of sweeps after which to stop (read every sweep; the chain
+        stops at ``cfg.iters`` in any case).
     """
-    rng = np.random.default_rng(seed)
-    model = Model(y, cfg, pri)
-    st = model.init_state(init or cfg.init, rng)
-    psi = model.psi(st)
-    acc = Accumulator(model.N, model.T, model.q, model.L, cfg.max_similarity_bins)
-    all_k, all_s = [], []
-    for it in range(cfg.iters):
-        anneal = cfg.anneal_every > 0 and (it + 1) % cfg.anneal_every == 0
-        psi = model.sweep(st, psi, rng, timing, labels=it >= cfg.warmup, anneal=anneal)
-        n_states = int(np.unique(st.s).size)
-        all_k.append(len(st.xs))
-        all_s.append(n_states)
-        if it >= cfg.burn_in and (it - cfg.burn_in) % cfg.thin == 0:
-            acc.add(st.z, st.s, np.stack(st.xs), st.theta, st.r, model.loglik(st, psi), model.L)
+    chain = Chain(y, cfg, pri, seed, init)
+    while chain.it < cfg.iters and (stop_at is None or chain.it < stop_at()):
+        draw = chain.step(timing)
         if callback is not None:
-            callback(it, len(st.xs), n_states)
-    return {"acc": acc, "n_clusters_all": np.array(all_k), "n_states_all": np.array(all_s),
-            "stats": dict(st.stats), "final_z": st.z.copy(), "final_s": st.s.copy()}
+            callback(chain.it - 1, len(chain.st.xs), chain.all_s[-1], draw)
+    return chain.result()

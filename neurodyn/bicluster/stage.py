@@ -54,15 +54,17 @@ def run(input_path: Path, out: Path, params: BiclusterParams | None = None, *, s
     full = p.to_dict()
     results = []
     for rec, y in zip(recs, ys):
-        res = fit(y, cfg, pri, seed=seed, chains=chains, jobs=jobs, desc=f"bicluster {rec.id}")
+        res = fit(y, cfg, pri, seed=seed, chains=chains, jobs=jobs, desc=f"bicluster {rec.id}",
+                  until=p.until())
         bad = unconverged(res["diagnostics"])
         res["diagnostics"]["unconverged"] = ", ".join(bad)
         if bad:
-            log.warning("%s: %s: chains have not mixed (rank-normalised split R-hat > %.2f: %s); "
-                        "the summaries pool "
-                        "them: run longer chains (--iters), with --anneal-every 2 if their partitions "
-                        "differ (chain_final_clusters), before reading the estimates",
-                        input_path, rec.id, RHAT_LIMIT, "; ".join(bad))
+            log.warning("%s: %s: chains have not mixed (rank-normalised split R-hat > %.2f: %s "
+                        "after %d sweeps; run stopped by %s); the summaries pool chains that "
+                        "disagree: run longer (--until-converged, --iters; add --anneal-every 2 "
+                        "if the chains' partitions differ, see chain_final_clusters) before "
+                        "reading the estimates", input_path, rec.id, RHAT_LIMIT, "; ".join(bad),
+                        res["diagnostics"]["sweeps_per_chain"], res["diagnostics"]["stopped_by"])
         results.append((rec, res))
     if export:
         for rec, res in results:
