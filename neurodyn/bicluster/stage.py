@@ -59,8 +59,8 @@ def run(input_path: Path, out: Path, params: BiclusterParams | None = None, *, s
         bad = unconverged(res["diagnostics"])
         res["diagnostics"]["unconverged"] = ", ".join(bad)
         if bad:
-            log.warning("%s: %s: chains have not mixed (rank-normalised split R-hat > %.2f: %s "
-                        "after %d sweeps; run stopped by %s); the summaries pool chains that "
+            log.warning("%s: %s: chains have not mixed (rank-normalised split R-hat > %.2f: %s; "
+                        "%d sweeps per chain, run ended by %s); the summaries pool chains that "
                         "disagree: run longer (--until-converged, --iters; add --anneal-every 2 "
                         "if the chains' partitions differ, see chain_final_clusters) before "
                         "reading the estimates", input_path, rec.id, RHAT_LIMIT, "; ".join(bad),

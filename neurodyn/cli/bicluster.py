@@ -41,7 +41,9 @@ def bicluster_cmd(
     from neurodyn.bicluster.stage import run
 
     path = run(input, out, params, seed=seed)
-    done(path, f"{params.chains} chain(s) x {params.iters} sweeps")
+    done(path, f"{params.chains} chain(s) x "
+               + (f"up to {params.iters} sweeps (--until-converged; diagnostics/@stopped_by)"
+                  if params.until_converged else f"{params.iters} sweeps"))
 
 
 @simulate_app.command("bicluster")
