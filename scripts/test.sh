@@ -11,7 +11,8 @@ bash scripts/slurm/start.sh || echo "SLURM did not start: tests marked slurm wil
 # CPU); with the whole suite only, not when running chosen tests (`bash scripts/test.sh tests/x.py`)
 install_rc=0
 if [ "$#" -eq 0 ]; then bash scripts/check_install.sh; install_rc=$?; fi
-python3 -m pytest -q "$@"
+# two worker processes: the suite is CPU-bound and CI has 2 cores (NEURODYN_TEST_WORKERS=0: serial)
+python3 -m pytest -q -n "${NEURODYN_TEST_WORKERS:-2}" --durations=15 "$@"
 rc=$?
 if [ "$install_rc" -ne 0 ]; then echo "install check failed"; [ "$rc" -ne 0 ] || rc=1; fi
 # pytest exits 5 when it collected no test: treat that as a failure of the suite.

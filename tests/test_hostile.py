@@ -165,6 +165,8 @@ def neurodyn_command() -> list[str]:
 def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
     keep = ("NEURODYN_CACHE_DIR", "NEURODYN_SHARED")  # compiled kernels are shared between runs
     base = {k: v for k, v in os.environ.items() if not k.startswith("NEURODYN_") or k in keep}
+    if "NEURODYN_CACHE_DIR" in base:  # a relative cache folder would land in the case's directory
+        base["NEURODYN_CACHE_DIR"] = os.path.abspath(base["NEURODYN_CACHE_DIR"])
     base.update(PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run(neurodyn_command() + args, cwd=cwd, env=base, capture_output=True,
                           text=True, timeout=kw.pop("timeout", 120), **kw)
