@@ -134,11 +134,12 @@ def dynamics_log_evidence(X: np.ndarray, s: np.ndarray, L: int, k0: float, psi0:
 
 
 @njit(cache=True)
-def collapsed_log_target(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: float,
-                         kappa: float, k0: float, psi0: float, nu0: float) -> float:
-    """log p(s | X, beta) up to a constant (pi and the dynamics integrated out)."""
+def state_statistics(X: np.ndarray, s: np.ndarray, L: int):
+    """Per-state regression statistics and transition counts of a state sequence.
+
+    X (K, T, q) trajectories, s (T,) states in [0, L). Returns UU (L, K, q+1, q+1),
+    UY (L, K, q+1, q), YY (L, K, q, q), n (L,) bins per state and N (L, L) transitions."""
     K, T, q = X.shape
-    L = beta.shape[0]
     UU = np.zeros((L, K, q + 1, q + 1))
     UY = np.zeros((L, K, q + 1, q))
     YY = np.zeros((L, K, q, q))
@@ -148,6 +149,16 @@ def collapsed_log_target(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: 
         _bin_add(X, t, 1.0, UU[s[t]], UY[s[t]], YY[s[t]])
         n[s[t]] += 1
         N[s[t - 1], s[t]] += 1
+    return UU, UY, YY, n, N
+
+
+@njit(cache=True)
+def collapsed_log_target(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: float,
+                         kappa: float, k0: float, psi0: float, nu0: float) -> float:
+    """log p(s | X, beta) up to a constant (pi and the dynamics integrated out)."""
+    K, T, q = X.shape
+    L = beta.shape[0]
+    UU, UY, YY, n, N = state_statistics(X, s, L)
     out = transition_log_prob(N, beta, alpha, kappa)
     for l in range(L):
         out += state_log_evidence(UU[l], UY[l], YY[l], n[l], k0, psi0, nu0)
@@ -167,15 +178,7 @@ def relabel_runs(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: float, k
     that changed a label."""
     K, T, q = X.shape
     L = beta.shape[0]
-    UU = np.zeros((L, K, q + 1, q + 1))
-    UY = np.zeros((L, K, q + 1, q))
-    YY = np.zeros((L, K, q, q))
-    n = np.zeros(L)
-    N = np.zeros((L, L))
-    for t in range(1, T):
-        _bin_add(X, t, 1.0, UU[s[t]], UY[s[t]], YY[s[t]])
-        n[s[t]] += 1
-        N[s[t - 1], s[t]] += 1
+    UU, UY, YY, n, N = state_statistics(X, s, L)
     ml = np.empty(L)
     for l in range(L):
         ml[l] = state_log_evidence(UU[l], UY[l], YY[l], n[l], k0, psi0, nu0)
