@@ -29,24 +29,36 @@ LOG_DATEFMT = "%Y-%m-%dT%H:%M:%S"
 
 
 class RunLog(logging.Handler):
-    """Appends timestamped log lines to ``RUNDIR/run.log``; lines logged before the run
-    directory exists are kept and written once it does (it is created after validation)."""
+    """Appends timestamped log lines to ``RUNDIR/run.log`` once the run has begun
+    (:meth:`begin`, after its usage checks passed); lines logged before are kept and written
+    then, and dropped when the run is refused, so a refused run leaves RUNDIR untouched."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = Path(path)
         self.pending: list[str] = []
+        self.begun = False
         self.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATEFMT))
 
+    def begin(self) -> None:
+        """Start writing (the pending lines first)."""
+        self.begun = True
+        self.flush_pending()
+
     def emit(self, record: logging.LogRecord) -> None:
+        self.pending.append(self.format(record) + "\n")
+        self.flush_pending()
+
+    def flush_pending(self) -> None:
         try:
-            self.pending.append(self.format(record) + "\n")
-            if self.path.parent.is_dir():
+            if self.begun and self.path.parent.is_dir():
                 with open(self.path, "a", encoding="utf-8") as fh:
                     fh.write("".join(self.pending))
                 self.pending.clear()
-        except Exception:  # a log file must never stop the run
-            self.handleError(record)
+        except OSError:  # a log file must never stop the run
+            pass
+
+
 STATE: dict[str, Any] = {"verbose": 0}
 
 

@@ -113,13 +113,13 @@ def run(
 
     Example: neurodyn run pipelines/sample.toml --out run/sample --jobs 2
     """
-    with _run_log(out):
+    with _run_log(out) as run_log:
         _run(pipeline, out, jobs, executor, force, start, until, on_error, index, seed, set_,
-             input_, allow_code)
+             input_, allow_code, run_log)
 
 
 def _run(pipeline, out, jobs, executor, force, start, until, on_error, index, seed, set_, input_,
-         allow_code) -> None:
+         allow_code, run_log: RunLog) -> None:
     from neurodyn.pipeline import run_pipeline
 
     pipe = _load(pipeline, set_, seed, input_, allow_code)
@@ -130,7 +130,7 @@ def _run(pipeline, out, jobs, executor, force, start, until, on_error, index, se
     _echo(f"pipeline {pipe.name}: {n_units} unit{'s' * (n_units != 1)}, stages {', '.join(pipe.stages)}")
     summary = run_pipeline(
         pipe, out, jobs=jobs, executor=executor, force=force, start=start, until=until,
-        index=index, on_error=on_error, log=_echo,
+        index=index, on_error=on_error, log=_echo, on_start=run_log.begin,
     )
     _echo(
         f"{summary.count('done')} ran, {summary.count('skipped')} up to date, "

@@ -59,6 +59,7 @@ def run_pipeline(
     index: int | None = None,
     on_error: str = "abort",
     log: Callable[[str], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> RunSummary:
     """Run (or resume) a pipeline into ``rundir``.
 
@@ -73,6 +74,9 @@ def run_pipeline(
         :meth:`Pipeline.index_units`, for job arrays).
     on_error : {"abort", "continue"}
         With continue, independent tasks go on; failures land in ``failures.json``.
+    on_start : callable, optional
+        Called once every usage check has passed and the units are locked, before anything
+        is written to ``rundir`` (the CLI starts ``run.log`` there).
     """
     # every usage error is raised before the run directory is created or touched
     root = Path(rundir).resolve()
@@ -95,6 +99,8 @@ def run_pipeline(
         check_output(t.out, inputs, option=f"stage {t.stage} output")
     tasks = select_tasks(all_tasks, start=start, until=until, units=units, force=force)
     with run_lock(root, units or names):
+        if on_start is not None:  # usage checked and the units locked: the run begins here
+            on_start()
         return _run(pipe, root, all_tasks, tasks, units, jobs=jobs, executor=executor,
                     on_error=on_error, log=log)
 
