@@ -103,9 +103,9 @@ class SamplerConfig(StageParams):
     warmup: int = param(25, "Initial sweeps (within burn-in) with neuron labels held fixed.", ge=0,
                         cli=False)
     init: str = param("factor", INIT_HELP, choices=("factor", "one", "separate", "random"))
-    init_latents: bool = param(True, "Start trajectories and loadings from the data (principal "
-                               "components of smoothed log counts per cluster), not from zero.",
-                               cli=False)
+    init_latents: bool = param(False, "Start trajectories and loadings from the data (principal "
+                               "components of smoothed log counts per cluster), not from zero; "
+                               "opt-in with scale_moves (see there).", cli=False)
     loss: str = param("binder", "Point-estimate loss: binder or vi.", choices=("binder", "vi"))
     max_similarity_bins: int = param(
         2000, "Longer recordings get the time-bin similarity matrix (and the state point "
