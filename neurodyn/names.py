@@ -7,7 +7,7 @@ canal-associated neurons CANL/CANR, which make no synapses. It is derived from d
 from memory: the 279 somatic neurons of Varshney et al. (2011, ``ConnOrdered_040903.mat``),
 plus VC6 (absent there for lack of synapses but present in White et al. 1986), plus the 20
 pharyngeal neurons. Together these are exactly the 299 neurons named in
-``white_1986_whole.json`` plus VC6; ``tests/test_connectome_io.py`` checks both files against it.
+``white_1986_whole.json`` plus VC6; ``tests/io/test_connectome_io.py`` checks both files against it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ python3 -m pip install -q -e ".[test]" || exit 1
 command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || true
 bash scripts/slurm/start.sh || echo "SLURM did not start: tests marked slurm will skip (fail when CI is set)" >&2
 # the README's install order (pip install ., then pip install -e .[test]) in a fresh venv (~25 s
-# CPU); with the whole suite only, not when running chosen tests (`bash scripts/test.sh tests/x.py`)
+# CPU); with the whole suite only, not when running chosen tests (`bash scripts/test.sh tests/io/test_eeg.py`)
 install_rc=0
 if [ "$#" -eq 0 ]; then bash scripts/check_install.sh; install_rc=$?; fi
 # two worker processes: the suite is CPU-bound and CI has 2 cores (NEURODYN_TEST_WORKERS=0: serial)

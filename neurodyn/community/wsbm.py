@@ -37,7 +37,7 @@ positive real weight of each edge, in three parts, all in nats:
   does not depend on the unit of the weights. (graph-tool reports the density part alone,
   which is negative when weights are small numbers: ours = graph-tool's + E ln(1/epsilon).)
 
-Checked (tests/test_communities.py): each term is a normalised code (summed by brute force
+Checked (tests/community/test_communities.py): each term is a normalised code (summed by brute force
 over every graph, degree sequence, partition; the weight term integrated); the totals equal
 graph-tool 2.45's ``BlockState.entropy()`` / ``NestedBlockState.entropy()`` to 1e-9 nats
 (multigraph, ``dense=True, multigraph=False``, nested levels, real-exponential weights with

@@ -2,7 +2,7 @@
 # Start a single-node SLURM cluster on this machine (munged, slurmctld, slurmd on localhost).
 # Idempotent: returns 0 at once when the controller already answers and the node is usable.
 # Installs Debian's slurm-wlm and munge when missing (needs root and apt). Used by
-# tests/test_slurm.py and scripts/test.sh; `scripts/slurm/stop.sh` stops what this started.
+# tests/pipeline/test_slurm.py and scripts/test.sh; `scripts/slurm/stop.sh` stops what this started.
 set -euo pipefail
 
 CONF_DIR=/etc/slurm

@@ -25,7 +25,7 @@ from neurodyn.errors import InputError
 from neurodyn.io import outputs, store
 from neurodyn.recording import Recording
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 PIPELINE = """
 [pipeline]

@@ -20,7 +20,7 @@ import pytest
 
 from neurodyn.pipeline import load_pipeline, run_pipeline, status
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
