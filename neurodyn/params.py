@@ -69,6 +69,7 @@ def param(
     flag: str | None = None,
     aliases: tuple[str, ...] = (),
     cli: bool = True,
+    deprecated: str = "",
 ) -> Any:
     """A dataclass field with the metadata the CLI, the pipeline and provenance use.
 
@@ -100,9 +101,14 @@ def param(
         Former names, accepted for one release as hidden flags and TOML keys (with a warning).
     cli : bool
         False for parameters only a pipeline or Python caller sets.
+    deprecated : str
+        For a former option kept for one release whose *unit* differs from its successor's (so
+        it cannot be a plain alias), what to use instead, e.g. ``"--history (seconds)"``: the
+        flag is hidden from ``--help`` and setting it (flag or TOML key) logs a warning.
     """
     meta = dict(help=help, unit=unit, ge=ge, gt=gt, le=le, lt=lt, finite=finite, check=check,
-                choices=tuple(choices), metavar=metavar, short=short, flag=flag, aliases=tuple(aliases), cli=cli)
+                choices=tuple(choices), metavar=metavar, short=short, flag=flag, aliases=tuple(aliases), cli=cli,
+                deprecated=deprecated)
     if isinstance(default, dict):  # a table: each instance gets its own copy
         return dataclasses.field(default_factory=lambda: dict(default), metadata={"neurodyn": meta})
     return dataclasses.field(default=default, metadata={"neurodyn": meta})
@@ -129,6 +135,13 @@ class Spec:
     flag: str | None
     aliases: tuple[str, ...]
     cli: bool
+    deprecated: str = ""
+
+    def deprecation(self, name: str) -> str:
+        """The warning logged when a deprecated parameter, spelled ``name``, is set."""
+        unit = f" (in {self.unit})" if self.unit else ""
+        return (f"{name}{unit} is deprecated and will be removed in the next release; "
+                f"use {self.deprecated}")
 
     @property
     def optional(self) -> bool:

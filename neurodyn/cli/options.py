@@ -62,7 +62,7 @@ def cli_parameters(cls: type[StageParams]) -> list[inspect.Parameter]:
         choices = _choices(s)
         metavar = s.metavar or ("{" + "|".join(choices) + "}" if choices else
                                 "<list>" if tp == list[str] else None)
-        opt = typer.Option(*decls, help=s.describe(), metavar=metavar,
+        opt = typer.Option(*decls, help=s.describe(), metavar=metavar, hidden=bool(s.deprecated),
                            autocompletion=_completer(choices) if choices else None,
                            show_default=not (isinstance(default, list) or default is None))
         out.append(inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY,
@@ -91,6 +91,8 @@ def from_cli(cls: type[P], values: dict[str, Any]) -> P:
                 log.warning("--%s is a former name of %s; it will be removed in the next release",
                             alias.replace("_", "-"), s.option)
                 values[s.name] = v
+        if s.deprecated and values.get(s.name, s.default) != s.default:
+            log.warning(s.deprecation(s.option))
     try:
         return cls(**values)
     except ParamError as exc:

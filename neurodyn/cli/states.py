@@ -75,6 +75,7 @@ def states_cmd(
     (with --joint: parameters once under /joint, posterior and Viterbi path per recording).
 
     Example: neurodyn states run/recordings.h5 --out run/states.h5 --states auto --prior gaussian
+    --history 0.05
     """
     check_output(out, [input])
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from neurodyn.params import Choice, StageParams, param
+from neurodyn.params import Choice, ParamError, StageParams, param
 from neurodyn.workers import check_jobs
 
 
@@ -147,12 +150,15 @@ class StatesParams(StageParams):
     link: Link = param(Link.softplus, "Poisson link: softplus, exp, or sigmoid (rate-capped, as in "
                        "Li et al. 2024).")
     rate_cap: float = param(5.0, "Maximum rate of the sigmoid link.", unit="counts/bin", gt=0)
-    lags: int = param(5, "History length of the normalised exponential basis.", unit="bins", ge=1)
-    tau: float = param(0.0, "Decay of the basis; 0 = lags/2. With --learn-basis, the starting "
-                       "value.", unit="bins", ge=0)
+    history: float | None = param(
+        None, "Span of the normalised exponential history basis, converted to whole bins with "
+        "each recording's bin width (at least 1 bin); default: 5 bins.", unit="s", gt=0,
+        metavar="SECONDS")
+    decay: float = param(0.0, "Time constant of the basis; 0 = half the history. With "
+                         "--learn-basis, the starting value.", unit="s", ge=0)
     learn_basis: bool = param(
         False, "Learn the basis decay tau inside EM (one tau shared by all neurons and states; "
-        "Newton steps in log tau after each M-step, bounded to 0.05..100*lags bins). Use when the "
+        "Newton steps in log tau after each M-step, bounded to 0.05 bins .. 100 x the history). Use when the "
         "history time scale is unknown; the learned tau, basis and its trace are saved.",
         flag="--learn-basis/--fixed-basis")
     self_history: bool = param(True, "Let each neuron's own history drive it.",
@@ -168,9 +174,10 @@ class StatesParams(StageParams):
     test_fraction: float = param(0.2, "Last fraction of every trial held out for the bits/spike "
                                  "score.", ge=0, lt=1)
     folds: int = param(3, "Time-block folds for --states auto.", ge=2)
-    trial_length: int = param(
-        0, "Length of each trial when a recording holds equal-length trials back to back (0: the "
-        "recording's meta sequence_length, else one sequence).", unit="bins", ge=0)
+    trial_duration: float = param(
+        0.0, "Duration of each trial when a recording holds equal-length trials back to back, "
+        "converted to bins with the recording's bin width (0: the recording's meta "
+        "sequence_length, else one sequence).", unit="s", ge=0)
     recordings: tuple[str, ...] = param((), "Recording ids to fit (repeat or comma-separate; "
                                         "default all).")
     jobs: int = param(1, "Parallel processes for the --states auto scan (candidates x folds; -1: "
@@ -193,3 +200,84 @@ class StatesParams(StageParams):
     min_dwell: float = param(0.0, "Minimum time a state lasts once entered (exact, by an expanded "
                              "state chain); 0 = none.", unit="s", ge=0)
     joint: bool = param(False, JOINT_HELP, flag="--joint/--per-recording")
+    # -- former options in bins, kept (hidden) for one release ----------------------------------
+    lags: int | None = param(None, "History length of the basis.", unit="bins", ge=1,
+                             deprecated="--history (seconds)")
+    tau: float | None = param(None, "Decay of the basis.", unit="bins", ge=0,
+                              deprecated="--decay (seconds)")
+    trial_length: int | None = param(None, "Length of each trial.", unit="bins", ge=0,
+                                     deprecated="--trial-duration (seconds)")
+
+    def check(self) -> None:
+        for new, old in (("history", "lags"), ("decay", "tau"), ("trial_duration", "trial_length")):
+            if getattr(self, old) is not None and getattr(self, new) != self.spec(new).default:
+                raise ParamError(old, f"give {new} (seconds) or its former form {old} (bins), "
+                                      "not both")
+
+    def in_bins(self, fs: float) -> TimeBins:
+        """The history span, basis decay and trial length in bins of a recording sampled at
+        ``fs`` Hz (the former bin-valued fields win when set)."""
+        return time_bins(self.to_dict(), fs)
+
+
+@dataclass(frozen=True)
+class TimeBins:
+    """The stage's time parameters in bins of one recording, with the seconds they came from.
+
+    Attributes
+    ----------
+    lags : int
+        History span (bins, >= 1).
+    tau : float
+        Basis decay (bins, > 0).
+    trial : int
+        Trial length (bins); 0 = from the recording's meta, or one sequence.
+    dt : float
+        Bin width (s).
+    """
+
+    lags: int
+    tau: float
+    trial: int
+    dt: float
+
+    def provenance(self) -> dict[str, float | int]:
+        """Both units, as recorded in each output group (``@history_bins``, ``@history_s``...)."""
+        out: dict[str, float | int] = {
+            "@bin_width_s": self.dt, "@history_bins": self.lags, "@history_s": self.lags * self.dt,
+            "@decay_bins": self.tau, "@decay_s": self.tau * self.dt}
+        if self.trial:
+            out.update({"@trial_bins": self.trial, "@trial_s": self.trial * self.dt})
+        return out
+
+
+DEFAULT_LAGS = 5
+
+
+def time_bins(p: Mapping[str, Any], fs: float) -> TimeBins:
+    """:class:`TimeBins` from a parameter dict (``StatesParams.to_dict()``) and a rate ``fs`` (Hz).
+
+    Seconds convert as ``round(seconds * fs)`` (history and trial) and ``seconds * fs`` (decay);
+    a trial duration that is not a whole number of bins (to 1e-6) is a :class:`ParamError`.
+    """
+    if not (fs > 0 and math.isfinite(fs)):
+        raise ParamError("", f"the recording has no valid sampling rate (fs = {fs})")
+    if p.get("lags") is not None:
+        lags = int(p["lags"])
+    elif p.get("history") is not None:
+        lags = max(1, int(round(float(p["history"]) * fs)))
+    else:
+        lags = DEFAULT_LAGS
+    if p.get("tau") is not None:
+        tau = float(p["tau"]) or lags / 2.0
+    else:
+        tau = float(p.get("decay") or 0.0) * fs or lags / 2.0
+    if p.get("trial_length") is not None:
+        trial = int(p["trial_length"])
+    else:
+        exact = float(p.get("trial_duration") or 0.0) * fs
+        trial = int(round(exact))
+        if abs(exact - trial) > 1e-6 * max(1.0, exact) or (exact > 0 and trial == 0):
+            raise ParamError("trial_duration", f"{p['trial_duration']:g} s is {exact:.6g} bins at "
+                                               f"{fs:g} Hz, not a whole number of bins")
+    return TimeBins(lags, tau, trial, 1.0 / fs)

@@ -33,7 +33,7 @@ from neurodyn.hmmglm.basis import HistorySpec
 from neurodyn.hmmglm.fit import FitResult, decode, fit_budget, fit_hmmglm
 from neurodyn.hmmglm.joint import JOINT_GROUP, Stacked, stack
 from neurodyn.hmmglm.model import ModelSpec
-from neurodyn.hmmglm.params import StatesParams, parse_range
+from neurodyn.hmmglm.params import StatesParams, TimeBins, parse_range, time_bins
 from neurodyn.hmmglm.priors import NoPrior, prior_class
 from neurodyn.hmmglm.select import heldout_bits, holdout_split, score_unit, select_states
 from neurodyn.io.store import atomic_h5, group_name, read_recordings, write_tree
@@ -144,10 +144,10 @@ class Fitted:
 
 
 def fit_model(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelSpec,
-              p: dict[str, Any], seed: int, where: str) -> Fitted:
-    """Choose K (``states="auto"``), fit, decode and score the sequences ``[starts, stops)``."""
-    history = HistorySpec(int(p["lags"]), float(p["tau"]) or int(p["lags"]) / 2.0,
-                          starts, stops, learn=bool(p["learn_basis"]))
+              p: dict[str, Any], seed: int, where: str, tb: TimeBins) -> Fitted:
+    """Choose K (``states="auto"``), fit, decode and score the sequences ``[starts, stops)``;
+    ``tb`` holds the history span and decay in bins."""
+    history = HistorySpec(tb.lags, tb.tau, starts, stops, learn=bool(p["learn_basis"]))
     h = history.filter(y)
     train, test = holdout_split(starts, stops, float(p["test_fraction"]))
     n_train = int(np.sum(train[1] - train[0]))
@@ -191,6 +191,7 @@ def fit_model(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelS
         "@n_states": K, "@n_iter": res.n_iter, "@converged": bool(res.converged),
         "@loglik": float(seq_ll.sum()), "@prior": pr.kind,
         "@tau": float(res.tau), "@basis_learned": history.learn,
+        "@tau_s": float(res.tau) * tb.dt, **tb.provenance(),
     })
     if history.learn:
         tree["tau_trace"] = res.tau_trace
@@ -219,9 +220,9 @@ def _heldout(y, h, hb, res: FitResult, base: FitResult, spec: ModelSpec, train, 
 
 
 def fit_recording(y: np.ndarray, starts: np.ndarray, stops: np.ndarray, spec: ModelSpec,
-                  p: dict[str, Any], seed: int, where: str) -> dict[str, Any]:
+                  p: dict[str, Any], seed: int, where: str, tb: TimeBins) -> dict[str, Any]:
     """Fit one recording; returns the tree written to its output group."""
-    fm = fit_model(y, starts, stops, spec, p, seed, where)
+    fm = fit_model(y, starts, stops, spec, p, seed, where, tb)
     return {**fm.shared, "posterior": fm.posterior, "viterbi": fm.viterbi,
             "sequence_starts": starts, "sequence_stops": stops}
 
@@ -258,12 +259,21 @@ def _spec(obs: str, p: dict[str, Any]) -> ModelSpec:
         raise ParamError("link", str(exc)) from None
 
 
-def _sequences(rec, T: int, p: dict[str, Any], where: str) -> tuple[np.ndarray, np.ndarray]:
-    trial = int(p["trial_length"]) or int(rec.meta.get("sequence_length", 0) or 0)
+def _sequences(rec, T: int, tb: TimeBins, where: str) -> tuple[np.ndarray, np.ndarray]:
+    trial = tb.trial or int(rec.meta.get("sequence_length", 0) or 0)
     starts, stops = sequences(T, trial, where)
     if np.any(stops - starts < 2):
         raise InputError(where, "sequences must have at least 2 bins")
     return starts, stops
+
+
+def _joint_bins(recs, p: dict[str, Any], source: Path) -> TimeBins:
+    """The time parameters in bins, the same for every recording of a joint fit."""
+    tbs = [time_bins(p, float(rec.fs)) for rec in recs]
+    if any((t.lags, t.tau, t.trial) != (tbs[0].lags, tbs[0].tau, tbs[0].trial) for t in tbs):
+        raise InputError(source, "--joint needs recordings with the same bin width (fs "
+                                 f"{sorted({float(r.fs) for r in recs})} Hz)")
+    return tbs[0]
 
 
 def _record_info(rec) -> dict[str, Any]:
@@ -285,7 +295,10 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
     out : Path
         Output HDF5. Per recording (``joint=False``), one group (id with ``/`` as ``|``)
         holding ``posterior`` (T, K), ``viterbi`` (T,), ``weights`` (K, N, N) [post, pre],
-        ``bias`` (K, N), ``basis`` (L,) with ``@tau`` (bins) and ``@basis_learned``
+        ``bias`` (K, N), ``basis`` (L,) with ``@tau`` (bins; ``@tau_s`` in seconds) and
+        ``@basis_learned``, the time parameters in both units (``@history_bins`` /
+        ``@history_s``, ``@decay_bins`` / ``@decay_s``, ``@trial_bins`` / ``@trial_s``,
+        ``@bin_width_s``)
         (``tau_trace`` when learned), ``transition`` (K, K), ``initial`` (K,),
         ``loglik_trace``, ``labels``, ``time`` (s), ``events``, ``sequence_starts`` /
         ``sequence_stops``, ``W0`` (gaussian) or ``adjacency`` / ``adjacency_prob`` /
@@ -308,11 +321,12 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
     if p["joint"] and any(resolve_features(r, p["features"]) != "glm" for r in recs):
         raise ParamError("joint", "fits one HMM-GLM; use it with --features glm")
     if p["joint"]:
+        tb = _joint_bins(recs, p, input_path)
         st = stack(recs, lambda rec: observations(rec, p["observation"], input_path),
-                   lambda rec, T: _sequences(rec, T, p, f"{input_path} [{rec.id}]"),
+                   lambda rec, T: _sequences(rec, T, tb, f"{input_path} [{rec.id}]"),
                    input_path)
         spec = _spec(st.observation, p)
-        fm = fit_model(st.y, st.starts, st.stops, spec, p, seed, str(input_path))
+        fm = fit_model(st.y, st.starts, st.stops, spec, p, seed, str(input_path), tb)
         shared = {**fm.shared, "labels": np.array(st.labels, dtype=object),
                   "dropped": np.array(st.dropped, dtype=object),
                   "@recordings": [rec.id for rec in recs], "@observation": st.observation,
@@ -333,8 +347,9 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
                 continue
             y, obs, labels, dropped = prepare(rec, p["observation"], input_path)
             spec = _spec(obs, p)
-            starts, stops = _sequences(rec, y.shape[0], p, where)
-            tree = fit_recording(y, starts, stops, spec, p, seed, where)
+            tb = time_bins(p, float(rec.fs))
+            starts, stops = _sequences(rec, y.shape[0], tb, where)
+            tree = fit_recording(y, starts, stops, spec, p, seed, where, tb)
             tree.update({"labels": np.array(labels, dtype=object),
                          "dropped": np.array(dropped, dtype=object),
                          "@observation": obs, "@link": spec.link, "@seed": seed,

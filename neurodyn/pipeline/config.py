@@ -360,6 +360,9 @@ def load_pipeline(
                     log.warning("%s: %s is a former name of %s; it will be removed in the next release",
                                 _where(src, name, k, where)[0], k, cls.aliases()[k])
                     k = cls.aliases()[k]
+                if cls is not None and k in defaults and cls.spec(k).deprecated:
+                    place, prefix = _where(src, name, k, where)
+                    log.warning("%s: %s", place, cls.spec(k).deprecation(prefix.rstrip(": ") or k))
                 if k not in defaults and not var_kw:
                     raise InputError(
                         _where(src, name, k, where)[0],

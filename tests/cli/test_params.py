@@ -107,6 +107,16 @@ def test_former_names_are_accepted_with_a_warning(tmp_path: Path, recordings: Pa
         load_pipeline(spec)
 
 
+def test_former_bin_valued_keys_warn_and_stay_in_bins(tmp_path: Path, recordings: Path,
+                                                      caplog) -> None:
+    spec = tmp_path / "p.toml"
+    spec.write_text(f'[pipeline]\ninputs = ["{recordings}"]\n[stages.ingest]\n'
+                    '[stages.states]\nlags = 4\ndecay = 0.5\n')
+    params = load_pipeline(spec).stages["states"].params
+    assert (params["lags"], params["history"], params["decay"]) == (4, None, 0.5)
+    assert "[stages.states] lags (in bins) is deprecated" in caplog.text
+
+
 def test_params_validate_on_construction_and_print_plain() -> None:
     cls = PARAMS["affinity"]
     p = cls(window=10, recordings="a, b")

@@ -110,7 +110,9 @@ def test_bad_input(tmp_path):
     with pytest.raises(ParamError, match="states"):  # the CLI names --states, a pipeline its key
         run(p, tmp_path / "o.h5", states="100", **FAST)
     with pytest.raises(InputError, match="mismatched trial lengths"):
-        run(p, tmp_path / "o.h5", states="2", trial_length=7, **FAST)
+        run(p, tmp_path / "o.h5", states="2", trial_duration=0.7, **FAST)  # 7 bins at 10 Hz
+    with pytest.raises(ParamError, match="not a whole number of bins"):
+        run(p, tmp_path / "o.h5", states="2", trial_duration=0.75, **FAST)
     mask = np.ones_like(y, dtype=bool)
     mask[5, 1] = False
     y_nan = y.copy()
@@ -234,6 +236,45 @@ def test_joint_sequences_and_silent_neurons(tmp_path):
         np.testing.assert_array_equal(f["x%2FB/sequence_stops"][()], [200])
 
 
+def test_time_options_in_seconds_convert_with_the_bin_width(tmp_path, sim_file):
+    """--history / --decay / --trial-duration are seconds, converted with the recording's
+    100 Hz bins; the output records both units."""
+    out = run(sim_file, tmp_path / "s.h5", states="2", history=0.07, decay=0.025,
+              trial_duration=2.5, test_fraction=0.0, **FAST)
+    with h5py.File(out, "r") as f:
+        g = f["hmmglm%2Fsim"]
+        assert g["basis"].shape == (7,)
+        np.testing.assert_allclose(g["basis"][()], exp_basis(7, 2.5), rtol=1e-6)
+        np.testing.assert_array_equal(g["sequence_starts"][()], np.arange(0, 2000, 250))
+        a = {k: g.attrs[k] for k in g.attrs if k.endswith(("_bins", "_s"))}
+        assert a == pytest.approx({"history_bins": 7, "history_s": 0.07, "decay_bins": 2.5,
+                                   "decay_s": 0.025, "trial_bins": 250, "trial_s": 2.5,
+                                   "bin_width_s": 0.01, "tau_s": 0.025})
+        assert json.loads(f.attrs["parameters"])["history"] == 0.07
+
+
+def test_former_bin_valued_options_still_work(cli, tmp_path, sim_file, caplog):
+    """--lags / --tau / --trial-length (bins) are hidden, warn, and give the same fit as
+    their seconds-valued successors; giving both forms is refused."""
+    new, old = tmp_path / "new.h5", tmp_path / "old.h5"
+    common = ["--states", "2", "--restarts", "1", "--max-iter", "5", "--mstep-iter", "5"]
+    r = cli("states", sim_file, "--out", new, "--history", "0.04", "--decay", "0.015",
+            "--trial-duration", "10", *common)
+    assert r.exit_code == 0, r.output
+    r = cli("states", sim_file, "--out", old, "--lags", "4", "--tau", "1.5",
+            "--trial-length", "1000", *common)
+    assert r.exit_code == 0, r.output
+    assert "--lags (in bins) is deprecated" in caplog.text and "use --history" in caplog.text
+    with h5py.File(new, "r") as a, h5py.File(old, "r") as b:
+        np.testing.assert_array_equal(a["hmmglm%2Fsim/weights"][()], b["hmmglm%2Fsim/weights"][()])
+        assert b["hmmglm%2Fsim"].attrs["history_s"] == pytest.approx(0.04)
+        assert b["hmmglm%2Fsim"].attrs["trial_s"] == pytest.approx(10.0)
+    help_text = cli("states", "--help").output
+    assert "--history" in help_text and "--lags" not in help_text
+    r = cli("states", sim_file, "--out", tmp_path / "x.h5", "--lags", "4", "--history", "0.1")
+    assert r.exit_code == 2 and "--lags" in r.output and "not both" in r.output
+
+
 def test_joint_cli_with_learned_basis_and_figures(cli, tmp_path):
     sim = tmp_path / "sim.h5"
     r = cli("simulate", "hmmglm", "--out", sim, "--states", "2", "--neurons", "6",
@@ -241,7 +282,7 @@ def test_joint_cli_with_learned_basis_and_figures(cli, tmp_path):
     assert r.exit_code == 0, r.output
     out = tmp_path / "states.h5"
     r = cli("states", sim, "--out", out, "--states", "2", "--joint", "--learn-basis",
-            "--tau", "3", "--prior", "gaussian", "--restarts", "1", "--max-iter", "20")
+            "--decay", "0.03", "--prior", "gaussian", "--restarts", "1", "--max-iter", "20")
     assert r.exit_code == 0, r.output
     with h5py.File(out, "r") as f:
         j = f["joint"]
