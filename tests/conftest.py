@@ -64,9 +64,9 @@ def saved_figures(monkeypatch):
     figs = {}
     real = style.save
 
-    def save(fig, outdir, name, fmt="png"):
-        figs[style.safe_name(name)] = fig  # still inspectable after plt.close
-        return real(fig, outdir, name, fmt)
+    def save(fig, outdir, name, fmt="png", **kw):
+        figs[style.safe_name(name)] = fig  # still inspectable after plt.close; its caption:
+        return real(fig, outdir, name, fmt, **kw)  # fig.neurodyn_caption
 
     monkeypatch.setattr(style, "save", save)
     return figs

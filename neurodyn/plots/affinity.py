@@ -32,9 +32,15 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     m = pairs_to_matrix(np.nan_to_num(per_pair), pairs, len(labels))
     im = ax.imshow(m, cmap=style.SEQUENTIAL, interpolation="nearest")
     style.label_matrix_axes(ax, labels)
-    fig.colorbar(im, ax=ax, label="mean affinity")
+    fig.colorbar(im, ax=ax, label="mean affinity (dimensionless)")
     ax.set_title("Mean affinity (observed windows, all animals)")
-    style.add_caption(fig, caption)
+    kernel = caption.sources[0].parameters.get("kernel", "")
+    n_an = f"{len(animals)} animal{'s' if len(animals) != 1 else ''}"
+    style.add_caption(fig, caption.says(
+        f"Affinity{f' ({kernel} kernel)' if kernel else ''} between every pair of the "
+        f"{len(labels)} neurons, averaged over the {len(windows)} sliding windows and {n_an} "
+        "(windows with missing samples left out); colour: mean affinity, rows and columns: "
+        "neurons."))
     out.append(style.save(fig, outdir, "affinity_matrix", fmt))
     fig, ax = plt.subplots(figsize=(8, 3.5))
     mid = windows.mean(axis=1)
@@ -48,6 +54,11 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     ax.set_ylabel("mean pair affinity")
     if len(animals) <= 8:
         ax.legend(fontsize=6, frameon=False)
-    style.add_caption(fig, caption)
+    has_ev = events is not None and len(events) > 0
+    style.add_caption(fig, caption.says(
+        f"Mean affinity over all {len(pairs)} neuron pairs in each sliding window (x: window "
+        f"centre, s), one line per animal"
+        + (f"; shaded: events of {animals[0]}." if has_ev else "."),
+        "" if len(animals) <= 8 else f"{len(animals)} animals, drawn in grey without a legend."))
     out.append(style.save(fig, outdir, "affinity_time", fmt))
     return out

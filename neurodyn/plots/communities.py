@@ -74,13 +74,18 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     for r, comp in d["components"].items():
         memb = np.asarray(comp["membership"])
         order = style.group_order(memb)
-        fig, axes = plt.subplots(1, 3, figsize=(16, 5.5), gridspec_kw={"width_ratios": [1.1, 1.4, 0.8]})
+        names = d.get("animals") or []
+        many = d.get("animal") is not None and np.asarray(d["animal"]).shape[0] > 1
+        n_ax = 3 if many else 2
+        fig, axes = plt.subplots(1, n_ax, figsize=(16 if many else 13, 5.5),
+                                 gridspec_kw={"width_ratios": [1.1, 1.4, 0.8][:n_ax]})
         fig.subplots_adjust(wspace=0.45)
         ax = axes[0]
         if "matrices" in d:
             M = np.asarray(d["matrices"][r], dtype=float)[np.ix_(order, order)]
             im = ax.imshow(M, cmap=style.SEQUENTIAL, interpolation="nearest")
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="affinity")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
+                         label="pattern weight (dimensionless)")
             style.group_boundaries(ax, memb[order])
             style.label_matrix_axes(ax, [labels[i] for i in order])
         else:
@@ -99,15 +104,26 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
             ax.set_xlabel(xlabel)
             ax.set_ylabel("temporal loading")
             ax.set_title("temporal loading (events shaded)", fontsize=9)
-        ax = axes[2]
-        if d.get("animal") is not None:
+        if many:
+            ax = axes[2]
             v = np.asarray(d["animal"])[:, r]
-            names = d.get("animals") or [str(i) for i in range(len(v))]
+            names = names or [str(i) for i in range(len(v))]
             ax.bar(np.arange(len(v)), v, color=style.color(r))
             ax.set_xticks(np.arange(len(v)), names, rotation=90, fontsize=6)
             ax.set_ylabel("animal loading")
             ax.set_title("animal loading", fontsize=9)
-        style.add_caption(fig, caption)
+        n_comm = len(np.unique(memb[memb >= 0]))
+        style.add_caption(fig, caption.says(
+            f"Communities of NTF component {r}: a weighted stochastic block model fitted to the "
+            f"component's neuron x neuron pattern split the {len(memb)} neurons into {n_comm} "
+            "communities; left, the pattern with neurons reordered by community (white lines: "
+            "community boundaries; colour: pattern weight); middle, the component's temporal "
+            "loading" + (" with events shaded" if d.get("events") is not None else "")
+            + ("; right, its loading in each animal." if many else "."),
+            "" if "matrices" in d else "The NTF input file was not found: no pattern drawn.",
+            "" if many or d.get("animal") is None else
+            f"One animal{f' ({names[0]})' if names else ''}: no animal-loading panel.",
+            "Member names per community: see the report's community table."))
         paths.append(style.save(fig, outdir, f"communities_component_{r}", fmt))
     ov = d.get("overview")
     if ov is not None and len(ov["activity"]):
@@ -123,8 +139,11 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         ax.set_xlabel(xlabel)
         ax.set_ylabel("component.community")
         ax.set_title("dynamic connectome: within-community affinity x temporal loading", fontsize=9)
-        fig.colorbar(im, ax=ax, label="activity")
-        style.add_caption(fig, caption)
+        fig.colorbar(im, ax=ax, label="activity (dimensionless)")
+        style.add_caption(fig, caption.says(
+            "Activity of every community over time: the mean within-community pattern weight of "
+            "each (component, community), row C<component>.<community>, times the component's "
+            "temporal loading in each window (x: window centre, s; colour: activity)."))
         paths.append(style.save(fig, outdir, "communities_overview", fmt))
     return paths
 

@@ -62,6 +62,12 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
                      f"{a.get('n_only_inferred', 0)} only inferred, "
                      f"{a.get('n_only_connectome', 0)} only in connectome")
             fig.subplots_adjust(left=0.07, right=0.98, top=0.88)
-            style.add_caption(fig, caption + "\n" + extra)
+            style.add_caption(fig, caption.says(
+                f"Inferred interactions ({a.get('source', key)}, left; colour: absolute "
+                f"interaction) beside the anatomical connectome ({con}"
+                + (f", {syn}" if syn else "") + "; middle; colour: log(1 + synapse count)) "
+                f"over the {len(lab)} shared neurons, in the same order; right, the ROC AUC of "
+                "the inferred weights as a predictor of an anatomical connection against its "
+                "label-permutation null (histogram) with the observed value (line).", extra))
             paths.append(style.save(fig, outdir, f"compare_{style.safe_name(key)}", fmt))
     return paths

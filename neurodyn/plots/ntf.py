@@ -43,32 +43,46 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, frameon=False)
     ax.set_title(f"Rank selection (chosen: {chosen})")
-    style.add_caption(fig, caption)
+    style.add_caption(fig, caption.says(
+        f"Non-negative tensor factorization of the affinity tensor (pairs x {len(windows)} "
+        f"windows x {len(animals)} animal(s)) at each candidate rank: relative reconstruction "
+        "error of the best restart and on held-out entries (left axis), and the similarity of "
+        f"the factors across restarts (right axis, 1 = identical). Dotted line: the chosen "
+        f"rank {chosen}."))
     out.append(style.save(fig, outdir, "ntf_rank_selection", fmt))
     first = None
     if events is not None and len(events):
         first = events[events["animal"] == animals[0]] if "animal" in events else events
     mid = windows.mean(axis=1)
+    many = len(animals) > 1  # one animal: its loading is a single bar, not drawn
     for r in range(len(weights)):
         big = len(labels) > 40
         fig = plt.figure(figsize=(14, 7.5) if big else (11, 5.2))
         gs = fig.add_gridspec(2, 2, width_ratios=[1.3, 1] if big else [1.6, 1], hspace=0.6)
-        ax_t = fig.add_subplot(gs[0, 0])
+        ax_t = fig.add_subplot(gs[0, 0] if many else gs[:, 0])
         ax_t.plot(mid, t_load[:, r], color=style.color(r), lw=1)
         style.shade_events(ax_t, first)
         ax_t.set_xlabel("time (s)")
         ax_t.set_ylabel("temporal loading")
         ax_t.set_title(f"component {r} (weight {weights[r]:.3g})")
-        ax_a = fig.add_subplot(gs[1, 0])
-        ax_a.bar(np.arange(len(animals)), a_load[:, r], color=style.color(r))
-        ax_a.set_xticks(np.arange(len(animals)),
-                        [a.split("/")[-1] for a in animals] if len(animals) <= 25 else [""] * len(animals),
-                        rotation=90, fontsize=6)
-        ax_a.set_ylabel("animal loading")
+        if many:
+            ax_a = fig.add_subplot(gs[1, 0])
+            ax_a.bar(np.arange(len(animals)), a_load[:, r], color=style.color(r))
+            ax_a.set_xticks(np.arange(len(animals)),
+                            [a.split("/")[-1] for a in animals] if len(animals) <= 25
+                            else [""] * len(animals), rotation=90, fontsize=6)
+            ax_a.set_ylabel("animal loading")
         ax_m = fig.add_subplot(gs[:, 1])
         im = ax_m.imshow(mats[r], cmap=style.SEQUENTIAL, interpolation="nearest")
         style.label_matrix_axes(ax_m, labels)
-        fig.colorbar(im, ax=ax_m, fraction=0.046)
-        style.add_caption(fig, caption)
+        fig.colorbar(im, ax=ax_m, fraction=0.046, label="pattern weight (dimensionless)")
+        style.add_caption(fig, caption.says(
+            f"Component {r} of the rank-{len(weights)} factorization: its temporal loading over "
+            f"the sliding windows (x: window centre, s)"
+            + (" (shaded: events of the first animal)" if first is not None else "")
+            + (", its loading in each animal (bars)" if many else "")
+            + f" and its neuron x neuron pattern (colour: weight of each pair; the "
+            f"{len(labels)} neurons in recording order).",
+            "" if many else f"One animal ({animals[0]}): no animal-loading panel."))
         out.append(style.save(fig, outdir, f"ntf_component_{r}", fmt))
     return out

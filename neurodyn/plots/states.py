@@ -88,7 +88,12 @@ def _spectral(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
     dwell = d.get("@mean_dwell_s")
     ax.set_title(f"{rid}: spectra" + (f" (mean dwell {1e3 * float(dwell):.0f} ms)"
                                       if dwell is not None else ""))
-    style.add_caption(fig, cap)
+    style.add_caption(fig, cap.says(
+        f"Gaussian hidden Markov model with {K} states fitted to {rid} ({C} channels): band "
+        "power of each state relative to the recording's mean, per channel (rows) and band "
+        "(panels; colour: dB, red above, blue below the mean), and each state's power "
+        "spectrum averaged over channels (right, log scale).",
+        "" if C <= 64 else f"{C} channels: channel names not drawn."))
     return style.save(fig, outdir, f"states_power_{name}", fmt)
 
 
@@ -101,27 +106,48 @@ def _timeline(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
     ev = d.get("events", {})
     events = pd.DataFrame({"onset": ev.get("onset", []), "offset": ev.get("offset", []),
                            "label": ev.get("label", [])})
-    # 1. timeline
-    fig, (a1, a2, a3) = plt.subplots(3, 1, figsize=(10, 4.6), sharex=True,
-                                     gridspec_kw={"height_ratios": [3, 1, 0.7]})
+    # 1. timeline (the events row only when the recording has events)
+    has_ev = len(events) > 0
+    fig, axes = plt.subplots(2 + has_ev, 1, figsize=(10, 4.6 if has_ev else 4.0), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1, 0.7][:2 + has_ev]})
+    a1, a2 = axes[:2]
     tt, pp = style.decimate(t, post)
     a1.stackplot(tt, pp.T, colors=style.colors(K), labels=[f"state {k}" for k in range(K)],
                  lw=0)
     a1.set_ylim(0, 1)
     a1.set_ylabel("p(state)")
     a1.legend(loc="upper right", ncol=min(K, 8), fontsize=7)
-    a1.set_title(f"{rid}: state posterior, Viterbi path and events")
+    a1.set_title(f"{rid}: state posterior" + (", Viterbi path and events" if has_ev
+                                              else " and Viterbi path"))
     tz, zz = style.decimate_labels(t, np.asarray(d["viterbi"]))
     a2.imshow(zz[None, :], aspect="auto", cmap=style.category_cmap(K), vmin=-0.5,
               vmax=K - 0.5, extent=(tz[0], tz[-1], 0, 1), interpolation="nearest")
     a2.set_yticks([])
     a2.set_ylabel("Viterbi")
-    style.shade_events(a3, events, alpha=0.5)
-    a3.set_yticks([])
-    a3.set_ylabel("events")
-    a3.set_xlabel("time (s)")
-    style.add_caption(fig, cap)
+    if has_ev:
+        style.shade_events(axes[2], events, alpha=0.5)
+        axes[2].set_yticks([])
+        axes[2].set_ylabel("events")
+    axes[-1].set_xlabel("time (s)")
+    model = "hidden Markov model" if "power_maps" in d else "HMM-GLM"
+    kinds = ", ".join(dict.fromkeys(str(x) for x in events["label"]))[:120] if has_ev else ""
+    style.add_caption(fig, cap.says(
+        f"States of the {K}-state {model} fitted to {rid}: posterior probability of each "
+        "state over time (top, stacked to 1), the most likely state sequence (Viterbi path, "
+        "middle; colours as above)" + (f" and the recording's events ({kinds}, bottom)."
+                                       if has_ev else "."),
+        "" if has_ev else "The recording has no events: no event row drawn."))
     return style.save(fig, outdir, f"states_timeline_{name}", fmt)
+
+
+def _weight_unit(d: dict) -> str:
+    """Unit of the coupling weights: log-rate (Poisson exp), drive (softplus/sigmoid), or
+    z-score per z-score (Gaussian)."""
+    obs = str(d.get("@observation", ""))
+    if obs == "gaussian":
+        return "z-score per z-scored history"
+    link = str(d.get("@link", ""))
+    return "log rate per filtered count" if link == "exp" else "drive per filtered count"
 
 
 def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
@@ -141,16 +167,22 @@ def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
         if k >= K:
             ax.axis("off")
             continue
-        im = ax.imshow(W[k], cmap=style.DIVERGING, vmin=-vmax, vmax=vmax)
+        im = ax.imshow(W[k], cmap=style.DIVERGING, vmin=-vmax, vmax=vmax,
+                       interpolation="nearest")
         ax.set_title(f"W state {k}", color=style.color(k))
         first_col = k % cols == 0
         style.label_matrix_axes(ax, labels, x=True, y=first_col)
         if not first_col:
             ax.set_yticks([])
-    style.add_caption(fig, cap)
+    unit = _weight_unit(d)
+    style.add_caption(fig, cap.says(
+        f"Coupling weights of the {K}-state HMM-GLM, one panel per state: W[post, pre] is the "
+        "effect of the presynaptic neuron's filtered history (columns) on the postsynaptic "
+        f"neuron's drive (rows), {unit}; one colour scale for all states (red excitatory, blue "
+        "inhibitory)."))
     fig.subplots_adjust(right=0.88, wspace=0.15)
     cax = fig.add_axes((0.9, 0.3, 0.012, 0.55))
-    fig.colorbar(im, cax=cax, label="coupling W[post, pre]")
+    fig.colorbar(im, cax=cax, label=f"coupling W[post, pre] ({unit})")
     out.append(style.save(fig, outdir, f"states_weights_{name}", fmt))
     # 3. learned prior
     if "W0" in d:  # gaussian prior
@@ -160,8 +192,11 @@ def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
         im = ax.imshow(W0, cmap=style.DIVERGING, vmin=-v, vmax=v)
         ax.set_title(f"shared mean W0 (sigma={float(d.get('@sigma', np.nan)):.3g})")
         style.label_matrix_axes(ax, labels)
-        fig.colorbar(im, ax=ax, shrink=0.8)
-        style.add_caption(fig, cap)
+        fig.colorbar(im, ax=ax, shrink=0.8, label=f"W0 ({_weight_unit(d)})")
+        style.add_caption(fig, cap.says(
+            "Gaussian prior of the HMM-GLM: the shared mean coupling W0 around which each "
+            "state's weights vary with standard deviation sigma (rows postsynaptic, columns "
+            "presynaptic)."))
         out.append(style.save(fig, outdir, f"states_prior_{name}", fmt))
     elif "adjacency_prior" in d:  # onehot prior
         tab = np.asarray(d["adjacency_prior"], float)
@@ -170,12 +205,15 @@ def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
             im = ax.imshow(tab[..., c], cmap=style.SEQUENTIAL, vmin=0, vmax=1)
             ax.set_title(f"learned prior {title}")
             style.label_matrix_axes(ax, labels)
-        fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04)
+        fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, label="prior probability")
         consensus = tab.argmax(-1) - 1
         axes[2].imshow(consensus, cmap=style.DIVERGING, vmin=-1, vmax=1)
         axes[2].set_title("prior argmax (blue inh, white none, red exc)")
         style.label_matrix_axes(axes[2], labels)
-        style.add_caption(fig, cap)
+        style.add_caption(fig, cap.says(
+            "One-hot prior of the HMM-GLM, learned and shared by all states: probability that "
+            "each pair (rows postsynaptic, columns presynaptic) is inhibitory (left) or "
+            "excitatory (middle), and the most probable class (right)."))
         out.append(style.save(fig, outdir, f"states_prior_{name}", fmt))
     # 4. EM trace
     tr = np.asarray(d["loglik_trace"], float)
@@ -191,8 +229,15 @@ def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
         taus = np.asarray(d["tau_trace"], float)
         ax2 = ax.twinx()
         ax2.plot(np.arange(1, taus.size + 1), taus, ls="--", color=style.color(1))
-        ax2.set_ylabel(f"basis tau (bins); learned {float(d.get('@tau', taus[-1])):.3g}",
+        tau = float(d.get("@tau", taus[-1]))
+        dt = d.get("@bin_width_s")
+        ax2.set_ylabel(f"basis tau (bins); learned {tau:.3g}"
+                       + (f" = {1e3 * tau * float(dt):.3g} ms" if dt is not None else ""),
                        color=style.color(1))
-    style.add_caption(fig, cap)
+    style.add_caption(fig, cap.says(
+        "Convergence of EM: the objective (log posterior, nats) after each iteration"
+        + ("; dashed, right axis: the learned decay tau of the history basis" if "tau_trace" in d
+           else "") + (f". Held-out score {bits:.4f} {d.get('@heldout_unit', '')} over a "
+                       "constant rate per neuron." if bits is not None else ".")))
     out.append(style.save(fig, outdir, f"states_trace_{name}", fmt))
     return out

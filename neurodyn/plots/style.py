@@ -2,11 +2,13 @@
 
 Every figure module should draw through these helpers so that the same state or community
 index has the same color in every figure, matrices are ordered and labelled the same way, and
-every figure carries a caption line naming its data, parameters and seed.
+every figure carries a caption that says in words what it shows and names the files and seeds
+it was drawn from (:class:`Caption`; the parameters go to a caption file beside the figure).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -87,6 +89,13 @@ def color(index: int) -> str:
         return OKABE_ITO[i]
     x = ((i - len(OKABE_ITO)) * 0.618033988749895) % 1.0
     return matplotlib.colors.to_hex(plt.get_cmap(SEQUENTIAL)(x))
+
+
+def trace_color(index: int) -> str:
+    """Color of the ``index``-th line of stacked traces: the Okabe-Ito colors without yellow,
+    which is unreadable as a thin line on white."""
+    dark = [c for c in OKABE_ITO if c != "#F0E442"]
+    return dark[int(index) % len(dark)]
 
 
 def colors(n: int) -> list[str]:
@@ -209,77 +218,132 @@ def shade_events(ax: Any, events: Any, *, alpha: float = 0.15, max_edges: int = 
                 ax.axvline(float(x), color="#333333", lw=0.7, ls="--", zorder=5)
 
 
-def caption_text(data: str, params: Mapping[str, Any] | None = None, seed: Any = None,
-                 extra: str = "", max_chars: int = 480) -> str:
-    """One caption line ``data: ... | params: k=v, ... | seed: s`` (at most ``max_chars``).
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A stage file a figure was drawn from, with the parameters and seed it was run with."""
 
-    :func:`add_caption` wraps it to the width of the figure it is drawn on."""
-    head = f"data: {data}"
-    tail = [f"seed: {seed}"] if seed is not None and seed != -1 else []
-    tail += [extra] if extra else []
-    kv = ", ".join(f"{k}={_short(v)}" for k, v in params.items()) if params else ""
-    if kv:  # parameters give way first: the data, seed and extra always show
-        room = max_chars - len(" | ".join([head, "params: ", *tail]))
-        kv = _clip(kv, max(room, 20))
-    return " | ".join([head, *([f"params: {kv}"] if kv else []), *tail])
+    file: str
+    stage: str = ""
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    seed: Any = None
 
-
-def _clip(text: str, max_chars: int) -> str:
-    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
+    def words(self) -> str:
+        """``ntf.h5 (stage factorize, seed 0)``."""
+        bits = [f"stage {self.stage}"] if self.stage else []
+        if self.seed is not None and self.seed != -1:
+            bits.append(f"seed {self.seed}")
+        return f"{self.file} ({', '.join(bits)})" if bits else self.file
 
 
-def _short(v: Any) -> str:
-    s = v if isinstance(v, str) else json.dumps(v, default=str)
-    return s if len(s) <= 40 else s[:37] + "..."
-
-
-def caption_from(path: str | Path, extra: str = "") -> str:
-    """Caption line built from a stage file's provenance (file name, stage, parameters, seed)."""
+def read_source(path: str | Path) -> Source:
+    """:class:`Source` of a stage file from its provenance (the file name alone if unreadable)."""
     try:
         p = provenance(path)
     except Exception:  # provenance is decoration; never fail a figure over it
-        return caption_text(Path(path).name, extra=extra)
-    params = p.get("parameters") if isinstance(p.get("parameters"), dict) else None
-    data = f"{Path(path).name} (stage {p.get('stage', '?')})"
-    return caption_text(data, params, p.get("seed"), extra)
+        return Source(Path(path).name)
+    params = p.get("parameters") if isinstance(p.get("parameters"), dict) else {}
+    return Source(Path(path).name, str(p.get("stage", "")), params, p.get("seed"))
 
 
-def caption_from_many(paths: Sequence[str | Path], extra: str = "", max_chars: int = 640) -> str:
-    """Caption naming several stage files, each with its parameters and seed."""
-    parts = []
-    for path in paths:
-        try:
-            p = provenance(path)
-        except Exception:
-            parts.append(Path(path).name)
-            continue
-        params = p.get("parameters") if isinstance(p.get("parameters"), dict) else {}
-        bits = [f"{k}={_short(v)}" for k, v in list(params.items())[:6]]
-        if p.get("seed") not in (None, -1):
-            bits.append(f"seed {p['seed']}")
-        parts.append(f"{Path(path).name} ({', '.join(bits)})" if bits else Path(path).name)
-    return _clip("data: " + "; ".join(parts) + (f" | {extra}" if extra else ""), max_chars)
+@dataclasses.dataclass(frozen=True)
+class Caption:
+    """What a figure shows, in words, and the stage files it was drawn from.
+
+    ``text`` is one or two sentences (what each axis and colour is, what was fitted, on what
+    data); ``notes`` say what was left out (panels skipped, channels not shown). The figure
+    carries ``text``, the notes and a ``Data:`` line naming the files and seeds; the full
+    parameters go to the figure's caption file for the report's collapsible block.
+    """
+
+    text: str = ""
+    sources: tuple[Source, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def says(self, text: str, *notes: str) -> Caption:
+        """This caption with ``text`` as its sentences (and ``notes`` added)."""
+        return dataclasses.replace(self, text=text, notes=self.notes + tuple(n for n in notes if n))
+
+    def note(self, *notes: str) -> Caption:
+        """This caption with ``notes`` added (empty ones ignored)."""
+        return dataclasses.replace(self, notes=self.notes + tuple(n for n in notes if n))
+
+    def words(self) -> str:
+        """The sentences and notes, without the data line."""
+        return " ".join(_sentence(x) for x in (self.text, *self.notes) if x)
+
+    def data_line(self) -> str:
+        return ("Data: " + "; ".join(s.words() for s in self.sources) + ".") if self.sources else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the caption file holds: ``caption``, ``data`` and ``parameters`` per file."""
+        return {"caption": self.words(), "data": self.data_line(),
+                "parameters": {s.file: dict(s.parameters) for s in self.sources}}
 
 
-CAPTION_PT = 6.5  # caption font size (points)
+def _sentence(x: str) -> str:
+    x = x.strip()
+    return x if not x or x[-1] in ".!?" else x + "."
+
+
+def caption_from(path: str | Path, text: str = "") -> Caption:
+    """A :class:`Caption` drawn from one stage file (its provenance names data, parameters,
+    seed)."""
+    return Caption(text, (read_source(path),))
+
+
+def caption_from_many(paths: Sequence[str | Path], text: str = "") -> Caption:
+    """A :class:`Caption` drawn from several stage files."""
+    return Caption(text, tuple(read_source(p) for p in paths))
+
+
+CAPTION_PT = 7.0  # caption font size (points)
+#: Sidecar of a figure file holding its caption as JSON (``ntf_rank.png`` -> ``ntf_rank.png.json``).
+CAPTION_SUFFIX = ".json"
 
 
 def wrap_caption(text: str, fig_width_in: float) -> str:
     """Wrap each line of ``text`` to the characters that fit ``fig_width_in`` inches at
-    :data:`CAPTION_PT` (average glyph width about 0.6 em, with a margin)."""
-    width = max(30, int(fig_width_in * 72 / (CAPTION_PT * 0.6)) - 4)
+    :data:`CAPTION_PT` (average glyph width about 0.55 em, with a margin)."""
+    width = max(30, int(fig_width_in * 72 / (CAPTION_PT * 0.55)) - 4)
     return "\n".join(w for line in text.split("\n") for w in (textwrap.wrap(line, width) or [""]))
 
 
-def add_caption(fig: Any, text: str) -> None:
-    """Write ``text`` under the figure, wrapped to its width, leaving room for it."""
+def add_caption(fig: Any, caption: Caption | str) -> None:
+    """Write the caption's words and data line under the figure, wrapped to its width, leaving
+    room for it; :func:`save` writes it (with the parameters) to the caption file."""
+    cap = caption if isinstance(caption, Caption) else Caption(str(caption))
+    text = "\n".join(x for x in (cap.words(), cap.data_line()) if x)
     text = wrap_caption(text, fig.get_figwidth())
     n = text.count("\n") + 1
     h = fig.get_figheight()
-    bottom = min(0.4, (0.62 + 0.12 * n) / h)  # tick labels + axis label + caption lines
+    bottom = min(0.45, (0.62 + 0.13 * n) / h)  # tick labels + axis label + caption lines
     fig.subplots_adjust(bottom=max(fig.subplotpars.bottom, bottom))
-    fig.text(0.01, 0.01, text, fontsize=CAPTION_PT, color="#444444", ha="left", va="bottom",
+    _clear_caption(fig, (0.1 + n * CAPTION_PT * 1.3 / 72) / h)
+    fig.text(0.01, 0.01, text, fontsize=CAPTION_PT, color="#333333", ha="left", va="bottom",
              wrap=False)
+    fig.neurodyn_caption = cap
+
+
+def _clear_caption(fig: Any, height: float) -> None:
+    """Raise the subplots until their tick labels (e.g. long rotated names) end above the
+    bottom ``height`` (figure fraction) that the caption takes."""
+    if not fig.axes:
+        return
+    renderer = fig.canvas.get_renderer()
+    low = min(ax.get_tightbbox(renderer).y0 for ax in fig.axes if ax.get_visible())
+    low /= fig.bbox.height
+    if low < height:
+        b = fig.subplotpars.bottom
+        fig.subplots_adjust(bottom=min(0.6, fig.subplotpars.top - 0.2, b + height - low))
+
+
+def read_caption(figure: str | Path) -> dict[str, Any]:
+    """The caption file of a figure (``{}`` when there is none or it is unreadable)."""
+    side = Path(str(figure) + CAPTION_SUFFIX)
+    try:
+        return json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def safe_name(s: str) -> str:
@@ -287,15 +351,24 @@ def safe_name(s: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(s)).strip("_") or "x"
 
 
-def save(fig: Any, outdir: str | Path, name: str, fmt: str = "png") -> Path:
+def save(fig: Any, outdir: str | Path, name: str, fmt: str = "png", *, tight: bool = False
+         ) -> Path:
     """Save ``fig`` as ``outdir/name.fmt`` (under a temporary name, then renamed) and close it;
-    returns the path."""
+    its caption (see :func:`add_caption`) goes to ``outdir/name.fmt.json``. Returns the path."""
     if fmt not in FORMATS:
         raise InputError("--format", f"unknown figure format {fmt!r}; one of {FORMATS}")
     path = Path(outdir) / f"{safe_name(name)}.{fmt}"
+    cap = getattr(fig, "neurodyn_caption", None)
     try:
         with atomic_path(path, option="--outdir") as tmp:
-            fig.savefig(tmp, format=fmt)
+            fig.savefig(tmp, format=fmt, **({"bbox_inches": "tight"} if tight else {}))
+        side = Path(str(path) + CAPTION_SUFFIX)
+        if cap is not None:
+            with atomic_path(side, option="--outdir") as tmp:
+                Path(tmp).write_text(json.dumps(cap.to_dict(), default=str, indent=1),
+                                     encoding="utf-8")
+        elif side.exists():
+            side.unlink()
     finally:
         plt.close(fig)
     return path

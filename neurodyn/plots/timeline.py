@@ -52,14 +52,19 @@ def draw_timeline(tl: Timeline, outdir: Path, fmt: str = "png", rundir: Path | N
     if np.isfinite(tl.ari):
         title += f"   (HMM-GLM vs bi-clustering: ARI {tl.ari:.2f}, NMI {tl.nmi:.2f})"
     axes[0].set_title(title, loc="left")
-    srcs = ", ".join(f"{k}: {v}" for k, v in tl.sources.items())
     ev = "" if tl.events is None or len(tl.events) == 0 else (
-        "shaded: events " + ", ".join(dict.fromkeys(str(x) for x in tl.events["label"]))[:120])
+        "; shaded: events (" + ", ".join(dict.fromkeys(str(x) for x in tl.events["label"]))[:120]
+        + ")")
     if rundir is not None and tl.sources:
-        caption = style.caption_from_many([Path(rundir) / n for n in tl.sources.values()], ev)
+        caption = style.caption_from_many([Path(rundir) / n for n in tl.sources.values()])
     else:
-        caption = style.caption_text(srcs or "run directory", extra=ev)
-    style.add_caption(fig, caption)
+        caption = style.Caption(sources=tuple(style.Source(str(v)) for v in tl.sources.values()))
+    what = {"hmm": "the HMM-GLM state posterior", "bic": "the bi-clustering state sequence",
+            "ntf": "the NTF temporal factors"}
+    style.add_caption(fig, caption.says(
+        f"Recording {tl.recording} on one time axis (s): " + ", ".join(what[p] for p in panels)
+        + ev + ("; ARI / NMI: agreement of the two state partitions (1 = identical, 0 = "
+                "chance)." if np.isfinite(tl.ari) else ".")))
     fig.subplots_adjust(left=0.1, right=0.86, top=0.9, hspace=0.25)
     return style.save(fig, outdir, f"timeline_{style.safe_name(tl.recording)}", fmt)
 

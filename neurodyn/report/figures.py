@@ -101,7 +101,7 @@ def _draw(fn: Callable[..., list[Path]], path: Path, outdir: Path, fmt: str, wha
           ) -> tuple[list[Path], list[str]]:
     """Run one figure module into ``outdir`` (its stale ``*.fmt`` files removed first)."""
     if outdir.is_dir():
-        for old in outdir.glob(f"*.{fmt}"):
+        for old in [*outdir.glob(f"*.{fmt}"), *outdir.glob(f"*.{fmt}.json")]:
             old.unlink()
     try:
         out = fn(path, outdir, fmt)

@@ -28,7 +28,7 @@ td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f2f2f2} td.num{text-align:right;font-variant-numeric:tabular-nums}
 code{font-size:11px;word-break:break-all}
 figure{margin:10px 0 18px} figure img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{font-size:12px;color:#555}
+figcaption{font-size:13px;color:#333;max-width:60em} figcaption .src{color:#777;font-size:11px}
 .note{color:#8a5a00;font-size:12px} details{font-size:12px;margin:6px 0}
 """
 
@@ -55,8 +55,9 @@ class Section:
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
-def fmt_value(v: Any) -> str:
-    """Human-readable cell text (4 significant digits for floats)."""
+def fmt_value(v: Any, full: bool = False) -> str:
+    """Human-readable cell text (4 significant digits for floats; lists cut at 300 characters
+    unless ``full``)."""
     if isinstance(v, bool) or v is None:
         return str(v)
     if isinstance(v, float) or (hasattr(v, "dtype") and getattr(v, "ndim", 1) == 0
@@ -67,7 +68,7 @@ def fmt_value(v: Any) -> str:
         return f"{v:.4g}"
     if isinstance(v, (list, tuple)):
         s = ", ".join(str(x) for x in v)
-        return s if len(s) < 300 else s[:297] + "..."
+        return s if full or len(s) < 300 else s[:297] + "..."
     return str(v)
 
 
@@ -79,12 +80,12 @@ def data_uri(path: Path) -> str:
     return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _e(x: Any) -> str:
-    return html.escape(fmt_value(x))
+def _e(x: Any, full: bool = False) -> str:
+    return html.escape(fmt_value(x, full))
 
 
-def _kv_table(d: Mapping[str, Any], cls: str = "") -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td class='{cls}'>{_e(v)}</td></tr>"
+def _kv_table(d: Mapping[str, Any], cls: str = "", full: bool = False) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td class='{cls}'>{_e(v, full)}</td></tr>"
                    for k, v in d.items())
     return f"<table>{rows}</table>"
 
@@ -107,7 +108,8 @@ def _provenance(p: Mapping[str, Any]) -> str:
     out.append(_kv_table(top))
     params = p.get("parameters")
     if isinstance(params, Mapping) and params:
-        out.append("<details open><summary>parameters</summary>" + _kv_table(params) + "</details>")
+        out.append(f"<details><summary>parameters ({len(params)})</summary>"
+                   + _kv_table(params, full=True) + "</details>")
     inputs = p.get("inputs")
     if isinstance(inputs, Mapping) and inputs:
         out.append("<details open><summary>inputs and their hashes</summary>"
@@ -118,10 +120,30 @@ def _provenance(p: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def _figure(fig: Path, number: int) -> str:
+    """One figure: the image, its caption in words, the files it was drawn from, and their
+    parameters in a collapsed block (from the figure's caption file, when it has one)."""
+    from neurodyn.plots.style import read_caption
+
+    cap = read_caption(fig)
+    words = html.escape(str(cap.get("caption", "")))
+    data = html.escape(str(cap.get("data", "")))
+    params = cap.get("parameters") if isinstance(cap.get("parameters"), Mapping) else {}
+    block = "".join(
+        f"<details><summary>parameters of {html.escape(str(f))} ({len(p)})</summary>"
+        + _kv_table(p, full=True) + "</details>"
+        for f, p in params.items() if isinstance(p, Mapping) and p)
+    return (f"<figure id='figure-{number}'><img src='{data_uri(fig)}' "
+            f"alt='{words or html.escape(fig.stem)}'><figcaption><b>Figure {number}.</b> "
+            f"{words} <span class='src'>{data} File: {html.escape(fig.name)}.</span>"
+            f"{block}</figcaption></figure>")
+
+
 def render(title: str, subtitle: str, sections: Sequence[Section]) -> str:
     """The whole report as one HTML string (no external resources)."""
     nav = "".join(f"<a href='#{html.escape(s.id)}'>{html.escape(s.title)}</a>" for s in sections)
     body = []
+    number = 0
     for s in sections:
         parts = [f"<section id='{html.escape(s.id)}' class='stage'><h2>{html.escape(s.title)}</h2>"]
         parts += [f"<p class='note'>{html.escape(n)}</p>" for n in s.notes]
@@ -132,8 +154,8 @@ def render(title: str, subtitle: str, sections: Sequence[Section]) -> str:
         if s.figures:
             parts.append("<h3>Figures</h3>")
         for fig in s.figures:
-            parts.append(f"<figure><img src='{data_uri(fig)}' alt='{html.escape(fig.stem)}'>"
-                         f"<figcaption>{html.escape(fig.name)}</figcaption></figure>")
+            number += 1
+            parts.append(_figure(Path(fig), number))
         parts.append("</section>")
         body.append("".join(parts))
     return (

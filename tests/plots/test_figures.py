@@ -68,9 +68,21 @@ def test_decimate_keeps_means_and_short_series():
     assert tz.size <= 1000 and set(np.unique(z)) <= {0, 1, 2}
 
 
-def test_caption_text_names_data_params_seed():
-    c = style.caption_text("ntf.h5", {"rank": 3, "method": "hals"}, 7)
-    assert "ntf.h5" in c and "rank=3" in c and "seed: 7" in c
+def test_caption_says_what_is_shown_and_keeps_parameters_apart(tmp_path):
+    import matplotlib.pyplot as plt
+
+    src = style.Source("ntf.h5", "factorize", {"rank": 3, "method": "hals"}, 7)
+    cap = style.Caption(sources=(src,)).says("Temporal loading of each component", "2 not drawn")
+    assert cap.words() == "Temporal loading of each component. 2 not drawn."
+    assert cap.data_line() == "Data: ntf.h5 (stage factorize, seed 7)."
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    style.add_caption(fig, cap)
+    drawn = fig.texts[-1].get_text()
+    assert "Temporal loading" in drawn and "seed 7" in drawn and "rank" not in drawn
+    path = style.save(fig, tmp_path, "x")
+    side = style.read_caption(path)
+    assert side["caption"] == cap.words() and side["parameters"] == {"ntf.h5": src.parameters}
 
 
 def test_save_rejects_unknown_format(tmp_path):
@@ -185,17 +197,18 @@ def test_draw_all_uses_the_figure_map_and_survives_broken_figures(run, tmp_path,
 
 @pytest.mark.parametrize("width_in", [3.0, 6.4, 12.0])
 def test_caption_fits_the_figure_width(width_in):
-    """Long provenance captions wrap to the figure they are drawn on, never past its edge."""
+    """Long captions wrap to the figure they are drawn on, never past its edge."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    params = {f"parameter_{i}": "value" * (i % 3 + 1) for i in range(30)}
+    words = " ".join(f"sentence {i} about what the figure shows." for i in range(12))
+    cap = style.Caption(words, (style.Source("states.h5", "states", {}, 0),))
     fig, ax = plt.subplots(figsize=(width_in, 3))
-    style.add_caption(fig, style.caption_text("states.h5 (stage states)", params, 0) + "\nsecond")
+    style.add_caption(fig, cap)
     fig.canvas.draw()
     box = fig.texts[-1].get_window_extent()
     assert box.x1 <= fig.bbox.x1 and box.y0 >= 0
-    assert fig.texts[-1].get_text().count("\n") >= 2 and "seed: 0" in fig.texts[-1].get_text()
+    assert fig.texts[-1].get_text().count("\n") >= 2 and "seed 0" in fig.texts[-1].get_text()
     plt.close(fig)
