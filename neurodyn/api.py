@@ -21,6 +21,7 @@ import pandas as pd
 
 from neurodyn.errors import InputError
 from neurodyn.io import layout
+from neurodyn.io.groups import recording_groups
 from neurodyn.io.store import open_h5, provenance, read_recordings, strings
 from neurodyn.recording import Recording
 from neurodyn.tensor import result as ntf_result
@@ -71,12 +72,7 @@ def load(path: str | os.PathLike, *, lazy: bool = False
             return {rec.id: rec for rec in read_recordings(p, lazy=lazy)}
         prov = _provenance(p)
         if stage in layout.PER_RECORDING:
-            out = {}
-            for key, g in f.items():
-                if isinstance(g, h5py.Group):
-                    rid = _str(g.attrs.get("id", g.attrs.get("source", layout.recording_id(key))))
-                    out[rid] = _dataset(g, stage, prov)
-            return out
+            return {rid: _dataset(g, stage, prov) for rid, g in recording_groups(f).items()}
         return _dataset(f, stage, prov)
 
 

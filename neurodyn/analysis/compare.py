@@ -21,14 +21,25 @@ import numpy as np
 from scipy.stats import rankdata
 
 from neurodyn.analysis.params import CompareParams
-from neurodyn.analysis.rundir import NTF_FILES, STATE_FILES, find_file, rec_groups, recording_file
+from neurodyn.analysis.rundir import NTF_FILES, STATE_FILES, find_file, recording_file
+from neurodyn.community import result as community_result
 from neurodyn.connectome import Connectome
 from neurodyn.errors import InputError
+from neurodyn.hmmglm import result as states_result
 from neurodyn.io.outputs import check_output
 from neurodyn.io.registry import read
-from neurodyn.io.store import atomic_h5, group_name, open_h5, put, read_connectome, strings
+from neurodyn.io.store import (
+    atomic_h5,
+    group_name,
+    open_h5,
+    put,
+    read_connectome,
+    read_recordings,
+    strings,
+)
 from neurodyn.names import canonical_neuron_name
 from neurodyn.params import ParamError
+from neurodyn.tensor import result as ntf_result
 
 SYNAPSES = ("chemical", "electrical", "both")
 
@@ -220,19 +231,12 @@ def co_membership(memberships: np.ndarray) -> np.ndarray:
     return c
 
 
-def _labels(g: h5py.Group | h5py.File) -> list[str] | None:
-    for k in ("labels", "neurons", "neuron_labels"):
-        if k in g and isinstance(g[k], h5py.Dataset) and g[k].dtype.kind == "O":
-            return strings(g[k])
-    return None
-
-
 def inferred_matrices(rundir: str | Path) -> list[tuple[str, np.ndarray, list[str]]]:
     """Inferred interaction matrices found in a run directory: ``(source, matrix, labels)``.
 
     - ``states.h5``: per recording, the edge probability ``1 - P(none)`` from
-      ``adjacency_prob`` (K, N, N, 3), else the first of ``adjacency``, ``W0`` / ``prior_mean``
-      (the shared weight prior) or ``weights``, as magnitudes averaged over states;
+      ``adjacency_prob`` (K, N, N, 3), else the first of ``adjacency``, ``W0`` (the shared
+      weight prior) or ``weights``, as magnitudes averaged over states;
     - ``communities.h5``: co-membership over components;
     - ``ntf.h5``: weighted sum of ``|component matrices|``.
     """
@@ -241,40 +245,35 @@ def inferred_matrices(rundir: str | Path) -> list[tuple[str, np.ndarray, list[st
     p = find_file(rundir, STATE_FILES)
     if p is not None:
         rec_labels = _recording_labels(rundir, p)
-        with open_h5(p) as f:
-            for rid, g in rec_groups(f).items():
-                m = None
-                if "adjacency_prob" in g and g["adjacency_prob"].ndim == 4:
-                    # (K, N, N, 3) class probabilities inhibitory/none/excitatory: P(edge)
-                    m = (1.0 - np.asarray(g["adjacency_prob"][()], dtype=float)[..., 1]).mean(0)
-                for name in () if m is not None else ("adjacency", "W0", "w0", "prior_mean",
-                                                      "weights"):
-                    if name in g and isinstance(g[name], h5py.Dataset) and g[name].ndim >= 2:
-                        w = np.abs(np.asarray(g[name][()], dtype=float))
-                        m = w.reshape(-1, *w.shape[-2:]).mean(0)  # mean over states if any
-                        break
-                lab = _labels(g) or rec_labels.get(rid)
-                if m is not None and lab is not None and m.shape == (len(lab), len(lab)):
-                    out.append((f"hmmglm:{rid}", m, lab))
+        for rid, fit in states_result.read(p).items():
+            m = None
+            prob = fit.adjacency_prob
+            if prob is not None and prob.ndim == 4:
+                # (K, N, N, 3) class probabilities inhibitory/none/excitatory: P(edge)
+                m = (1.0 - np.asarray(prob, dtype=float)[..., 1]).mean(0)
+            for w in () if m is not None else (fit.adjacency, fit.W0, fit.weights):
+                if w is not None and np.ndim(w) >= 2:
+                    w = np.abs(np.asarray(w, dtype=float))
+                    m = w.reshape(-1, *w.shape[-2:]).mean(0)  # mean over states if any
+                    break
+            lab = [str(x) for x in fit.labels] if fit.labels is not None else rec_labels.get(rid)
+            if m is not None and lab is not None and m.shape == (len(lab), len(lab)):
+                out.append((f"hmmglm:{rid}", m, lab))
     p = find_file(rundir, ("communities.h5",))
     if p is not None:
-        with open_h5(p) as f:
-            lab = _labels(f)
-            mems = [g["membership"][()] for k, g in sorted(f.items())
-                    if isinstance(g, h5py.Group) and "membership" in g]
-            if lab is not None and mems and all(len(x) == len(lab) for x in mems):
-                out.append(("communities", co_membership(np.stack(mems)), lab))
+        com = community_result.read(p)
+        mems = [c.membership for _, c in sorted(com.components.items())]
+        if mems and all(len(x) == len(com.labels) for x in mems):
+            out.append(("communities", co_membership(np.stack(mems)), com.labels))
     p = find_file(rundir, NTF_FILES)
     if p is not None:
-        with open_h5(p) as f:
-            lab = _labels(f)
-            mats = f["components/matrices"][()] if "components/matrices" in f else None
-            if mats is not None and lab is not None and mats.shape[-1] == len(lab):
-                w = f["factors/weights"][()] if "factors/weights" in f else np.ones(mats.shape[0])
-                w = np.asarray(w, dtype=float).ravel()
-                if w.size != mats.shape[0]:
-                    w = np.ones(mats.shape[0])
-                out.append(("ntf", np.tensordot(np.abs(w), np.abs(mats), axes=1), lab))
+        ntf = ntf_result.read(p)
+        mats, lab = ntf.matrices, ntf.labels
+        if mats.shape[-1] == len(lab):
+            w = np.asarray(ntf.factors["weights"], dtype=float).ravel()
+            if w.size != mats.shape[0]:
+                w = np.ones(mats.shape[0])
+            out.append(("ntf", np.tensordot(np.abs(w), np.abs(mats), axes=1), lab))
     return out
 
 
@@ -282,8 +281,7 @@ def _recording_labels(rundir: Path, stage_file: Path) -> dict[str, list[str]]:
     rp = recording_file(rundir, stage_file)
     if rp is None:
         return {}
-    with open_h5(rp) as f:
-        return {str(g.attrs["id"]): strings(g["labels"]) for g in f["recordings"].values()}
+    return {r.id: list(r.labels) for r in read_recordings(rp, lazy=True)}
 
 
 # -- connectome lookup ---------------------------------------------------------------------------

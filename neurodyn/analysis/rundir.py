@@ -1,5 +1,5 @@
-"""Where stage outputs live in a run directory: file names, per-recording groups, and the
-recordings file a stage read."""
+"""Where stage outputs live in a run directory: file names and the recordings file a stage
+read (per-recording groups: :mod:`neurodyn.io.groups`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
-
-from neurodyn.io.store import open_h5, recording_id
+from neurodyn.io.store import open_h5
 
 STATE_FILES = ("states.h5", "hmmglm.h5")
 BICLUSTER_FILES = ("bicluster.h5",)
@@ -24,18 +22,6 @@ def find_file(rundir: Path, names: Sequence[str]) -> Path | None:
         if p.exists():
             return p
     return None
-
-
-def rec_groups(f: h5py.File) -> dict[str, h5py.Group]:
-    """Per-recording groups of a per-recording stage file: id -> group."""
-    root = f["recordings"] if "recordings" in f and isinstance(f["recordings"], h5py.Group) else f
-    out: dict[str, h5py.Group] = {}
-    for key, g in root.items():
-        if not isinstance(g, h5py.Group):
-            continue
-        rid = g.attrs.get("id", g.attrs.get("recording", recording_id(key)))
-        out[rid.decode() if isinstance(rid, bytes) else str(rid)] = g
-    return out
 
 
 def recording_file(rundir: Path, stage_file: Path | None) -> Path | None:

@@ -5,7 +5,7 @@ state sequence (``bicluster.h5``) and the NTF temporal factors (``ntf.h5``, shar
 animals) on one time axis in seconds, with the recording's events, and scores the agreement
 of the two state partitions (adjusted Rand index, normalized mutual information).
 
-Readers here are defensive: stage layouts may differ slightly, so each piece is optional.
+Each piece is optional; the files are read through their stages' result modules.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 
@@ -24,11 +23,14 @@ from neurodyn.analysis.rundir import (
     NTF_FILES,
     STATE_FILES,
     find_file,
-    rec_groups,
     recording_file,
 )
-from neurodyn.io.layout import is_dimension_only
-from neurodyn.io.store import open_h5, read_frame, read_recordings, strings
+from neurodyn.bicluster import result as bicluster_result
+from neurodyn.errors import InputError
+from neurodyn.hmmglm import result as states_result
+from neurodyn.io.groups import GroupTree
+from neurodyn.io.store import read_recordings
+from neurodyn.tensor import result as ntf_result
 
 
 # -- pure functions -------------------------------------------------------------------------
@@ -159,25 +161,15 @@ class Timeline:
         return sum(x is not None for x in (self.hmm_posterior, self.bic_states, self.ntf_factors))
 
 
-def _first(g: h5py.Group, names: Sequence[str]) -> np.ndarray | None:
-    for n in names:
-        if n in g and isinstance(g[n], h5py.Dataset) and not is_dimension_only(g[n]):
-            return g[n][()]
-    return None
-
-
-def _time_axis(g: h5py.Group, n: int, rec_times: np.ndarray | None) -> np.ndarray:
-    """Times (s) of ``n`` bins of a per-recording group: stored, recording's, or from fs/dt."""
-    t = _first(g, ("time", "times", "t"))
+def _time_axis(fit: GroupTree, n: int, rec_times: np.ndarray | None) -> np.ndarray:
+    """Times (s) of ``n`` bins of a per-recording group: stored, recording's, or from fs."""
+    t = fit.time
     if t is not None and np.ndim(t) == 1 and len(t) == n:
         return np.asarray(t, dtype=float)
     if rec_times is not None and len(rec_times) == n:
         return np.asarray(rec_times, dtype=float)
-    for key in ("dt", "bin_size", "bin_s"):
-        if key in g.attrs:
-            return np.arange(n) * float(g.attrs[key])
-    if "fs" in g.attrs:
-        return np.arange(n) / float(g.attrs["fs"])
+    if fit.attr("fs") is not None:
+        return np.arange(n) / float(fit.attr("fs"))
     if rec_times is not None and len(rec_times) > 1:
         # binned: spread n bins over the recording's span
         return np.linspace(rec_times[0], rec_times[-1], n)
@@ -209,16 +201,24 @@ def _recording_info(path: Path | None, rid: str) -> tuple[np.ndarray | None, pd.
 def recording_ids(rundir: Path) -> list[str]:
     """Recordings that have HMM-GLM or bi-clustering output in ``rundir``."""
     ids: list[str] = []
-    for names in (STATE_FILES, BICLUSTER_FILES):
+    for names, result in ((STATE_FILES, states_result), (BICLUSTER_FILES, bicluster_result)):
         p = find_file(rundir, names)
-        if p is None:
-            continue
-        with open_h5(p) as f:
-            for rid, g in rec_groups(f).items():
-                if rid not in ids and any(k in g for k in ("posterior", "viterbi", "state_sequence",
-                                                             "states", "z")):
-                    ids.append(rid)
+        if p is not None:
+            ids += [rid for rid in result.ids(p) if rid not in ids]
     return ids
+
+
+def _fit(result: Any, path: Path, recording: str, tl: Timeline) -> Any:
+    """The group of ``recording`` in a states or bicluster file (None, with a note, when
+    the file has none)."""
+    try:
+        fit = result.read(path, [recording]).get(recording)
+    except InputError as exc:
+        tl.notes.append(str(exc))
+        return None
+    if fit is None:
+        tl.notes.append(f"{path.name} has no group for {recording}")
+    return fit
 
 
 def load_timeline(rundir: str | Path, recording: str) -> Timeline:
@@ -232,35 +232,26 @@ def load_timeline(rundir: str | Path, recording: str) -> Timeline:
     rec_times, tl.events = _recording_info(rec_p, recording)
     if rec_p is not None:
         tl.sources["recordings"] = rec_p.name
-    if states_p is not None:
-        with open_h5(states_p) as f:
-            g = rec_groups(f).get(recording)
-            if g is None:
-                tl.notes.append(f"{states_p.name} has no group for {recording}")
-            else:
-                post = _first(g, ("posterior", "posteriors", "gamma"))
-                vit = _first(g, ("viterbi", "states", "state_sequence"))
-                if post is not None and post.ndim == 2:
-                    tl.hmm_posterior = np.asarray(post, dtype=float)
-                    tl.hmm_states = (np.asarray(vit).astype(np.int64).ravel()
-                                     if vit is not None and np.size(vit) == post.shape[0]
-                                     else tl.hmm_posterior.argmax(1))
-                elif vit is not None:
-                    tl.hmm_states = np.asarray(vit).astype(np.int64).ravel()
-                if tl.hmm_states is not None:
-                    tl.hmm_time = _time_axis(g, tl.hmm_states.size, rec_times)
-                    tl.sources["states"] = states_p.name
-    if bic_p is not None:
-        with open_h5(bic_p) as f:
-            g = rec_groups(f).get(recording)
-            if g is None:
-                tl.notes.append(f"{bic_p.name} has no group for {recording}")
-            else:
-                z = _first(g, ("state_sequence", "states", "z", "state_samples"))
-                if z is not None and np.size(z) > 0:
-                    tl.bic_states = _state_labels(z)
-                    tl.bic_time = _time_axis(g, tl.bic_states.size, rec_times)
-                    tl.sources["bicluster"] = bic_p.name
+    fit = None if states_p is None else _fit(states_result, states_p, recording, tl)
+    if fit is not None:
+        post, vit = fit.posterior, fit.viterbi
+        if post is not None and post.ndim == 2:
+            tl.hmm_posterior = np.asarray(post, dtype=float)
+            tl.hmm_states = (np.asarray(vit).astype(np.int64).ravel()
+                             if vit is not None and np.size(vit) == post.shape[0]
+                             else tl.hmm_posterior.argmax(1))
+        elif vit is not None:
+            tl.hmm_states = np.asarray(vit).astype(np.int64).ravel()
+        if tl.hmm_states is not None:
+            tl.hmm_time = _time_axis(fit, tl.hmm_states.size, rec_times)
+            tl.sources["states"] = states_p.name
+    fit = None if bic_p is None else _fit(bicluster_result, bic_p, recording, tl)
+    if fit is not None:
+        z = fit.state_sequence
+        if z is not None and np.size(z) > 0:
+            tl.bic_states = _state_labels(z)
+            tl.bic_time = _time_axis(fit, tl.bic_states.size, rec_times)
+            tl.sources["bicluster"] = bic_p.name
     if ntf_p is not None:
         _load_ntf(ntf_p, tl)
     if tl.hmm_states is not None and tl.bic_states is not None:
@@ -275,39 +266,32 @@ def load_timeline(rundir: str | Path, recording: str) -> Timeline:
 
 
 def _load_ntf(path: Path, tl: Timeline) -> None:
-    with open_h5(path) as f:
-        fac = f.get("factors")
-        time = None
-        if isinstance(fac, h5py.Group):
-            time = _first(fac, ("time", "temporal", "windows"))
-        if time is None or np.ndim(time) != 2:
-            tl.notes.append(f"{path.name} has no /factors/time")
-            return
-        W = time.shape[0]
-        win = f["windows"][()] if "windows" in f else None
-        if win is not None and np.ndim(win) == 2 and win.shape[0] == W:
-            centres = np.asarray(win, dtype=float).mean(1)
-        elif win is not None and np.ndim(win) == 1 and len(win) == W:
-            centres = np.asarray(win, dtype=float)
-        else:
-            centres = np.arange(W, dtype=float)
-            tl.notes.append(f"{path.name}: no window times; NTF factors shown by window index")
-        labels = strings(f["labels"]) if "labels" in f and f["labels"].dtype.kind == "O" else []
-        if tl.events is None and isinstance(f.get("events"), h5py.Group):
-            tl.events = _read_events(f["events"])
-        tl.ntf_time = centres
-        tl.ntf_factors = np.asarray(time, dtype=float)
-        tl.ntf_labels = labels if len(labels) == time.shape[1] else [
-            f"component {r}" for r in range(time.shape[1])]
-        tl.sources["ntf"] = path.name
-
-
-def _read_events(g: h5py.Group) -> pd.DataFrame | None:
-    """The distinct (onset, offset, label) events of a stage file's events table, or None."""
     try:
-        ev = read_frame(g)
-    except (KeyError, ValueError):
-        return None
+        ntf = ntf_result.read(path)
+    except InputError as exc:
+        tl.notes.append(str(exc))
+        return
+    time = ntf.factors.get("time")
+    if time is None or np.ndim(time) != 2:
+        tl.notes.append(f"{path.name} has no /factors/time")
+        return
+    W = time.shape[0]
+    win = ntf.windows
+    if np.ndim(win) == 2 and win.shape[0] == W:
+        centres = np.asarray(win, dtype=float).mean(1)
+    else:
+        centres = np.arange(W, dtype=float)
+        tl.notes.append(f"{path.name}: no window times; NTF factors shown by window index")
+    if tl.events is None and len(ntf.events):
+        tl.events = _distinct_events(ntf.events)
+    tl.ntf_time = centres
+    tl.ntf_factors = np.asarray(time, dtype=float)
+    tl.ntf_labels = [f"component {r}" for r in range(time.shape[1])]
+    tl.sources["ntf"] = path.name
+
+
+def _distinct_events(ev: pd.DataFrame) -> pd.DataFrame | None:
+    """The distinct (onset, offset, label) events of a stage file's events table, or None."""
     if not {"onset", "offset", "label"} <= set(ev.columns):
         return None
     return ev.drop_duplicates(subset=["onset", "offset", "label"]).reset_index(drop=True)

@@ -8,15 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from neurodyn.bicluster import result
 from neurodyn.bicluster.diagnostics import RHAT_LIMIT, unconverged
 from neurodyn.bicluster.export import draws_path, export_draws
 from neurodyn.bicluster.fit import check_counts, fit
 from neurodyn.bicluster.params import BiclusterParams
 from neurodyn.errors import InputError
-from neurodyn.io.store import atomic_h5, group_name, read_recordings, write_tree
+from neurodyn.io.store import atomic_h5, read_recordings
 from neurodyn.params import ParamError
 
-STAGE = "bicluster"
+STAGE = result.STAGE
 log = logging.getLogger("neurodyn.bicluster")
 
 
@@ -34,7 +35,7 @@ def run(input_path: Path, out: Path, params: BiclusterParams | None = None, *, s
     Parameters
     ----------
     input_path : recordings file (``/recordings``), traces = spike counts per bin (T, N).
-    out : output HDF5 file; one group per recording (:func:`~neurodyn.io.store.group_name`).
+    out : output HDF5 file; one group per recording (layout: :mod:`neurodyn.bicluster.result`).
     params : BiclusterParams, optional
         The stage parameters (defaults when omitted): every field of
         :class:`~.model.SamplerConfig` and :class:`~.model.Priors`, plus ``chains``, ``jobs``
@@ -73,17 +74,5 @@ def run(input_path: Path, out: Path, params: BiclusterParams | None = None, *, s
             export_draws(draws_path(Path(export), rec.id, len(results) > 1), res["traces"],
                          cfg.burn_in, attrs)
     with atomic_h5(out, stage=STAGE, params=full, inputs=[input_path], seed=seed) as f:
-        for rec, res in results:
-            g = f.create_group(group_name(rec.id))
-            g.attrs["id"] = rec.id
-            g.attrs["fs"] = float(rec.fs)
-            g.attrs["n_samples"] = res["n_samples"]
-            tree = dict(res)
-            tree["labels"] = np.array(rec.labels, dtype=object)
-            tree["time"] = rec.times
-            ev = rec.events
-            tree["events"] = {"onset": ev["onset"].to_numpy(float), "offset": ev["offset"].to_numpy(float),
-                              "label": np.array([str(x) for x in ev["label"]], dtype=object)}
-            tree.pop("n_samples")
-            write_tree(g, tree)
+        result.write(f, (result.fit_tree(rec, res) for rec, res in results))
     return Path(out)

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodyn.bicluster.result import PATH as BICLUSTER_PATH
 from neurodyn.errors import InputError
 from neurodyn.export.bundle import Bundle, Item, states_of
+from neurodyn.hmmglm.result import PATH as STATES_PATH
 from neurodyn.io.outputs import atomic_path
 
 
@@ -68,8 +70,8 @@ def to_raw(item: Item):
         onset.append(float(row.onset) - t0)
         duration.append(float(row.offset) - float(row.onset))
         desc.append(str(row.label))
-    for prefix, ds, var in (("hmmglm_state", item.states, "viterbi"),
-                            ("bicluster_state", item.bicluster, "state_sequence")):
+    for prefix, ds, var in (("hmmglm_state", item.states, STATES_PATH),
+                            ("bicluster_state", item.bicluster, BICLUSTER_PATH)):
         iv = states_of(ds, var, rec.fs)
         if iv is not None:
             onset += list(iv["start"] - t0)

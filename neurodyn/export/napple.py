@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodyn.bicluster.result import PATH as BICLUSTER_PATH
 from neurodyn.export.bundle import Bundle, states_of
+from neurodyn.hmmglm.result import PATH as STATES_PATH
 from neurodyn.io.outputs import atomic_path
 
 EPS = 1e-6  # pynapple's time precision (s): closed intervals end one microsecond early
@@ -32,8 +34,8 @@ def write(bundle: Bundle, outdir: Path) -> list[Path]:
             "t": t, "d": data, "start": np.array([t[0]]), "end": np.array([t[-1]]),
             "columns": np.array(rec.labels, dtype=str), "type": np.array(["TsdFrame"]),
             "_metadata": {}}))
-        for name, ds, var in (("hmmglm_states", item.states, "viterbi"),
-                              ("bicluster_states", item.bicluster, "state_sequence")):
+        for name, ds, var in (("hmmglm_states", item.states, STATES_PATH),
+                              ("bicluster_states", item.bicluster, BICLUSTER_PATH)):
             iv = states_of(ds, var, rec.fs)
             if iv is not None:
                 written.append(_intervals(outdir / f"{item.name}_{name}.npz", bundle,

@@ -21,7 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodyn.bicluster.result import PATH as BICLUSTER_PATH
+from neurodyn.bicluster.result import BiclusterFit
 from neurodyn.export.bundle import Bundle, Item, community_table, provenance_note, states_of
+from neurodyn.hmmglm.result import PATH as STATES_PATH
+from neurodyn.hmmglm.result import StatesFit
 from neurodyn.io.outputs import atomic_path
 from neurodyn.io.store import provenance
 
@@ -96,22 +100,22 @@ def to_nwbfile(item: Item, bundle: Bundle):
             cols.append(VectorData(name=str(c), description=f"channel {c}", data=values))
     mod.add(DynamicTable(name="channels", description="one row per column of the traces",
                          columns=cols))
-    if item.states is not None and "viterbi" in item.states:
+    if item.states is not None and STATES_PATH in item.states:
         st = item.states
-        mod.add(_intervals("hmmglm_states", states_of(st, "viterbi", rec.fs),
+        mod.add(_intervals("hmmglm_states", states_of(st, STATES_PATH, rec.fs),
                            "HMM-GLM Viterbi states; " + provenance_note(st)))
-        mod.add(TimeSeries(name="hmmglm_posterior", data=st["posterior"].values, unit="1",
+        mod.add(TimeSeries(name="hmmglm_posterior", data=st[StatesFit.posterior.name].values, unit="1",
                            timestamps=st["time"].values,
                            description="posterior probability of each state (time x state)"))
-    if item.bicluster is not None and "state_sequence" in item.bicluster:
+    if item.bicluster is not None and BICLUSTER_PATH in item.bicluster:
         bc = item.bicluster
-        mod.add(_intervals("bicluster_states", states_of(bc, "state_sequence", rec.fs),
+        mod.add(_intervals("bicluster_states", states_of(bc, BICLUSTER_PATH, rec.fs),
                            "bi-clustering point-estimate states; " + provenance_note(bc)))
         mod.add(DynamicTable(name="bicluster_neurons", description="bi-clustering neuron clusters",
                              columns=[VectorData(name="label", description="neuron",
                                                  data=[str(x) for x in bc["neuron"].values]),
                                       VectorData(name="cluster", description="cluster",
-                                                 data=bc["neuron_clusters"].values.tolist())]))
+                                                 data=bc[BiclusterFit.neuron_clusters.name].values.tolist())]))
     table = community_table(bundle.result("communities"), list(rec.labels))
     if table is not None:
         mod.add(DynamicTable(

@@ -18,12 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from neurodyn.errors import InputError
+from neurodyn.hmmglm.result import JOINT as JOINT_GROUP
 from neurodyn.io.store import group_name
 
 log = logging.getLogger("neurodyn.hmmglm")
-
-#: Output group holding the shared parameters of a joint fit.
-JOINT_GROUP = "joint"
 
 
 @dataclasses.dataclass

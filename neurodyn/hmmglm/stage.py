@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from neurodyn.errors import InputError
-from neurodyn.hmmglm import gaussian_stage
+from neurodyn.hmmglm import gaussian_stage, result
 from neurodyn.hmmglm.basis import HistorySpec
 from neurodyn.hmmglm.fit import FitResult, decode, fit_budget, fit_hmmglm
 from neurodyn.hmmglm.joint import JOINT_GROUP, Stacked, stack
@@ -36,7 +36,8 @@ from neurodyn.hmmglm.model import ModelSpec
 from neurodyn.hmmglm.params import StatesParams, TimeBins, parse_range, time_bins
 from neurodyn.hmmglm.priors import NoPrior, prior_class
 from neurodyn.hmmglm.select import heldout_bits, holdout_split, score_unit, select_states
-from neurodyn.io.store import atomic_h5, group_name, read_recordings, write_tree
+from neurodyn.io.groups import events_tree
+from neurodyn.io.store import atomic_h5, read_recordings
 from neurodyn.params import ParamError
 from neurodyn.progress import bar
 from neurodyn.selection import emit, gain_warning
@@ -277,11 +278,7 @@ def _joint_bins(recs, p: dict[str, Any], source: Path) -> TimeBins:
 
 
 def _record_info(rec) -> dict[str, Any]:
-    ev = rec.events
-    return {"events": {"onset": ev["onset"].to_numpy(np.float64),
-                       "offset": ev["offset"].to_numpy(np.float64),
-                       "label": np.array([str(x) for x in ev["label"]], dtype=object)},
-            "time": rec.times, "@id": rec.id}
+    return {"events": events_tree(rec.events), "time": rec.times, "@id": rec.id}
 
 
 def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed: int = 0,
@@ -293,7 +290,7 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
     input_path : Path
         A recordings file (``/recordings/<id>``).
     out : Path
-        Output HDF5. Per recording (``joint=False``), one group (id with ``/`` as ``|``)
+        Output HDF5 (layout: :mod:`neurodyn.hmmglm.result`). Per recording (``joint=False``), one group (id with ``/`` as ``|``)
         holding ``posterior`` (T, K), ``viterbi`` (T,), ``weights`` (K, N, N) [post, pre],
         ``bias`` (K, N), ``basis`` (L,) with ``@tau`` (bins; ``@tau_s`` in seconds) and
         ``@basis_learned``, the time parameters in both units (``@history_bins`` /
@@ -317,7 +314,7 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
     input_path = Path(input_path)
     ids = list(p["recordings"]) or None
     recs = read_recordings(input_path, ids)
-    groups: list[tuple[str, dict[str, Any]]] = []
+    groups: list[result.StatesFit] = []
     if p["joint"] and any(resolve_features(r, p["features"]) != "glm" for r in recs):
         raise ParamError("joint", "fits one HMM-GLM; use it with --features glm")
     if p["joint"]:
@@ -331,9 +328,9 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
                   "dropped": np.array(st.dropped, dtype=object),
                   "@recordings": [rec.id for rec in recs], "@observation": st.observation,
                   "@link": spec.link, "@seed": seed}
-        groups.append((JOINT_GROUP, shared))
+        groups.append(result.StatesFit(JOINT_GROUP, shared))
         for rec, tree in zip(recs, split_joint(fm, st, st.y, spec)):
-            groups.append((group_name(rec.id), {**tree, **_record_info(rec)}))
+            groups.append(result.StatesFit(rec.id, {**tree, **_record_info(rec)}))
     else:
         for rec in recs:
             where = f"{input_path} [{rec.id}]"
@@ -343,7 +340,7 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
                                                     *states_choice(p))
                 tree.update({"labels": np.array(list(rec.labels), dtype=object),
                              "@seed": seed, **_record_info(rec), "time": tree["time"]})
-                groups.append((group_name(rec.id), tree))
+                groups.append(result.StatesFit(rec.id, tree))
                 continue
             y, obs, labels, dropped = prepare(rec, p["observation"], input_path)
             spec = _spec(obs, p)
@@ -354,8 +351,7 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
                          "dropped": np.array(dropped, dtype=object),
                          "@observation": obs, "@link": spec.link, "@seed": seed,
                          **_record_info(rec)})
-            groups.append((group_name(rec.id), tree))
-    with atomic_h5(out, stage="states", params=p, inputs=[input_path], seed=seed) as f:
-        for name, tree in groups:
-            write_tree(f.create_group(name), tree)
+            groups.append(result.StatesFit(rec.id, tree))
+    with atomic_h5(out, stage=result.STAGE, params=p, inputs=[input_path], seed=seed) as f:
+        result.write(f, groups)
     return Path(out)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from neurodyn.bicluster import result
 from neurodyn.bicluster.diagnostics import RHAT_LIMIT
-from neurodyn.io.store import open_h5, read_tree
 from neurodyn.plots import style
 
 TRACE_LABELS = {"n_clusters": "neuron clusters", "n_states": "states",
@@ -31,21 +31,18 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     cap = style.caption_from(result_path)
     written: list[Path] = []
-    with open_h5(result_path) as f:
-        groups = {k: read_tree(g) for k, g in f.items()}
-    for key, r in groups.items():
-        who = str(r.get("@id", key))
+    for who, r in result.read(result_path).items():
         rid = style.safe_name(who)
-        z, s = r["neuron_clusters"], r["state_sequence"]
-        t = r["time"]
+        z, s = r.neuron_clusters, r.state_sequence
+        t = r.time
         n_cl, n_st = len(np.unique(z)), len(np.unique(s))
         fitted = (f"Bayesian bi-clustering (MCMC) of the spike counts of {who} "
                   f"({len(z)} neurons x {len(s)} bins)")
         # 1. similarity matrices
         fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-        for ax, mat, lab, title in ((axes[0], r["neuron_similarity"], z, "neurons"),
-                                    (axes[1], r["state_similarity"],
-                                     s[np.asarray(r.get("state_similarity_bins", np.arange(s.size)))],
+        for ax, mat, lab, title in ((axes[0], r.neuron_similarity, z, "neurons"),
+                                    (axes[1], r.state_similarity,
+                                     s[r.state_similarity_bins],
                                      "time bins")):
             order = np.argsort(lab, kind="stable")
             im = ax.imshow(np.asarray(mat)[np.ix_(order, order)], vmin=0, vmax=1, cmap="viridis",
@@ -57,7 +54,7 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
             ax.set_title(f"{title} (ordered by cluster)")
         fig.suptitle("posterior similarity")
         fig.colorbar(im, ax=axes, shrink=0.8, label="P(same cluster) (probability)")
-        n_sim = np.asarray(r["state_similarity"]).shape[0]
+        n_sim = np.asarray(r.state_similarity).shape[0]
         style.add_caption(fig, cap.says(
             f"{fitted}: posterior probability that two neurons share a cluster (left) and that "
             f"two time bins share a dynamical state (right), ordered by the point estimate "
@@ -66,9 +63,9 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         written.append(style.save(fig, outdir, f"bicluster_{rid}_similarity", fmt, tight=True))
         # 2. state sequence
         fig, ax = plt.subplots(figsize=(10, 2.5))
-        ev = r.get("events", {})
-        onsets = np.atleast_1d(ev.get("onset", []))
-        for on, off in zip(onsets, np.atleast_1d(ev.get("offset", []))):
+        ev = r.events
+        onsets = ev["onset"].to_numpy(float)
+        for on, off in zip(onsets, ev["offset"].to_numpy(float)):
             ax.axvspan(on, off, color="0.85", lw=0)
         ax.step(t, s, where="post", color=style.color(5))
         ax.set_yticks(np.unique(s))
@@ -83,7 +80,7 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
             "" if onsets.size else "The recording has no events to shade."))
         written.append(style.save(fig, outdir, f"bicluster_{rid}_states", fmt, tight=True))
         # 3. latent trajectories
-        lat = r["latent"]
+        lat = r.latent
         mean, lo, hi = lat["mean"], lat["lower"], lat["upper"]
         K, _, q = mean.shape
         fig, axes = plt.subplots(K, 1, figsize=(10, 1.8 * K + 0.5), squeeze=False, sharex=True)
@@ -104,10 +101,10 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
             "(shaded)."))
         written.append(style.save(fig, outdir, f"bicluster_{rid}_latents", fmt, tight=True))
         # 4. traces
-        tr = r["traces"]
-        diag = r.get("diagnostics", {})
+        tr = r.traces
+        diag = r.diagnostics
         fig, axes = plt.subplots(3, 1, figsize=(8, 6.5), sharex=True)
-        for ax, name in zip(axes, ("n_clusters", "n_states", "loglik")):
+        for ax, name in zip(axes, result.TRACE_NAMES):
             arr = np.atleast_2d(tr[name])
             for c in range(arr.shape[0]):
                 ax.plot(arr[c], lw=0.8, label=f"chain {c}")
@@ -120,8 +117,8 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         axes[0].legend(fontsize=7)
         axes[-1].set_xlabel("thinned sample (after burn-in)")
         n_chains = np.atleast_2d(tr["loglik"]).shape[0]
-        worst = max((float(diag.get(f"@rhat_{n}", np.nan)) for n in
-                     ("n_clusters", "n_states", "loglik")), key=lambda v: -1 if np.isnan(v) else v)
+        worst = max((float(diag.get(f"rhat_{n}", np.nan)) for n in
+                     result.TRACE_NAMES), key=lambda v: -1 if np.isnan(v) else v)
         style.add_caption(fig, cap.says(
             f"MCMC trace plots of {who} ({n_chains} chain(s), one colour each): number of "
             "neuron clusters, number of states and log-likelihood of each kept draw, with "
@@ -134,10 +131,10 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
 
 def _diag_text(diag: dict, name: str) -> str:
     """"R-hat 1.23 (not mixed) | ESS bulk 45, tail 30" from a fit's diagnostics attributes."""
-    rh = float(diag.get(f"@rhat_{name}", np.nan))
+    rh = float(diag.get(f"rhat_{name}", np.nan))
     if np.isnan(rh):
         head = "R-hat n/a (one chain, or constant)"
     else:
         head = f"R-hat {rh:.3f}" + (" (not mixed)" if rh > RHAT_LIMIT else "")
-    eb, et = (float(diag.get(f"@ess_{k}_{name}", np.nan)) for k in ("bulk", "tail"))
+    eb, et = (float(diag.get(f"ess_{k}_{name}", np.nan)) for k in ("bulk", "tail"))
     return f"{head} | ESS bulk {eb:.0f}, tail {et:.0f}"

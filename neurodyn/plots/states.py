@@ -6,14 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from neurodyn.io.store import open_h5, read_tree, recording_id
+from neurodyn.hmmglm import result
+from neurodyn.hmmglm.result import StatesFit
 from neurodyn.plots import style
-
-
-def _group_data(g) -> dict:
-    return read_tree(g)
 
 
 def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
@@ -34,30 +30,25 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     result_path, outdir = Path(result_path), Path(outdir)
     cap = style.caption_from(result_path)
     out: list[Path] = []
-    with open_h5(result_path) as f:
-        groups = {k: g for k, g in f.items() if hasattr(g, "keys")
-                  and ("posterior" in g or "weights" in g)}
-        trees = {k: _group_data(g) for k, g in groups.items()}
-    for key, d in trees.items():
-        rid = str(d.get("@id", recording_id(key)))
+    for rid, d in result.read(result_path).items():
         name = style.safe_name(rid)
-        if "posterior" in d:
+        if d.posterior is not None:
             out.append(_timeline(plt, style, d, rid, name, cap, outdir, fmt))
-        if "weights" in d:
+        if d.has_parameters:
             out += _parameters(plt, style, d, name, cap, outdir, fmt)
-        if "power_maps" in d:
+        if d.power_maps is not None:
             out.append(_spectral(plt, style, d, rid, name, cap, outdir, fmt))
     return out
 
 
-def _spectral(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
+def _spectral(plt, style, d: StatesFit, rid: str, name: str, cap: str, outdir: Path,
               fmt: str) -> Path:
     """Power map per state and band (dB vs the mean, channels x states) and each state's
     spectrum averaged over channels."""
-    maps = np.asarray(d["power_maps"], float)  # (K, C, B)
+    maps = np.asarray(d.power_maps, float)  # (K, C, B)
     K, C, B = maps.shape
-    labels = [str(x) for x in d["labels"]]
-    bands = [str(b) for b in d["bands"]]
+    labels = [str(x) for x in d.labels]
+    bands = [str(b) for b in d.bands]
     fig, axes = plt.subplots(1, B + 1, figsize=(2.6 * B + 4.2, max(3.2, 0.16 * C + 1.6)),
                              gridspec_kw={"width_ratios": [1] * B + [2.2]})
     v = float(np.abs(maps).max()) or 1.0
@@ -78,14 +69,14 @@ def _spectral(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
     fig.colorbar(im, cax=cax, orientation="horizontal",
                  label="band power vs the recording's mean (dB)")
     ax = axes[B]
-    f = np.asarray(d["frequencies"], float)
-    spec = np.asarray(d["spectra"], float).mean(axis=1)
+    f = np.asarray(d.frequencies, float)
+    spec = np.asarray(d.spectra, float).mean(axis=1)
     for k in range(K):
         ax.semilogy(f, spec[k], color=style.color(k), label=f"state {k}")
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel("PSD, channel mean")
     ax.legend(fontsize=7)
-    dwell = d.get("@mean_dwell_s")
+    dwell = d.attr("mean_dwell_s")
     ax.set_title(f"{rid}: spectra" + (f" (mean dwell {1e3 * float(dwell):.0f} ms)"
                                       if dwell is not None else ""))
     style.add_caption(fig, cap.says(
@@ -97,15 +88,13 @@ def _spectral(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
     return style.save(fig, outdir, f"states_power_{name}", fmt)
 
 
-def _timeline(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
+def _timeline(plt, style, d: StatesFit, rid: str, name: str, cap: str, outdir: Path,
               fmt: str) -> Path:
     """Posterior stack, Viterbi raster and events of one recording."""
-    post = np.asarray(d["posterior"], float)
+    post = np.asarray(d.posterior, float)
     K = post.shape[1]
-    t = np.asarray(d["time"], float)
-    ev = d.get("events", {})
-    events = pd.DataFrame({"onset": ev.get("onset", []), "offset": ev.get("offset", []),
-                           "label": ev.get("label", [])})
+    t = np.asarray(d.time, float)
+    events = d.events
     # 1. timeline (the events row only when the recording has events)
     has_ev = len(events) > 0
     fig, axes = plt.subplots(2 + has_ev, 1, figsize=(10, 4.6 if has_ev else 4.0), sharex=True,
@@ -119,7 +108,7 @@ def _timeline(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
     a1.legend(loc="upper right", ncol=min(K, 8), fontsize=7)
     a1.set_title(f"{rid}: state posterior" + (", Viterbi path and events" if has_ev
                                               else " and Viterbi path"))
-    tz, zz = style.decimate_labels(t, np.asarray(d["viterbi"]))
+    tz, zz = style.decimate_labels(t, np.asarray(d.viterbi))
     a2.imshow(zz[None, :], aspect="auto", cmap=style.category_cmap(K), vmin=-0.5,
               vmax=K - 0.5, extent=(tz[0], tz[-1], 0, 1), interpolation="nearest")
     a2.set_yticks([])
@@ -129,7 +118,7 @@ def _timeline(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
         axes[2].set_yticks([])
         axes[2].set_ylabel("events")
     axes[-1].set_xlabel("time (s)")
-    model = "hidden Markov model" if "power_maps" in d else "HMM-GLM"
+    model = "hidden Markov model" if d.power_maps is not None else "HMM-GLM"
     kinds = ", ".join(dict.fromkeys(str(x) for x in events["label"]))[:120] if has_ev else ""
     style.add_caption(fig, cap.says(
         f"States of the {K}-state {model} fitted to {rid}: posterior probability of each "
@@ -140,23 +129,23 @@ def _timeline(plt, style, d: dict, rid: str, name: str, cap: str, outdir: Path,
     return style.save(fig, outdir, f"states_timeline_{name}", fmt)
 
 
-def _weight_unit(d: dict) -> str:
+def _weight_unit(d: StatesFit) -> str:
     """Unit of the coupling weights: log-rate (Poisson exp), drive (softplus/sigmoid), or
     z-score per z-score (Gaussian)."""
-    obs = str(d.get("@observation", ""))
+    obs = str(d.attr("observation", ""))
     if obs == "gaussian":
         return "z-score per z-scored history"
-    link = str(d.get("@link", ""))
+    link = str(d.attr("link", ""))
     return "log rate per filtered count" if link == "exp" else "drive per filtered count"
 
 
-def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
+def _parameters(plt, style, d: StatesFit, name: str, cap: str, outdir: Path, fmt: str
                 ) -> list[Path]:
     """Weights per state, learned prior and EM trace of one fitted model."""
     out: list[Path] = []
-    labels = [str(x) for x in d["labels"]]
+    labels = [str(x) for x in d.labels]
     # 2. weights per state
-    W = np.asarray(d["weights"], float)
+    W = np.asarray(d.weights, float)
     K = W.shape[0]
     vmax = float(np.abs(W).max()) or 1.0
     cols = min(K, 5)
@@ -185,12 +174,12 @@ def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
     fig.colorbar(im, cax=cax, label=f"coupling W[post, pre] ({unit})")
     out.append(style.save(fig, outdir, f"states_weights_{name}", fmt))
     # 3. learned prior
-    if "W0" in d:  # gaussian prior
+    if d.W0 is not None:  # gaussian prior
         fig, ax = plt.subplots(figsize=(4.5, 4))
-        W0 = np.asarray(d["W0"], float)
+        W0 = np.asarray(d.W0, float)
         v = float(np.abs(W0).max()) or 1.0
         im = ax.imshow(W0, cmap=style.DIVERGING, vmin=-v, vmax=v)
-        ax.set_title(f"shared mean W0 (sigma={float(d.get('@sigma', np.nan)):.3g})")
+        ax.set_title(f"shared mean W0 (sigma={float(d.attr('sigma', np.nan)):.3g})")
         style.label_matrix_axes(ax, labels)
         fig.colorbar(im, ax=ax, shrink=0.8, label=f"W0 ({_weight_unit(d)})")
         style.add_caption(fig, cap.says(
@@ -198,8 +187,8 @@ def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
             "state's weights vary with standard deviation sigma (rows postsynaptic, columns "
             "presynaptic)."))
         out.append(style.save(fig, outdir, f"states_prior_{name}", fmt))
-    elif "adjacency_prior" in d:  # onehot prior
-        tab = np.asarray(d["adjacency_prior"], float)
+    elif d.adjacency_prior is not None:  # onehot prior
+        tab = np.asarray(d.adjacency_prior, float)
         fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
         for ax, c, title in zip(axes, (0, 2), ("p(inhibitory)", "p(excitatory)")):
             im = ax.imshow(tab[..., c], cmap=style.SEQUENTIAL, vmin=0, vmax=1)
@@ -216,28 +205,28 @@ def _parameters(plt, style, d: dict, name: str, cap: str, outdir: Path, fmt: str
             "excitatory (middle), and the most probable class (right)."))
         out.append(style.save(fig, outdir, f"states_prior_{name}", fmt))
     # 4. EM trace
-    tr = np.asarray(d["loglik_trace"], float)
+    tr = np.asarray(d.loglik_trace, float)
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     fig.subplots_adjust(left=0.2, right=0.84)
     ax.plot(np.arange(1, tr.size + 1), tr, marker=".", color=style.color(4))
     ax.set_xlabel("EM iteration")
     ax.set_ylabel("log posterior (nats)")
-    bits = d.get("@heldout_score")
-    ax.set_title(f"EM objective; held-out {bits:.4f} {d.get('@heldout_unit', '')}"
+    bits = d.attr("heldout_score")
+    ax.set_title(f"EM objective; held-out {bits:.4f} {d.attr('heldout_unit', '')}"
                  if bits is not None else "EM objective")
-    if "tau_trace" in d:
-        taus = np.asarray(d["tau_trace"], float)
+    if d.tau_trace is not None:
+        taus = np.asarray(d.tau_trace, float)
         ax2 = ax.twinx()
         ax2.plot(np.arange(1, taus.size + 1), taus, ls="--", color=style.color(1))
-        tau = float(d.get("@tau", taus[-1]))
-        dt = d.get("@bin_width_s")
+        tau = float(d.attr("tau", taus[-1]))
+        dt = d.attr("bin_width_s")
         ax2.set_ylabel(f"basis tau (bins); learned {tau:.3g}"
                        + (f" = {1e3 * tau * float(dt):.3g} ms" if dt is not None else ""),
                        color=style.color(1))
     style.add_caption(fig, cap.says(
         "Convergence of EM: the objective (log posterior, nats) after each iteration"
-        + ("; dashed, right axis: the learned decay tau of the history basis" if "tau_trace" in d
-           else "") + (f". Held-out score {bits:.4f} {d.get('@heldout_unit', '')} over a "
+        + ("; dashed, right axis: the learned decay tau of the history basis"
+           if d.tau_trace is not None else "") + (f". Held-out score {bits:.4f} {d.attr('heldout_unit', '')} over a "
                        "constant rate per neuron." if bits is not None else ".")))
     out.append(style.save(fig, outdir, f"states_trace_{name}", fmt))
     return out

@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from neurodyn.bicluster import result as bicluster_result
 from neurodyn.community import result as community_result
 from neurodyn.connectome import Connectome
-from neurodyn.io.store import atomic_h5, group_name, put, write_recordings
+from neurodyn.hmmglm import result as states_result
+from neurodyn.io.groups import events_tree
+from neurodyn.io.store import atomic_h5, write_recordings
 from neurodyn.recording import Recording
 from neurodyn.tensor import result as ntf_result
 
@@ -30,16 +33,6 @@ def planted_connectome(labels: list[str], groups: np.ndarray, seed: int, name: s
     e = np.triu(rng.random((n, n)) < p * 0.3, 1)
     elec = (e | e.T).astype(float)
     return Connectome(name, labels, chem.astype(float), elec)
-
-
-def _common(g, labels: list[str], t: np.ndarray, events: pd.DataFrame) -> None:
-    """Labels, times (s) and events of a per-recording group, as the state stages write them."""
-    put(g, "labels", np.array(labels, dtype=object))
-    put(g, "time", t)
-    ev = g.create_group("events")
-    put(ev, "onset", events["onset"].to_numpy(float))
-    put(ev, "offset", events["offset"].to_numpy(float))
-    put(ev, "label", np.array([str(x) for x in events["label"]], dtype=object))
 
 
 def make_run(rundir: str | Path, *, seed: int = 0, n_neurons: int = 24, n_frames: int = 600,
@@ -108,49 +101,43 @@ def make_run(rundir: str | Path, *, seed: int = 0, n_neurons: int = 24, n_frames
     with atomic_h5(rundir / "communities.h5", stage=community_result.STAGE,
                    params={"resolution": 1.0}, inputs=[ntf_p], seed=seed) as f:
         community_result.write(f, community_result.CommunitiesResult(labels, comms))
-    with atomic_h5(rundir / "states.h5", stage="states", params={"n_states": n_states},
-                   inputs=[rec_p], seed=seed) as f:
-        for rid, z in truth_states.items():
-            g = f.create_group(group_name(rid))
-            g.attrs["id"] = rid
-            post = np.full((n_frames, n_states), 0.1 / (n_states - 1))
-            post[np.arange(n_frames), z] = 0.9
-            post = post + 0.05 * rng.random(post.shape)
-            post /= post.sum(1, keepdims=True)
-            put(g, "posterior", post)
-            put(g, "viterbi", z)
-            w = rng.standard_normal((n_states, n_neurons, n_neurons)) * 0.1
-            w += 0.5 * (groups[:, None] == groups[None, :])[None]
-            put(g, "weights", w)
-            put(g, "adjacency", np.abs(w).mean(0))
-            put(g, "loglik_trace", -1000 + np.cumsum(rng.random(20)))
-            put(g, "bias", rng.standard_normal((n_states, n_neurons)))
-            tr = np.full((n_states, n_states), 0.02 / (n_states - 1))
-            np.fill_diagonal(tr, 0.98)
-            put(g, "transition", tr)
-            _common(g, labels, t, recs[0].events)
-            g.attrs.update(heldout_loglik=-812.5, n_states=n_states, prior="none",
-                           heldout_score=0.25, heldout_unit="bits/spike", converged=True)
-    with atomic_h5(rundir / "bicluster.h5", stage="bicluster", params={"n_iter": 100},
-                   inputs=[rec_p], seed=seed) as f:
-        for rid, z in truth_states.items():
-            g = f.create_group(group_name(rid))
-            g.attrs["id"] = rid
-            zz = z.copy()
-            flip = rng.random(n_frames) < 0.1
-            zz[flip] = rng.integers(0, n_states, flip.sum())
-            put(g, "state_sequence", zz)
-            put(g, "neuron_clusters", groups)
-            put(g, "neuron_similarity", (groups[:, None] == groups[None, :]).astype(float))
-            put(g, "state_similarity", (zz[:, None] == zz[None, :]).astype(np.float32))
-            lat = rng.standard_normal((rank, n_frames, 2)).cumsum(1) * 0.1
-            g.create_group("latent")
-            put(g["latent"], "mean", lat)
-            put(g["latent"], "lower", lat - 0.2)
-            put(g["latent"], "upper", lat + 0.2)
-            tg = g.create_group("traces")
-            put(tg, "n_clusters", rng.integers(2, 5, (2, 50)))
-            put(tg, "n_states", rng.integers(2, 5, (2, 50)))
-            put(tg, "loglik", -5000 + rng.random((2, 50)).cumsum(1))
-            _common(g, labels, t, recs[0].events)
+    common = {"labels": np.array(labels, dtype=object), "time": t,
+              "events": events_tree(recs[0].events)}
+    fits = []
+    for rid, z in truth_states.items():
+        post = np.full((n_frames, n_states), 0.1 / (n_states - 1))
+        post[np.arange(n_frames), z] = 0.9
+        post = post + 0.05 * rng.random(post.shape)
+        post /= post.sum(1, keepdims=True)
+        w = rng.standard_normal((n_states, n_neurons, n_neurons)) * 0.1
+        w += 0.5 * (groups[:, None] == groups[None, :])[None]
+        tr = np.full((n_states, n_states), 0.02 / (n_states - 1))
+        np.fill_diagonal(tr, 0.98)
+        fits.append(states_result.StatesFit(rid, {
+            "@id": rid, "posterior": post, "viterbi": z, "weights": w,
+            "adjacency": np.abs(w).mean(0), "loglik_trace": -1000 + np.cumsum(rng.random(20)),
+            "bias": rng.standard_normal((n_states, n_neurons)), "transition": tr, **common,
+            "@heldout_loglik": -812.5, "@n_states": n_states, "@prior": "none",
+            "@heldout_score": 0.25, "@heldout_unit": "bits/spike", "@converged": True}))
+    with atomic_h5(rundir / "states.h5", stage=states_result.STAGE,
+                   params={"n_states": n_states}, inputs=[rec_p], seed=seed) as f:
+        states_result.write(f, fits)
+    bics = []
+    for rid, z in truth_states.items():
+        zz = z.copy()
+        flip = rng.random(n_frames) < 0.1
+        zz[flip] = rng.integers(0, n_states, flip.sum())
+        lat = rng.standard_normal((rank, n_frames, 2)).cumsum(1) * 0.1
+        traces = {"n_clusters": rng.integers(2, 5, (2, 50)),
+                  "n_states": rng.integers(2, 5, (2, 50)),
+                  "loglik": -5000 + rng.random((2, 50)).cumsum(1)}
+        bics.append(bicluster_result.BiclusterFit(rid, {
+            "@id": rid, "state_sequence": zz, "neuron_clusters": groups,
+            "neuron_similarity": (groups[:, None] == groups[None, :]).astype(float),
+            "state_similarity": (zz[:, None] == zz[None, :]).astype(np.float32),
+            "latent": {"mean": lat, "lower": lat - 0.2, "upper": lat + 0.2},
+            "traces": traces, **common}))
+    with atomic_h5(rundir / "bicluster.h5", stage=bicluster_result.STAGE,
+                   params={"n_iter": 100}, inputs=[rec_p], seed=seed) as f:
+        bicluster_result.write(f, bics)
     return {"labels": labels, "groups": groups, "states": truth_states, "connectome": con}

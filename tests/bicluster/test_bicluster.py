@@ -12,6 +12,7 @@ from helpers import assert_not_blank
 from scipy.special import gammaln
 from sklearn.metrics import adjusted_rand_score as ari
 
+from neurodyn.bicluster import result as bicluster_result
 from neurodyn.bicluster.clusters import (
     PartitionPrior,
     _marginal_loglik_loop,
@@ -387,19 +388,20 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
         assert idata.posterior.attrs["rhat_loglik"] == f["sim%2Fbicluster/diagnostics"].attrs["rhat_loglik"]
     with h5py.File(out, "r") as f:
         assert f.attrs["stage"] == "bicluster" and f.attrs["complete"]
-        g = f["sim%2Fbicluster"]
-        assert g["neuron_clusters"].shape == (12,)
-        assert g["state_sequence"].shape == (150,)
-        assert g["neuron_similarity"].shape == (12, 12)
-        assert g["state_similarity"].shape == (150, 150)
-        assert g["traces/n_clusters"].shape == (2, 10)
-        assert g["chain_final_clusters"].shape == (2, 12)
-        assert g["latent/mean"].shape[1:] == (150, 3)
-        assert "rhat_n_clusters" in g["diagnostics"].attrs
-        assert 0.0 <= g["diagnostics"].attrs["anneal_merge_acceptance"] <= 1.0
         assert json.loads(f.attrs["parameters"])["anneal_every"] == 5
-        psm = g["neuron_similarity"][()]
-        assert np.allclose(np.diag(psm), 1.0) and np.allclose(psm, psm.T)
+        assert "sim%2Fbicluster" in f  # group named by io.layout.group_name of the id
+    g = bicluster_result.read(out)["sim/bicluster"]
+    assert g.neuron_clusters.shape == (12,)
+    assert g.state_sequence.shape == (150,)
+    assert g.neuron_similarity.shape == (12, 12)
+    assert g.state_similarity.shape == (150, 150)
+    assert g.traces["n_clusters"].shape == (2, 10)
+    assert g.chain_final_clusters.shape == (2, 12)
+    assert g.latent["mean"].shape[1:] == (150, 3)
+    assert "rhat_n_clusters" in g.diagnostics
+    assert 0.0 <= g.diagnostics["anneal_merge_acceptance"] <= 1.0
+    psm = g.neuron_similarity
+    assert np.allclose(np.diag(psm), 1.0) and np.allclose(psm, psm.T)
     from neurodyn.plots.bicluster import draw
 
     paths = draw(out, tmp_path / "fig")
@@ -408,7 +410,7 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
         assert_not_blank(p)
     from neurodyn.plots.bicluster import _diag_text
 
-    text = _diag_text({"@rhat_loglik": 1.234, "@ess_bulk_loglik": 45.2, "@ess_tail_loglik": 30.0},
+    text = _diag_text({"rhat_loglik": 1.234, "ess_bulk_loglik": 45.2, "ess_tail_loglik": 30.0},
                       "loglik")
     assert text == "R-hat 1.234 (not mixed) | ESS bulk 45, tail 30"
     r = cli("bicluster", sim, "--out", tmp_path / "y.h5", "--iters", "5", "--burn-in", "1",
