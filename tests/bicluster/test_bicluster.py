@@ -368,7 +368,7 @@ def _small_counts(seed=0):
 
 
 @pytest.mark.slow  # two chains, draws export, figures, bad input
-def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
+def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path, saved_figures):
     sim = tmp_path / "sim.h5"
     r = cli("simulate", "bicluster", "--out", sim, "--neurons", "12", "--clusters", "2", "--bins", "150",
             "--segment", "50")
@@ -408,6 +408,24 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path):
     assert len(paths) == 4
     for p in paths:
         assert_not_blank(p)
+    with h5py.File(out, "r") as f:
+        g = f["sim%2Fbicluster"]
+        traces = {k: g[f"traces/{k}"][()] for k in ("n_clusters", "n_states", "loglik")}
+        rhat = g["diagnostics"].attrs["rhat_loglik"]
+        psm, z = g["neuron_similarity"][()], g["neuron_clusters"][()]
+    figs = {k.rsplit("_", 1)[1]: f for k, f in saved_figures.items()}
+    assert sorted(figs) == ["latents", "similarity", "states", "traces"]
+    panels = figs["traces"].axes  # one per quantity, one line per chain, R-hat written above
+    assert [a.get_ylabel() for a in panels] == ["neuron clusters", "states", "log-likelihood (nats)"]
+    for ax, arr in zip(panels, traces.values()):
+        assert [list(ln.get_ydata()) for ln in ax.lines] == [list(c) for c in arr]
+        assert ax.get_title(loc="left").startswith("R-hat")
+    assert f"R-hat {rhat:.3f}" in panels[2].get_title(loc="left")
+    order = np.argsort(z, kind="stable")
+    assert np.allclose(figs["similarity"].axes[0].images[0].get_array(), psm[np.ix_(order, order)])
+    for f in figs.values():  # every figure says in words what it shows, on which file
+        cap = f.neurodyn_caption
+        assert "sim/bicluster" in cap.words() and cap.data_line().startswith("Data: bc.h5")
     from neurodyn.plots.bicluster import _diag_text
 
     text = _diag_text({"rhat_loglik": 1.234, "ess_bulk_loglik": 45.2, "ess_tail_loglik": 30.0},

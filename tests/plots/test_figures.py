@@ -135,7 +135,7 @@ def test_timeline_svg_and_pdf(run, tmp_path):
     assert b"/Type /Page" in data and b"/Image" in data  # a page with the state rasters
 
 
-def test_timeline_long_recording_is_downsampled_for_display(tmp_path):
+def test_timeline_long_recording_is_downsampled_for_display(tmp_path, saved_figures):
     from neurodyn.analysis.timeline import Timeline
     from neurodyn.plots.timeline import draw_timeline
 
@@ -144,8 +144,44 @@ def test_timeline_long_recording_is_downsampled_for_display(tmp_path):
     post = np.stack([np.sin(t / 50) ** 2, np.cos(t / 50) ** 2], 1)
     tl = Timeline("long", hmm_time=t, hmm_posterior=post, hmm_states=post.argmax(1),
                   bic_time=t, bic_states=(t // 300 % 3).astype(int))
-    p = draw_timeline(tl, tmp_path, "svg")
-    assert p.stat().st_size < 3_000_000  # 50k points per series would be far larger
+    draw_timeline(tl, tmp_path, "svg")
+    hmm, bic = saved_figures["timeline_long"].axes[:2]
+    bands = [c.get_paths()[0].vertices for c in hmm.collections]  # one band per state
+    assert len(bands) == 2 and all(len(v) <= 2 * style.MAX_POINTS + 10 for v in bands)
+    assert abs(bands[0][:, 0].max() - t[-1]) < 10  # still the whole span
+    [mesh] = bic.collections
+    assert mesh.get_array().size <= style.MAX_POINTS  # state cells, not 50,000
+    assert set(np.unique(mesh.get_array())) == {0, 1, 2}
+
+
+def test_no_empty_panels(run, tmp_path, saved_figures):
+    """One animal: no animal-loading panel; no events: no event row; both said in the caption."""
+    import shutil
+
+    from neurodyn.plots import ntf, states
+    from neurodyn.recording import empty_events
+    from neurodyn.tensor import result as ntf_result
+
+    res = ntf_result.read(run / "ntf.h5")
+    res.factors["animal"], res.animals = res.factors["animal"][:1], res.animals[:1]
+    res.events = empty_events()
+    with atomic_h5(tmp_path / "ntf.h5", stage="factorize", params={}, seed=0) as f:
+        ntf_result.write(f, res)
+    ntf.draw(tmp_path / "ntf.h5", tmp_path / "f")
+    fig = saved_figures["ntf_component_0"]
+    panels = [a for a in fig.axes if a.get_label() != "<colorbar>"]
+    assert [a.get_ylabel() for a in panels][0] == "temporal loading" and len(panels) == 2
+    assert not any(a.patches for a in panels)  # no bars, no event shading
+    assert "One animal (sim/animal0): no animal-loading panel" in fig.neurodyn_caption.words()
+    assert fig.axes[-1].get_ylabel() == "pattern weight (dimensionless)"  # colourbar with unit
+    shutil.copy(run / "states.h5", tmp_path / "states.h5")
+    with h5py.File(tmp_path / "states.h5", "r+") as f:
+        for g in f.values():
+            del g["events"]
+    states.draw(tmp_path / "states.h5", tmp_path / "f")
+    fig = saved_figures["states_timeline_sim_animal0"]
+    assert [a.get_ylabel() for a in fig.axes] == ["p(state)", "Viterbi"]
+    assert "no events: no event row drawn" in fig.neurodyn_caption.words()
 
 
 # -- compare -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import rgb_codes
 from matplotlib.image import imread
 
 from neurodyn.analysis.compare import compare_connectome
@@ -168,19 +170,33 @@ CHECK_SCRIPT = """<script>
 window.addEventListener('load', function () {
   var imgs = Array.from(document.images);
   var broken = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); });
+  var boxes = imgs.map(function (i) {
+    var r = i.getBoundingClientRect();
+    return [r.left + window.scrollX, r.top + window.scrollY, r.width, r.height].map(Math.round)
+      .join(' ');
+  });
+  var caps = Array.from(document.querySelectorAll('figcaption')).map(function (c) {
+    return c.textContent.replace(/[|;]/g, ' ');
+  });
   var out = document.createElement('pre');
   out.id = 'nd-check';
-  out.textContent = 'images=' + imgs.length + ' broken=' + broken.length +
-    ' sections=' + Array.from(document.querySelectorAll('section')).map(function (s) {
+  out.textContent = 'images=' + imgs.length + ';broken=' + broken.length +
+    ';open_params=' + Array.from(document.querySelectorAll('details[open] > summary'))
+      .filter(function (x) { return x.textContent.indexOf('parameters') === 0; }).length +
+    ';boxes=' + boxes.join('|') + ';captions=' + caps.join('|') +
+    ';sections=' + Array.from(document.querySelectorAll('section')).map(function (s) {
       return s.id + ':' + (s.getBoundingClientRect().height > 50 ? 'visible' : 'hidden');
     }).join(',');
   document.body.appendChild(out);
 });
 </script>"""
+WINDOW = (1400, 6000)  # CSS px; device scale 1, so screenshot pixels = CSS px
 
 
 @pytest.mark.browser
 def test_report_renders_in_headless_chromium(run, tmp_path):
+    """The report as a browser shows it: every figure decoded and captioned in words, the
+    parameters collapsed, and the figures inside the screenshot actually drawn (not white)."""
     exe = _chromium()
     if exe is None:
         msg = "headless Chromium absent (apt-get install chromium chromium-driver)"
@@ -188,29 +204,47 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
             pytest.fail(msg + "; CI must have it")
         pytest.skip(msg)
     # The report itself has no script; a copy with a checker appended reports what the browser
-    # actually decoded (naturalWidth of every image) into the DOM.
+    # decoded and where it laid each image out (the checker adds nothing above them).
     probe = tmp_path / "probe.html"
     probe.write_text((run / "report.html").read_text().replace("</body>", CHECK_SCRIPT + "</body>"))
     base = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             "--disable-dev-shm-usage", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}",
-            "--virtual-time-budget=5000"]
+            "--force-device-scale-factor=1", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+            "--virtual-time-budget=2000"]
     dom = subprocess.run(base + ["--dump-dom", probe.as_uri()], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=60)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    line = dom.stdout.split('id="nd-check">', 1)[1].split("<", 1)[0]
-    n_img = int(line.split("images=")[1].split()[0])
-    assert n_img >= 6 and " broken=0 " in line, line
-    shown = dict(s.split(":") for s in line.split("sections=")[1].split(","))
+    line = html.unescape(dom.stdout.split('id="nd-check">', 1)[1].split("</pre>", 1)[0])
+    check = dict(part.split("=", 1) for part in line.split(";"))
+    n_img = int(check["images"])
+    assert n_img >= 6 and check["broken"] == "0", line[:500]
+    assert check["open_params"] == "0"  # parameters are collapsed
+    shown = dict(s.split(":") for s in check["sections"].split(","))
     assert list(shown) == SECTIONS and set(shown.values()) == {"visible"}, shown
-    # screenshot of the unmodified report (kept for a human to look at)
-    shot = run / "report_screenshot.png"
-    r = subprocess.run(base + ["--window-size=1400,2400", f"--screenshot={shot}",
-                               (run / "report.html").as_uri()],
-                       capture_output=True, text=True, timeout=120)
+    captions = check["captions"].split("|")
+    assert len(captions) == n_img
+    for i, cap in enumerate(captions, 1):  # numbered, in words, naming the data file
+        assert cap.startswith(f"Figure {i}. ") and len(cap) > 120 and "Data: " in cap, cap
+    assert any("Communities of NTF component" in c for c in captions)
+    # screenshot of the unmodified report: each figure laid out inside it holds a drawing
+    shot = tmp_path / "report_screenshot.png"
+    r = subprocess.run(base + [f"--screenshot={shot}", (run / "report.html").as_uri()],
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
-    img = imread(shot)
-    assert img.shape[:2] == (2400, 1400)
-    assert np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0).shape[0] > 50
+    img = imread(shot)[..., :3]
+    assert img.shape[:2] == (WINDOW[1], WINDOW[0])
+    ink = np.any(img < 0.9, axis=-1)  # not white / near-white
+    assert 0.05 < ink.mean() < 0.9  # the page is neither blank nor one flat colour
+    inside = 0
+    for box in check["boxes"].split("|"):
+        x, y, w, h = (int(v) for v in box.split())
+        if y + h > WINDOW[1] or w < 100:
+            continue
+        inside += 1
+        region = ink[y:y + h, x:x + w]
+        assert 0.03 < region.mean() < 0.95, (box, region.mean())  # drawn, not blank or solid
+        assert np.unique(rgb_codes(img[y:y + h, x:x + w])).size > 20  # lines, colours, text
+    assert inside >= 3
     if os.environ.get("NEURODYN_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["NEURODYN_KEEP_SCREENSHOT"])
 
