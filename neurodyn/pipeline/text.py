@@ -38,9 +38,15 @@ def format_resolved(pipe: Pipeline) -> str:
             lines.append('scope = "joint"')
         if s.only is not None:
             lines.append(f"only = {_toml_value(s.only)}")
-        units = {p.name: p.unit for p in s.defn.params.specs()} if s.defn.params else {}
+        specs = {p.name: p for p in s.defn.params.specs()} if s.defn.params else {}
+        units = {k: p.unit for k, p in specs.items()}
         for k, v in s.params.items():
             unit = f" [{units[k]}]" if units.get(k) else ""
+            gone = specs[k].deprecated if k in specs else ""
+            if gone and v is None:  # a former option nobody set: not worth a line
+                continue
+            if gone:
+                unit += f"; deprecated, use {gone}"
             if v is None:
                 lines.append(f"# {k} = (unset)  # default{unit}")
             else:

@@ -158,7 +158,8 @@ def _parameters(plt, style, d: StatesFit, name: str, cap: str, outdir: Path, fmt
             continue
         im = ax.imshow(W[k], cmap=style.DIVERGING, vmin=-vmax, vmax=vmax,
                        interpolation="nearest")
-        ax.set_title(f"W state {k}", color=style.color(k))
+        ax.set_title(f"W state {k}", bbox=dict(facecolor=style.color(k), alpha=0.35, lw=0,
+                                                 boxstyle="round,pad=0.2"))
         first_col = k % cols == 0
         style.label_matrix_axes(ax, labels, x=True, y=first_col)
         if not first_col:
@@ -171,7 +172,7 @@ def _parameters(plt, style, d: StatesFit, name: str, cap: str, outdir: Path, fmt
         "inhibitory)."))
     fig.subplots_adjust(right=0.88, wspace=0.15)
     cax = fig.add_axes((0.9, 0.3, 0.012, 0.55))
-    fig.colorbar(im, cax=cax, label=f"coupling W[post, pre] ({unit})")
+    fig.colorbar(im, cax=cax, label=f"coupling W[post, pre]\n({unit})")
     out.append(style.save(fig, outdir, f"states_weights_{name}", fmt))
     # 3. learned prior
     if d.W0 is not None:  # gaussian prior
