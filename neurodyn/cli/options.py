@@ -110,12 +110,18 @@ def flag_of(cls: type[StageParams], name: str) -> str | None:
     return (s.flag or s.option).split("/")[0]
 
 
+#: Every Params class a command was built from (tests check each CLI default against it).
+STAGE_COMMANDS: list[type[StageParams]] = []
+
+
 def stage_command(cls: type[StageParams]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a Typer command taking ``params: cls``: its options come from ``cls``.
 
     The command's own parameters (input, ``--out``, ``--seed``...) come first in ``--help``;
     a :class:`ParamError` raised while the command runs is reported against its flag.
     """
+
+    STAGE_COMMANDS.append(cls)
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn, eval_str=True)

@@ -16,9 +16,10 @@ from neurodyn.community.leiden import leiden
 from neurodyn.community.nested import block_matrix, describe_partition, fit_wsbm, model_variants
 from neurodyn.community.params import CommunitiesParams, parse_components
 from neurodyn.errors import InputError
-from neurodyn.io.store import atomic_h5, open_h5, strings
+from neurodyn.io.store import atomic_h5
 from neurodyn.params import ParamError
 from neurodyn.progress import progress
+from neurodyn.tensor import result as ntf_result
 
 
 def select_components(spec: str, n_components: int) -> list[int]:
@@ -51,21 +52,19 @@ def _parse_dc(value: Any) -> bool | str:
 
 def read_components(path: Path) -> tuple[np.ndarray, list[str], np.ndarray | None]:
     """``(matrices (R, N, N), labels (N,), time loadings (W, R) or None)`` from an NTF file."""
-    with open_h5(path) as f:
-        if "components" not in f or "matrices" not in f["components"]:
-            raise InputError(path, "no /components/matrices dataset (is this a `neurodyn factorize` output?)")
-        mats = np.asarray(f["components/matrices"][()], dtype=np.float64)
-        if mats.ndim != 3 or mats.shape[1] != mats.shape[2]:
-            raise InputError(path, f"/components/matrices must be (R, N, N), got shape {mats.shape}")
-        n = mats.shape[1]
-        labels = strings(f["labels"]) if "labels" in f else [str(i) for i in range(n)]
-        if len(labels) != n:
-            raise InputError(path, f"/labels has {len(labels)} names for {n} neurons")
-        time = None
-        if "factors" in f and "time" in f["factors"]:
-            time = np.asarray(f["factors/time"][()], dtype=np.float64)
-            if time.ndim != 2 or time.shape[1] != mats.shape[0]:
-                time = None
+    ntf = ntf_result.read(path)
+    mats = np.asarray(ntf.matrices, dtype=np.float64)
+    if mats.ndim != 3 or mats.shape[1] != mats.shape[2]:
+        raise InputError(path, f"/components/matrices must be (R, N, N), got shape {mats.shape}")
+    n = mats.shape[1]
+    labels = list(ntf.labels)
+    if len(labels) != n:
+        raise InputError(path, f"/labels has {len(labels)} names for {n} neurons")
+    time = ntf.factors.get("time")
+    if time is not None:
+        time = np.asarray(time, dtype=np.float64)
+        if time.ndim != 2 or time.shape[1] != mats.shape[0]:
+            time = None
     if not np.all(np.isfinite(mats)):
         raise InputError(path, "/components/matrices contains NaN or infinity")
     if np.any(mats < 0):

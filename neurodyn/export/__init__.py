@@ -12,9 +12,9 @@ import importlib
 import os
 from pathlib import Path
 
-from neurodyn.errors import InputError
 from neurodyn.export.bundle import Bundle, gather
 from neurodyn.io.outputs import check_output
+from neurodyn.params import ParamError
 
 __all__ = ["FORMATS", "Bundle", "export", "gather"]
 
@@ -45,7 +45,7 @@ def export(rundir: str | os.PathLike, to: str, out: str | os.PathLike | None = N
         read, else ``recordings.h5``).
     """
     if to not in FORMATS:
-        raise InputError("--to", f"unknown format {to!r}; one of {', '.join(FORMATS)}")
+        raise ParamError("to", f"unknown format {to!r}; one of {', '.join(FORMATS)}")
     bundle = gather(rundir, recordings)
     outdir = Path(out) if out is not None else Path(rundir) / f"export-{to}"
     check_output(outdir, bundle.inputs, directory=True)

@@ -131,7 +131,7 @@ def parse_sets(items: Iterable[str]) -> dict[str, dict[str, Any]]:
         key, eq, value = item.partition("=")
         stage, dot, param = key.strip().partition(".")
         if not eq or not dot or not stage or not param:
-            raise InputError("--set", f"expected STAGE.PARAM=VALUE, got {item!r}")
+            raise ParamError("set", f"expected STAGE.PARAM=VALUE, got {item!r}")
         out.setdefault(stage, {})[param.replace("-", "_")] = parse_value(value.strip())
     return out
 
@@ -282,7 +282,7 @@ def load_pipeline(
     sets = {k: dict(v) for k, v in (sets or {}).items()}
     for name in sets:
         if name not in stage_tables:
-            raise InputError("--set", f"stage {name!r} is not in {src.name} (it has {list(stage_tables)})")
+            raise ParamError("set", f"stage {name!r} is not in {src.name} (it has {list(stage_tables)})")
 
     defs: dict[str, StageDef] = {}
     tables: dict[str, dict[str, Any]] = {}

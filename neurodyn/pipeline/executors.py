@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from neurodyn.errors import InputError
+from neurodyn.params import ParamError
 from neurodyn.pipeline.resume import execute
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def worker_layout(jobs: int, n_tasks: int, cores: int | None = None) -> tuple[in
     """
     cores = cores or available_cores()
     if jobs == 0 or jobs < -1:
-        raise InputError("--jobs", f"expected a positive number or -1, got {jobs}")
+        raise ParamError("jobs", f"expected a positive number or -1, got {jobs}")
     want = cores if jobs == -1 else jobs
     workers = max(1, min(want, n_tasks, cores))
     return workers, max(1, cores // workers)
@@ -77,7 +78,7 @@ def run_tasks(
     if executor == "slurm":
         return _run_dask(tasks, on_error, say, slurm=dict(slurm or {}), jobs=jobs, rundir=rundir)
     if executor != "local":
-        raise InputError("--executor", f"expected local or slurm, got {executor!r}")
+        raise ParamError("executor", f"expected local or slurm, got {executor!r}")
     workers, threads = worker_layout(jobs, _max_width(tasks))
     if workers == 1:
         return _run_serial(tasks, on_error, say)

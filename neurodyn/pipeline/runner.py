@@ -13,6 +13,7 @@ from typing import Any
 
 from neurodyn.errors import InputError
 from neurodyn.io.outputs import check_output
+from neurodyn.params import ParamError
 from neurodyn.pipeline.config import Pipeline
 from neurodyn.pipeline.executors import run_tasks
 from neurodyn.pipeline.resume import check, load_hash_cache, save_hash_cache, write_json
@@ -83,16 +84,16 @@ def run_pipeline(
     inputs = [f for u in pipe.units for f in u.inputs]
     check_output(rundir, [pipe.path, *inputs], directory=True)
     if on_error not in ("abort", "continue"):
-        raise InputError("--on-error", f"expected abort or continue, got {on_error!r}")
+        raise ParamError("on_error", f"expected abort or continue, got {on_error!r}")
     if executor not in ("local", "slurm"):
-        raise InputError("--executor", f"expected local or slurm, got {executor!r}")
+        raise ParamError("executor", f"expected local or slurm, got {executor!r}")
     if jobs == 0 or jobs < -1:
-        raise InputError("--jobs", f"expected a positive number or -1, got {jobs}")
+        raise ParamError("jobs", f"expected a positive number or -1, got {jobs}")
     units = None
     names = pipe.index_units()
     if index is not None:
         if not 0 <= index < len(names):
-            raise InputError("--index", f"{index} is out of range: this pipeline has {len(names)} array tasks (0-{len(names) - 1})")
+            raise ParamError("index", f"{index} is out of range: this pipeline has {len(names)} array tasks (0-{len(names) - 1})")
         units = [names[index]]
     all_tasks = build_tasks(pipe, root)
     for t in all_tasks:  # e.g. --input RUNDIR/u/recordings.h5: its unit would write over it

@@ -10,7 +10,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from neurodyn.errors import InputError
+from neurodyn.params import ParamError
 from neurodyn.pipeline.config import Pipeline
 from neurodyn.pipeline.stages import JOINT, META
 
@@ -111,9 +111,9 @@ def select_tasks(
 
     keep = set(by_key)
     stage_names = {t.stage for t in tasks}
-    for opt, name in (("--from", start), ("--until", until)):
+    for opt, name in (("from", start), ("until", until)):
         if name is not None and name not in stage_names:
-            raise InputError(opt, f"no stage {name!r} in this pipeline (it has {sorted(stage_names)})")
+            raise ParamError(opt, f"no stage {name!r} in this pipeline (it has {sorted(stage_names)})")
     forced: set[str] = set()
     if start is not None:
         forced = closure([t.key for t in tasks if t.stage == start], lambda k: children.get(k, []))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodyn.affinity import result
 from neurodyn.affinity.tensor import masked_means, pairs_to_matrix
-from neurodyn.io.store import open_h5, read_frame, strings
 from neurodyn.plots import style
 
 
@@ -20,11 +20,9 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
     import matplotlib.pyplot as plt
 
     style.use()
-    with open_h5(result_path) as f:
-        aff, mask = f["affinity"][()], f["mask"][()]
-        pairs, labels = f["pairs"][()], strings(f["labels"])
-        windows, animals = f["windows"][()], strings(f["animals"])
-        events = read_frame(f["events"]) if "events" in f else None
+    t = result.read(result_path)
+    aff, mask, pairs, labels = t.affinity, t.mask, t.pairs, t.labels
+    windows, animals, events = t.windows, t.animals, t.events
     per_pair, per_window = masked_means(aff, mask)
     caption = style.caption_from(result_path)
     out = []

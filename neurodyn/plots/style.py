@@ -23,9 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
-from neurodyn.errors import InputError
 from neurodyn.io.outputs import atomic_path
 from neurodyn.io.store import provenance
+from neurodyn.params import ParamError
 
 #: Okabe & Ito (2008) colorblind-safe qualitative palette (black moved last).
 OKABE_ITO = (
@@ -356,7 +356,7 @@ def save(fig: Any, outdir: str | Path, name: str, fmt: str = "png", *, tight: bo
     """Save ``fig`` as ``outdir/name.fmt`` (under a temporary name, then renamed) and close it;
     its caption (see :func:`add_caption`) goes to ``outdir/name.fmt.json``. Returns the path."""
     if fmt not in FORMATS:
-        raise InputError("--format", f"unknown figure format {fmt!r}; one of {FORMATS}")
+        raise ParamError("format", f"unknown figure format {fmt!r}; one of {FORMATS}")
     path = Path(outdir) / f"{safe_name(name)}.{fmt}"
     cap = getattr(fig, "neurodyn_caption", None)
     try:

@@ -14,9 +14,10 @@ import numpy as np
 
 from neurodyn.analysis.compare import read_scores
 from neurodyn.analysis.timeline import agreement_table, load_timelines
+from neurodyn.community import result as community_result
 from neurodyn.errors import InputError
 from neurodyn.io.outputs import atomic_path, check_output
-from neurodyn.io.store import open_h5, provenance, read_recordings, strings
+from neurodyn.io.store import open_h5, provenance, read_recordings
 from neurodyn.report.figures import draw_sections, stage_files, unit_dirs
 from neurodyn.report.html import Section, Table, render
 from neurodyn.report.numbers import group_table, key_numbers
@@ -45,18 +46,13 @@ def _recordings_section(path: Path) -> Table | None:
 
 def community_members(path: Path) -> Table | None:
     """Neuron names of every community of every component of a ``communities`` file."""
-    with open_h5(path) as f:
-        if "labels" not in f:
-            return None
-        labels = strings(f["labels"])
-        comps = sorted((k for k in f if k.startswith("component_") and "membership" in f[k]),
-                       key=lambda k: int(k.rsplit("_", 1)[1]))
-        rows = []
-        for key in comps:
-            memb = f[key]["membership"][()]
-            for c in np.unique(memb[memb >= 0]):
-                names = [labels[i] for i in np.flatnonzero(memb == c)]
-                rows.append([int(key.rsplit("_", 1)[1]), int(c), len(names), ", ".join(names)])
+    com = community_result.read(path)
+    rows = []
+    for k, comp in sorted(com.components.items()):
+        memb = comp.membership
+        for c in np.unique(memb[memb >= 0]):
+            names = [com.labels[i] for i in np.flatnonzero(memb == c)]
+            rows.append([k, int(c), len(names), ", ".join(names)])
     return Table("Community members (neuron names, per component)",
                  ["component", "community", "neurons", "members"], rows) if rows else None
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from neurodyn.errors import InputError
 from neurodyn.io.store import is_complete, provenance
+from neurodyn.params import ParamError
 from neurodyn.plots import (
     affinity,
     bicluster,
@@ -105,7 +106,7 @@ def _draw(fn: Callable[..., list[Path]], path: Path, outdir: Path, fmt: str, wha
             old.unlink()
     try:
         out = fn(path, outdir, fmt)
-    except InputError:
+    except (InputError, ParamError):  # the user's to fix: not a figure failure
         raise
     except Exception as exc:
         return [], [f"figures of {what} failed: {type(exc).__name__}: {exc}"]
@@ -126,7 +127,7 @@ def draw_sections(rundir: str | Path, fmt: str = "png", figdir: str | Path | Non
     ``<dir>/figures/<stage file stem>/`` unless ``figdir`` is given.
     """
     if fmt not in FORMATS:
-        raise InputError("--format", f"unknown figure format {fmt!r}; one of {FORMATS}")
+        raise ParamError("format", f"unknown figure format {fmt!r}; one of {FORMATS}")
     rundir = Path(rundir)
     units = unit_dirs(rundir)
     if units != [rundir]:  # a pipeline run: one unit per subdirectory

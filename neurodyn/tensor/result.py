@@ -84,8 +84,10 @@ def write(f: h5py.Group, r: NTFResult) -> None:
 def read(path: str | os.PathLike) -> NTFResult:
     """Read ``ntf.h5`` (:class:`InputError` when the file is not one)."""
     with open_h5(path) as f:
-        if "factors" not in f or "components" not in f:
-            raise InputError(path, "not an NTF file (run `neurodyn factorize` first)")
+        missing = [g for g in ("factors", "components") if g not in f]
+        if missing:
+            raise InputError(path, f"not an NTF file: no /{' or /'.join(missing)} group (run "
+                                   "`neurodyn factorize` first)")
         a = f.attrs
         return NTFResult(
             factors={k: f["factors"][k][()] for k in f["factors"]},

@@ -11,11 +11,14 @@ import h5py
 import pytest
 import typer
 
+from neurodyn.analysis.params import CompareParams
 from neurodyn.params import ParamError, StageParams, plain
 from neurodyn.pipeline import BUILTIN_STAGES, load_pipeline
 from neurodyn.simulate import simulate_calcium
 
 PARAMS = {name: d.params for name, d in BUILTIN_STAGES.items() if d.params is not None}
+# commands built from a Params class that are not pipeline stages
+PARAMS["compare-connectome"] = CompareParams
 
 
 def _command(name: str) -> click.Command:
@@ -25,7 +28,14 @@ def _command(name: str) -> click.Command:
 
 
 def test_every_cli_default_equals_its_params_default() -> None:
-    assert {"affinity", "factorize", "communities", "states", "bicluster"} <= set(PARAMS)
+    import neurodyn.cli  # noqa: F401 (builds every command)
+    from neurodyn.cli.options import STAGE_COMMANDS
+
+    assert len(STAGE_COMMANDS) >= 8
+    assert {"ingest", "preprocess", "affinity", "factorize", "communities", "states",
+            "bicluster", "compare-connectome"} <= set(PARAMS)
+    # every command built from a Params class is checked here
+    assert set(STAGE_COMMANDS) <= set(PARAMS.values()), set(STAGE_COMMANDS) - set(PARAMS.values())
     for stage, cls in PARAMS.items():
         options = {p.name: p for p in _command(stage).params}
         for spec in cls.specs():

@@ -17,6 +17,7 @@ import pytest
 
 from neurodyn.errors import InputError
 from neurodyn.io.store import atomic_h5, group_name, put, read_recordings, write_recordings
+from neurodyn.params import ParamError
 from neurodyn.pipeline import (
     JOINT,
     build_tasks,
@@ -153,8 +154,9 @@ def test_spec_units_precedence_and_validation(tmp_path: Path, data_dir: Path) ->
 
     with pytest.raises(InputError, match="no parameter 'bogus'"):
         load_pipeline(spec, sets=parse_sets(["scale.bogus=1"]))
-    with pytest.raises(InputError, match="STAGE.PARAM=VALUE"):
+    with pytest.raises(ParamError, match="STAGE.PARAM=VALUE") as exc:
         parse_sets(["scale=1"])
+    assert exc.value.name == "set"
     bad = tmp_path / "bad.toml"
     bad.write_text(spec.read_text() + "\n[stages.afinity]\n")
     with pytest.raises(InputError, match="unknown stage 'afinity'"):
@@ -317,8 +319,9 @@ def test_worker_layout_respects_cores() -> None:
     assert worker_layout(16, 100, cores=4) == (4, 1)
     for w, t in [worker_layout(j, 50, cores=c) for j in (-1, 1, 3, 7) for c in (1, 2, 6)]:
         assert w >= 1 and t >= 1
-    with pytest.raises(InputError):
+    with pytest.raises(ParamError, match="positive number or -1") as exc:
         worker_layout(0, 3, cores=2)
+    assert exc.value.name == "jobs"
 
 
 # -- job arrays, status, config ------------------------------------------------------------------

@@ -88,11 +88,12 @@ def test_caption_says_what_is_shown_and_keeps_parameters_apart(tmp_path):
 def test_save_rejects_unknown_format(tmp_path):
     import matplotlib.pyplot as plt
 
-    from neurodyn.errors import InputError
+    from neurodyn.params import ParamError
 
     fig = plt.figure()
-    with pytest.raises(InputError, match="format"):
+    with pytest.raises(ParamError, match="unknown figure format") as exc:
         style.save(fig, tmp_path, "x", "bmp")
+    assert exc.value.name == "format"  # the CLI reports it against --format
     plt.close(fig)
 
 
