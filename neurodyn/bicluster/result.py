@@ -66,7 +66,8 @@ class BiclusterFit(GroupTree):
     def diagnostics(self) -> dict[str, Any]:
         """Convergence diagnostics by name (R-hat, ESS, acceptance rates, stopped_by...)."""
         d = self.tree.get("diagnostics", {})
-        return {k.lstrip("@"): v for k, v in d.items()}
+        return {k.lstrip("@"): v.item() if isinstance(v, np.generic) else v
+                for k, v in d.items()}
 
 
 def fit_tree(rec: Any, res: Mapping[str, Any]) -> BiclusterFit:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from neurodyn.bicluster import result as bicluster_result
 from neurodyn.bicluster.export import export_draws
 from neurodyn.errors import InputError
 from neurodyn.export.bundle import Bundle
@@ -25,14 +26,14 @@ def write(bundle: Bundle, outdir: Path) -> list[Path]:
                                         "--to arviz exports bi-clustering draws")
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
+    source = bundle.files["bicluster"]
+    fits = bicluster_result.read(source, [it.recording.id for it in items])
     for item in items:
-        bc = item.bicluster
-        traces = {k[len("traces_"):]: bc[k].values for k in bc.data_vars if k.startswith("traces_")}
+        bc, fit = item.bicluster, fits[item.recording.id]
         params = json.loads(bc.attrs.get("parameters", "{}"))
         attrs = {"recording": item.recording.id, "parameters": params,
-                 "seed": bc.attrs.get("seed", -1), "source": str(bundle.files["bicluster"])}
-        attrs.update({k[len("diagnostics_"):]: v for k, v in bc.attrs.items()
-                      if k.startswith("diagnostics_")})
+                 "seed": bc.attrs.get("seed", -1), "source": str(source), **fit.diagnostics}
+        traces = fit.traces
         path = check_output(outdir / f"{item.name}.nc", bundle.inputs)
         written.append(export_draws(path, traces, int(params.get("burn_in", 0)), attrs))
     return written

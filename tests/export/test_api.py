@@ -310,6 +310,8 @@ def test_export_arviz_round_trip(run):
     np.testing.assert_array_equal(idata.posterior["n_states"].values, bc["traces_n_states"].values)
     assert idata.warmup_posterior["n_clusters"].shape == (2, 10)  # chains x burn-in sweeps
     assert idata.posterior.attrs["recording"] == "hmmglm/sim/rec0"
+    assert idata.posterior.attrs["sweeps_per_chain"] == bc.attrs["diagnostics_sweeps_per_chain"]
+    assert idata.posterior.attrs["stopped_by"] == bc.attrs["diagnostics_stopped_by"]
 
 
 def test_export_mne_round_trip_with_state_annotations(tmp_path):

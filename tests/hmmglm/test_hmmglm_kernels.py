@@ -403,6 +403,14 @@ def model_const(y, spec, var):
     return row_const(np.ascontiguousarray(y), spec.code, np.asarray(var, float))
 
 
+def test_prior_choices_are_the_registered_priors():
+    """--prior offers exactly the registered classes (params.py cannot import the numba
+    registry, so this test ties the two lists)."""
+    from neurodyn.hmmglm.params import Prior
+
+    assert [p.value for p in Prior] == list(REGISTRY)
+
+
 def test_prior_registry_a_new_prior_is_one_class():
     """fit_hmmglm finds a prior by name in the registry; nothing else compares prior names."""
     import dataclasses

@@ -157,8 +157,7 @@ def test_timeline_long_recording_is_downsampled_for_display(tmp_path, saved_figu
 
 def test_no_empty_panels(run, tmp_path, saved_figures):
     """One animal: no animal-loading panel; no events: no event row; both said in the caption."""
-    import shutil
-
+    from neurodyn.hmmglm import result as states_result
     from neurodyn.plots import ntf, states
     from neurodyn.recording import empty_events
     from neurodyn.tensor import result as ntf_result
@@ -166,7 +165,7 @@ def test_no_empty_panels(run, tmp_path, saved_figures):
     res = ntf_result.read(run / "ntf.h5")
     res.factors["animal"], res.animals = res.factors["animal"][:1], res.animals[:1]
     res.events = empty_events()
-    with atomic_h5(tmp_path / "ntf.h5", stage="factorize", params={}, seed=0) as f:
+    with atomic_h5(tmp_path / "ntf.h5", stage=ntf_result.STAGE, params={}, seed=0) as f:
         ntf_result.write(f, res)
     ntf.draw(tmp_path / "ntf.h5", tmp_path / "f")
     fig = saved_figures["ntf_component_0"]
@@ -175,10 +174,11 @@ def test_no_empty_panels(run, tmp_path, saved_figures):
     assert not any(a.patches for a in panels)  # no bars, no event shading
     assert "One animal (sim/animal0): no animal-loading panel" in fig.neurodyn_caption.words()
     assert fig.axes[-1].get_ylabel() == "pattern weight (dimensionless)"  # colourbar with unit
-    shutil.copy(run / "states.h5", tmp_path / "states.h5")
-    with h5py.File(tmp_path / "states.h5", "r+") as f:
-        for g in f.values():
-            del g["events"]
+    fits = states_result.read(run / "states.h5")
+    for fit in fits.values():
+        del fit.tree["events"]
+    with atomic_h5(tmp_path / "states.h5", stage=states_result.STAGE, seed=0) as f:
+        states_result.write(f, fits.values())
     states.draw(tmp_path / "states.h5", tmp_path / "f")
     fig = saved_figures["states_timeline_sim_animal0"]
     assert [a.get_ylabel() for a in fig.axes] == ["p(state)", "Viterbi"]
