@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from neurodyn.plots.style import read_caption
+
 MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 CSS = """
@@ -123,8 +125,6 @@ def _provenance(p: Mapping[str, Any]) -> str:
 def _figure(fig: Path, number: int) -> str:
     """One figure: the image, its caption in words, the files it was drawn from, and their
     parameters in a collapsed block (from the figure's caption file, when it has one)."""
-    from neurodyn.plots.style import read_caption
-
     cap = read_caption(fig)
     words = html.escape(str(cap.get("caption", "")))
     data = html.escape(str(cap.get("data", "")))

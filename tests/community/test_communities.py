@@ -353,7 +353,7 @@ def test_cli_communities_end_to_end(tmp_path, cli):
             assert g.attrs["ensemble"] in ("ndc", "ndc_dense", "dc")
             assert len(g["levels"]) >= 2
         assert f["overview/activity"].shape == (6, 30)
-    assert sorted(p.name for p in figs.iterdir()) == [
+    assert sorted(p.name for p in figs.glob("*.png")) == [
         "communities_component_0.png", "communities_component_1.png", "communities_overview.png"]
     res = cli("communities", ntf, "--out", tmp_path / "l.h5", "--method", "leiden",
               "--components", "top-1")
