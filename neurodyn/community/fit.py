@@ -35,7 +35,7 @@ from neurodyn.community.wsbm import (
     lmultiset,
     lq,
     pair_term,
-    weight_term,
+    pair_weight_term,
 )
 
 #: with more blocks than this, a node only tries the blocks of its neighbours (and a new one)
@@ -44,15 +44,19 @@ ALL_CANDIDATES_BELOW = 24
 
 @dataclass
 class LevelGraph:
-    """One level to partition: counts ``A`` (N, N) int64, weights ``X`` (N, N) float64."""
+    """One level to partition: counts ``A`` (N, N) int64, weight statistics ``X`` (N, N)
+    (float64 weights, or complex128 log-weight statistics, see :func:`wsbm.pair_weight_term`),
+    weight code ``weighted`` (``wsbm.W_*``), its constant ``wconst`` (nats, added to every
+    description length: the log-normal code's Jacobian and resolution)."""
 
     A: np.ndarray
     X: np.ndarray
     ens: int
-    weighted: bool
+    weighted: int
     alpha: float = 1.0
     beta: float = 1.0
     table: np.ndarray | None = None
+    wconst: float = 0.0
 
     @property
     def n(self) -> int:
@@ -103,7 +107,7 @@ def _seta_all(hist: np.ndarray) -> np.ndarray:
 def _pair(ens, weighted, alpha, beta, nr, ns, m, x, same):
     v = pair_term(ens, nr, ns, m, same)
     if weighted:
-        v += weight_term(m, x, alpha, beta)
+        v += pair_weight_term(weighted, m, x, alpha, beta)
     return v
 
 
@@ -249,7 +253,7 @@ def move_delta_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e
     """Change of the description length if node ``i`` moves to block ``s`` (state unchanged)."""
     N = A.shape[0]
     c = np.zeros(N, np.int64)
-    cw = np.zeros(N)
+    cw = np.zeros(N, np.complex128)
     _connections(A, X, b, i, c, cw)
     r = b[i]
     if r == s:
@@ -270,7 +274,7 @@ def sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e, his
     """
     N = A.shape[0]
     c = np.zeros(N, np.int64)
-    cw = np.zeros(N)
+    cw = np.zeros(N, np.complex128)
     act = np.zeros(N, np.int64)
     gain = 0.0
     for idx in range(order.shape[0]):
@@ -429,7 +433,7 @@ def level_objective(g: LevelGraph, b: np.ndarray) -> float:
     dl = wsbm.level_dl(n, m, xs, g.ens, g.weighted, g.alpha, g.beta)
     dl += wsbm.degree_terms(g.A, b, B, g.ens, g.table if g.table is not None else np.zeros((1, 1)))
     E = int(np.triu(g.A).sum())
-    return float(dl + lmultiset(B * (B + 1) / 2.0, float(E)))
+    return float(dl + lmultiset(B * (B + 1) / 2.0, float(E)) + g.wconst)
 
 
 def sweep(

@@ -119,10 +119,49 @@ def _nested_dl(g: LevelGraph, b: np.ndarray):
     dl = wsbm.level_dl(n, m, xs, g.ens, g.weighted, g.alpha, g.beta)
     dl += wsbm.degree_terms(g.A, b, B, g.ens, g.table)
     upper = fit_hierarchy(m, np.random.default_rng(0))
-    return float(dl + wsbm.upper_levels_dl(m, upper)), [b, *upper]
+    return float(dl + wsbm.upper_levels_dl(m, upper) + g.wconst), [b, *upper]
 
 
 VARIANT_KEYS = {(True, False): "dc", (False, False): "ndc", (False, True): "ndc_dense"}
+#: weight codes: name -> (wsbm code, suffix of the variant key)
+WEIGHT_CODES = {"exponential": (wsbm.W_EXP, ""), "lognormal": (wsbm.W_LOGNORMAL, "_lognormal")}
+
+
+def weights_dl(g: LevelGraph, b: np.ndarray) -> float:
+    """Description length of the weights alone (nats, constant included) given partition ``b``:
+    the weight code's part of the total, the same under every topology code."""
+    b = wsbm.compact(b)
+    B = int(b.max()) + 1
+    n, m, xs = wsbm.block_stats(g.A, g.X, b, B)
+    with_w = wsbm.level_dl(n, m, xs, g.ens, g.weighted, g.alpha, g.beta)
+    without = wsbm.level_dl(n, m, xs, g.ens, wsbm.W_NONE, g.alpha, g.beta)
+    return float(with_w - without + g.wconst)
+
+
+def weight_codes(weights: str) -> list[str]:
+    """The weight codes to compare: ``"auto"`` = both."""
+    if weights == "auto":
+        return list(WEIGHT_CODES)
+    if weights not in WEIGHT_CODES:
+        raise ValueError(f"weights must be 'exponential', 'lognormal' or 'auto', got {weights!r}")
+    return [weights]
+
+
+def level_graph(A: np.ndarray, X: np.ndarray, dc: bool, dense: bool, weighted: bool,
+                weights: str, table: np.ndarray | None = None,
+                lognormal: tuple | None = None) -> LevelGraph:  # fmt: skip
+    """Level 0 of the model: topology code ``(dc, dense)``, weight code ``weights``
+    (``lognormal``: :func:`wsbm.lognormal_statistics` of the graph, if already computed)."""
+    if table is None:
+        table = wsbm.partitions_table_for(A) if dc else np.zeros((1, 1))
+    ens = wsbm.level0_ensemble(dc, dense)
+    if not weighted:
+        return LevelGraph(A, X, ens, wsbm.W_NONE, 1.0, 1.0, table)
+    if weights == "lognormal":
+        Y, v0, const = lognormal or wsbm.lognormal_statistics(A, X)
+        return LevelGraph(A, Y, ens, wsbm.W_LOGNORMAL, 0.0, v0, table, const)
+    alpha, beta = wsbm.weight_prior(X, A)
+    return LevelGraph(A, X, ens, wsbm.W_EXP, alpha, beta, table)
 
 #: Leiden (weighted modularity) resolutions whose partitions seed the search
 LEIDEN_RESOLUTIONS = (1.0, 2.0, 4.0)
@@ -199,6 +238,7 @@ def fit_wsbm(
     n_candidates: int = 2,
     dense: bool | str = "auto",
     leiden_seeds: bool = True,
+    weights: str = "auto",
 ) -> NestedSBM:
     """Fit a nested SBM with exponential edge weights to a weighted graph.
 
@@ -231,6 +271,12 @@ def fit_wsbm(
     leiden_seeds : bool
         Also start from Leiden partitions (weighted modularity at resolutions
         ``LEIDEN_RESOLUTIONS``): each is polished and agglomerated further.
+    weights : {"auto", "exponential", "lognormal"}
+        Weight code: exponential per block pair (graph-tool's ``real-exponential``), or
+        log-normal per block pair after removing the degree trend of the log-weights
+        (:func:`wsbm.lognormal_statistics`; like graph-tool's ``real-normal`` on log-weights);
+        ``"auto"``: the code that describes the weights shorter at the first Leiden start
+        (the coarsest; one block without Leiden starts), then fitted with each topology code.
 
     Returns
     -------
@@ -240,24 +286,32 @@ def fit_wsbm(
     N = A.shape[0]
     if N == 0:
         raise ValueError("empty graph")
-    alpha, beta = wsbm.weight_prior(X, A)
     if n_init < 1 and not leiden_seeds:
         raise ValueError("n_init must be >= 1 without Leiden seeds")
     variants = model_variants(degree_corrected, dense)
+    codes = weight_codes(weights) if weighted else ["exponential"]
     if A.sum() == 0:  # no edges: nothing to learn, one block
-        variants = variants[:1]
+        variants, codes = variants[:1], codes[:1]
     starts = leiden_starts(np.where(A > 0, W, 0.0), seed) if leiden_seeds and A.sum() else []
+    ln_stats = wsbm.lognormal_statistics(A, X) if "lognormal" in codes else None
+    if len(codes) > 1:  # the weight code whose description of the weights is shorter
+        ref = starts[0] if starts else np.zeros(N, np.int64)
+        codes = [min(codes, key=lambda c: weights_dl(
+            level_graph(A, X, False, True, True, c, lognormal=ln_stats), ref))]
     best: tuple[float, list[np.ndarray], bool, str] | None = None
     candidates: dict[str, float] = {}
     for dc, dn in variants:
-        key = VARIANT_KEYS[(dc, dn)]
-        rng = np.random.default_rng([seed, list(VARIANT_KEYS.values()).index(key)])
         table = wsbm.partitions_table_for(A) if dc else np.zeros((1, 1))
-        g = LevelGraph(A, X, wsbm.level0_ensemble(dc, dn), weighted, alpha, beta, table)
-        dl, levels = _search(g, rng, n_init, n_candidates, starts)
-        candidates[key] = dl
-        if best is None or dl < best[0] - 1e-9:
-            best = (dl, levels, dc, key)
+        for code in codes:
+            key = VARIANT_KEYS[(dc, dn)] + (WEIGHT_CODES[code][1] if weighted else "")
+            stream = [list(VARIANT_KEYS.values()).index(VARIANT_KEYS[(dc, dn)])]
+            stream += [list(WEIGHT_CODES).index(code)] if code != "exponential" else []
+            rng = np.random.default_rng([seed, *stream])
+            g = level_graph(A, X, dc, dn, weighted, code, table, ln_stats)
+            dl, levels = _search(g, rng, n_init, n_candidates, starts)
+            candidates[key] = dl
+            if best is None or dl < best[0] - 1e-9:
+                best = (dl, levels, dc, key)
     assert best is not None
     return NestedSBM(best[1], best[0], best[2], candidates, best[3])
 
@@ -270,6 +324,7 @@ def describe_partition(
     threshold: float = 0.0,
     weighted: bool = True,
     dense: bool = False,
+    weights: str = "exponential",
 ) -> NestedSBM:
     """Wrap a given level-0 partition (e.g. from Leiden) in a nested SBM: fit the levels above
     and compute its description length, so that other methods are scored on the same scale.
@@ -277,10 +332,9 @@ def describe_partition(
     ``degree_corrected`` and ``dense`` pick the code (see :func:`fit_wsbm`). Deterministic:
     :func:`fit_wsbm` gives a partition it evaluates the same description length."""
     A, X = wsbm.edges_from_weights(W, threshold)
-    alpha, beta = wsbm.weight_prior(X, A)
-    table = wsbm.partitions_table_for(A) if degree_corrected else np.zeros((1, 1))
-    ens = wsbm.level0_ensemble(degree_corrected, dense)
-    g = LevelGraph(A, X, ens, weighted, alpha, beta, table)
+    dc, dn = bool(degree_corrected), bool(dense) and not degree_corrected
+    weight_codes(weights)
+    g = level_graph(A, X, dc, dn, weighted, weights)
     dl, levels = _nested_dl(g, b)
-    key = VARIANT_KEYS[(bool(degree_corrected), bool(dense) and not degree_corrected)]
+    key = VARIANT_KEYS[(dc, dn)] + (WEIGHT_CODES[weights][1] if weighted else "")
     return NestedSBM(levels, dl, degree_corrected, {key: dl}, key)

@@ -63,6 +63,11 @@ ENS_DC = 1
 ENS_MULTI = 2
 ENS_POISSON = 3
 
+#: weight codes: none (topology only), exponential weights, log-normal weights
+W_NONE = 0
+W_EXP = 1
+W_LOGNORMAL = 2
+
 LQ_MAX_ENTRIES = 20_000_000  # cap on the exact ln q(m, n) table (float64 entries)
 #: weights are coded to a resolution of the mean weight / 2^WEIGHT_BITS (float32's precision)
 WEIGHT_BITS = 24
@@ -70,6 +75,7 @@ WEIGHT_BITS = 24
 
 #: ``ln Gamma(i)`` for integers ``0 < i < 2^16`` (a lookup is ~10x faster than ``lgamma``)
 LGAMMA_TABLE = np.array([math.lgamma(i) if i > 0 else np.inf for i in range(1 << 16)])
+LGAMMA_HALF = math.lgamma(0.5)
 
 
 @nb.njit(cache=True)
@@ -164,6 +170,46 @@ def weight_term(m: int, xsum: float, alpha: float, beta: float) -> float:
 
 
 @nb.njit(cache=True)
+def normal_term(m: int, s1: float, s2: float, v0: float) -> float:
+    """``-ln p(y)`` of ``m`` normal values with sum ``s1`` and sum of squares ``s2``.
+
+    Mean and variance integrated out under the conjugate normal-scaled-inverse-chi-square prior
+    centred on 0 (``k0 = 1`` pseudo-observation for the mean, ``nu0 = 1`` for the variance,
+    prior scale ``nu0 s0^2 = v0``): ``m/2 ln pi + 1/2 ln(1 + m) + ln Gamma(1/2)
+    - ln Gamma((1 + m)/2) - 1/2 ln v0 + (1 + m)/2 ln V``, ``V = v0 + S + m ybar^2 / (1 + m)``,
+    ``S`` the sum of squared deviations from the mean ``ybar``.
+    """
+    if m == 0:
+        return 0.0
+    ybar = s1 / m
+    ss = max(s2 - s1 * ybar, 0.0)
+    v = v0 + ss + m * ybar * ybar / (1.0 + m)
+    return (
+        0.5 * m * math.log(math.pi)
+        + 0.5 * math.log(1.0 + m)
+        + LGAMMA_HALF
+        - math.lgamma(0.5 * (1.0 + m))
+        - 0.5 * math.log(v0)
+        + 0.5 * (1.0 + m) * math.log(v)
+    )
+
+
+@nb.njit(cache=True)
+def pair_weight_term(wmodel: int, m: int, x: complex, alpha: float, beta: float) -> float:
+    """Weight code of one block pair: ``m`` edges whose statistics are ``x`` (real part: sum of
+    the weights, or of the log-weights; imaginary part: sum of the squared log-weights).
+
+    ``W_EXP``: :func:`weight_term` with ``(alpha, beta)``; ``W_LOGNORMAL``: :func:`normal_term`
+    of the (centred) log-weights with prior scale ``beta``; ``W_NONE``: 0.
+    """
+    if wmodel == W_EXP:
+        return weight_term(m, x.real, alpha, beta)
+    if wmodel == W_LOGNORMAL:
+        return normal_term(m, x.real, x.imag, beta)
+    return 0.0
+
+
+@nb.njit(cache=True)
 def partition_term(n_nodes: int, n_blocks: int) -> float:
     """Partition prior without its ``-sum_r ln n_r!`` part: ``ln C(N-1, B-1) + ln N! + ln N``."""
     return lbinom(n_nodes - 1.0, n_blocks - 1.0) + math.lgamma(n_nodes + 1.0) + math.log(n_nodes)
@@ -180,7 +226,7 @@ def block_stats(A: np.ndarray, X: np.ndarray, b: np.ndarray, n_blocks: int):
     N = A.shape[0]
     n = np.zeros(n_blocks, np.int64)
     m = np.zeros((n_blocks, n_blocks), np.int64)
-    xs = np.zeros((n_blocks, n_blocks))
+    xs = np.zeros((n_blocks, n_blocks), np.complex128)
     for i in range(N):
         n[b[i]] += 1
         for j in range(i, N):
@@ -200,14 +246,16 @@ def level_dl(
     m: np.ndarray,
     xs: np.ndarray,
     ens: int,
-    weighted: bool,
+    weighted: int,
     alpha: float,
     beta: float,
 ) -> float:
     """Partition prior plus pair and weight terms of one level (no DC block terms).
 
-    Weighted: each weight also pays ``WEIGHT_BITS ln 2 - ln beta`` (its density becomes a
-    probability at the resolution ``beta 2^-WEIGHT_BITS``).
+    ``weighted``: a weight code (``W_*``; ``True`` = ``W_EXP``). Exponential weights also pay
+    ``WEIGHT_BITS ln 2 - ln beta`` each (the density becomes a probability at the resolution
+    ``beta 2^-WEIGHT_BITS``); the log-normal code's constant is added by the caller
+    (:func:`lognormal_constant`).
     """
     B = n.shape[0]
     precision = WEIGHT_BITS * math.log(2.0) - math.log(beta)
@@ -222,8 +270,10 @@ def level_dl(
             if n[s] == 0:
                 continue
             total += pair_term(ens, n[r], n[s], m[r, s], r == s)
-            if weighted:
-                total += weight_term(m[r, s], xs[r, s], alpha, beta) + m[r, s] * precision
+            if weighted == W_EXP:
+                total += weight_term(m[r, s], xs[r, s].real, alpha, beta) + m[r, s] * precision
+            elif weighted == W_LOGNORMAL:
+                total += normal_term(m[r, s], xs[r, s].real, xs[r, s].imag, beta)
     N = 0
     for r in range(B):
         N += n[r]
@@ -330,6 +380,52 @@ def weight_prior(X: np.ndarray, A: np.ndarray) -> tuple[float, float]:
     E2 = A.sum()
     beta = float(X.sum() / E2) if E2 > 0 else 1.0
     return 1.0, max(beta, 1e-300)
+
+
+def lognormal_statistics(A: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Edge statistics of the log-normal weight code, its prior scale and its constant.
+
+    The log-weights are regressed on the log-degrees of the two ends,
+    ``ln w_ij = c + a (ln k_i + ln k_j) + residual`` (least squares over the edges), and the
+    code describes the centred residuals ``y_ij`` (the degrees are part of the topology, known
+    before the weights; the slope ``a`` costs ``1/2 ln E``): normal per block pair,
+    :func:`normal_term`. Since ``dy = dw / w``, the density of the weights is that of ``y``
+    over ``prod w``; at the resolution of the exponential code (mean weight ``2^-WEIGHT_BITS``)
+    the constant is ``sum ln w + E (WEIGHT_BITS ln 2 - ln mean w) + 1/2 ln E``, so both codes
+    give positive lengths in nats of the same data.
+
+    Returns
+    -------
+    Y : (N, N) complex128
+        ``y + 1j y^2`` on the edges, 0 elsewhere.
+    v0 : float
+        Prior scale: the variance of ``y`` over the edges.
+    const : float
+        The constant (nats).
+    """
+    i, j = np.nonzero(np.triu(A, 1))
+    Y = np.zeros(A.shape, np.complex128)
+    if i.size == 0:
+        return Y, 1.0, 0.0
+    w = X[i, j]
+    lw = np.log(w)
+    N = A.shape[0]
+    # least squares node effects u: ln w_ij ~ u_i + u_j (k_i u_i + sum_j A_ij u_j = sum_j ln w_ij)
+    M = np.zeros((N, N))
+    np.add.at(M, (i, j), 1.0)
+    np.add.at(M, (j, i), 1.0)
+    M[np.diag_indices(N)] += M.sum(axis=1) + 1e-9  # ridge: bipartite parts are singular
+    rhs = np.bincount(i, lw, N) + np.bincount(j, lw, N)
+    u = np.linalg.solve(M, rhs)
+    y = lw - u[i] - u[j]
+    y -= y.mean()
+    Y[i, j] = y + 1j * y * y
+    Y[j, i] = Y[i, j]
+    E = i.size
+    v0 = max(float(y.var()), 1e-12)
+    const = float(lw.sum() + E * (WEIGHT_BITS * math.log(2.0) - math.log(w.mean())))
+    k = A.sum(axis=1)
+    return Y, v0, const + 0.5 * float(np.log(k[k > 0]).sum())
 
 
 def partitions_table_for(A: np.ndarray) -> np.ndarray:

@@ -116,8 +116,11 @@ def test_weight_unit_does_not_change_dl_differences():
         assert dl > 0 and np.isclose(dl, wsbm.description_length(1e-3 * W, b))
 
 
-@pytest.mark.parametrize("ens", [wsbm.ENS_SIMPLE, wsbm.ENS_DC, wsbm.ENS_MULTI, wsbm.ENS_POISSON])
-def test_incremental_moves_and_merges_match_full_recomputation(ens):
+@pytest.mark.parametrize(("ens", "code"), [
+    (wsbm.ENS_SIMPLE, wsbm.W_EXP), (wsbm.ENS_DC, wsbm.W_EXP), (wsbm.ENS_MULTI, wsbm.W_NONE),
+    (wsbm.ENS_POISSON, wsbm.W_EXP), (wsbm.ENS_SIMPLE, wsbm.W_LOGNORMAL),
+    (wsbm.ENS_DC, wsbm.W_LOGNORMAL)])  # fmt: skip
+def test_incremental_moves_and_merges_match_full_recomputation(ens, code):
     W = random_graph(N=12, p=0.4, seed=4)
     A, X = wsbm.edges_from_weights(W)
     if ens == wsbm.ENS_MULTI:  # multigraph with self-loops
@@ -126,7 +129,9 @@ def test_incremental_moves_and_merges_match_full_recomputation(ens):
         np.fill_diagonal(A, [1, 0, 2] * 4)
         X = np.zeros(A.shape)
     alpha, beta = wsbm.weight_prior(X, A)
-    g = fit.LevelGraph(A, X, ens, ens != wsbm.ENS_MULTI, alpha, beta, wsbm.partitions_table_for(A))
+    if code == wsbm.W_LOGNORMAL:
+        X, beta, _ = wsbm.lognormal_statistics(A, X)
+    g = fit.LevelGraph(A, X, ens, code, alpha, beta, wsbm.partitions_table_for(A))
     rng = np.random.default_rng(6)
     b = rng.integers(0, 4, 12)
     b[11] = 5  # a singleton block: moving its node away empties it
@@ -246,17 +251,23 @@ def test_simple_graph_code_never_longer_than_multigraph_code():
 
 def test_auto_equals_the_best_forced_variant_and_beats_leiden_partition():
     """Each variant's search is seeded on its own: auto's description length is exactly the
-    minimum of the forced fits, and no longer than Leiden's partition under the same code."""
+    minimum of the forced fits, and no longer than Leiden's partition under the same code.
+    On strength-weighted LFR graphs (weights ~ products of node factors) the log-normal weight
+    code is chosen, and it describes the graph much shorter than the exponential one."""
     W, truth = lfr_weighted(n=60, avg_degree=12, max_degree=30, mu=0.3, min_community=10,
                             max_community=25, strength_exponent=1.0, seed=23)
     auto = fit_wsbm(W, seed=4)
-    forced = {"dc": fit_wsbm(W, seed=4, degree_corrected=True),
-              "ndc_dense": fit_wsbm(W, seed=4, degree_corrected=False)}
-    assert auto.candidates == {k: f.description_length for k, f in forced.items()}
+    forced = [fit_wsbm(W, seed=4, degree_corrected=dc) for dc in (True, False)]
+    assert auto.candidates == {f.ensemble: f.description_length for f in forced}
+    assert set(auto.candidates) == {"dc_lognormal", "ndc_dense_lognormal"}
     assert auto.description_length == min(auto.candidates.values())
+    exp = fit_wsbm(W, seed=4, weights="exponential")
+    assert set(exp.candidates) == {"dc", "ndc_dense"}
+    assert auto.description_length < exp.description_length - 100
     lb = leiden(W, seed=4)
-    for key, f in forced.items():
-        described = describe_partition(W, lb, degree_corrected=key == "dc", dense=True)
+    for f in forced:
+        described = describe_partition(W, lb, degree_corrected=f.degree_corrected, dense=True,
+                                       weights="lognormal")
         assert f.description_length <= described.description_length + 1e-9
 
 
@@ -509,6 +520,51 @@ def test_weight_term_is_a_density():
         two = quad(lambda X, a=alpha, c=beta: X * np.exp(-wsbm.weight_term(2, X, a, c)), 0,
                    np.inf)[0]
         assert np.isclose(one, 1.0, atol=1e-7) and np.isclose(two, 1.0, atol=1e-7)
+
+
+def test_normal_term_is_the_chain_of_student_t_predictives():
+    """The log-normal code's block-pair term equals the product of the posterior predictive
+    (Student t) densities of the values one after another, and integrates to 1 (m = 1)."""
+    from scipy.integrate import quad
+    from scipy.stats import t as student
+
+    rng = np.random.default_rng(3)
+    for v0 in (0.3, 2.0):
+        y = rng.normal(0.4, 0.8, 6)
+        total = 0.0
+        for n in range(y.size):  # prior: mean 0 (1 pseudo-observation), nu0 = 1, nu0 s0^2 = v0
+            prev = y[:n]
+            kn, nun = 1.0 + n, 1.0 + n
+            ybar = prev.mean() if n else 0.0
+            V = v0 + ((prev - ybar) ** 2).sum() + n * ybar**2 / kn
+            mu = n * ybar / kn
+            total -= student.logpdf(y[n], nun, mu, np.sqrt(V / nun * (1 + 1 / kn)))
+        ours = wsbm.normal_term(y.size, y.sum(), (y**2).sum(), v0)
+        assert np.isclose(ours, total, rtol=1e-12, atol=1e-9)
+        one = quad(lambda x, v=v0: np.exp(-wsbm.normal_term(1, x, x * x, v)), -np.inf, np.inf)
+        assert np.isclose(one[0], 1.0, atol=1e-7)
+
+
+def test_lognormal_code_is_unit_free_and_recovers_blocks_hidden_by_node_factors():
+    """Weights w_ij = x_i x_j (2 inside blocks) with spread-out node factors x: the exponential
+    code cannot see the blocks, the log-normal code (node factors removed) recovers them, its
+    description is shorter, auto picks it; changing the weight unit changes no length."""
+    rng = np.random.default_rng(10)
+    truth = np.repeat([0, 1, 2], 12)
+    same = truth[:, None] == truth[None, :]
+    x = np.exp(rng.normal(0, 1.0, 36))
+    W = np.outer(x, x) * np.where(same, 2.0, 1.0) * np.exp(rng.normal(0, 0.3, (36, 36)))
+    W = np.triu(W, 1) + np.triu(W, 1).T
+    exp = fit_wsbm(W, seed=0, n_init=1, weights="exponential", degree_corrected=False)
+    auto = fit_wsbm(W, seed=0, n_init=1, degree_corrected=False)
+    assert auto.ensemble == "ndc_dense_lognormal" and nmi(truth, auto.membership) >= 0.95
+    assert nmi(truth, exp.membership) < 0.5
+    assert auto.description_length < exp.description_length - 100
+    for b in (truth, auto.membership, np.zeros(36, int)):
+        d = describe_partition(W, b, weights="lognormal", dense=True).description_length
+        assert d > 0
+        assert np.isclose(d, describe_partition(1e-3 * W, b, weights="lognormal",
+                                                dense=True).description_length)
 
 
 def tiny_reference_graph():
