@@ -18,7 +18,8 @@ Per setting, the mean over graphs of the level-0 NMI with the planted partition 
 
 and the CPU seconds per graph (``time.process_time`` of this process, or of the graph-tool
 subprocess: one core, less sensitive to a shared machine than wall time), the fraction of
-graphs where auto chose the degree-corrected code, and ``dDL``: the mean of auto's
+graphs where auto chose the degree-corrected code (``DC?``) and the log-normal weight code
+(``LN?``), ``lvl``: the best NMI over auto's non-trivial hierarchy levels, and ``dDL``: the mean of auto's
 description length minus that of Leiden's partition under auto's code (nats; negative = the
 SBM found a shorter description than Leiden's partition), and ``dDL*`` the same against the
 planted partition: negative where the model prefers what it found to the truth (then the model,
@@ -120,12 +121,17 @@ def ours(W: np.ndarray, truth: np.ndarray, seed: int) -> dict:
     t0 = time.process_time()
     lb = leiden(W, seed=seed)
     t_leiden = time.process_time() - t0
-    ref = describe_partition(W, lb, degree_corrected=res.degree_corrected, dense=True)
-    planted = describe_partition(W, truth, degree_corrected=res.degree_corrected, dense=True)
+    code = dict(degree_corrected=res.degree_corrected, dense=True,
+                weights="lognormal" if res.ensemble.endswith("_lognormal") else "exponential")
+    ref = describe_partition(W, lb, **code)
+    planted = describe_partition(W, truth, **code)
+    levels = [b for b in res.level_memberships() if b.max() > 0]
     return dict(auto=nmi(truth, res.membership), t_auto=t_auto, dc=nmi(truth, dc.membership),
                 t_dc=t_dc, leiden=nmi(truth, lb), t_leiden=t_leiden, chose_dc=res.degree_corrected,
                 ddl=res.description_length - ref.description_length, B=res.n_blocks,
                 ddl_truth=res.description_length - planted.description_length,
+                best_level=max((nmi(truth, b) for b in levels), default=0.0),
+                lognormal=res.ensemble.endswith("_lognormal"),
                 B_true=len(np.unique(truth)))  # fmt: skip
 
 
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     W, _ = planted_partition([10, 10], 0.5, 0.1, seed=0)
     fit_wsbm(W, seed=0)
     hdr = (f"{'setting':<24s} {'B_true':>6s} | {'auto':>5s} {'B':>5s} {'t_auto':>6s} {'DC?':>4s} "
-           f"{'dDL':>7s} {'dDL*':>7s} | {'DC':>5s} {'t_DC':>5s} | {'Leiden':>6s} {'t_L':>6s} | "
+           f"{'LN?':>4s} {'lvl':>5s} {'dDL':>7s} {'dDL*':>7s} | {'DC':>5s} {'t_DC':>5s} | {'Leiden':>6s} {'t_L':>6s} | "
            f"{'g-t':>5s} {'t_g-t':>6s} | {'goal':>5s}")  # fmt: skip
     print(hdr)
     print("-" * len(hdr))
@@ -177,7 +183,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
         goal = "ok" if mean("auto") >= anchor - 0.05 else "MISS"
         gt_txt = f"{mean('gt'):5.2f} {mean('t_gt'):6.2f}" if gt_rows else f"{'-':>5s} {'-':>6s}"
         print(f"{name:<24s} {mean('B_true'):6.1f} | {mean('auto'):5.2f} {mean('B'):5.1f} "
-              f"{mean('t_auto'):6.2f} {mean('chose_dc'):4.1f} {mean('ddl'):7.1f} {mean('ddl_truth'):7.1f} | "
+              f"{mean('t_auto'):6.2f} {mean('chose_dc'):4.1f} "
+              f"{mean('lognormal'):4.1f} {mean('best_level'):5.2f} {mean('ddl'):7.1f} {mean('ddl_truth'):7.1f} | "
               f"{mean('dc'):5.2f} {mean('t_dc'):5.2f} | {mean('leiden'):6.2f} "
               f"{mean('t_leiden'):6.3f} | {gt_txt} | {goal:>5s}", flush=True)  # fmt: skip
     allrows = [r for rows in out.values() for r in rows]
