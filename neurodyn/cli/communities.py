@@ -26,9 +26,10 @@ def communities(
     """Communities of neurons in each NTF component's affinity pattern.
 
     The default model is a nested stochastic block model whose edge weights are exponential
-    per block pair (as in Dyballa et al. 2024, who used graph-tool); the number of communities
-    at every level is inferred by minimising the description length, with and without degree
-    correction. The search starts from single neurons and from Leiden partitions at several
+    per block pair (as in Dyballa et al. 2024, who used graph-tool) or log-normal per block
+    pair after removing node factors (--weights; auto keeps the shorter description of the
+    weights); the number of communities at every level is inferred by minimising the
+    description length, with and without degree correction. The search starts from single neurons and from Leiden partitions at several
     resolutions, and keeps the shortest description.
 
     Description length: the number of nats (natural-log units; 1 nat = 1.4427 bits) needed to

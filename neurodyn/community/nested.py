@@ -141,6 +141,11 @@ def weights_dl(g: LevelGraph, b: np.ndarray) -> float:
     return float(with_w - without + g.wconst)
 
 
+def weight_code_of(ensemble: str) -> str:
+    """The weight code of a variant key such as ``"dc_lognormal"``."""
+    return "lognormal" if ensemble.endswith("_lognormal") else "exponential"
+
+
 def weight_codes(weights: str) -> list[str]:
     """The weight codes to compare: ``"auto"`` = both."""
     if weights == "auto":

@@ -21,6 +21,12 @@ class Auto(Choice):
     no = "no"
 
 
+class WeightCode(Choice):
+    auto = "auto"
+    exponential = "exponential"
+    lognormal = "lognormal"
+
+
 class Objective(Choice):
     modularity = "modularity"
     cpm = "cpm"
@@ -58,8 +64,8 @@ class CommunitiesParams(StageParams):
 
     stage = "communities"
 
-    method: Method = param(Method.sbm, "sbm: nested weighted SBM (exponential weights), minimum "
-                           "description length; leiden: Leiden baseline (leidenalg).")
+    method: Method = param(Method.sbm, "sbm: nested weighted SBM, minimum description length; "
+                           "leiden: Leiden baseline (leidenalg).")
     components: str = param("all", "Components to analyse: all, top-K (the K heaviest) or a list "
                             "such as 0,2,5.", check=_components, metavar="all|top-K|LIST")
     degree_corrected: Auto = param(Auto.auto, "sbm: auto fits both variants (degree-corrected, "
@@ -67,6 +73,10 @@ class CommunitiesParams(StageParams):
     dense: Auto = param(Auto.auto, "sbm: edge code of the non-degree-corrected variant: yes = simple "
                         "graph (binomial per block pair), no = multigraph (graph-tool's default), "
                         "auto = yes (never longer on the simple graphs built here).")
+    weights: WeightCode = param(WeightCode.auto, "sbm: weight code: exponential per block pair "
+                                "(graph-tool's real-exponential); lognormal = log-weights less "
+                                "node factors, normal per block pair; auto = the one that "
+                                "describes the weights shorter.")
     restarts: int = param(1, "sbm: searches from single neurons per variant, besides the Leiden "
                           "starts (best kept).", ge=1, aliases=("n_init",))
     threshold: float = param(0.0, "Affinities at or below this are treated as absent edges.")

@@ -8,7 +8,8 @@
     /component_<r>/block_matrix (B, B) mean affinity between / within communities
     /component_<r>/levels/<l>/membership (N,)   community of each neuron at hierarchy level l
     /component_<r> attrs: description_length (nats), description_length_bits, degree_corrected,
-        n_blocks, n_levels, method, ensemble ("ndc", "ndc_dense" or "dc"),
+        n_blocks, n_levels, method, ensemble ("ndc", "ndc_dense" or "dc", with
+        "_lognormal" appended for the log-normal weight code),
         description_length_<variant> (nats) for each variant fitted and, for method sbm,
         description_length_leiden: Leiden's partition under the chosen code
     /overview/{activity (K', W), component (K',), community (K',)}   when the input has

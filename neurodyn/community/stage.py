@@ -13,7 +13,14 @@ import numpy as np
 
 from neurodyn.community import result
 from neurodyn.community.leiden import leiden
-from neurodyn.community.nested import block_matrix, describe_partition, fit_wsbm, model_variants
+from neurodyn.community.nested import (
+    block_matrix,
+    describe_partition,
+    fit_wsbm,
+    model_variants,
+    weight_code_of,
+    weight_codes,
+)
 from neurodyn.community.params import CommunitiesParams, parse_components
 from neurodyn.errors import InputError
 from neurodyn.io.store import atomic_h5
@@ -81,16 +88,18 @@ def communities_of(W: np.ndarray, p: dict[str, Any], seed: int):
     b = leiden(W, objective=p["objective"], resolution=float(p["resolution"]), seed=seed)
     if p["method"] == "sbm":
         res = fit_wsbm(W, degree_corrected=dc, dense=dense, n_init=int(p["restarts"]), seed=seed,
-                       threshold=float(p["threshold"]))  # fmt: skip
+                       threshold=float(p["threshold"]), weights=str(p["weights"]))  # fmt: skip
         # the Leiden partition under the chosen code: how much shorter the SBM's description is
         ref = describe_partition(W, b, degree_corrected=res.degree_corrected,
-                                 dense=res.ensemble != "ndc",
-                                 threshold=float(p["threshold"]))  # fmt: skip
+                                 dense=res.ensemble.removesuffix("_lognormal") != "ndc",
+                                 threshold=float(p["threshold"]),
+                                 weights=weight_code_of(res.ensemble))  # fmt: skip
         res.candidates["leiden"] = ref.description_length
         return res
     codes = model_variants(dc, dense)
-    fits = [describe_partition(W, b, degree_corrected=c, dense=d,
-                               threshold=float(p["threshold"])) for c, d in codes]  # fmt: skip
+    fits = [describe_partition(W, b, degree_corrected=c, dense=d, threshold=float(p["threshold"]),
+                               weights=w)
+            for c, d in codes for w in weight_codes(str(p["weights"]))]  # fmt: skip
     best = min(fits, key=lambda x: x.description_length)
     best.candidates = {k: v for x in fits for k, v in x.candidates.items()}
     return best
