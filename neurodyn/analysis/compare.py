@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 from scipy.stats import rankdata
 
+from neurodyn.analysis import compare_result
 from neurodyn.analysis.params import CompareParams
 from neurodyn.analysis.rundir import NTF_FILES, STATE_FILES, find_file, recording_file
 from neurodyn.community import result as community_result
@@ -30,12 +30,9 @@ from neurodyn.io.outputs import check_output
 from neurodyn.io.registry import read
 from neurodyn.io.store import (
     atomic_h5,
-    group_name,
     open_h5,
-    put,
     read_connectome,
     read_recordings,
-    strings,
 )
 from neurodyn.names import canonical_neuron_name
 from neurodyn.params import ParamError
@@ -140,6 +137,15 @@ class Score:
     only_inferred: list[str]
     only_connectome: list[str]
     order: np.ndarray
+
+    def result(self) -> compare_result.SourceScore:
+        """This score as its group of ``compare.h5``."""
+        return compare_result.SourceScore(self.source, {
+            "@source": self.source, **{"@" + k: v for k, v in self.numbers().items()},
+            "labels": np.array(self.labels, dtype=object), "inferred": self.inferred,
+            "anatomical": self.anatomical, "order": self.order, "null_roc": self.null_roc,
+            "null_pr": self.null_pr, "only_inferred": np.array(self.only_inferred, dtype=object),
+            "only_connectome": np.array(self.only_connectome, dtype=object)})
 
     def numbers(self) -> dict[str, Any]:
         return {
@@ -343,36 +349,20 @@ def compare_connectome(rundir: str | Path, connectome: str, params: CompareParam
     inputs = [p for p in (rundir / n for n in ("states.h5", "hmmglm.h5", "communities.h5",
                                                 "ntf.h5", "recordings.h5")) if p.exists()]
     params = {"connectome": connectome, **p.to_dict()}
-    with atomic_h5(out, stage="compare", params=params, inputs=inputs, seed=seed) as f:
-        f.attrs["connectome"] = con.name
-        f.attrs["synapses"] = synapses
-        for sc in scores:
-            g = f.create_group(group_name(sc.source))
-            g.attrs["source"] = sc.source
-            for k, v in sc.numbers().items():
-                g.attrs[k] = v
-            put(g, "labels", np.array(sc.labels, dtype=object))
-            put(g, "inferred", sc.inferred)
-            put(g, "anatomical", sc.anatomical)
-            put(g, "order", sc.order)
-            put(g, "null_roc", sc.null_roc)
-            put(g, "null_pr", sc.null_pr)
-            put(g, "only_inferred", np.array(sc.only_inferred, dtype=object))
-            put(g, "only_connectome", np.array(sc.only_connectome, dtype=object))
+    res = compare_result.CompareResult(con.name, synapses, {sc.source: sc.result() for sc in scores})
+    with atomic_h5(out, stage=compare_result.STAGE, params=params, inputs=inputs, seed=seed) as f:
+        compare_result.write(f, res)
     return out
 
 
 def read_scores(path: str | Path) -> list[dict[str, Any]]:
     """Rows of numbers per source from ``compare.h5`` (for the report and the CLI)."""
     rows = []
-    with open_h5(path) as f:
-        for g in f.values():
-            if isinstance(g, h5py.Group):
-                row = {"source": str(g.attrs.get("source", g.name))}
-                for k, v in g.attrs.items():
-                    if k != "source":
-                        row[k] = v.item() if hasattr(v, "item") else v
-                if "only_inferred" in g:
-                    row["only_inferred"] = strings(g["only_inferred"])
-                rows.append(row)
+    for source, sc in compare_result.read(path).scores.items():
+        row: dict[str, Any] = {"source": source}
+        row.update((k, v.item() if hasattr(v, "item") else v)
+                   for k, v in sc.attrs.items() if k != "source")
+        if sc.only_inferred is not None:
+            row["only_inferred"] = [str(x) for x in sc.only_inferred]
+        rows.append(row)
     return rows
