@@ -250,14 +250,15 @@ Force = Annotated[bool, typer.Option("--force", help="Recompute even if the outp
 
 def selection_lines(path: Path) -> list[str]:
     """The model-selection tables of an output file (root and per-recording groups)."""
-    from neurodyn.io.store import open_h5, read_tree, recording_id
+    from neurodyn.io.groups import recording_groups
+    from neurodyn.io.store import open_h5, read_tree
     from neurodyn.selection import from_tree
 
     out = []
     with open_h5(path) as f:
         found = [("", f["model_selection"])] if "model_selection" in f else []
-        found += [(str(g.attrs.get("id", recording_id(k))) + ": ", g["model_selection"])
-                  for k, g in f.items() if hasattr(g, "keys") and "model_selection" in g]
+        found += [(rid + ": ", g["model_selection"])
+                  for rid, g in recording_groups(f).items() if "model_selection" in g]
         for who, g in found:
             t = read_tree(g)
             if "@parameter" in t:
