@@ -1,15 +1,9 @@
 """``states --features bandpower|tde``: Gaussian HMM on band-power envelopes or time-delay
 embedded signals of one recording, with held-out scoring against a 1-state baseline.
 
-Output tree of a recording (written by :func:`neurodyn.hmmglm.stage.run`), on the model's
-time grid (windows for ``bandpower``, samples for ``tde``):
-``posterior`` (W, K), ``viterbi`` (W,), ``time`` (W,) s, ``means`` (K, D), ``covariances``
-(K, D, D) or (K, D), ``transition``, ``initial``, ``loglik_trace``, ``power_maps`` (K, C, B)
-dB relative to the recording's mean band power, ``bands`` names with ``band_edges`` (B, 2) Hz,
-``spectra`` (K, C, F) units^2/Hz with ``frequencies`` (F,), ``occupancy`` (K,), ``dwell_s``
-(K,) mean seconds per visit, attrs ``@mean_dwell_s``, ``@n_switches``, ``@heldout_score``
-and ``@baseline_score`` (``@heldout_unit`` nats/sample), ``@heldout_gain``; and
-``model_selection`` (see :class:`neurodyn.selection.Selection`) for ``states="auto"``.
+Output tree of a recording: written by :func:`neurodyn.hmmglm.stage.run`, on the model's
+time grid (windows for ``bandpower``, samples for ``tde``); layout in
+:mod:`neurodyn.hmmglm.result`.
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ HMM-GLM (``--features glm``)::
     loglik_trace, restart_objectives, tau_trace (learned basis), noise_var (gaussian),
     the prior's outputs (:mod:`neurodyn.hmmglm.priors`: ``W0``; ``adjacency``,
     ``adjacency_prob``, ``adjacency_prior``, ``strength``), model_selection (``states=auto``);
-    attrs id, n_states, n_iter, converged, loglik, prior, tau, basis_learned, observation,
-    link, seed, heldout_score / baseline_score / heldout_gain / heldout_unit.
+    attrs id, n_states, n_iter, converged, loglik, prior, observation, link, seed,
+    tau (bins) / tau_s, basis_learned, the time parameters in both units (history_bins /
+    history_s, decay_bins / decay_s, trial_bins / trial_s, bin_width_s), and held-out
+    heldout_score / baseline_score / heldout_gain / heldout_unit (bits/spike).
 
 A joint fit (``--joint``) writes the parameters, labels, scores and model_selection once in
 the group ``joint`` (attr ``recordings``: JSON list of the ids in fitting order); each
@@ -22,8 +24,10 @@ Gaussian HMM on EEG features (``--features bandpower|tde``,
 :mod:`neurodyn.hmmglm.gaussian_stage`): posterior, viterbi, time, ``means`` (K, D),
 ``covariances`` (K, D, D) or (K, D), transition, initial, loglik_trace, ``power_maps``
 (K, C, B) dB, ``bands`` with ``band_edges`` (B, 2) Hz, ``spectra`` (K, C, F) with
-``frequencies`` (F,) Hz, ``occupancy`` (K,), ``dwell_s`` and ``expected_dwell_s`` (K,) s;
-attrs features, covariance, mean_dwell_s, n_switches, model_rate_hz, ...
+``frequencies`` (F,) Hz, ``occupancy`` (K,), ``dwell_s`` and ``expected_dwell_s`` (K,) s,
+model_selection (``states=auto``); attrs features, covariance, mean_dwell_s, n_switches,
+model_rate_hz, min_dwell_samples, n_features, variance_kept, heldout_score / baseline_score /
+heldout_gain (``heldout_unit`` nats/sample).
 Dimension names and units of every dataset: :data:`neurodyn.io.layout.RULES` (``states``).
 """
 

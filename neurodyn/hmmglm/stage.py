@@ -290,22 +290,8 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
     input_path : Path
         A recordings file (``/recordings/<id>``).
     out : Path
-        Output HDF5 (layout: :mod:`neurodyn.hmmglm.result`). Per recording (``joint=False``), one group (id with ``/`` as ``|``)
-        holding ``posterior`` (T, K), ``viterbi`` (T,), ``weights`` (K, N, N) [post, pre],
-        ``bias`` (K, N), ``basis`` (L,) with ``@tau`` (bins; ``@tau_s`` in seconds) and
-        ``@basis_learned``, the time parameters in both units (``@history_bins`` /
-        ``@history_s``, ``@decay_bins`` / ``@decay_s``, ``@trial_bins`` / ``@trial_s``,
-        ``@bin_width_s``)
-        (``tau_trace`` when learned), ``transition`` (K, K), ``initial`` (K,),
-        ``loglik_trace``, ``labels``, ``time`` (s), ``events``, ``sequence_starts`` /
-        ``sequence_stops``, ``W0`` (gaussian) or ``adjacency`` / ``adjacency_prob`` /
-        ``adjacency_prior`` / ``strength`` (onehot), held-out bits/spike and
-        ``model_selection`` (``states="auto"``). With ``joint=True`` the parameters,
-        ``labels``, scores and ``model_selection`` are written once under ``/joint``
-        (``@recordings``: JSON list of the ids, in fitting order) and each recording's
-        group keeps ``posterior``, ``viterbi``, ``time``, ``events``, its own
-        ``sequence_starts`` / ``sequence_stops`` (bins within the recording), ``@id``,
-        ``@loglik``, its held-out score, and ``@parameters = "/joint"``.
+        Output HDF5: one group per recording and, with ``joint=True``, the shared
+        parameters in ``/joint``; the layout is :mod:`neurodyn.hmmglm.result`.
     params : StatesParams, optional
         The stage parameters (defaults when omitted); keywords override single fields.
     seed : int
