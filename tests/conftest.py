@@ -12,6 +12,29 @@ SHARED = Path(os.environ.get("NEURODYN_SHARED", ROOT.parent / "shared")) / "data
 SAMPLE = ROOT / "sample_data"
 
 
+def _needs_service(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slurm") is not None or item.get_closest_marker("browser") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run order for two workers: modules with long tests first (so that the last tests to start
+    are short and both workers finish together), then the tests that need Chromium or SLURM (which
+    scripts/test.sh sets up in the background meanwhile), then the rest. A module's own tests stay
+    together (its long ones first) so that its fixtures are built once per worker."""
+    long_modules = {it.path for it in items if it.get_closest_marker("slow") and not _needs_service(it)}
+
+    module_index = {p: i for i, p in enumerate(dict.fromkeys(it.path for it in items))}
+
+    def rank(item: pytest.Item) -> tuple[int, int, bool]:
+        if _needs_service(item):
+            return 1, 0, False
+        if item.path in long_modules:  # module by module, its long tests first
+            return 0, module_index[item.path], item.get_closest_marker("slow") is None
+        return 2, 0, False
+
+    items.sort(key=rank)
+
+
 def shared_file(relpath: str) -> Path:
     """Path of a file in ../shared/data; skips (fails under CI) when it is absent."""
     p = SHARED / relpath

@@ -1,5 +1,29 @@
 """Assertions shared by the test modules."""
 
+import os
+import time
+
+
+def wait_for_services(timeout: float = 900.0) -> None:
+    """Wait until scripts/test.sh's background set-up (Chromium, a local SLURM) has finished.
+
+    scripts/test.sh installs and starts those services while the suite runs and names a flag file
+    in ``NEURODYN_SETUP_DONE`` (and its own process in ``NEURODYN_SETUP_PID``); without them (plain
+    ``pytest``) there is nothing to wait for.
+    """
+    flag = os.environ.get("NEURODYN_SETUP_DONE")
+    pid = int(os.environ.get("NEURODYN_SETUP_PID", "0") or 0)
+    deadline = time.monotonic() + timeout
+    while flag and not os.path.exists(flag) and time.monotonic() < deadline:
+        if pid:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:  # the set-up ended without finishing: stop waiting
+                return
+            except PermissionError:
+                pass
+        time.sleep(0.5)
+
 
 def one_line_error(result, *needles: str) -> None:
     """A CLI result failed with exit 2 and one ``error:`` line on stderr naming ``needles``."""

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_for_services
 
 from neurodyn.pipeline import load_pipeline, run_pipeline, status
 
@@ -34,6 +35,7 @@ def _unavailable(msg: str) -> None:
 
 @pytest.fixture(scope="module")
 def slurm() -> None:
+    wait_for_services()
     script = ROOT / "scripts" / "slurm" / "start.sh"
     try:
         r = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900)

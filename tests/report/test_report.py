@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import rgb_codes
+from helpers import rgb_codes, wait_for_services
 from matplotlib.image import imread
 
 from neurodyn.analysis.compare import compare_connectome
@@ -159,6 +159,7 @@ def test_figures_command_formats(run, tmp_path, cli, only_own_figures):
 
 # -- real browser ----------------------------------------------------------------------------------
 def _chromium() -> str | None:
+    wait_for_services()
     for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
         exe = shutil.which(name)
         if exe:
