@@ -40,3 +40,41 @@ def simulate_calcium_cmd(
     path = write_recordings(out, recs, params=params, seed=seed, stage="simulate-calcium",
                             extra={"ground_truth": truth})
     done(path, f"{len(recs)} animals")
+
+
+@simulate_app.command("collection")
+def simulate_collection_cmd(
+    out: Out = Path("celegans_collection.parquet"),
+    worms: Annotated[int, typer.Option(min=1, help="Worms in all, split over the source sets in "
+                                       "proportion to the published counts (900 ~ the real collection).")] = 900,
+    datasets: Annotated[str, typer.Option(help="Comma-separated source sets to draw from "
+                                          "(default all 12, e.g. Yemini2021,Venkatachalam2024).")] = "",
+    frames: Annotated[str, typer.Option(help="Resampled frames per worm (~3 Hz), MIN-MAX.")] = "1000-3000",
+    groups: Annotated[int, typer.Option(min=1, help="Planted functional groups shared across worms.")] = 4,
+    group_size: Annotated[int, typer.Option(min=2, help="Labelled neurons per planted group.")] = 8,
+    segment: Annotated[float, typer.Option(min=1.0, help="Seconds each group is active before the "
+                                           "next takes over (they cycle).")] = 60.0,
+    seed: Seed = 0,
+) -> None:
+    """A stand-in for the Homogenized C. elegans collection in its published parquet layout.
+
+    One row per worm x neuron with the published columns (FORMATS.md 1.1), per-source-set
+    neuron counts and labelled fractions as published, ~3 Hz, and planted groups of labelled
+    neurons that co-activate in turn in every worm. The groups are stored in the parquet schema
+    metadata (neurodyn_truth); the file is read by the real reader, written one worm at a time.
+
+    Example: neurodyn simulate collection --worms 100 --out c.parquet && neurodyn ingest c.parquet --out rec.h5
+    """
+    from neurodyn.io.outputs import atomic_path
+    from neurodyn.params import ParamError
+    from neurodyn.simulate_collection import write_collection_parquet
+
+    try:
+        lo, hi = (int(v) for v in frames.split("-"))
+    except ValueError:
+        raise ParamError("frames", f"expected MIN-MAX frames, e.g. 1000-3000, got {frames!r}") from None
+    names = [d.strip() for d in datasets.split(",") if d.strip()] or None
+    with atomic_path(out) as tmp:
+        write_collection_parquet(tmp, worms, seed=seed, datasets=names, frames=(lo, hi),
+                                 n_groups=groups, group_size=group_size, segment_s=segment)
+    done(Path(out), f"{worms} worms")
