@@ -25,6 +25,7 @@ from scipy.signal import lfilter
 from neurodyn.errors import InputError
 from neurodyn.names import CANONICAL_NEURONS
 from neurodyn.params import ParamError
+from neurodyn.progress import progress
 
 #: dataset -> (worms, mean labelled neurons, mean recorded neurons, native dt in s (approximate))
 SOURCE_DATASETS: dict[str, tuple[int, int, int, float]] = {
@@ -243,7 +244,6 @@ def write_collection_parquet(path: str | Path, n_worms: int, *, seed: int = 0,
     """
     import pyarrow.parquet as pq
 
-    from neurodyn.progress import progress
 
     worms, truth = simulate_worms(n_worms, seed=seed, **kw)
     writer = None
