@@ -26,20 +26,22 @@ def _chain(args) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
     from neurodyn.bicluster.model import Priors, SamplerConfig
-    from neurodyn.bicluster.sampler import Model
+    from neurodyn.bicluster.sampler import Kernel
     from neurodyn.bicluster.simulate import simulate_bicluster
+    from neurodyn.bicluster.target import Model
 
     seed, init, every, sweeps = args
     rec, truth = simulate_bicluster(seed=seed)
     cfg = SamplerConfig(iters=sweeps, burn_in=sweeps // 2, init=init, anneal_every=every)
     model = Model(rec.data.T.astype(float), cfg, Priors())
+    kernel = Kernel(model)
     rng = np.random.default_rng(seed + 100)
     st = model.init_state(init, rng)
     psi = model.psi(st)
     first = None
     tic = time.perf_counter()
     for it in range(sweeps):
-        psi = model.sweep(st, psi, rng, labels=it >= cfg.warmup, anneal=every > 0 and (it + 1) % every == 0)
+        psi = kernel.sweep(st, psi, rng, labels=it >= cfg.warmup, anneal=every > 0 and (it + 1) % every == 0)
         if first is None and adjusted_rand_score(truth["clusters"], st.z) == 1.0:
             first = it + 1
     sec = time.perf_counter() - tic

@@ -51,9 +51,15 @@ from dataclasses import dataclass
 import numpy as np
 from polyagamma import random_polyagamma
 
-from neurodyn.bicluster.clusters import linear_predictor, obs_info, theta_conditional
+from neurodyn.bicluster.clusters import (
+    linear_predictor,
+    nb_loglik_rows,
+    obs_info,
+    theta_conditional,
+)
 from neurodyn.bicluster.ffbs import slds_sample
 from neurodyn.bicluster.model import in_box
+from neurodyn.bicluster.splitmerge import proposal_sides
 from neurodyn.bicluster.states import sample_ab, sample_ab_prior
 
 PG_MIN_SHAPE = 5e-4  # smallest Polya-Gamma shape drawn (the polyagamma package needs > 1e-4)
@@ -65,11 +71,6 @@ def ladder(rungs: int, sharp: float = 4.0) -> np.ndarray:
     g = 0.5 * (1.0 + u)
     g[0], g[-1] = 0.0, 1.0
     return g
-
-
-def nb_loglik_rows(y: np.ndarray, r: np.ndarray, psi: np.ndarray) -> float:
-    """sum_{i,t} log NB(y | r_i, sigmoid(psi)) without the terms free of psi."""
-    return float(-np.sum(r[:, None] * np.logaddexp(0.0, psi) + y * np.logaddexp(0.0, -psi)))
 
 
 @dataclass
@@ -137,12 +138,12 @@ class Annealer:
         loc = np.arange(n)
 
         def draw_xa() -> None:
-            x, _ = m._info_pass(obs_info(kap_a, om_a, off, p.theta, loc), p.dyn_a, st.Q, st.s, rng, True)
+            x, _ = m.info_pass(obs_info(kap_a, om_a, off, p.theta, loc), p.dyn_a, st.Q, st.s, rng, True)
             if self.in_box(x):
                 p.xa = x
 
         def draw_xb() -> None:
-            x, _ = m._info_pass(obs_info(kap_b, om_b, off[na:], p.thb, loc[:n - na]), p.dyn_b,
+            x, _ = m.info_pass(obs_info(kap_b, om_b, off[na:], p.thb, loc[:n - na]), p.dyn_b,
                                 st.Q, st.s, rng, True)
             if self.in_box(x):
                 p.xb = x
@@ -236,8 +237,9 @@ class Annealer:
         pen = np.maximum(self.c0 - self.m.sim[np.ix_(side_i, side_j)], 0.0)
         return -self.da_scale * float(pen.sum())
 
-    def propose(self, st, rng) -> None:
-        """One annealed split or merge proposal (see the module docstring), accepted or not.
+    def step(self, st, kap, om, rng) -> None:
+        """One annealed split or merge proposal (see the module docstring), accepted or not
+        (``kap``, ``om`` unused: the move redraws its own Polya-Gamma variables).
 
         Delayed acceptance: the proposal first passes a screen with probability
         min(1, r_s), r_s from :meth:`screen` (before any path is run), then the annealed
@@ -252,7 +254,7 @@ class Annealer:
         split = a == b
         kind = "anneal_split" if split else "anneal_merge"
         st.stats[f"{kind}_prop"] = st.stats.get(f"{kind}_prop", 0) + 1
-        side_i, side_j, logq_alloc, log_prior_s, log_prior_m = m.proposal_sides(st, i, j, rng)
+        side_i, side_j, logq_alloc, log_prior_s, log_prior_m = proposal_sides(m, st, i, j, rng)
         order = np.concatenate([side_i, side_j])
         log_screen = self.screen(side_i, side_j) * (-1.0 if split else 1.0)
         if not np.log(rng.random()) < log_screen:
@@ -292,4 +294,4 @@ class Annealer:
             st.z[side_j] = len(st.xs) - 1
         else:
             st.z[side_j] = a
-            m._remove_cluster(st, b, None)
+            m.remove_cluster(st, b, None)

@@ -15,7 +15,7 @@ p(new) ∝ gamma V_N(t + 1) / V_N(t) m(i | X_aux) where the auxiliary cluster is
 cluster when it is a singleton, or a fresh draw (dynamics from the MNIW prior, trajectory from
 the switching-dynamics prior) otherwise. DP option: n_-i,k and dp_alpha instead.
 
-Split-merge moves live in :meth:`neurodyn.bicluster.sampler.Model.split_merge` (trajectory-
+Split-merge moves live in :class:`neurodyn.bicluster.splitmerge.SplitMerge` (trajectory-
 collapsed: Kalman normalisers of the clusters involved, theta fixed).
 """
 
@@ -227,6 +227,11 @@ def theta_gaussian(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray,
 
 
 @njit(cache=True, error_model="numpy")
+def nb_loglik_rows(y: np.ndarray, r: np.ndarray, psi: np.ndarray) -> float:
+    """sum_{i,t} log NB(y | r_i, sigmoid(psi)) without the terms free of psi."""
+    return float(-np.sum(r[:, None] * np.logaddexp(0.0, psi) + y * np.logaddexp(0.0, -psi)))
+
+
 def linear_predictor(X: np.ndarray, z: np.ndarray, theta: np.ndarray, base: np.ndarray) -> np.ndarray:
     """psi (N, T): psi[i, t] = base_i + d_i + X[z_i, t, 0] + c_i . X[z_i, t, 1:], for
     trajectories X (K, T, q), labels z (N,), theta (N, q) = (d_i, c_i) and offsets base (N,)."""

@@ -5,7 +5,7 @@
 where E_beta is the expectation under the tempered posterior prior x likelihood^beta with the
 neuron labels z and the dispersions r held fixed; everything else (theta, trajectories,
 dynamics, noise covariances, states and transitions) is integrated. Each rung of the beta
-ladder runs the sampler's own blocks at that beta (:class:`~.sampler.Model` with ``beta``,
+ladder runs the sampler's own blocks at that beta (:class:`~.target.Model` with ``beta``,
 labels fixed), started from the previous rung's state, so the ladder anneals from the prior.
 
 Use it when two chains stop at different partitions: a large evidence gap says the sampler is
@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from neurodyn.bicluster.model import Priors, SamplerConfig
-from neurodyn.bicluster.sampler import Model
+from neurodyn.bicluster.sampler import Kernel
 from neurodyn.bicluster.states import sample_ab_prior
+from neurodyn.bicluster.target import Model
 
 
 def log_evidence(
@@ -50,6 +51,7 @@ def log_evidence(
         raise ValueError("beta_min must be in (0, 1)")
     rng = np.random.default_rng(seed)
     model = Model(y, cfg, pri, beta=beta_min)
+    kernel = Kernel(model)
     _, z = np.unique(np.asarray(z), return_inverse=True)
     st = model.init_state("one", rng)
     st.z = z.astype(np.int64)
@@ -64,7 +66,7 @@ def log_evidence(
         model.beta = float(beta)
         ll = np.empty(sweeps - discard)
         for it in range(sweeps):
-            psi = model.sweep(st, psi, rng, labels=False)
+            psi = kernel.sweep(st, psi, rng, labels=False)
             if it >= discard:
                 ll[it - discard] = model.loglik(st, psi)
         means[k] = ll.mean()

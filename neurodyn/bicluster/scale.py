@@ -36,8 +36,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
-from neurodyn.bicluster.anneal import nb_loglik_rows
-from neurodyn.bicluster.clusters import linear_predictor
+from neurodyn.bicluster.clusters import linear_predictor, nb_loglik_rows
 from neurodyn.bicluster.model import in_box
 from neurodyn.bicluster.relabel import dynamics_log_evidence
 
@@ -72,8 +71,9 @@ class ScaleMoves:
         return (["mu_scale", "mu_shift"] + list(range(1, self.m.q))
                 + [("shear", j) for j in range(1, self.m.q)])
 
-    def propose(self, st, rng) -> None:
-        """``tries`` rounds of every move on every cluster; updates st in place."""
+    def step(self, st, kap, om, rng) -> None:
+        """``tries`` rounds of every move on every cluster; updates st in place (``kap``,
+        ``om`` unused: the moves use the exact likelihood)."""
         m = self.m
         X = np.stack(st.xs)
         ev = self._evidence(X, st)

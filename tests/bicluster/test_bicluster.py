@@ -511,12 +511,14 @@ def _partition_chain(y, kernel: str, sweeps: int, seed: int) -> np.ndarray:
     "single" (trajectory-collapsed single-neuron moves), "split-merge" or "anneal" (annealed
     split-merge, 8 rungs)."""
     from neurodyn.bicluster.model import Priors, SamplerConfig
-    from neurodyn.bicluster.sampler import Model
+    from neurodyn.bicluster.sampler import Kernel
+    from neurodyn.bicluster.target import Model
 
     m = Model(y, SamplerConfig(latent_dim=1, max_states=1, warmup=0, anneal_rungs=8, scale_moves=0),
               Priors())  # the scale moves have their own test (ratio = target x Jacobian)
-    m.annealer.split_prob = 0.5  # the default 0.1 mixes too slowly for a short test
-    m.annealer.c0 = 0.4  # make the delayed-acceptance screen bite (0.24 similarity: 0.6 nats)
+    k = Kernel(m)
+    k.annealer.split_prob = 0.5  # the default 0.1 mixes too slowly for a short test
+    k.annealer.c0 = 0.4  # make the delayed-acceptance screen bite (0.24 similarity: 0.6 nats)
     rng = np.random.default_rng(seed)
     st = m.init_state("one", rng)
     psi = m.psi(st)
@@ -524,8 +526,8 @@ def _partition_chain(y, kernel: str, sweeps: int, seed: int) -> np.ndarray:
     sm = 5 if kernel == "split-merge" else 0
     out = np.zeros((sweeps, 5))
     for it in range(sweeps):
-        psi = m.sweep(st, psi, rng, label_gibbs=kernel == "gibbs", single_moves=kernel == "single",
-                      split_merge=sm, anneal=kernel == "anneal")
+        psi = k.sweep(st, psi, rng, label_gibbs=kernel == "gibbs", single_moves=kernel == "single",
+                     split_merge=sm, anneal=kernel == "anneal")
         first: dict = {}
         out[it, parts.index(tuple(first.setdefault(v, len(first)) for v in st.z))] = 1.0
     return out
@@ -596,13 +598,15 @@ def test_explosive_prior_dynamics_never_leave_the_box():
     from neurodyn.bicluster.ffbs import slds_sample
     from neurodyn.bicluster.model import X_MAX, Priors, SamplerConfig
     from neurodyn.bicluster.pg import draw_omega, kappa
-    from neurodyn.bicluster.sampler import Model
+    from neurodyn.bicluster.sampler import Kernel
     from neurodyn.bicluster.simulate import simulate_bicluster
     from neurodyn.bicluster.states import sample_ab_prior
+    from neurodyn.bicluster.target import Model
 
     rec, _ = simulate_bicluster(n_neurons=8, n_clusters=2, n_bins=400, segment=100, seed=2)
     rng = np.random.default_rng(0)
     m = Model(rec.data.T.astype(float), SamplerConfig(max_states=3), Priors())
+    k = Kernel(m)
     st = m.init_state("one", rng)
     st.Q = np.stack([4.0 * np.eye(m.q)] * m.L)
     st.dyn = [sample_ab_prior(st.Q, m.pri.k0, rng) for _ in st.xs]
@@ -615,10 +619,8 @@ def test_explosive_prior_dynamics_never_leave_the_box():
     with np.errstate(all="ignore"):
         for _ in range(6):
             om, kap = draw_omega(m.y, st.r, psi, rng), kappa(m.y, st.r)
-            m.update_trajectories(st, kap, om, rng)
-            m.update_labels(st, kap, om, rng)
-            m.move_labels(st, kap, om, rng)
-            m.split_merge(st, kap, om, rng)
+            for move in (k.trajectories, k.label_gibbs, k.single, k.split_merge):
+                move.step(st, kap, om, rng)
             assert all(np.isfinite(x).all() and np.abs(x).max() <= X_MAX for x in st.xs)
             psi = m.psi(st)
             assert np.isfinite(psi).all()
@@ -634,9 +636,9 @@ def test_log_evidence_matches_prior_importance_sampling():
     from neurodyn.bicluster.evidence import log_evidence
     from neurodyn.bicluster.ffbs import slds_sample
     from neurodyn.bicluster.model import Priors, SamplerConfig
-    from neurodyn.bicluster.sampler import Model
     from neurodyn.bicluster.simulate import simulate_bicluster
     from neurodyn.bicluster.states import sample_ab_prior, sample_q_prior
+    from neurodyn.bicluster.target import Model
 
     rec, _ = simulate_bicluster(n_neurons=2, n_clusters=1, n_bins=6, latent_dim=1, segment=6, seed=1)
     y = rec.data.T.astype(float)
@@ -667,7 +669,8 @@ def test_anneal_ladder_is_monotone_and_keeps_polya_gamma_shapes_drawable():
     rungs stay where every tempered Polya-Gamma shape g (y + r) is above the sampler's floor."""
     from neurodyn.bicluster.anneal import PG_MIN_SHAPE, ladder
     from neurodyn.bicluster.model import Priors, SamplerConfig
-    from neurodyn.bicluster.sampler import Model
+    from neurodyn.bicluster.sampler import Kernel
+    from neurodyn.bicluster.target import Model
 
     g = ladder(200)
     assert g[0] == 0.0 and g[-1] == 1.0 and np.all(np.diff(g) > 0)
@@ -675,7 +678,7 @@ def test_anneal_ladder_is_monotone_and_keeps_polya_gamma_shapes_drawable():
     y = np.random.default_rng(0).poisson(2.0, (4, 50)).astype(float)
     m = Model(y, SamplerConfig(anneal_rungs=200), Priors())
     r = np.full(4, 0.05)
-    gr = m.annealer._ladder(r)
+    gr = Kernel(m).annealer._ladder(r)
     assert np.all(np.diff(gr) >= 0) and gr[0] == 0.0 and gr[-1] == 1.0
     inner = gr[1:-1]
     assert np.all(inner * r.min() >= PG_MIN_SHAPE * (1 - 1e-9))
@@ -752,12 +755,14 @@ def test_scale_moves_accept_with_target_ratio_times_numerical_jacobian():
     finite differences of the implemented map (the maps are affine)."""
     from neurodyn.bicluster.model import Priors, SamplerConfig
     from neurodyn.bicluster.relabel import dynamics_log_evidence
-    from neurodyn.bicluster.sampler import Model
+    from neurodyn.bicluster.sampler import Kernel
+    from neurodyn.bicluster.target import Model
 
     rng = np.random.default_rng(0)
     N, T = 3, 7
     y = rng.poisson(3.0, (N, T)).astype(float)
     m = Model(y, SamplerConfig(latent_dim=2, max_states=2), Priors())
+    scaler = Kernel(m).scaler
     st = m.init_state("one", rng)
     st.s = rng.integers(0, 2, T)
     st.theta = rng.normal(size=st.theta.shape)
@@ -779,13 +784,13 @@ def test_scale_moves_accept_with_target_ratio_times_numerical_jacobian():
         return np.concatenate([X.ravel(), theta.ravel(), r])
 
     e = 0.3
-    for kind in m.scaler.kinds():
+    for kind in scaler.kinds():
 
         def move(v, kind=kind):
             Xv = v[:X.size].reshape(X.shape)
             st.theta = v[X.size:X.size + st.theta.size].reshape(st.theta.shape)
             evv = dynamics_log_evidence(Xv, st.s, m.L, p.k0, m.psi0, m.nu0)
-            log_r, x_new, th_new, _ = m.scaler.log_ratio(Xv.copy(), 0, mem, kind, e, st, evv)
+            log_r, x_new, th_new, _ = scaler.log_ratio(Xv.copy(), 0, mem, kind, e, st, evv)
             return log_r, flat(x_new[None], th_new, v[-N:])  # r is left alone
 
         v0 = flat(X, st.theta, st.r)
@@ -799,7 +804,7 @@ def test_scale_moves_accept_with_target_ratio_times_numerical_jacobian():
     for i in range(N):  # dispersion: neuron i alone
         e = np.zeros(N)
         e[i] = 0.4
-        log_r = m.scaler.dispersion_log_ratio(X, st, e)[i]
+        log_r = scaler.dispersion_log_ratio(X, st, e)[i]
         th1, r1 = st.theta.copy(), st.r * np.exp(e)
         th1[i, 0] -= e[i]
         # map (r_i, d_i) -> (a r_i, d_i - e): log |det J| = e
