@@ -52,7 +52,7 @@ class NestedSBM:
         Variant chosen.
     candidates : dict
         Description length of the best fit of each variant tried (``"dc"``, ``"ndc"``,
-        ``"ndc_dense"``).
+        ``"ndc_dense"``; ``"_lognormal"`` appended for the log-normal weight code).
     ensemble : str
         Key of the chosen variant in ``candidates``.
     """
@@ -339,11 +339,13 @@ def describe_partition(
     """Wrap a given level-0 partition (e.g. from Leiden) in a nested SBM: fit the levels above
     and compute its description length, so that other methods are scored on the same scale.
 
-    ``degree_corrected`` and ``dense`` pick the code (see :func:`fit_wsbm`). Deterministic:
-    :func:`fit_wsbm` gives a partition it evaluates the same description length."""
+    ``degree_corrected``, ``dense`` and ``weights`` (``"exponential"`` or ``"lognormal"``)
+    pick the code (see :func:`fit_wsbm`). Deterministic: :func:`fit_wsbm` gives a partition it
+    evaluates the same description length."""
+    if weights not in WEIGHT_CODES:
+        raise ValueError(f"weights must be 'exponential' or 'lognormal', got {weights!r}")
     A, X = wsbm.edges_from_weights(W, threshold)
     dc, dn = bool(degree_corrected), bool(dense) and not degree_corrected
-    weight_codes(weights)
     g = level_graph(A, X, dc, dn, weighted, weights)
     dl, levels = _nested_dl(g, b)
     key = VARIANT_KEYS[(dc, dn)] + (WEIGHT_CODES[weights][1] if weighted else "")
