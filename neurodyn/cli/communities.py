@@ -27,8 +27,8 @@ def communities(
 
     The default model is a nested stochastic block model whose edge weights are exponential
     per block pair (as in Dyballa et al. 2024, who used graph-tool) or log-normal per block
-    pair after removing node factors (--weights; auto keeps the shorter description of the
-    weights); the number of communities at every level is inferred by minimising the
+    pair after removing node factors (--weights lognormal; auto fits both and keeps the
+    shorter description); the number of communities at every level is inferred by minimising the
     description length, with and without degree correction. The search starts from single neurons and from Leiden partitions at several
     resolutions, and keeps the shortest description.
 

@@ -15,9 +15,9 @@ fitted greedily for the promising ones and the shortest exact nested description
 Each variant's search has its own random stream, so ``"auto"`` returns exactly the shortest of
 the variants fitted alone.
 
-Weights are modelled at level 0 only, by one of two codes chosen by the length of their
-description at the coarsest Leiden start (:func:`weights_dl`): exponential (one rate per level-0
-block pair, Gamma prior integrated out) or log-normal (the log-weights less least-squares node
+Weights are modelled at level 0 only, by one of two codes (``weights``; ``"auto"`` fits both
+and keeps the shorter description): exponential (one rate per level-0 block pair, Gamma prior
+integrated out; the default) or log-normal (the log-weights less least-squares node
 factors, normal per block pair, mean and variance integrated out; see
 :func:`wsbm.lognormal_statistics`). The levels above describe the block edge counts, as in
 Peixoto's 2014 nested SBM. (Peixoto 2018 also places the weight hyperparameters in the hierarchy; not done
@@ -130,17 +130,6 @@ VARIANT_KEYS = {(True, False): "dc", (False, False): "ndc", (False, True): "ndc_
 WEIGHT_CODES = {"exponential": (wsbm.W_EXP, ""), "lognormal": (wsbm.W_LOGNORMAL, "_lognormal")}
 
 
-def weights_dl(g: LevelGraph, b: np.ndarray) -> float:
-    """Description length of the weights alone (nats, constant included) given partition ``b``:
-    the weight code's part of the total, the same under every topology code."""
-    b = wsbm.compact(b)
-    B = int(b.max()) + 1
-    n, m, xs = wsbm.block_stats(g.A, g.X, b, B)
-    with_w = wsbm.level_dl(n, m, xs, g.ens, g.weighted, g.alpha, g.beta)
-    without = wsbm.level_dl(n, m, xs, g.ens, wsbm.W_NONE, g.alpha, g.beta)
-    return float(with_w - without + g.wconst)
-
-
 def weight_code_of(ensemble: str) -> str:
     """The weight code of a variant key such as ``"dc_lognormal"``."""
     return "lognormal" if ensemble.endswith("_lognormal") else "exponential"
@@ -248,7 +237,7 @@ def fit_wsbm(
     n_candidates: int = 2,
     dense: bool | str = "auto",
     leiden_seeds: bool = True,
-    weights: str = "auto",
+    weights: str = "exponential",
 ) -> NestedSBM:
     """Fit a nested SBM with exponential edge weights to a weighted graph.
 
@@ -281,12 +270,14 @@ def fit_wsbm(
     leiden_seeds : bool
         Also start from Leiden partitions (weighted modularity at resolutions
         ``LEIDEN_RESOLUTIONS``): each is polished and agglomerated further.
-    weights : {"auto", "exponential", "lognormal"}
-        Weight code: exponential per block pair (graph-tool's ``real-exponential``), or
-        log-normal per block pair after removing the degree trend of the log-weights
-        (:func:`wsbm.lognormal_statistics`; like graph-tool's ``real-normal`` on log-weights);
-        ``"auto"``: the code that describes the weights shorter at the first Leiden start
-        (the coarsest; one block without Leiden starts), then fitted with each topology code.
+    weights : {"exponential", "auto", "lognormal"}
+        Weight code: exponential per block pair (graph-tool's ``real-exponential``; the
+        default), or log-normal per block pair after removing least-squares node factors
+        (:func:`wsbm.lognormal_statistics`; like graph-tool's ``real-normal`` on
+        log-weights); ``"auto"`` fits both with each topology code and keeps the shortest.
+        Log-normal is not the default: on affinity patterns with planted co-active groups
+        (tests/pipeline/test_connectome_e2e.py) it is shorter but splits the groups, since
+        on the log scale the many near-zero affinities weigh as much as the large ones.
 
     Returns
     -------
@@ -304,10 +295,6 @@ def fit_wsbm(
         variants, codes = variants[:1], codes[:1]
     starts = leiden_starts(np.where(A > 0, W, 0.0), seed) if leiden_seeds and A.sum() else []
     ln_stats = wsbm.lognormal_statistics(A, X) if "lognormal" in codes else None
-    if len(codes) > 1:  # the weight code whose description of the weights is shorter
-        ref = starts[0] if starts else np.zeros(N, np.int64)
-        codes = [min(codes, key=lambda c: weights_dl(
-            level_graph(A, X, False, True, True, c, lognormal=ln_stats), ref))]
     best: tuple[float, list[np.ndarray], bool, str] | None = None
     candidates: dict[str, float] = {}
     for dc, dn in variants:

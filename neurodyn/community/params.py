@@ -73,10 +73,11 @@ class CommunitiesParams(StageParams):
     dense: Auto = param(Auto.auto, "sbm: edge code of the non-degree-corrected variant: yes = simple "
                         "graph (binomial per block pair), no = multigraph (graph-tool's default), "
                         "auto = yes (never longer on the simple graphs built here).")
-    weights: WeightCode = param(WeightCode.auto, "sbm: weight code: exponential per block pair "
-                                "(graph-tool's real-exponential); lognormal = log-weights less "
-                                "node factors, normal per block pair; auto = the one that "
-                                "describes the weights shorter.")
+    weights: WeightCode = param(WeightCode.exponential, "sbm: weight code: exponential per "
+                                "block pair (graph-tool's real-exponential); lognormal = "
+                                "log-weights less node factors, normal per block pair (for "
+                                "strength-driven weights; on affinity patterns it splits "
+                                "co-active groups); auto = both, the shorter kept.")
     restarts: int = param(1, "sbm: searches from single neurons per variant, besides the Leiden "
                           "starts (best kept).", ge=1, aliases=("n_init",))
     threshold: float = param(0.0, "Affinities at or below this are treated as absent edges.")

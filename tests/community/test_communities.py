@@ -251,23 +251,24 @@ def test_simple_graph_code_never_longer_than_multigraph_code():
 
 def test_auto_equals_the_best_forced_variant_and_beats_leiden_partition():
     """Each variant's search is seeded on its own: auto's description length is exactly the
-    minimum of the forced fits, and no longer than Leiden's partition under the same code.
-    On strength-weighted LFR graphs (weights ~ products of node factors) the log-normal weight
-    code is chosen, and it describes the graph much shorter than the exponential one."""
+    minimum of the forced fits (topology and weight codes), and no longer than Leiden's
+    partition under the same code. On strength-weighted LFR graphs (weights ~ products of node
+    factors) the log-normal weight code describes the graph much shorter."""
     W, truth = lfr_weighted(n=60, avg_degree=12, max_degree=30, mu=0.3, min_community=10,
                             max_community=25, strength_exponent=1.0, seed=23)
-    auto = fit_wsbm(W, seed=4)
-    forced = [fit_wsbm(W, seed=4, degree_corrected=dc) for dc in (True, False)]
+    auto = fit_wsbm(W, seed=4, weights="auto")
+    forced = [fit_wsbm(W, seed=4, degree_corrected=dc, weights=w)
+              for dc in (True, False) for w in ("exponential", "lognormal")]
     assert auto.candidates == {f.ensemble: f.description_length for f in forced}
-    assert set(auto.candidates) == {"dc_lognormal", "ndc_dense_lognormal"}
+    assert set(auto.candidates) == {"dc", "ndc_dense", "dc_lognormal", "ndc_dense_lognormal"}
     assert auto.description_length == min(auto.candidates.values())
-    exp = fit_wsbm(W, seed=4, weights="exponential")
-    assert set(exp.candidates) == {"dc", "ndc_dense"}
-    assert auto.description_length < exp.description_length - 100
+    assert auto.ensemble.endswith("_lognormal")
+    assert auto.description_length < fit_wsbm(W, seed=4).description_length - 100
     lb = leiden(W, seed=4)
     for f in forced:
+        w = "lognormal" if f.ensemble.endswith("_lognormal") else "exponential"
         described = describe_partition(W, lb, degree_corrected=f.degree_corrected, dense=True,
-                                       weights="lognormal")
+                                       weights=w)
         assert f.description_length <= described.description_length + 1e-9
 
 
@@ -555,8 +556,9 @@ def test_lognormal_code_is_unit_free_and_recovers_blocks_hidden_by_node_factors(
     x = np.exp(rng.normal(0, 1.0, 36))
     W = np.outer(x, x) * np.where(same, 2.0, 1.0) * np.exp(rng.normal(0, 0.3, (36, 36)))
     W = np.triu(W, 1) + np.triu(W, 1).T
-    exp = fit_wsbm(W, seed=0, n_init=1, weights="exponential", degree_corrected=False)
-    auto = fit_wsbm(W, seed=0, n_init=1, degree_corrected=False)
+    exp = fit_wsbm(W, seed=0, n_init=1, degree_corrected=False)  # the default code
+    auto = fit_wsbm(W, seed=0, n_init=1, degree_corrected=False, weights="auto")
+    assert exp.ensemble == "ndc_dense"
     assert auto.ensemble == "ndc_dense_lognormal" and nmi(truth, auto.membership) >= 0.95
     assert nmi(truth, exp.membership) < 0.5
     assert auto.description_length < exp.description_length - 100
