@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from neurodyn.bicluster.result import TRACE_NAMES
 from neurodyn.io.outputs import atomic_path
 
-DRAW_NAMES = ("loglik", "n_clusters", "n_states")
+DRAW_NAMES = TRACE_NAMES  # the kept-draw traces of bicluster.h5 (traces/<name>)
 
 
 def draws_path(path: Path, rec_id: str, several: bool) -> Path:
