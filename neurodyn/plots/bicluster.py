@@ -116,6 +116,7 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
             ax.set_title(_diag_text(diag, name), fontsize=8, loc="left")
         axes[0].legend(fontsize=7)
         axes[-1].set_xlabel("thinned sample (after burn-in)")
+        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
         n_chains = np.atleast_2d(tr["loglik"]).shape[0]
         worst = max((float(diag.get(f"rhat_{n}", np.nan)) for n in
                      result.TRACE_NAMES), key=lambda v: -1 if np.isnan(v) else v)

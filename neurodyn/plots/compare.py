@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from neurodyn.analysis import compare_result
 from neurodyn.io.layout import group_name
@@ -52,6 +53,7 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         ax3.axvline(float(a.get("roc_auc", np.nan)), color=style.color(5), lw=2, label="observed")
         ax3.set_xlabel("ROC AUC")
         ax3.set_ylabel("permutations (count)")
+        ax3.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax3.legend(frameon=False, loc="upper left")
         ax3.set_title(f"ROC AUC {a.get('roc_auc', np.nan):.3f} (p={a.get('p_roc', np.nan):.3g})\n"
                       f"PR AUC {a.get('pr_auc', np.nan):.3f} (chance "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from neurodyn.hmmglm import result
 from neurodyn.hmmglm.result import StatesFit
@@ -211,6 +212,7 @@ def _parameters(plt, style, d: StatesFit, name: str, cap: str, outdir: Path, fmt
     fig.subplots_adjust(left=0.2, right=0.84)
     ax.plot(np.arange(1, tr.size + 1), tr, marker=".", color=style.color(4))
     ax.set_xlabel("EM iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("log posterior (nats)")
     bits = d.attr("heldout_score")
     ax.set_title(f"EM objective; held-out {bits:.4f} {d.attr('heldout_unit', '')}"
