@@ -367,6 +367,10 @@ def test_cli_communities_end_to_end(tmp_path, cli):
         assert f["overview/activity"].shape == (6, 30)
     assert sorted(p.name for p in figs.glob("*.png")) == [
         "communities_component_0.png", "communities_component_1.png", "communities_overview.png"]
+    from neurodyn.plots.style import read_caption  # each figure's caption file beside it
+
+    assert f"split the {len(truth)} neurons into 3 communities" in read_caption(
+        figs / "communities_component_1.png")["caption"]
     res = cli("communities", ntf, "--out", tmp_path / "l.h5", "--method", "leiden",
               "--components", "top-1")
     assert res.exit_code == 0, res.output
