@@ -26,6 +26,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from neurodyn.io.outputs import atomic_path
 from neurodyn.io.store import provenance
 from neurodyn.params import ParamError
+from neurodyn.plots import CAPTION_SUFFIX, read_caption  # noqa: F401  (read_caption: re-export)
 
 #: Okabe & Ito (2008) colorblind-safe qualitative palette (black moved last).
 OKABE_ITO = (
@@ -297,8 +298,6 @@ def caption_from_many(paths: Sequence[str | Path], text: str = "") -> Caption:
 
 
 CAPTION_PT = 7.0  # caption font size (points)
-#: Sidecar of a figure file holding its caption as JSON (``ntf_rank.png`` -> ``ntf_rank.png.json``).
-CAPTION_SUFFIX = ".json"
 
 
 def wrap_caption(text: str, fig_width_in: float) -> str:
@@ -335,15 +334,6 @@ def _clear_caption(fig: Any, height: float) -> None:
     if low < height:
         b = fig.subplotpars.bottom
         fig.subplots_adjust(bottom=min(0.6, fig.subplotpars.top - 0.2, b + height - low))
-
-
-def read_caption(figure: str | Path) -> dict[str, Any]:
-    """The caption file of a figure (``{}`` when there is none or it is unreadable)."""
-    side = Path(str(figure) + CAPTION_SUFFIX)
-    try:
-        return json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def safe_name(s: str) -> str:
