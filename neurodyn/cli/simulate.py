@@ -54,6 +54,8 @@ def simulate_collection_cmd(
     group_size: Annotated[int, typer.Option(min=2, help="Labelled neurons per planted group.")] = 8,
     segment: Annotated[float, typer.Option(min=1.0, help="Seconds each group is active before the "
                                            "next takes over (they cycle).")] = 60.0,
+    noise: Annotated[float, typer.Option(min=0.0, help="White-noise s.d. relative to a transient "
+                                         "(before z-scoring).")] = 0.3,
     seed: Seed = 0,
 ) -> None:
     """A stand-in for the Homogenized C. elegans collection in its published parquet layout.
@@ -76,5 +78,6 @@ def simulate_collection_cmd(
     names = [d.strip() for d in datasets.split(",") if d.strip()] or None
     with atomic_path(out) as tmp:
         write_collection_parquet(tmp, worms, seed=seed, datasets=names, frames=(lo, hi),
-                                 n_groups=groups, group_size=group_size, segment_s=segment)
+                                 n_groups=groups, group_size=group_size, segment_s=segment,
+                                 noise=noise)
     done(Path(out), f"{worms} worms")
