@@ -124,6 +124,20 @@ def _balance(factors: list[np.ndarray]) -> None:
         f *= geo / n
 
 
+def _checked_norm2(x: np.ndarray) -> float:
+    """Sum of squares of a float32 tensor in float64, block by block over the first mode (no
+    float64 copy of the whole tensor); :class:`InputError` on a negative or non-finite entry."""
+    total = 0.0
+    step = max(1, (1 << 22) // max(1, x[0].size))
+    for i0 in range(0, x.shape[0], step):
+        b = x[i0:i0 + step].astype(np.float64)
+        sq = float(np.dot(b.ravel(), b.ravel()))
+        if not np.isfinite(sq) or (b.size and float(b.min()) < 0):
+            raise InputError(None, "NTF needs a finite non-negative tensor")
+        total += sq
+    return total
+
+
 def random_init(shape: tuple[int, int, int], rank: int, seed: int, norm_x: float) -> list[np.ndarray]:
     """Uniform [0, 1) factors scaled so that the model's norm roughly matches ``norm_x``."""
     rng = np.random.default_rng(seed)
@@ -201,10 +215,8 @@ def fit_ntf(
             mask = None
         else:
             xf[~mask] = 0.0
-    if np.any(xf < 0) or not np.all(np.isfinite(xf)):
-        raise InputError(None, "NTF needs a finite non-negative tensor")
     I, J, K = xf.shape
-    norm_obs2 = float(np.sum(xf.astype(np.float64) ** 2))
+    norm_obs2 = _checked_norm2(xf)
     if norm_obs2 == 0:
         raise InputError(None, "the tensor is zero on every observed entry")
     if init is None:
