@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -81,3 +82,34 @@ def simulate_collection_cmd(
                                  n_groups=groups, group_size=group_size, segment_s=segment,
                                  noise=noise)
     done(Path(out), f"{worms} worms")
+
+
+@simulate_app.command("eeg-cohort")
+def simulate_eeg_cohort_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to create (must not exist).")] = Path("hbn_sim"),
+    subjects: Annotated[int, typer.Option(min=1, help="Subjects (the HBN release has 1,574).")] = 20,
+    duration: Annotated[float, typer.Option(min=10.0, help="Seconds per recording (HBN: ~300).")] = 60.0,
+    fs: Annotated[float, typer.Option(min=50.0, help="Sampling rate (Hz; HBN: 500).")] = 500.0,
+    seed: Seed = 0,
+) -> None:
+    """A stand-in for the HBN resting EEG release: NDAR.../EEG/raw/RestingState.set per subject.
+
+    129-channel EGI layout (E1..E128, Cz), eyes-open/closed markers '20'/'30' every 20/40 s,
+    stronger alpha with eyes closed; participants.tsv beside. Read by the HBN EEGLAB reader.
+
+    Example: neurodyn simulate eeg-cohort --subjects 20 --out hbn && neurodyn ingest hbn/NDARSIM00001/EEG/raw/RestingState.set --out r.h5
+    """
+    from neurodyn.errors import InputError
+    from neurodyn.simulate_eeg_cohort import write_cohort
+
+    out = Path(out)
+    if out.exists():
+        raise InputError(out, "exists; give a new folder for --out")
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write_cohort(tmp, subjects, fs=fs, duration_s=duration, seed=seed)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    done(out, f"{subjects} subjects")
