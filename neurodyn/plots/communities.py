@@ -117,8 +117,9 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
             f"Communities of NTF component {r}: a weighted stochastic block model fitted to the "
             f"component's neuron x neuron pattern split the {len(memb)} neurons into {n_comm} "
             "communities; left, the pattern with neurons reordered by community (white lines: "
-            "community boundaries; colour: pattern weight); middle, the component's temporal "
-            "loading" + (" with events shaded" if d.get("events") is not None else "")
+            "community boundaries; colour: pattern weight); " + ("middle" if many else "right")
+            + ", the component's temporal loading"
+            + (" with events shaded" if d.get("events") is not None else "")
             + ("; right, its loading in each animal." if many else "."),
             "" if "matrices" in d else "The NTF input file was not found: no pattern drawn.",
             "" if many or d.get("animal") is None else

@@ -78,8 +78,8 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
         fig.colorbar(im, ax=ax_m, fraction=0.046, label="pattern weight (dimensionless)")
         style.add_caption(fig, caption.says(
             f"Component {r} of the rank-{len(weights)} factorization: its temporal loading over "
-            f"the sliding windows (x: window centre, s)"
-            + (" (shaded: events of the first animal)" if first is not None else "")
+            f"the sliding windows (x: window centre in s"
+            + ("; shaded: events of the first animal)" if first is not None else ")")
             + (", its loading in each animal (bars)" if many else "")
             + f" and its neuron x neuron pattern (colour: weight of each pair; the "
             f"{len(labels)} neurons in recording order).",

@@ -149,9 +149,12 @@ def _parameters(plt, style, d: StatesFit, name: str, cap: str, outdir: Path, fmt
     W = np.asarray(d.weights, float)
     K = W.shape[0]
     vmax = float(np.abs(W).max()) or 1.0
-    cols = min(K, 5)
+    n = len(labels)
+    side = 2.8 if n <= 30 else min(6.5, 2.2 + 0.04 * n)  # room for readable neuron names
+    cols = min(K, 5 if n <= 30 else 3)
     rows = int(np.ceil(K / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.8 * cols + 1.0, 3.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(side * cols + 1.2, (side + 0.6) * rows),
+                             squeeze=False)
     for k in range(rows * cols):
         ax = axes.flat[k]
         if k >= K:
@@ -165,6 +168,8 @@ def _parameters(plt, style, d: StatesFit, name: str, cap: str, outdir: Path, fmt
         style.label_matrix_axes(ax, labels, x=True, y=first_col)
         if not first_col:
             ax.set_yticks([])
+        if k != (rows - 1) * cols:  # the axis label (and its "k of n names" note) once
+            ax.set_xlabel("")
     unit = _weight_unit(d)
     style.add_caption(fig, cap.says(
         f"Coupling weights of the {K}-state HMM-GLM, one panel per state: W[post, pre] is the "
