@@ -9,7 +9,7 @@ import numpy as np
 from neurodyn.bicluster.clusters import obs_info
 from neurodyn.bicluster.ffbs import ffbs, state_loglik
 from neurodyn.bicluster.model import in_box
-from neurodyn.bicluster.relabel import relabel_runs
+from neurodyn.bicluster.relabel import relabel_runs, split_merge_states
 from neurodyn.bicluster.states import sample_ab, sample_hdp, sample_noise_cov, sample_states
 from neurodyn.bicluster.target import ChainState, Model
 
@@ -35,8 +35,9 @@ class Trajectories:
 
 class States:
     """s | X, dynamics, pi by discrete FFBS; then ``cfg.state_moves`` collapsed relabellings of
-    state runs and of single bins (pi and the dynamics integrated out; :mod:`.relabel`); then
-    beta, pi | s (sticky HDP-HMM)."""
+    state runs and of single bins and ``cfg.state_split_merge`` split-merge proposals of whole
+    states (pi and the dynamics integrated out; :mod:`.relabel`); then beta, pi | s (sticky
+    HDP-HMM)."""
 
     def __init__(self, model: Model) -> None:
         self.m = model
@@ -59,6 +60,12 @@ class States:
                 st.stats[f"{key}_acc"] = st.stats.get(f"{key}_acc", 0) + relabel_runs(
                     X, st.s, st.beta, p.hdp_alpha, p.kappa, p.k0, m.psi0, m.nu0,
                     rng.integers(0, m.T, n), rng.random(n), runs)
+        for _ in range(m.cfg.state_split_merge):  # collapsed split-merge of whole states
+            split, ok = split_merge_states(X, st.s, st.beta, p.hdp_alpha, p.kappa, p.k0, m.psi0,
+                                           m.nu0, rng)
+            key = "state_split" if split else "state_merge"
+            st.stats[f"{key}_prop"] = st.stats.get(f"{key}_prop", 0) + 1
+            st.stats[f"{key}_acc"] = st.stats.get(f"{key}_acc", 0) + int(ok)
         st.beta, st.pi = sample_hdp(st.s, st.beta, m.L, p.hdp_alpha, p.hdp_gamma, p.kappa, rng)
 
 

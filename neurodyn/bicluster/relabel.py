@@ -263,3 +263,62 @@ def relabel_runs(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: float, k
                 s[tt] = new
             changed += 1
     return changed
+
+
+def _runs_of(s: np.ndarray, a: int) -> list[tuple[int, int]]:
+    """Maximal runs (t0, t1) inclusive of label a in s."""
+    t = np.flatnonzero(s == a)
+    if t.size == 0:
+        return []
+    cut = np.flatnonzero(np.diff(t) > 1)
+    return list(zip(t[np.r_[0, cut + 1]], t[np.r_[cut, t.size - 1]], strict=True))
+
+
+def split_merge_states(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: float,
+                       kappa: float, k0: float, psi0: float, nu0: float,
+                       rng: np.random.Generator) -> tuple[bool, bool]:
+    """One collapsed split-merge Metropolis-Hastings proposal over the states, s in place.
+
+    With probability 1/2 a split: a used state a (uniform among the U used) and an unused
+    label c (uniform among the L - U unused) are drawn, and each maximal run of a goes to c
+    with probability 1/2 (a proposal that leaves a or c empty is rejected). Otherwise a merge:
+    an ordered pair (a, c) of used states, c's bins relabelled a; it is rejected when a and c
+    are ever adjacent, since no split (which moves whole runs) can undo such a merge. The
+    target is p(s | X, beta) with pi and the dynamics integrated out
+    (:func:`collapsed_log_target`); the sweep then redraws them given the new s.
+
+    Returns (split proposed, accepted)."""
+    L = beta.shape[0]
+    used = np.unique(s)
+    U = used.size
+    split = rng.random() < 0.5
+    if split:
+        if U == L:
+            return True, False
+        a = int(rng.choice(used))
+        c = int(rng.choice(np.setdiff1d(np.arange(L), used)))
+        runs = _runs_of(s, a)
+        to_c = rng.random(len(runs)) < 0.5
+        if to_c.all() or not to_c.any():
+            return True, False
+        new = s.copy()
+        for (t0, t1), go in zip(runs, to_c, strict=True):
+            if go:
+                new[t0:t1 + 1] = c
+        log_q = np.log(L - U) - np.log(U + 1.0) + len(runs) * np.log(2.0)  # q(merge) / q(split)
+    else:
+        if U < 2:
+            return False, False
+        a, c = (int(v) for v in rng.choice(used, 2, replace=False))
+        pair = (s[:-1] == a) & (s[1:] == c) | (s[:-1] == c) & (s[1:] == a)
+        if pair.any():
+            return False, False
+        new = np.where(s == c, a, s)
+        runs = len(_runs_of(new, a))
+        log_q = np.log(U) - np.log(L - U + 1.0) - runs * np.log(2.0)  # q(split) / q(merge)
+    log_r = (collapsed_log_target(X, new, beta, alpha, kappa, k0, psi0, nu0)
+             - collapsed_log_target(X, s, beta, alpha, kappa, k0, psi0, nu0) + log_q)
+    if np.log(rng.random()) < log_r:
+        s[:] = new
+        return split, True
+    return split, False
