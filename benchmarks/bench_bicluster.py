@@ -170,7 +170,7 @@ def real_fit(y: np.ndarray, label: str, sweeps: int, until: bool) -> None:
     from neurodyn.bicluster.fit import fit
     from neurodyn.bicluster.model import Until
 
-    before = dict(scale_moves=0, state_moves=0, init_latents=False)
+    before = dict(scale_moves=0, state_moves=0, init_latents=False, state_split_merge=0)
     after = dict(scale_moves=2, init_latents=True)  # opt-in: see SamplerConfig.scale_moves
     cfg = SamplerConfig(iters=sweeps if not until else 20 * sweeps, burn_in=sweeps // 4, thin=1,
                         **(before if label == "before" else after))

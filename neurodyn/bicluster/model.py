@@ -85,9 +85,10 @@ class SamplerConfig(StageParams):
         "bins takes another (or an unused) state with the dynamics integrated out. Exact, but no "
         "gain measured on the rat sample yet, so off by default.", ge=0, cli=False)
     state_split_merge: int = param(
-        0, "Collapsed split-merge proposals of whole states per sweep (0: off): a state's runs "
-        "are split between it and an unused state, or two states merged, with the transition "
-        "matrix and the dynamics integrated out.", ge=0, cli=False)
+        0, "Collapsed split-merge proposals of whole states per sweep (0: off): a state's bins "
+        "are shared with an unused state by their dynamics evidence, or two states merged, with "
+        "the transition matrix and the dynamics integrated out. Exact, but no reliable gain on "
+        "the rat sample yet (acceptance ~0.3%), so off by default.", ge=0, cli=False)
     scale_moves: int = param(
         0, "Rounds of scale and location moves of the trajectories per sweep, with the dynamics "
         "integrated out (0: off). On real recordings they speed the climb out of the start "

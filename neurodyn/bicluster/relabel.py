@@ -265,27 +265,70 @@ def relabel_runs(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: float, k
     return changed
 
 
-def _runs_of(s: np.ndarray, a: int) -> list[tuple[int, int]]:
-    """Maximal runs (t0, t1) inclusive of label a in s."""
-    t = np.flatnonzero(s == a)
-    if t.size == 0:
-        return []
-    cut = np.flatnonzero(np.diff(t) > 1)
-    return list(zip(t[np.r_[0, cut + 1]], t[np.r_[cut, t.size - 1]], strict=True))
+
+@njit(cache=True)
+def allocate_bins(X: np.ndarray, bins: np.ndarray, side_given: np.ndarray, u: np.ndarray,
+                  sticky: float, k0: float, psi0: float, nu0: float):
+    """Sequential allocation of ``bins`` (increasing) to side 0 or 1 of a state split.
+
+    Bin t goes to side j with probability proportional to exp(the gain in side j's collapsed
+    dynamics evidence from adding t) times ``sticky`` when bin t - 1 went to side j. With
+    ``side_given[0] >= 0`` the given sides are scored instead of drawn (``u`` unused).
+    Returns (sides, log q)."""
+    K, T, q = X.shape
+    UU = np.zeros((2, K, q + 1, q + 1))
+    UY = np.zeros((2, K, q + 1, q))
+    YY = np.zeros((2, K, q, q))
+    n = np.zeros(2)
+    ev = np.zeros(2)
+    gain = np.zeros(2)
+    new_ev = np.zeros(2)
+    dUU = np.zeros((K, q + 1, q + 1))
+    dUY = np.zeros((K, q + 1, q))
+    dYY = np.zeros((K, q, q))
+    side = np.empty(bins.size, dtype=np.int64)
+    log_q = 0.0
+    for m in range(bins.size):
+        t = bins[m]
+        if t >= 1:
+            dUU[:] = 0.0
+            dUY[:] = 0.0
+            dYY[:] = 0.0
+            _bin_add(X, t, 1.0, dUU, dUY, dYY)
+            for j in range(2):
+                new_ev[j] = state_log_evidence(UU[j] + dUU, UY[j] + dUY, YY[j] + dYY, n[j] + 1,
+                                               k0, psi0, nu0)
+                gain[j] = new_ev[j] - ev[j]
+        else:
+            gain[:] = 0.0
+        if m > 0 and bins[m - 1] == t - 1:
+            gain[side[m - 1]] += math.log(sticky)
+        d = gain[1] - gain[0]
+        lp1 = -math.log1p(math.exp(-d)) if d > -700 else d
+        lp0 = -math.log1p(math.exp(d)) if d < 700 else -d
+        j = side_given[m] if side_given[0] >= 0 else (1 if u[m] < math.exp(lp1) else 0)
+        side[m] = j
+        log_q += lp1 if j == 1 else lp0
+        if t >= 1:
+            UU[j] += dUU
+            UY[j] += dUY
+            YY[j] += dYY
+            n[j] += 1
+            ev[j] = new_ev[j]
+    return side, log_q
 
 
 def split_merge_states(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: float,
                        kappa: float, k0: float, psi0: float, nu0: float,
-                       rng: np.random.Generator) -> tuple[bool, bool]:
+                       rng: np.random.Generator, sticky: float = 20.0) -> tuple[bool, bool]:
     """One collapsed split-merge Metropolis-Hastings proposal over the states, s in place.
 
     With probability 1/2 a split: a used state a (uniform among the U used) and an unused
-    label c (uniform among the L - U unused) are drawn, and each maximal run of a goes to c
-    with probability 1/2 (a proposal that leaves a or c empty is rejected). Otherwise a merge:
-    an ordered pair (a, c) of used states, c's bins relabelled a; it is rejected when a and c
-    are ever adjacent, since no split (which moves whole runs) can undo such a merge. The
-    target is p(s | X, beta) with pi and the dynamics integrated out
-    (:func:`collapsed_log_target`); the sweep then redraws them given the new s.
+    label c (uniform among the L - U unused) are drawn, and a's bins are shared between a and c
+    by :func:`allocate_bins` (a proposal that leaves a or c empty is rejected). Otherwise a
+    merge: an ordered pair (a, c) of used states, c's bins relabelled a; the reverse split is
+    scored by the same allocation. The target is p(s | X, beta) with pi and the dynamics
+    integrated out (:func:`collapsed_log_target`); the sweep then redraws them given the new s.
 
     Returns (split proposed, accepted)."""
     L = beta.shape[0]
@@ -297,25 +340,23 @@ def split_merge_states(X: np.ndarray, s: np.ndarray, beta: np.ndarray, alpha: fl
             return True, False
         a = int(rng.choice(used))
         c = int(rng.choice(np.setdiff1d(np.arange(L), used)))
-        runs = _runs_of(s, a)
-        to_c = rng.random(len(runs)) < 0.5
-        if to_c.all() or not to_c.any():
+        bins = np.flatnonzero(s == a)
+        side, log_alloc = allocate_bins(X, bins, np.full(1, -1), rng.random(bins.size), sticky,
+                                        k0, psi0, nu0)
+        if side.all() or not side.any():
             return True, False
         new = s.copy()
-        for (t0, t1), go in zip(runs, to_c, strict=True):
-            if go:
-                new[t0:t1 + 1] = c
-        log_q = np.log(L - U) - np.log(U + 1.0) + len(runs) * np.log(2.0)  # q(merge) / q(split)
+        new[bins[side == 1]] = c
+        log_q = np.log(L - U) - np.log(U + 1.0) - log_alloc  # q(merge) / q(split)
     else:
         if U < 2:
             return False, False
         a, c = (int(v) for v in rng.choice(used, 2, replace=False))
-        pair = (s[:-1] == a) & (s[1:] == c) | (s[:-1] == c) & (s[1:] == a)
-        if pair.any():
-            return False, False
+        bins = np.flatnonzero((s == a) | (s == c))
+        log_alloc = allocate_bins(X, bins, (s[bins] == c).astype(np.int64), np.zeros(0), sticky,
+                                  k0, psi0, nu0)[1]
         new = np.where(s == c, a, s)
-        runs = len(_runs_of(new, a))
-        log_q = np.log(U) - np.log(L - U + 1.0) - runs * np.log(2.0)  # q(split) / q(merge)
+        log_q = np.log(U) - np.log(L - U + 1.0) + log_alloc  # q(split) / q(merge)
     log_r = (collapsed_log_target(X, new, beta, alpha, kappa, k0, psi0, nu0)
              - collapsed_log_target(X, s, beta, alpha, kappa, k0, psi0, nu0) + log_q)
     if np.log(rng.random()) < log_r:

@@ -9,8 +9,9 @@ on the chain's :class:`~.target.Model` (data and fixed quantities, no moves):
 2. omega | y, r, psi: Polya-Gamma draws (:mod:`.pg`). Blocks 3-7 condition on omega.
 3. X_k | theta, omega, s, dynamics: FFBS per cluster (:mod:`.ffbs`).
 4. s | X, dynamics, pi: discrete FFBS; then (``state_moves`` each) collapsed relabellings of
-   state runs and of single bins with pi and the dynamics integrated out (:mod:`.relabel`);
-   then beta, pi | s: sticky HDP-HMM (:mod:`.states`).
+   state runs and of single bins, and ``state_split_merge`` collapsed split-merge proposals of
+   whole states, with pi and the dynamics integrated out (:mod:`.relabel`); then beta, pi | s:
+   sticky HDP-HMM (:mod:`.states`). Both are off by default (no reliable gain measured yet).
 5. Q per state | X, s (A, b integrated), then (A, b) per cluster and state | Q, X, s: MNIW.
 6. (z_i, theta_i) | rest: collapsed Gibbs with one auxiliary cluster (:mod:`.clusters`).
 7. (z_i, theta_i, X_old, X_new): Metropolis-Hastings move of one neuron to another (or a new)
