@@ -226,12 +226,12 @@ def theta_gaussian(kap: np.ndarray, om: np.ndarray, base: float, x: np.ndarray,
     return cov @ hv, cov
 
 
-@njit(cache=True, error_model="numpy")
 def nb_loglik_rows(y: np.ndarray, r: np.ndarray, psi: np.ndarray) -> float:
     """sum_{i,t} log NB(y | r_i, sigmoid(psi)) without the terms free of psi."""
     return float(-np.sum(r[:, None] * np.logaddexp(0.0, psi) + y * np.logaddexp(0.0, -psi)))
 
 
+@njit(cache=True, error_model="numpy")
 def linear_predictor(X: np.ndarray, z: np.ndarray, theta: np.ndarray, base: np.ndarray) -> np.ndarray:
     """psi (N, T): psi[i, t] = base_i + d_i + X[z_i, t, 0] + c_i . X[z_i, t, 1:], for
     trajectories X (K, T, q), labels z (N,), theta (N, q) = (d_i, c_i) and offsets base (N,)."""

@@ -386,7 +386,7 @@ def test_ctrl_c_during_parallel_run(template: Path, tmp_path: Path) -> None:
         '[stages.scale]\nfunction = "test_pipeline:scale_stage"\nafter = "ingest"\n'
         'output = "scale.h5"\ndelay = 60.0\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEURODYN_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests" / "pipeline")])
     p = subprocess.Popen(neurodyn_command() + ["run", "slow.toml", "--out", "run", "--jobs", "2"],
                          cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True,

@@ -22,7 +22,7 @@ from helpers import wait_for_services
 from neurodyn.pipeline import load_pipeline, run_pipeline, status
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTS = ROOT / "tests"
+TESTS = Path(__file__).resolve().parent  # holds test_pipeline.py (stage functions used by specs)
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
