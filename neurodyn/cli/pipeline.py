@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -154,17 +155,25 @@ def status(
     rundir: Annotated[Path, typer.Argument(help="A run directory written by `neurodyn run`.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Show done / stale / missing / failed for every unit x stage of a run (attributes only).
+    """Show done / stale / missing / failed for every unit x stage of a run (attributes only),
+    then each stage's wall time and peak memory per unit (median and largest; on a cluster,
+    what to ask for per job).
 
     Example: neurodyn status run/sample --json
     """
+    from neurodyn.pipeline import resources
     from neurodyn.pipeline import status as get_status
 
     t0 = time.perf_counter()
     units, stages, table = get_status(rundir)
+    used = resources(rundir)
     if as_json:
-        typer.echo(json.dumps([{"unit": u, "stage": s, "state": st, "reason": why}
-                               for (u, s), (st, why) in table.items()], indent=1))
+        rows = []
+        for (u, s), (st, why) in table.items():
+            sec, mb = used.get((u, s), (None, None))
+            rows.append({"unit": u, "stage": s, "state": st, "reason": why, "seconds": sec,
+                         "peak_rss_mb": mb})
+        typer.echo(json.dumps(rows, indent=1))
         return
     width = max([len(u) for u in units] + [4])
     col = max([len(s) for s in stages] + [7])
@@ -182,6 +191,13 @@ def status(
         typer.echo(f"  {st} {u}/{s}: {why}")
     if len(reasons) > 20:
         typer.echo(f"  ... {len(reasons) - 20} more")
+    for s in stages:
+        got = [used[(u, s)] for u in units if (u, s) in used]
+        if got:
+            sec, mb = zip(*got, strict=True)
+            typer.echo(f"  {s}: {len(got)} unit(s), wall median {statistics.median(sec):.1f} s, "
+                       f"max {max(sec):.1f} s; peak memory median {statistics.median(mb):.0f} MB, "
+                       f"max {max(mb):.0f} MB")
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if n)
     typer.echo(f"{summary} ({time.perf_counter() - t0:.2f} s)")
 

@@ -36,6 +36,14 @@ FEATURES = ("bandpower", "tde")
 BASELINE = "1 state (no switching)"
 
 
+def embed_lags(p: dict[str, Any], fs: float) -> int:
+    """Lags on each side of a sample for tde: ``embed_span`` seconds at ``fs`` Hz (at least 1),
+    or the former sample-valued ``embed`` when set."""
+    if p.get("embed") is not None:
+        return int(p["embed"])
+    return max(1, int(round(float(p["embed_span"]) * fs)))
+
+
 def features(rec, p: dict[str, Any], where: str) -> Features:
     """The recording's features for ``p["features"]`` (bandpower or tde)."""
     if rec.fs is None:
@@ -49,7 +57,7 @@ def features(rec, p: dict[str, Any], where: str) -> Features:
     try:
         if p["features"] == "bandpower":
             return bandpower_features(x, float(rec.fs), bands, float(p["window"]), int(p["pca"]))
-        return tde_features(x, float(rec.fs), int(p["embed"]), int(p["pca"]), bands)
+        return tde_features(x, float(rec.fs), embed_lags(p, float(rec.fs)), int(p["pca"]), bands)
     except ValueError as exc:
         raise InputError(where, str(exc)) from None
 
@@ -177,6 +185,8 @@ def fit_recording(rec, p: dict[str, Any], seed: int, where: str, ks: list[int] |
         "@variance_kept": F.variance_kept, "@observation": "gaussian",
         "sequence_starts": starts, "sequence_stops": stops,
     })
+    if F.kind == "tde":
+        tree["@embed_lags"] = embed_lags(p, float(rec.fs))  # --embed-span in samples
     return tree
 
 

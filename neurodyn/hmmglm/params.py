@@ -192,7 +192,10 @@ class StatesParams(StageParams):
                        "name=lo-hi,...", unit="Hz", check=_bands, metavar="BANDS")
     window: float = param(0.1, "bandpower: window over which band power is averaged; one model "
                           "time step.", unit="s", gt=0)
-    embed: int = param(7, "tde: lags on each side of every sample.", unit="samples", ge=0)
+    embed_span: float = param(
+        0.028, "tde: span of the time-delay embedding on each side of every sample, converted to "
+        "whole samples with the recording's rate (0.028 s: 7 lags at 250 Hz, as osl-dynamics' 15 "
+        "embeddings).", unit="s", ge=0)
     pca: int = param(0, "Principal components kept (0: tde 2 x channels, bandpower all features).",
                      ge=0)
     covariance: Covariance = param(Covariance.auto, "Gaussian state covariance: full, diag, or auto "
@@ -207,9 +210,12 @@ class StatesParams(StageParams):
                               deprecated="--decay (seconds)")
     trial_length: int | None = param(None, "Length of each trial.", unit="bins", ge=0,
                                      deprecated="--trial-duration (seconds)")
+    embed: int | None = param(None, "tde: lags on each side of every sample.", unit="samples",
+                              ge=0, deprecated="--embed-span (seconds)")
 
     def check(self) -> None:
-        for new, old in (("history", "lags"), ("decay", "tau"), ("trial_duration", "trial_length")):
+        for new, old in (("history", "lags"), ("decay", "tau"), ("trial_duration", "trial_length"),
+                         ("embed_span", "embed")):
             if getattr(self, old) is not None and getattr(self, new) != self.spec(new).default:
                 raise ParamError(old, f"give {new} (seconds) or its former form {old} (bins), "
                                       "not both")

@@ -44,7 +44,14 @@ from neurodyn.pipeline.config import (
     read_toml,
 )
 from neurodyn.pipeline.resume import check, execute, load_hash_cache, save_hash_cache
-from neurodyn.pipeline.runner import RunSummary, failures_path, plan_path, run_pipeline, status
+from neurodyn.pipeline.runner import (
+    RunSummary,
+    failures_path,
+    plan_path,
+    resources,
+    run_pipeline,
+    status,
+)
 from neurodyn.pipeline.slurm import neurodyn_executable, sbatch_script
 from neurodyn.pipeline.stages import (
     BUILTIN_STAGES,
@@ -64,5 +71,5 @@ __all__ = [
     "format_resolved", "jsonable", "load_callable", "load_hash_cache", "load_pipeline",
     "neurodyn_executable", "parse_sets", "parse_value", "plan_path", "read_toml", "run_pipeline",
     "sbatch_script", "save_hash_cache", "select_tasks", "function_parameters",
-    "status",
+    "resources", "status",
 ]

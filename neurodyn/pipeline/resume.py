@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +31,21 @@ def _read_attrs(path: Path) -> dict[str, Any] | None:
                     for v in [a[k]]}
     except OSError:
         return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB). For an array task running one unit
+    this is the unit's peak; for a worker that ran several tasks, the largest of them so far."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / (1 << 20 if sys.platform == "darwin" else 1 << 10)  # bytes on macOS, KiB on Linux
+
+
+def record_of(task: Task) -> dict[str, Any]:
+    """The task's run record (``{}`` when absent or unreadable)."""
+    try:
+        return json.loads(task.record.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def check(task: Task) -> tuple[str, str]:
@@ -137,10 +154,12 @@ def execute(task: Task, *dep_results: Mapping[str, Any]) -> dict[str, Any]:
         digest = prov.input_digest(task.params, prov.hashes(task.inputs))
     else:
         digest = (_read_attrs(out) or {}).get("input_digest")
+    seconds = time.perf_counter() - t0
     write_json(task.record, {"params": jsonable(task.params), "seed": task.seed,
-                              "digest": digest, "target": task.target, "finished": prov.now()})
+                              "digest": digest, "target": task.target, "finished": prov.now(),
+                              "seconds": round(seconds, 3), "peak_rss_mb": round(peak_rss_mb(), 1)})
     st = out.stat()
-    return {**base, "status": "done", "seconds": time.perf_counter() - t0,
+    return {**base, "status": "done", "seconds": seconds,
             "hash": [str(out.resolve()), st.st_size, st.st_mtime_ns, prov.file_hash(out)]}
 
 

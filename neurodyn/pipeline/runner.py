@@ -16,7 +16,7 @@ from neurodyn.io.outputs import check_output
 from neurodyn.params import ParamError
 from neurodyn.pipeline.config import Pipeline
 from neurodyn.pipeline.executors import run_tasks
-from neurodyn.pipeline.resume import check, load_hash_cache, save_hash_cache, write_json
+from neurodyn.pipeline.resume import check, load_hash_cache, record_of, save_hash_cache, write_json
 from neurodyn.pipeline.stages import META
 from neurodyn.pipeline.tasks import Task, build_tasks, select_tasks
 
@@ -176,6 +176,22 @@ def run_lock(root: Path, units: Sequence[str]) -> Iterator[None]:
 
 
 # -- status ---------------------------------------------------------------------------------
+def resources(rundir: str | os.PathLike) -> dict[tuple[str, str], tuple[float, float]]:
+    """{(unit, stage): (seconds, peak RSS in MB)} of the tasks whose run record has them (tasks
+    run by this version; the memory is the peak of the process that ran the task)."""
+    root = Path(rundir).resolve()
+    try:
+        plan = json.loads(plan_path(root).read_text())
+    except (OSError, ValueError):
+        raise InputError(root, "not a neurodyn run directory (no .neurodyn/plan.json); run `neurodyn run` first") from None
+    out = {}
+    for t in (Task(**t) for t in plan["tasks"]):
+        rec = record_of(t)
+        if "seconds" in rec and "peak_rss_mb" in rec:
+            out[(t.unit, t.stage)] = (float(rec["seconds"]), float(rec["peak_rss_mb"]))
+    return out
+
+
 def status(rundir: str | os.PathLike) -> tuple[list[str], list[str], dict[tuple[str, str], tuple[str, str]]]:
     """Per (unit, stage) state of a run directory, from its plan, attributes and run records.
 
@@ -183,6 +199,8 @@ def status(rundir: str | os.PathLike) -> tuple[list[str], list[str], dict[tuple[
     -------
     units, stages : lists of names (rows, columns)
     table : {(unit, stage): (state, reason)} with state in done/stale/missing/failed
+
+    See :func:`resources` for each task's wall time and peak memory.
     """
     root = Path(rundir).resolve()
     try:

@@ -213,3 +213,25 @@ def test_flat_stretch_is_measured_and_floored(eeg):
     assert abs(flat_fraction(F.power) - 0.1) < 0.02
     assert flat_fraction(bandpower_features(x[:-600], 100.0, parse_bands(BANDS), 0.1).power) == 0
     assert np.isfinite(F.X).all() and np.abs(F.X).max() < 10  # floored, not log(0)
+
+
+def test_cli_tde_embedding_span_in_seconds(cli, tmp_path, eeg_file, caplog):
+    """--embed-span is in seconds (converted with the recording's 100 Hz rate); the former
+    --embed in samples still works, hidden and deprecated; giving both is refused."""
+    common = ("--features", "tde", "--states", "2", "--bands", BANDS, "--restarts", "1",
+              "--max-iter", "5", "--pca", "4")
+
+    def lags(out, *opts):
+        r = cli("states", eeg_file, "--out", out, *common, *opts)
+        assert r.exit_code == 0, r.output
+        with h5py.File(out, "r") as f:
+            return int(f["sim%2Feeg"].attrs["embed_lags"]), r.output
+
+    assert lags(tmp_path / "a.h5", "--embed-span", "0.05")[0] == 5
+    assert lags(tmp_path / "b.h5")[0] == 3  # default 0.028 s at 100 Hz
+    assert lags(tmp_path / "c.h5", "--embed", "2")[0] == 2
+    assert "--embed (in samples) is deprecated" in caplog.text and "use --embed-span" in caplog.text
+    r = cli("states", eeg_file, "--out", tmp_path / "d.h5", *common, "--embed", "2",
+            "--embed-span", "0.05")
+    assert r.exit_code == 2 and "not both" in r.output
+    assert "--embed-span" in cli("states", "--help").output

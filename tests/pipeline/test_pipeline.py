@@ -381,9 +381,15 @@ def test_status_and_config_commands(tmp_path: Path, data_dir: Path, cli) -> None
     assert lines[0].split() == ["unit", "ingest", "scale", "summary"]
     assert [line.split() for line in lines[1:4]] == [[f"u{i}", "done", "done", "missing"] for i in range(3)]
     assert lines[-1].startswith("3 missing, 6 done") or lines[-1].startswith("6 done, 3 missing")
+    # each done task's wall time and peak memory, summarised per stage (what a job should ask for)
+    usage = [line.split() for line in lines if line.startswith(("  ingest:", "  scale:"))]
+    assert [u[:3] for u in usage] == [["ingest:", "3", "unit(s),"], ["scale:", "3", "unit(s),"]]
     (run / "u2" / "scale.h5").unlink()
     rows = json.loads(cli("status", run, "--json").output)
     assert {(r["unit"], r["stage"]): r["state"] for r in rows}[("u2", "scale")] == "missing"
+    done = [r for r in rows if r["state"] == "done"]
+    assert len(done) == 5 and all(r["seconds"] >= 0 and r["peak_rss_mb"] > 50 for r in done)
+    assert all(r["seconds"] is None for r in rows if r["stage"] == "summary")
     assert cli("status", tmp_path).exit_code == 2
 
     res = cli("config", "show", spec, "--set", "scale.factor=1.5")
