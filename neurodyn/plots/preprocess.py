@@ -42,7 +42,7 @@ def _draw_one(rec, t, y, n, result_path, outdir, fmt) -> Path:
     bar = float(f"{spread:.1g}")  # amplitude scale bar: a round value near the 99th percentile
     x_bar = t[-1] + 0.01 * (t[-1] - t[0]) if len(t) > 1 else 1.0
     ax.plot([x_bar, x_bar], [-n + 0.5, -n + 0.5 + bar / scale], color="k", lw=2, clip_on=False)
-    ax.text(x_bar, -n + 0.5 + bar / (2 * scale), f" {bar:g} {rec.units}", va="center",
+    ax.text(x_bar, -n + 0.5 + bar / (2 * scale), " " + style.amplitude(bar, rec.units), va="center",
             fontsize=7, clip_on=False)
     steps = [r.get("step", "?") for r in rec.meta.get("preprocess", []) if "skipped" not in r]
     shown = f"first {n} of {rec.n_channels} channels" if n < rec.n_channels else \
@@ -52,7 +52,7 @@ def _draw_one(rec, t, y, n, result_path, outdir, fmt) -> Path:
         f"Preprocessed traces of recording {rec.id} ({shown}, each offset vertically; "
         f"{rec.fs:.4g} Hz, whole span"
         + (", block-averaged for display" if len(t) < rec.n_samples else "")
-        + f"); bar: {bar:g} {rec.units}"
+        + f"); bar: {style.amplitude(bar, rec.units)}"
         + ("; shaded: events." if len(rec.events) else "."),
         f"{rec.n_channels - n} channels not drawn." if n < rec.n_channels else ""))
     return style.save(fig, outdir, f"preprocess_{rec.id}", fmt)

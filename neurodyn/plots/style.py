@@ -336,6 +336,13 @@ def _clear_caption(fig: Any, height: float) -> None:
         fig.subplots_adjust(bottom=min(0.6, fig.subplotpars.top - 0.2, b + height - low))
 
 
+def amplitude(value: float, units: str) -> str:
+    """An amplitude with its unit as a reader says it: ``3 SD`` for z-scored traces (unit "z"),
+    ``3 a.u.`` when the unit is unknown, else ``3 uV``."""
+    unit = {"z": "SD", "": "a.u."}.get(units or "", units)
+    return f"{value:g} {unit}"
+
+
 def safe_name(s: str) -> str:
     """A file-name-safe version of an id (``sim/animal0`` -> ``sim_animal0``)."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(s)).strip("_") or "x"

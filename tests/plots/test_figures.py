@@ -85,6 +85,11 @@ def test_caption_says_what_is_shown_and_keeps_parameters_apart(tmp_path):
     assert side["caption"] == cap.words() and side["parameters"] == {"ntf.h5": src.parameters}
 
 
+def test_amplitude_says_the_unit_in_words():
+    assert style.amplitude(3.0, "z") == "3 SD"  # z-scored traces: standard deviations
+    assert style.amplitude(0.5, "uV") == "0.5 uV" and style.amplitude(2.0, "") == "2 a.u."
+
+
 def test_save_rejects_unknown_format(tmp_path):
     import matplotlib.pyplot as plt
 
