@@ -476,7 +476,7 @@ def test_recovery_published_setting_short_chain():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0])  # seeds 1 and 2 pass too (40 s each); seed 5 runs short above
 def test_recovery_published_setting(seed):
     truth, z, s, acc = _fit_sim(seed, 400)
     assert ari(truth["clusters"], z) >= 0.95
