@@ -494,7 +494,7 @@ def test_split_merge_from_all_in_one_recovers_planted_partition():
 
 @pytest.mark.slow
 @pytest.mark.slow
-@pytest.mark.parametrize("init, iters, burn_in", [("one", 250, 125), ("separate", 400, 300)])
+@pytest.mark.parametrize("init, iters, burn_in", [("one", 180, 90), ("separate", 300, 240)])
 def test_all_in_one_and_all_separate_starts_agree(init, iters, burn_in):
     """Split-merge works from both extremes: chains started with all neurons in one cluster and
     with every neuron alone both reach the planted partition (so they agree with each other). From
