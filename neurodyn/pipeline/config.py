@@ -182,6 +182,26 @@ def _unit_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "unit"
 
 
+def _disambiguate(units: list[Unit]) -> None:
+    """Equal names of one-file units get the nearest folder that tells them apart as a prefix
+    (``sub-01/eeg/rest.set``, ``sub-02/eeg/rest.set`` -> ``sub-01_rest``, ``sub-02_rest``: the
+    subject, not the shared ``eeg``); what is still equal is numbered by the caller."""
+    groups: dict[str, list[Unit]] = {}
+    for u in units:
+        if len(u.inputs) == 1:
+            groups.setdefault(u.name, []).append(u)
+    for name, same in groups.items():
+        if len(same) < 2:
+            continue
+        parents = [Path(u.inputs[0]).resolve().parents for u in same]
+        for depth in range(min(len(p) for p in parents)):
+            folders = [_unit_name(p[depth]) for p in parents]
+            if len(set(folders)) > 1:
+                for u, folder in zip(same, folders, strict=True):
+                    u.name = f"{folder}_{name}"
+                break
+
+
 def expand_inputs(specs: Sequence[Any], base: Path, source: str | os.PathLike) -> list[Unit]:
     """Paths or globs (one unit per file) and ``{name, inputs}`` tables (one unit per group)."""
     units: list[Unit] = []
@@ -209,11 +229,8 @@ def expand_inputs(specs: Sequence[Any], base: Path, source: str | os.PathLike) -
             units.append(Unit(re.sub(r"[^A-Za-z0-9._-]+", "_", name), paths))
         else:
             raise InputError(source, f"each input is a path/glob or a table {{name, inputs}}, got {spec!r}")
-    # disambiguate equal names: prefix the parent directory, then number them
+    _disambiguate(units)
     seen: dict[str, int] = {}
-    for u in units:
-        if sum(v.name == u.name for v in units) > 1 and len(u.inputs) == 1:
-            u.name = f"{_unit_name(Path(u.inputs[0]).parent)}_{u.name}"
     for u in units:
         if u.name in seen or u.name == JOINT:
             seen[u.name] = seen.get(u.name, 0) + 1

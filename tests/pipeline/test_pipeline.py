@@ -123,6 +123,23 @@ def statuses(summary) -> dict[str, str]:
 
 
 # -- spec resolution --------------------------------------------------------------------------
+def test_units_named_by_the_folder_that_tells_equal_file_names_apart(tmp_path: Path) -> None:
+    """BIDS/HBN trees hold one file name per subject (NDAR.../EEG/raw/RestingState.set): the
+    units are named by subject, not by the shared 'raw' folder or a counter."""
+    from neurodyn.pipeline import expand_inputs
+
+    for sub in ("NDARAA1", "NDARBB2"):
+        (tmp_path / "hbn" / sub / "EEG" / "raw").mkdir(parents=True)
+        (tmp_path / "hbn" / sub / "EEG" / "raw" / "RestingState.set").touch()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.edf").touch()
+    (tmp_path / "x.edf").touch()
+    units = expand_inputs(["hbn/*/EEG/raw/RestingState.set", "a/x.edf", "x.edf", "x.edf"],
+                          tmp_path, "p.toml")
+    assert [u.name for u in units] == ["NDARAA1_RestingState", "NDARBB2_RestingState", "a_x",
+                                       f"{tmp_path.name}_x", f"{tmp_path.name}_x_1"]
+
+
 def test_spec_units_precedence_and_validation(tmp_path: Path, data_dir: Path) -> None:
     spec = write_spec(tmp_path / "p.toml", data_dir)
     pipe = load_pipeline(spec, sets=parse_sets(["summary.power=3"]),
