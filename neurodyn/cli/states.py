@@ -35,6 +35,10 @@ def summary_lines(path: Path) -> list[str]:
             if "mean_dwell_s" in a:
                 bits.append(f"mean dwell {float(a['mean_dwell_s']) * 1e3:.0f} ms, "
                             f"{int(a['n_switches'])} switches")
+            if "observation" in a and a["observation"] == "gaussian" and "dropped" in g \
+                    and len(g["dropped"]):
+                names = [v.decode() if isinstance(v, bytes) else str(v) for v in g["dropped"][()]]
+                bits.append(f"not modelled (not brain channels): {', '.join(names)}")
             if bits:
                 out.append(f"{who}: " + "; ".join(bits))
     return out

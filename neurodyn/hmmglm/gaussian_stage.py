@@ -36,6 +36,32 @@ FEATURES = ("bandpower", "tde")
 BASELINE = "1 state (no switching)"
 
 
+#: Channel types that record brain activity; ECG, EOG, EMG, respiration or stimulus channels
+#: (typed by the EEG readers from MNE and the EDF label prefixes) are left out of the model.
+BRAIN_TYPES = frozenset({"eeg", "meg", "mag", "grad", "seeg", "ecog", "dbs"})
+
+
+def brain_channels(rec, where: str) -> tuple[Any, list[str]]:
+    """The recording restricted to its brain channels, and the names left out (logged). A
+    recording without channel types is kept whole."""
+    info = rec.channel_info
+    if info is None or "type" not in info.columns:
+        return rec, []
+    types = info["type"].astype(str).str.lower().to_numpy()
+    keep = np.isin(types, list(BRAIN_TYPES))
+    if keep.all():
+        return rec, []
+    if not keep.any():
+        raise InputError(where, f"no EEG/MEG channel to model (channel types: "
+                                f"{', '.join(sorted(set(types)))})")
+    labels = list(rec.labels)
+    out = [f"{labels[i]} ({types[i]})" for i in np.flatnonzero(~keep)]
+    log.info("%s: %d non-brain channel(s) left out of the state model: %s", where, len(out),
+             ", ".join(out))
+    return rec.select([labels[i] for i in np.flatnonzero(keep)]), [labels[i] for i in
+                                                                    np.flatnonzero(~keep)]
+
+
 def embed_lags(p: dict[str, Any], fs: float) -> int:
     """Lags on each side of a sample for tde: ``embed_span`` seconds at ``fs`` Hz (at least 1),
     or the former sample-valued ``embed`` when set."""

@@ -21,7 +21,8 @@ recording's group keeps posterior, viterbi, time, events, its sequence ranges, `
 its held-out score and attr ``parameters = "/joint"``.
 
 Gaussian HMM on EEG features (``--features bandpower|tde``,
-:mod:`neurodyn.hmmglm.gaussian_stage`): posterior, viterbi, time, ``means`` (K, D),
+:mod:`neurodyn.hmmglm.gaussian_stage`): posterior, viterbi, time, labels (the brain channels
+modelled), ``dropped`` (ECG, EOG, EMG... channels left out), ``means`` (K, D),
 ``covariances`` (K, D, D) or (K, D), transition, initial, loglik_trace, ``power_maps``
 (K, C, B) dB, ``bands`` with ``band_edges`` (B, 2) Hz, ``spectra`` (K, C, F) with
 ``frequencies`` (F,) Hz, ``occupancy`` (K,), ``dwell_s`` and ``expected_dwell_s`` (K,) s,

@@ -322,9 +322,11 @@ def run(input_path: Path, out: Path, params: StatesParams | None = None, *, seed
             where = f"{input_path} [{rec.id}]"
             kind = resolve_features(rec, p["features"])
             if kind != "glm":
+                rec, left_out = gaussian_stage.brain_channels(rec, where)
                 tree = gaussian_stage.fit_recording(rec, {**p, "features": kind}, seed, where,
                                                     *states_choice(p))
                 tree.update({"labels": np.array(list(rec.labels), dtype=object),
+                             "dropped": np.array(left_out, dtype=object),
                              "@seed": seed, **_record_info(rec), "time": tree["time"]})
                 groups.append(result.StatesFit(rec.id, tree))
                 continue

@@ -235,3 +235,29 @@ def test_cli_tde_embedding_span_in_seconds(cli, tmp_path, eeg_file, caplog):
             "--embed-span", "0.05")
     assert r.exit_code == 2 and "not both" in r.output
     assert "--embed-span" in cli("states", "--help").output
+
+
+def test_non_brain_channels_are_left_out(cli, tmp_path, eeg, caplog):
+    """An ECG channel (typed by the reader from its EDF label) is not modelled as EEG: the
+    states file lists it as dropped and the maps cover the EEG channels only."""
+    import pandas as pd
+
+    caplog.set_level("INFO")
+    x, _ = eeg
+    ecg = np.sin(2 * np.pi * 1.2 * np.arange(x.shape[0]) / 100.0)[:, None] * 50.0
+    names = [f"C{i}" for i in range(x.shape[1])] + ["ECG ECG"]
+    info = pd.DataFrame({"channel": names, "type": ["eeg"] * x.shape[1] + ["ecg"]})
+    rec = Recording(np.hstack([x, ecg]), names, "eeg", fs=100.0, id="sim/eeg", units="uV",
+                    channel_info=info)
+    src = tmp_path / "eeg_ecg.h5"
+    write_recordings(src, [rec], stage="test")
+    out = tmp_path / "s.h5"
+    r = cli("-v", "states", src, "--out", out, "--states", "3", "--bands", BANDS, "--restarts",
+            "1", "--max-iter", "10")
+    assert r.exit_code == 0, r.output
+    assert "1 non-brain channel(s) left out of the state model: ECG ECG (ecg)" in caplog.text
+    assert "not modelled (not brain channels): ECG ECG" in r.stdout
+    with h5py.File(out, "r") as f:
+        g = f["sim%2Feeg"]
+        assert [v.decode() if isinstance(v, bytes) else v for v in g["dropped"][()]] == ["ECG ECG"]
+        assert len(g["labels"]) == 8 and g["power_maps"].shape == (3, 8, 2)
