@@ -16,12 +16,14 @@ from neurodyn.errors import InputError
 from neurodyn.io.store import is_complete, provenance
 from neurodyn.params import ParamError
 from neurodyn.plots import (
+    CAPTION_SUFFIX,
     affinity,
     bicluster,
     communities,
     compare,
     ntf,
     preprocess,
+    read_caption,
     states,
     timeline,
 )
@@ -100,10 +102,15 @@ def plot_function(stage: str) -> tuple[Draw | None, str]:
 
 def _draw(fn: Callable[..., list[Path]], path: Path, outdir: Path, fmt: str, what: str
           ) -> tuple[list[Path], list[str]]:
-    """Run one figure module into ``outdir`` (its stale ``*.fmt`` files removed first)."""
+    """Run one figure module into ``outdir``. Stale figures of an earlier run are removed
+    first: only ``*.fmt`` files with a neurodyn caption file beside them, so that a user's own
+    files in ``outdir`` are never touched."""
     if outdir.is_dir():
-        for old in [*outdir.glob(f"*.{fmt}"), *outdir.glob(f"*.{fmt}.json")]:
-            old.unlink()
+        for old in outdir.glob(f"*.{fmt}"):
+            cap = read_caption(old)
+            if {"caption", "data", "parameters"} <= set(cap):
+                old.unlink()
+                Path(str(old) + CAPTION_SUFFIX).unlink(missing_ok=True)
     try:
         out = fn(path, outdir, fmt)
     except (InputError, ParamError):  # the user's to fix: not a figure failure

@@ -155,6 +155,15 @@ def test_figures_command_formats(run, tmp_path, cli, only_own_figures):
         assert f"timeline_sim_animal0.{ext}" in names and f"compare_ntf.{ext}" in names
     r = cli("figures", run, "--format", "gif")
     assert r.exit_code == 2
+    # a rerun replaces its own stale figures but never a user's file in the same folder
+    folder = next(tmp_path.rglob("compare_ntf.svg")).parent
+    (folder / "mine.svg").write_text("<svg/>")
+    stale = folder / "stale_fig.svg"
+    shutil.copy(folder / "compare_ntf.svg", stale)
+    shutil.copy(folder / "compare_ntf.svg.json", str(stale) + ".json")
+    assert cli("figures", run, "--format", "svg", "--outdir", tmp_path).exit_code == 0
+    assert (folder / "mine.svg").read_text() == "<svg/>" and (folder / "compare_ntf.svg").exists()
+    assert not stale.exists() and not Path(str(stale) + ".json").exists()
 
 
 # -- real browser ----------------------------------------------------------------------------------
