@@ -13,6 +13,13 @@ Missing entries (``mask == False``) are handled by expectation-maximisation impu
 each sweep they are filled with the current model (a numba pass over the tensor), which turns
 the masked least-squares loss into a sequence of majorisers that HALS decreases monotonically.
 With no missing entry this is plain HALS.
+
+A tensor given as its observed entries (:class:`neurodyn.tensor.observed.ObservedTensor`,
+per-animal blocks of observed pairs) is fitted with the *same iterates* without ever forming
+the dense tensor: the imputed tensor is ``X_fill = M o X + (1 - M) o model``, so each mode's
+MTTKRP is ``MTTKRP(model) + MTTKRP(M o (X - model))``. The first term comes from Gram matrices
+(mode 0: ``a @ (B^T B o C^T C)``), the second from the observed residuals only (numba kernels),
+so memory and time per sweep are proportional to the observed entries.
 """
 
 from __future__ import annotations
@@ -25,7 +32,11 @@ from numba import njit, prange
 from neurodyn.errors import InputError
 from neurodyn.guard import check_alloc
 from neurodyn.params import ParamError
+from neurodyn.tensor.observed import ObservedTensor
 from neurodyn.workers import map_tasks
+
+#: A tensor as the solvers take it: dense (with an optional mask) or its observed blocks.
+Tensor = np.ndarray | ObservedTensor
 
 
 @dataclass
@@ -94,6 +105,117 @@ def _refill(x: np.ndarray, mask: np.ndarray, a: np.ndarray, b: np.ndarray, c: np
     return total, change
 
 
+@njit(cache=True)
+def _entry(a: np.ndarray, b: np.ndarray, c: np.ndarray, p: int, w: int, k: int) -> float:
+    """Model value ``sum_r a[p, r] b[w, r] c[k, r]``."""
+    m = 0.0
+    for r in range(a.shape[1]):
+        m += a[p, r] * b[w, r] * c[k, r]
+    return m
+
+
+@njit(parallel=True, cache=True)
+def _observed_residuals(values: np.ndarray, mask: np.ndarray, pair: np.ndarray,
+                        animal: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray,
+                        res: np.ndarray, g: np.ndarray, sq: np.ndarray) -> None:
+    """Residuals of the model on the observed entries of row blocks, in place.
+
+    ``res`` (E, W) = ``mask * (values - model)``; ``g`` (E, R) = ``res @ b`` (row part of the
+    first mode's residual MTTKRP); ``sq`` (E,) = squared residuals summed over windows.
+    """
+    E, W = values.shape
+    R = a.shape[1]
+    for e in prange(E):
+        p, k = pair[e], animal[e]
+        for r in range(R):
+            g[e, r] = 0.0
+        s = 0.0
+        for w in range(W):
+            d = 0.0
+            if mask[e, w]:
+                d = values[e, w] - _entry(a, b, c, p, w, k)
+                for r in range(R):
+                    g[e, r] += d * b[w, r]
+                s += d * d
+            res[e, w] = d
+        sq[e] = s
+
+
+@njit(cache=True)
+def _scatter_rows(g: np.ndarray, index: np.ndarray, f: np.ndarray, f_index: np.ndarray,
+                  n: int) -> np.ndarray:
+    """``out[index[e]] += g[e] * f[f_index[e]]`` over rows ``e``; (n, R) float64."""
+    out = np.zeros((n, g.shape[1]))
+    for e in range(g.shape[0]):
+        i, j = index[e], f_index[e]
+        for r in range(g.shape[1]):
+            out[i, r] += g[e, r] * f[j, r]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _animal_window_sums(res: np.ndarray, offsets: np.ndarray, pair: np.ndarray,
+                        a: np.ndarray) -> np.ndarray:
+    """``z[k, w, r] = sum over rows e of animal k of res[e, w] * a[pair[e], r]``; (A, W, R).
+
+    Contracts the residuals over pairs once; the second and third modes' residual MTTKRPs
+    follow from ``z`` by small products (as ``Y = A^T X`` does in the dense sweep).
+    """
+    A = offsets.shape[0] - 1
+    W, R = res.shape[1], a.shape[1]
+    z = np.zeros((A, W, R))
+    for k in prange(A):
+        for e in range(offsets[k], offsets[k + 1]):
+            p = pair[e]
+            for w in range(W):
+                d = res[e, w]
+                if d != 0.0:
+                    for r in range(R):
+                        z[k, w, r] += d * a[p, r]
+    return z
+
+
+@njit(parallel=True, cache=True)
+def _observed_sq_error(values: np.ndarray, mask: np.ndarray, pair: np.ndarray,
+                       animal: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (E,): squared error of the model and squared value over observed entries."""
+    E, W = values.shape
+    err = np.zeros(E)
+    tot = np.zeros(E)
+    for e in prange(E):
+        p, k = pair[e], animal[e]
+        for w in range(W):
+            if mask[e, w]:
+                v = values[e, w]
+                d = v - _entry(a, b, c, p, w, k)
+                err[e] += d * d
+                tot[e] += v * v
+    return err, tot
+
+
+@njit(parallel=True, cache=True)
+def model_where(mask: np.ndarray, pair: np.ndarray, animal: np.ndarray, a: np.ndarray,
+                 b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The model at the True entries of a row-block ``mask`` (E, W), in the order of
+    ``values[mask]``; float64 (n,)."""
+    E, W = mask.shape
+    start = np.zeros(E + 1, dtype=np.int64)
+    for e in range(E):
+        n = 0
+        for w in range(W):
+            n += mask[e, w]
+        start[e + 1] = start[e] + n
+    out = np.empty(start[E])
+    for e in prange(E):
+        i = start[e]
+        for w in range(W):
+            if mask[e, w]:
+                out[i] = _entry(a, b, c, pair[e], w, animal[e])
+                i += 1
+    return out
+
+
 def _hals_update(f: np.ndarray, mt: np.ndarray, v: np.ndarray, eps: float, n_inner: int) -> None:
     """HALS sweeps over the columns of ``f`` in place, given MTTKRP ``mt`` and Gram ``v``.
 
@@ -159,7 +281,7 @@ def normalise(factors: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def fit_ntf(
-    x: np.ndarray,
+    x: Tensor,
     rank: int,
     mask: np.ndarray | None = None,
     *,
@@ -174,12 +296,15 @@ def fit_ntf(
 
     Parameters
     ----------
-    x : array (I, J, K)
-        Non-negative data (float32 recommended; copied to float32 C order).
+    x : array (I, J, K) or ObservedTensor
+        Non-negative data (float32 recommended; copied to float32 C order), or its observed
+        entries as row blocks (fitted in memory and time proportional to them, with the
+        same iterates as the dense masked fit; its relative errors are recorded from the
+        second sweep on, as for a dense tensor with missing entries).
     rank : int
         Number of components R.
     mask : bool array (I, J, K), optional
-        True where observed; unobserved entries do not enter the loss.
+        True where observed; unobserved entries do not enter the loss. Dense ``x`` only.
     n_iter_max : int
         Maximum number of sweeps.
     tol : float
@@ -197,10 +322,15 @@ def fit_ntf(
     -------
     CPResult
     """
-    if x.ndim != 3:
-        raise InputError(None, f"NTF needs a 3-way tensor, got shape {x.shape}")
     if rank < 1:
         raise ParamError("rank", f"must be >= 1, got {rank}")
+    if isinstance(x, ObservedTensor):
+        if mask is not None:
+            raise InputError(None, "an ObservedTensor carries its own mask; pass mask=None")
+        return _fit_observed(x, rank, n_iter_max=n_iter_max, tol=tol, seed=seed, init=init,
+                             eps=eps, n_inner=n_inner)
+    if x.ndim != 3:
+        raise InputError(None, f"NTF needs a 3-way tensor, got shape {x.shape}")
     I, J, K = x.shape
     # the largest arrays: Khatri-Rao product, its float32 copy and the (R, J*K) projection,
     # and about six (R, R) Gram matrices and their products
@@ -262,8 +392,80 @@ def fit_ntf(
     return CPResult(weights, unit, err, np.asarray(errors), n_iter, seed)
 
 
+def _observed_norm2(t: ObservedTensor) -> float:
+    """Sum of squares of the observed entries in float64, row block by row block;
+    :class:`InputError` on a negative or non-finite observed entry."""
+    total = 0.0
+    step = max(1, (1 << 22) // max(1, t.shape[1]))
+    for lo in range(0, t.n_rows, step):
+        v = t.values[lo:lo + step].astype(np.float64)
+        v[~t.mask[lo:lo + step]] = 0.0
+        sq = float(np.dot(v.ravel(), v.ravel()))
+        if not np.isfinite(sq) or (v.size and float(v.min()) < 0):
+            raise InputError(None, "NTF needs a finite non-negative tensor")
+        total += sq
+    return total
+
+
+def _fit_observed(t: ObservedTensor, rank: int, *, n_iter_max: int, tol: float, seed: int,
+                  init: list[np.ndarray] | None, eps: float, n_inner: int) -> CPResult:
+    """:func:`fit_ntf` on observed row blocks: the dense EM-HALS sweep with each MTTKRP of
+    the imputed tensor split into a Gram part (the model) and an observed-residual part."""
+    P, W, A = t.shape
+    E = t.n_rows
+    # residuals (E, W) float32, their row products (E, R) and per-row losses, the (A, W, R)
+    # pair contraction and the (P, R) first-mode MTTKRP
+    check_alloc((E * (W / 2 + rank + 1) + A * W * rank + 3 * P * rank,), np.float64,
+                f"the rank-{rank} NTF workspace", param="rank")
+    norm_obs2 = _observed_norm2(t)
+    if norm_obs2 == 0:
+        raise InputError(None, "the tensor is zero on every observed entry")
+    if init is None:
+        obs_frac = max(t.observed_fraction, 1e-12)
+        factors = random_init((P, W, A), rank, seed, np.sqrt(norm_obs2 / obs_frac))
+    else:
+        factors = [np.array(f, dtype=np.float64) for f in init]
+    a, b, c = factors
+    pair, animal = t.pair_index, t.animal_index()
+    res = np.empty((E, W), dtype=np.float32)
+    g = np.empty((E, rank))
+    sq = np.empty(E)
+    errors: list[float] = []
+    for it in range(n_iter_max):
+        # the model of this sweep's imputation (the dense code refills with it)
+        a0, b0, c0 = a.copy(), b.copy(), c.copy()
+        _observed_residuals(t.values, t.mask, pair, animal, a0, b0, c0, res, g, sq)
+        if it > 0:
+            errors.append(np.sqrt(max(float(np.sum(sq)), 0.0) / norm_obs2))
+            if len(errors) > 1 and abs(errors[-2] - errors[-1]) < tol:
+                break
+        gb0, gc0 = b0.T @ b0, c0.T @ c0
+        mt = a0 @ (gb0 * gc0) + _scatter_rows(g, pair, c0, animal, P)
+        _hals_update(a, mt, gb0 * gc0, eps, n_inner)
+        ga, cross_a = a.T @ a, a0.T @ a
+        z = _animal_window_sums(res, t.offsets, pair, a)
+        mt = b0 @ (cross_a * gc0) + np.einsum("kwr,kr->wr", z, c0)
+        _hals_update(b, mt, ga * gc0, eps, n_inner)
+        gb = b.T @ b
+        mt = c0 @ (cross_a * (b0.T @ b)) + np.einsum("kwr,wr->kr", z, b)
+        _hals_update(c, mt, ga * gb, eps, n_inner)
+        _balance([a, b, c])
+    n_iter = it + 1
+    weights, unit = normalise([a, b, c])
+    err = masked_relative_error(t, None, weights, unit)
+    return CPResult(weights, unit, err, np.asarray(errors), n_iter, seed)
+
+
+def _refuse_missing(missing: float) -> None:
+    """tensorly's solver has no mask: :class:`ParamError` when entries are missing."""
+    if missing > 0:
+        raise ParamError("solver", f"tensorly's solver cannot skip missing entries "
+                                   f"({missing:.1%} of the tensor is unobserved); use the "
+                                   "default solver, or `affinity --align intersection`")
+
+
 def fit_tensorly(
-    x: np.ndarray,
+    x: Tensor,
     rank: int,
     mask: np.ndarray | None = None,
     *,
@@ -281,11 +483,11 @@ def fit_tensorly(
     from tensorly.cp_tensor import CPTensor
     from tensorly.decomposition import non_negative_parafac_hals
 
-    if mask is not None and not np.all(mask):
-        missing = 1.0 - float(np.mean(mask))
-        raise ParamError("solver", f"tensorly's solver cannot skip missing entries "
-                                   f"({missing:.1%} of the tensor is unobserved); use the "
-                                   "default solver, or `affinity --align intersection`")
+    if isinstance(x, ObservedTensor):
+        _refuse_missing(1.0 - x.observed_fraction)
+        x, mask = x.to_dense()[0], None
+    if mask is not None:
+        _refuse_missing(1.0 - float(np.mean(mask)))
     xf = np.asarray(x, dtype=np.float64)
     if np.any(xf < 0) or not np.all(np.isfinite(xf)):
         raise InputError(None, "NTF needs a finite non-negative tensor")
@@ -306,10 +508,16 @@ SOLVERS = {"hals": fit_ntf, "tensorly": fit_tensorly}
 
 
 def masked_relative_error(
-    x: np.ndarray, mask: np.ndarray | None, weights: np.ndarray, factors: list[np.ndarray]
+    x: Tensor, mask: np.ndarray | None, weights: np.ndarray, factors: list[np.ndarray]
 ) -> float:
-    """``||M * (X - Xhat)|| / ||M * X||`` computed exactly (block-wise over the first mode)."""
+    """``||M * (X - Xhat)|| / ||M * X||`` computed exactly (block-wise over the first mode, or
+    over the observed entries of an :class:`ObservedTensor`, whose mask it carries)."""
     a, b, c = factors
+    if isinstance(x, ObservedTensor):
+        num, den = _observed_sq_error(x.values, x.mask, x.pair_index, x.animal_index(),
+                                      a * weights[None, :], b, c)
+        den_s = float(np.sum(den))
+        return float(np.sqrt(float(np.sum(num)) / den_s)) if den_s > 0 else 0.0
     bc = khatri_rao(b, c) * weights[None, :]
     num = den = 0.0
     I = x.shape[0]
@@ -333,7 +541,7 @@ def restart_seeds(seed: int, n: int) -> list[int]:
 
 
 def fit_restarts(
-    x: np.ndarray,
+    x: Tensor,
     rank: int,
     mask: np.ndarray | None = None,
     *,

@@ -10,7 +10,8 @@ import numpy as np
 from neurodyn.progress import bar
 from neurodyn.selection import Selection, edge_warnings, gain_warning
 from neurodyn.tensor.align import factor_match_score
-from neurodyn.tensor.ntf import CPResult, fit_ntf, restart_seeds
+from neurodyn.tensor.ntf import CPResult, Tensor, fit_ntf, model_where, restart_seeds
+from neurodyn.tensor.observed import ObservedTensor
 from neurodyn.workers import map_tasks
 
 
@@ -51,6 +52,20 @@ def _held_split(x: np.ndarray, mask: np.ndarray | None, fraction: float, seed: i
     return observed & ~held, held
 
 
+def _held_split_observed(t: ObservedTensor, fraction: float, seed: int
+                         ) -> tuple[ObservedTensor, np.ndarray]:
+    """Observed blocks without the held-out entries, and the held-out (E, W) mask: each
+    observed entry held out with probability ``fraction`` (drawn with ``seed``, row block by
+    row block, so no (E, W) float64 draw is ever held)."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(t.mask.shape, dtype=bool)
+    step = max(1, (1 << 20) // max(1, t.shape[1]))
+    for lo in range(0, t.n_rows, step):
+        m = t.mask[lo:lo + step]
+        held[lo:lo + step] = m & (rng.random(m.shape) < fraction)
+    return t.with_mask(t.mask & ~held), held
+
+
 def relative_error_se(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     """``sqrt(sum (truth - pred)^2 / sum truth^2)`` over held-out entries, and its standard
     error over the sampling of those entries (delta method on the ratio of sums; entries
@@ -66,13 +81,26 @@ def relative_error_se(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float
     return err, float(np.sqrt(var) / (2 * err)) if err > 0 else 0.0
 
 
-def heldout_scores(x: np.ndarray, mask: np.ndarray | None, rank: int, *, fraction: float = 0.1,
+def heldout_scores(x: Tensor, mask: np.ndarray | None, rank: int, *, fraction: float = 0.1,
                    seed: int = 0, **kw) -> tuple[float, float, float, float]:
     """Held-out relative error of a rank-``rank`` fit and its standard error, and the same
     of the trivial baseline (every held-out entry predicted by the mean of the fitted ones).
 
-    The held-out entries are drawn with ``seed``; the fit is initialised with ``seed`` too.
+    The held-out entries are drawn with ``seed`` among the observed ones (for an
+    :class:`ObservedTensor`, among its blocks' entries: a different draw from the dense
+    tensor's); the fit is initialised with ``seed`` too.
     """
+    if isinstance(x, ObservedTensor):
+        fitted_t, held = _held_split_observed(x, fraction, seed)
+        fit = fit_ntf(fitted_t, rank, seed=seed, **kw)
+        a, b, c = fit.factors
+        pred = model_where(held, x.pair_index, x.animal_index(), a * fit.weights[None, :], b, c)
+        truth = x.values[held].astype(np.float64)
+        n_fit = fitted_t.nnz
+        mean = float(np.sum(fitted_t.values, dtype=np.float64)) / n_fit if n_fit else 0.0
+        err, se = relative_error_se(truth, pred)
+        base, base_se = relative_error_se(truth, np.full(truth.shape, mean))
+        return err, se, base, base_se
     fitted, held = _held_split(x, mask, fraction, seed)
     fit = fit_ntf(x, rank, fitted, seed=seed, **kw)
     a, b, c = fit.factors
@@ -85,7 +113,7 @@ def heldout_scores(x: np.ndarray, mask: np.ndarray | None, rank: int, *, fractio
 
 
 def heldout_error(
-    x: np.ndarray,
+    x: Tensor,
     mask: np.ndarray | None,
     rank: int,
     *,
@@ -124,7 +152,7 @@ def choose_rank(
 
 
 def scan_ranks(
-    x: np.ndarray,
+    x: Tensor,
     mask: np.ndarray | None,
     ranks: Sequence[int],
     *,
