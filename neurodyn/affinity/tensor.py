@@ -1,13 +1,15 @@
 """Assemble the (pair, window, animal) affinity tensor from several recordings.
 
 Animals are aligned by neuron label. A neuron absent from an animal is *masked* for every
-pair it belongs to (mask False, value 0), never treated as a zero affinity.
+pair it belongs to (mask False, value 0), never treated as a zero affinity. The tensor is built
+and kept as its observed entries (:class:`neurodyn.tensor.observed.ObservedTensor`: per animal,
+the pairs of its own neurons over all windows), never as a dense ``(P, W, A)`` array.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ from neurodyn.params import ParamError
 from neurodyn.progress import progress
 from neurodyn.recording import Recording
 from neurodyn.signal.recordings import resample
+from neurodyn.tensor.observed import ObservedTensor
 
 
 @dataclass
@@ -28,10 +31,11 @@ class AffinityTensor:
 
     Attributes
     ----------
-    affinity : float32 array (P, W, A)
-        Window-averaged affinity per neuron pair, window and animal (0 where masked).
-    mask : bool array (P, W, A)
-        True where observed (both neurons recorded in that animal and enough samples).
+    observed : ObservedTensor
+        Window-averaged affinity per neuron pair, window and animal, shape (P, W, A), stored as
+        each animal's observed pairs; an entry is observed when both neurons are recorded in
+        that animal and the window has enough jointly observed samples. ``affinity`` and
+        ``mask`` give the dense arrays (for small tensors; refused when too large).
     pairs : int64 array (P, 2)
         Upper-triangle neuron index pairs ``i < j`` into ``labels``.
     labels : list of str (N,)
@@ -47,8 +51,7 @@ class AffinityTensor:
         Common sampling rate used (Hz).
     """
 
-    affinity: np.ndarray
-    mask: np.ndarray
+    observed: ObservedTensor
     pairs: np.ndarray
     labels: list[str]
     windows: np.ndarray
@@ -56,6 +59,24 @@ class AffinityTensor:
     present: np.ndarray
     events: pd.DataFrame
     fs: float
+    _dense: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
+
+    def dense(self) -> tuple[np.ndarray, np.ndarray]:
+        """Dense affinity float32 (P, W, A) (0 where unobserved) and mask bool (P, W, A),
+        computed once; :class:`neurodyn.params.ParamError` when they would not fit in memory."""
+        if self._dense is None:
+            self._dense = self.observed.to_dense()
+        return self._dense
+
+    @property
+    def affinity(self) -> np.ndarray:
+        """Dense float32 (P, W, A), 0 where unobserved (see :meth:`dense`)."""
+        return self.dense()[0]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Dense bool (P, W, A), True where observed (see :meth:`dense`)."""
+        return self.dense()[1]
 
 
 def upper_pairs(n: int) -> np.ndarray:
@@ -182,8 +203,7 @@ def build_affinity_tensor(
     t1 = max(float(r.times[-1]) + 1.0 / rate for r in recs)
     windows = make_windows(t0, t1, window_s, step_s)
     P, W = len(pairs), len(windows)
-    aff = np.zeros((P, W, A), dtype=np.float32)
-    mask = np.zeros((P, W, A), dtype=bool)
+    blocks: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
     present = np.zeros((A, N), dtype=bool)
     events = []
     floor = 3 if kernel == "pearson" else 1
@@ -207,14 +227,14 @@ def build_affinity_tensor(
             s, np.ascontiguousarray(obs.T), pairs[sub, 0], pairs[sub, 1], start, stop,
             min_count, KINDS[kernel], float(sigma), sub_aff, sub_ok,
         )
-        aff[sub, :, a] = sub_aff
-        mask[sub, :, a] = sub_ok
+        for part, arr in zip(blocks, (sub, sub_aff, sub_ok), strict=True):
+            part.append(arr)
         ev = rec.events[["onset", "offset", "label"]].copy()
         ev["animal"] = rec.id
         events.append(ev)
     events_df = pd.concat(events, ignore_index=True) if events else pd.DataFrame()
     return AffinityTensor(
-        affinity=aff, mask=mask, pairs=pairs, labels=labels, windows=windows,
+        observed=ObservedTensor.from_blocks((P, W, A), *blocks), pairs=pairs, labels=labels, windows=windows,
         animals=[r.id for r in recs], present=present, events=events_df, fs=rate,
     )
 
@@ -227,13 +247,21 @@ def pairs_to_matrix(values: np.ndarray, pairs: np.ndarray, n: int) -> np.ndarray
     return m
 
 
-def masked_means(affinity: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def observed_means(t: ObservedTensor) -> tuple[np.ndarray, np.ndarray]:
     """Mean over observed entries: per pair (P,) over windows and animals, and per window and
     animal (W, A) over pairs (NaN where nothing is observed)."""
-    x = np.where(mask, affinity, 0.0).astype(np.float64)
-    n_pair = mask.sum(axis=(1, 2))
-    n_win = mask.sum(axis=0)
+    P, W, A = t.shape
+    sums = t.values.sum(axis=1, dtype=np.float64)  # 0 where unobserved
+    counts = t.mask.sum(axis=1)
+    n_pair = np.bincount(t.pair_index, weights=counts, minlength=P)
+    s_pair = np.bincount(t.pair_index, weights=sums, minlength=P)
+    n_win = np.zeros((W, A))
+    s_win = np.zeros((W, A))
+    for k in range(A):
+        lo, hi = t.offsets[k], t.offsets[k + 1]
+        n_win[:, k] = t.mask[lo:hi].sum(axis=0)
+        s_win[:, k] = t.values[lo:hi].sum(axis=0, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        per_pair = np.where(n_pair > 0, x.sum(axis=(1, 2)) / n_pair, np.nan)
-        per_window = np.where(n_win > 0, x.sum(axis=0) / n_win, np.nan)
+        per_pair = np.where(n_pair > 0, s_pair / n_pair, np.nan)
+        per_window = np.where(n_win > 0, s_win / n_win, np.nan)
     return per_pair, per_window

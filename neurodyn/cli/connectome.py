@@ -26,7 +26,8 @@ def affinity(
     """Windowed pairwise affinities between neurons of every animal -> (pair, window, animal) tensor.
 
     Animals are aligned by neuron name; a neuron missing in an animal is masked, not zero.
-    Output: /affinity (P,W,A) float32, /mask, /pairs, /labels, /windows (s), /animals, /events.
+    Output: the (pair, window, animal) tensor as each animal's observed pairs
+    (/observed/{pair_index, offsets, values, mask}), /pairs, /labels, /windows (s), /animals, /events.
 
     Example: neurodyn affinity run/recordings.h5 --out run/affinity.h5 --window 8 --step 4
     """

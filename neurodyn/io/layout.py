@@ -86,6 +86,10 @@ _COMMON: list[tuple[str, tuple[str, ...], str]] = [
 ]
 _STAGES: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
     "affinity": [
+        ("observed/pair_index", ("row",), _),
+        ("observed/offsets", ("recording_bound",), _),
+        ("observed/values", ("row", "window"), _1),
+        ("observed/mask", ("row", "window"), _),
         ("affinity", ("pair", "window", "recording"), _1),
         ("mask", ("pair", "window", "recording"), _),
         ("present", ("recording", "neuron"), _),

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from neurodyn.affinity import result
-from neurodyn.affinity.tensor import masked_means, pairs_to_matrix
+from neurodyn.affinity.tensor import observed_means, pairs_to_matrix
 from neurodyn.plots import style
 
 
@@ -21,9 +21,9 @@ def draw(result_path: Path, outdir: Path, fmt: str = "png") -> list[Path]:
 
     style.use()
     t = result.read(result_path)
-    aff, mask, pairs, labels = t.affinity, t.mask, t.pairs, t.labels
+    pairs, labels = t.pairs, t.labels
     windows, animals, events = t.windows, t.animals, t.events
-    per_pair, per_window = masked_means(aff, mask)
+    per_pair, per_window = observed_means(t.observed)
     caption = style.caption_from(result_path)
     out = []
     fig, ax = plt.subplots(figsize=(6.5, 5.8))

@@ -39,8 +39,8 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
     """
     p = FactorizeParams.build(params, **kw)
     aff = affinity_result.read(input_path)
-    x, mask = aff.affinity, aff.mask
-    if not mask.any():
+    x, mask = aff.observed, None  # observed blocks: memory and time ~ observed entries
+    if x.nnz == 0:
         raise InputError(input_path, "the affinity tensor has no observed entry")
     fit_kw = dict(n_iter_max=p.max_iter, tol=p.tol)
     n = len(aff.labels)

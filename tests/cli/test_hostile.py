@@ -133,12 +133,13 @@ def _write_affinity(path: Path) -> None:
     from neurodyn.affinity import result
     from neurodyn.affinity.tensor import AffinityTensor
     from neurodyn.recording import empty_events
+    from neurodyn.tensor.observed import ObservedTensor
 
     rng = np.random.default_rng(1)
     labels = ["a", "b", "c", "d"]
     pairs = np.array([(i, j) for i in range(4) for j in range(i + 1, 4)], dtype=np.int64)
-    t = AffinityTensor(affinity=rng.random((6, 5, 2)).astype(np.float32),
-                       mask=np.ones((6, 5, 2), bool), pairs=pairs, labels=labels,
+    t = AffinityTensor(observed=ObservedTensor.from_dense(rng.random((6, 5, 2))),
+                       pairs=pairs, labels=labels,
                        windows=np.c_[np.arange(5.0), np.arange(5.0) + 1], animals=["x", "y"],
                        present=np.ones((2, 4), bool), events=empty_events(), fs=4.0)
     path.unlink()

@@ -189,8 +189,9 @@ def test_open_run_status_and_cp_tensor(run):
     assert isinstance(r["states"], dict)
     cp = r.cp_tensor()
     assert isinstance(cp, CPTensor) and cp.rank == 2
-    with h5py.File(run / "affinity.h5", "r") as f:
-        x, mask = f["affinity"][()], f["mask"][()]
+    from neurodyn.affinity import result
+
+    x, mask = result.read(run / "affinity.h5").dense()
     fit = tl.cp_to_tensor(cp)
     assert fit.shape == x.shape
     err = np.linalg.norm((fit - x)[mask]) / np.linalg.norm(x[mask])

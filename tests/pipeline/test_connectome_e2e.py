@@ -86,13 +86,17 @@ def test_sbm_communities_recover_planted_groups(sim_run):
 
 def test_affinity_file_layout(sim_run):
     with h5py.File(sim_run / "affinity.h5") as f:
-        P, W, A = f["affinity"].shape
+        P, W, A = (int(f.attrs[k]) for k in ("n_pairs", "n_windows", "n_animals"))
         N = len(f["labels"])
         assert P == N * (N - 1) // 2 and A == 4
-        assert f["mask"].shape == (P, W, A) and f["mask"].dtype == bool
+        g = f["observed"]
+        E = g["pair_index"].shape[0]
+        assert g["values"].shape == g["mask"].shape == (E, W) and g["mask"].dtype == bool
+        assert g["offsets"][()].tolist()[::A] == [0, E]
         assert f["windows"].shape == (W, 2) and f["pairs"].shape == (P, 2)
         assert len(strings(f["animals"])) == A
-        assert 0.6 < f["mask"][()].mean() < 1.0  # missing neurons are masked
+        frac = g["mask"][()].sum() / (P * W * A)
+        assert 0.6 < frac < 1.0 and frac == pytest.approx(f.attrs["observed_fraction"])
         assert "stand-in" in f.attrs["formula"]
     params = provenance(sim_run / "affinity.h5")["parameters"]
     assert params["kernel"] == "differential" and params["window"] == 8.0
