@@ -45,9 +45,10 @@ def run(tmp_path_factory) -> Path:
 
 # dims each stage file must show to xarray (engine h5netcdf), by group and variable
 EXPECTED = {
-    "affinity.h5": {"/": {"affinity": ("pair", "window", "recording"),
-                          "present": ("recording", "neuron"), "labels": ("neuron",),
+    "affinity.h5": {"/": {"present": ("recording", "neuron"), "labels": ("neuron",),
                           "windows": ("window", "bound")},
+                    "/observed": {"values": ("row", "window"), "mask": ("row", "window"),
+                                  "pair_index": ("row",), "offsets": ("recording_bound",)},
                     "/events": {"onset": ("event",)}},
     "ntf.h5": {"/factors": {"pairs": ("pair", "component"), "time": ("window", "component"),
                             "animal": ("recording", "component"), "weights": ("component",)},
