@@ -1,7 +1,7 @@
 """Collection scale: wall time, CPU time and peak memory of the C. elegans pipeline vs worms.
 
     python benchmarks/bench_scale.py [--worms 100,300,900] [--rank 4] [--ranks 2-10]
-                                     [--max-iter 20] [--keep DIR]
+                                     [--max-iter 20] [--auto 900] [--jobs 2] [--keep DIR]
 
 For each size: `neurodyn simulate collection` writes a stand-in of the Homogenized collection
 (published parquet layout), then ingest (labelled neurons, the pipeline file's settings),
@@ -9,12 +9,15 @@ affinity (window 30 s, step 15 s, as pipelines/celegans-connectome.toml) and fac
 real subprocesses under /usr/bin/time, which reports wall time, user+sys CPU time and peak RSS
 of each stage on its own. CPU time is the figure to compare on a loaded machine.
 
-Factorize is timed at a fixed ``--rank`` with ``--max-iter`` sweeps and one restart (the
-per-sweep cost); the cost of ``--rank auto --ranks 2-10 --restarts 5`` is projected from it
-(sum of ranks / rank x restarts x held-out refits x the default 200 sweeps, an upper bound:
-fits usually stop earlier). Growth exponents are least-squares slopes of log(cost) on
-log(worms). Goals: 900 worms ingest -> affinity -> NTF under 10 min on 2 cores, peak RSS under
-8 GB, ingest and affinity at most linear in worms.
+Factorize reads the tensor as per-animal observed blocks and is timed at a fixed ``--rank``
+with ``--max-iter`` sweeps and one restart (the per-sweep cost, plus its held-out refit); the
+cost of ``--rank auto --ranks 2-10 --restarts 5`` is projected from it (sum of ranks / rank x
+restarts x held-out refits x the default 200 sweeps, an upper bound: fits usually stop
+earlier). ``--auto SIZES`` also runs that rank scan for real (default sweeps and tolerance,
+``--jobs`` processes) at those sizes. With ``--keep DIR`` a size's simulated parquet is reused
+when present. Growth exponents are least-squares slopes of log(cost) on log(worms). Goals: 900
+worms ingest -> affinity -> NTF under 10 min on 2 cores, peak RSS under 8 GB, ingest and
+affinity at most linear in worms.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ def main() -> None:
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument("--ranks", default="2-10")
     ap.add_argument("--max-iter", type=int, default=20)
+    ap.add_argument("--auto", default="", help="sizes at which to run --rank auto for real")
+    ap.add_argument("--restarts", type=int, default=5, help="restarts of the --auto scan")
+    ap.add_argument("--jobs", type=int, default=1, help="factorize --jobs of the --auto scan")
     ap.add_argument("--keep", type=Path, default=None, help="keep the files here")
     a = ap.parse_args()
     sizes = [int(w) for w in a.worms.split(",")]
@@ -62,8 +68,9 @@ def main() -> None:
     for n in sizes:
         d = root / f"w{n}"
         d.mkdir(exist_ok=True)
-        sim = measured(["simulate", "collection", "--worms", str(n), "--out", str(d / "c.parquet"),
-                        "--seed", "0"], env)
+        if not (d / "c.parquet").exists():
+            measured(["simulate", "collection", "--worms", str(n), "--out",
+                      str(d / "c.parquet"), "--seed", "0"], env)
         ing = measured(["ingest", str(d / "c.parquet"), "--labeled-only", "--out",
                         str(d / "rec.h5")], env)
         aff = measured(["affinity", str(d / "rec.h5"), "--window", "30", "--step", "15",
@@ -71,13 +78,21 @@ def main() -> None:
         import h5py
 
         with h5py.File(d / "aff.h5") as f:
-            shape = f["affinity"].shape
+            shape = tuple(int(f.attrs[k]) for k in ("n_pairs", "n_windows", "n_animals"))
             obs = float(f.attrs["observed_fraction"])
         ntf = measured(["factorize", str(d / "aff.h5"), "--rank", str(a.rank), "--restarts", "1",
                         "--max-iter", str(a.max_iter), "--tol", "0", "--out", str(d / "ntf.h5")],
                        env)
-        rows.append(dict(worms=n, shape=shape, obs=obs, sim=sim, ingest=ing, affinity=aff, ntf=ntf,
-                         mb=(d / "c.parquet").stat().st_size / 2**20))
+        row = dict(worms=n, shape=shape, obs=obs, ingest=ing, affinity=aff, ntf=ntf,
+                   mb=(d / "c.parquet").stat().st_size / 2**20)
+        if str(n) in a.auto.split(","):
+            row["auto"] = measured(["factorize", str(d / "aff.h5"), "--rank", "auto", "--ranks",
+                                    a.ranks, "--restarts", str(a.restarts), "--jobs",
+                                    str(a.jobs), "--out", str(d / "ntf_auto.h5")], env)
+            with h5py.File(d / "ntf_auto.h5") as f:
+                row["auto"]["rank"] = int(f.attrs["rank"])
+                row["auto"]["n_iter"] = f["restarts/n_iter"][()].tolist()
+        rows.append(row)
         print(f"{n} worms done", file=sys.stderr, flush=True)
     lo, hi = (int(v) for v in a.ranks.split("-"))
     # one fixed-rank fit = max_iter sweeps + a held-out refit; auto = 5 restarts + held-out per rank
@@ -94,6 +109,14 @@ def main() -> None:
               f"{i['wall']:>8.1f}/{i['cpu']:<8.1f} {i['rss']:>7.0f} | {f['wall']:>9.1f}/{f['cpu']:<9.1f} "
               f"{f['rss']:>7.0f} | {t['wall']:>8.1f}/{t['cpu']:<9.1f} {t['rss']:>7.0f} | "
               f"{t['cpu'] * auto_factor / 3600:>21.1f}")
+    for r in rows:
+        if "auto" in r:
+            t, i, f = r["auto"], r["ingest"], r["affinity"]
+            total = i["wall"] + f["wall"] + t["wall"]
+            print(f"\n{r['worms']} worms, --rank auto --ranks {a.ranks} --restarts {a.restarts} "
+                  f"--jobs {a.jobs}: wall {t['wall']:.0f} s, cpu {t['cpu']:.0f} s, peak RSS "
+                  f"{t['rss']:.0f} MB; chose rank {t['rank']} (sweeps of its restarts: "
+                  f"{t['n_iter']}); ingest + affinity + auto wall {total:.0f} s")
     ws = [r["worms"] for r in rows]
     print("\ngrowth exponent (cost ~ worms^k), CPU time and peak RSS:")
     for stage in ("ingest", "affinity", "ntf"):

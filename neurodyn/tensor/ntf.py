@@ -427,8 +427,7 @@ def _fit_observed(t: ObservedTensor, rank: int, *, n_iter_max: int, tol: float, 
     # residuals (E, W) float32, their row products (E, R) and per-row losses, the (A, W, R)
     # pair contraction, the (P, R) first-mode MTTKRP and about six (R, R) Gram matrices
     check_alloc((E * (W / 2 + rank + 1) + A * W * rank + 3 * P * rank + 6 * rank * rank,),
-                np.float64,
-                f"the rank-{rank} NTF workspace", param="rank")
+                np.float64, f"the rank-{rank} NTF workspace", param="rank")
     norm_obs2 = _observed_norm2(t)
     if norm_obs2 == 0:
         raise InputError(None, "the tensor is zero on every observed entry")
