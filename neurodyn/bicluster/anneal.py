@@ -65,8 +65,9 @@ from neurodyn.bicluster.states import sample_ab, sample_ab_prior
 PG_MIN_SHAPE = 5e-4  # smallest Polya-Gamma shape drawn (the polyagamma package needs > 1e-4)
 
 
-def ladder(rungs: int, sharp: float = 4.0) -> np.ndarray:
-    """g_0 = 0 < ... < g_K = 1 (K = ``rungs``), spaced densely near both ends (tanh)."""
+def ladder(rungs: int, sharp: float) -> np.ndarray:
+    """g_0 = 0 < ... < g_K = 1 (K = ``rungs``), spaced densely near both ends (tanh; ``sharp``:
+    SamplerConfig.anneal_sharpness)."""
     u = np.tanh(sharp * np.linspace(-1.0, 1.0, rungs + 1)) / np.tanh(sharp)
     g = 0.5 * (1.0 + u)
     g[0], g[-1] = 0.0, 1.0
@@ -92,7 +93,7 @@ class Annealer:
 
     def __init__(self, model, rungs: int, inner: int) -> None:
         self.m = model
-        self.g = ladder(rungs)
+        self.g = ladder(rungs, model.cfg.anneal_sharpness)
         self.inner = inner
         self.split_prob = model.cfg.anneal_split_prob  # tests raise it
         self.pair_tau = model.cfg.pair_tau

@@ -105,6 +105,10 @@ class SamplerConfig(StageParams):
         "over the two clusters per proposal (~1-3 s on 30 neurons x 500 bins).", ge=0)
     anneal_rungs: int = param(200, "Rungs of the annealed move's ladder: more rungs, higher "
                               "acceptance of good merges (the move is exact for any number).", ge=2)
+    anneal_sharpness: float = param(
+        4.0, "Annealed split-merge: how the ladder's rungs crowd at both ends, g_k = (1 + "
+        "tanh(s (2k / K - 1)) / tanh(s)) / 2 (exact for any s > 0; larger s, finer steps near "
+        "g = 0 and 1 where the likelihood changes fastest).", gt=0, cli=False)
     warmup: int = param(25, "Initial sweeps (within burn-in) with neuron labels held fixed.", ge=0,
                         cli=False)
     init: str = param("factor", INIT_HELP, choices=("factor", "one", "separate", "random"))

@@ -675,7 +675,7 @@ def test_anneal_ladder_is_monotone_and_keeps_polya_gamma_shapes_drawable():
     from neurodyn.bicluster.sampler import Kernel
     from neurodyn.bicluster.target import Model
 
-    g = ladder(200)
+    g = ladder(200, SamplerConfig().anneal_sharpness)
     assert g[0] == 0.0 and g[-1] == 1.0 and np.all(np.diff(g) > 0)
     assert g[1] < 1e-3 and 1 - g[-2] < 1e-3  # dense at both ends
     y = np.random.default_rng(0).poisson(2.0, (4, 50)).astype(float)
