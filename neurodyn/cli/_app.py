@@ -215,10 +215,40 @@ def _root(
     log.setLevel(level)
     if config is not None:
         ctx.default_map = load_config(config)
+        check_config(ctx, ctx.command, ctx.default_map, config)
+
+
+def check_config(ctx: Any, group: Any, data: dict[str, Any], path: Path, where: str = "") -> None:
+    """Refuse tables and keys of a config file that name no command or option of ``group``
+    (a typo would otherwise be ignored without a word), suggesting the closest name."""
+    import difflib
+
+    for name, value in data.items():
+        is_group = hasattr(group, "get_command")  # typer may vendor its own click
+        cmd = group.get_command(ctx, name) if is_group else None
+        table = f"{where}{name}"
+        if cmd is None:
+            known = sorted(group.list_commands(ctx)) if is_group else []
+            near = difflib.get_close_matches(name, known, n=1)
+            raise InputError(path, f"[{table}] is not a neurodyn command" +
+                             (f" (did you mean [{where}{near[0]}]?)" if near else ""))
+        if not isinstance(value, dict):
+            raise InputError(path, f"{table} = ... must be a table of options, [{table}]")
+        if hasattr(cmd, "get_command"):
+            check_config(ctx, cmd, value, path, f"{table}.")
+            continue
+        options = {p.name for p in cmd.params if getattr(p, "param_type_name", "") == "option"}
+        for key in value:
+            if key not in options:
+                near = difflib.get_close_matches(key, sorted(options), n=1)
+                raise InputError(path, f"[{table}] {key}: not an option of `neurodyn "
+                                       f"{table.replace('.', ' ')}`" +
+                                       (f" (did you mean {near[0]}?)" if near else ""))
 
 
 def load_config(path: Path) -> dict[str, Any]:
-    """Read a TOML config into click's ``default_map`` (tables per command, dashes -> _)."""
+    """Read a TOML config into click's ``default_map``: a table per command (``[compare-connectome]``
+    or ``[compare_connectome]``, ``[simulate.calcium]``), option keys with dashes or underscores."""
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -231,9 +261,10 @@ def load_config(path: Path) -> dict[str, Any]:
     except IsADirectoryError:
         raise InputError(path, "is a directory, not a config file") from None
 
-    def norm(d: Any) -> Any:
+    def norm(d: Any) -> Any:  # tables name commands (dashes), keys name options (underscores)
         if isinstance(d, dict):
-            return {str(k).replace("-", "_"): norm(v) for k, v in d.items()}
+            return {str(k).replace("_", "-") if isinstance(v, dict) else str(k).replace("-", "_"):
+                    norm(v) for k, v in d.items()}
         return d
 
     return norm(data)

@@ -122,6 +122,16 @@ def test_config_file_sets_defaults_and_flags_win(cli, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[x\n")
     one_line_error(cli("--config", bad, "formats"), str(bad), "invalid TOML")
+    # a typo is refused, not ignored: key names are the options' (dashes or underscores)
+    bad.write_text("[simulate.calcium]\nnueron = 8\n")
+    one_line_error(cli("--config", bad, "formats"), str(bad),
+                   "[simulate.calcium] nueron: not an option of `neurodyn simulate calcium` "
+                   "(did you mean neurons?)")
+    bad.write_text("[factorise]\nrank = 3\n")
+    one_line_error(cli("--config", bad, "formats"), str(bad), "(did you mean [factorize]?)")
+    cfg.write_text("[simulate.calcium]\nmissing = 0.0\n[factorize]\nrank = '3'\n"
+                   "[compare_connectome]\nn-perm = 10\n")
+    assert cli("--config", cfg, "formats").exit_code == 0
 
 
 def test_real_subprocess_console_script(tmp_path):
