@@ -26,8 +26,10 @@ export NEURODYN_SETUP_PID=$!
 install_pid=""
 if [ "$#" -eq 0 ]; then bash scripts/check_install.sh >"$work/install.log" 2>&1 & install_pid=$!; fi
 
-# two worker processes: the suite is CPU-bound and CI has 2 cores (NEURODYN_TEST_WORKERS=0: serial)
-python3 -m pytest -q -n "${NEURODYN_TEST_WORKERS:-2}" --durations=15 "$@"
+# two worker processes: the suite is CPU-bound and CI has 2 cores (NEURODYN_TEST_WORKERS=0: serial).
+# A test module runs on one worker (--dist loadfile): its module fixtures are built and its numba
+# kernels compiled once, not on both workers; tests/conftest.py orders the modules.
+python3 -m pytest -q -n "${NEURODYN_TEST_WORKERS:-2}" --dist loadfile --durations=15 "$@"
 rc=$?
 
 wait "$NEURODYN_SETUP_PID"

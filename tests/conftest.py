@@ -17,10 +17,11 @@ def _needs_service(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run order for two workers: modules with long tests first (so that the last tests to start
+    """Run order for two workers: modules with long tests first (so that the last modules to start
     are short and both workers finish together), then the tests that need Chromium or SLURM (which
     scripts/test.sh sets up in the background meanwhile), then the rest. A module's own tests stay
-    together (its long ones first) so that its fixtures are built once per worker."""
+    together (its long ones first); scripts/test.sh runs each module on one worker
+    (``--dist loadfile``, modules in this order)."""
     long_modules = {it.path for it in items if it.get_closest_marker("slow") and not _needs_service(it)}
 
     module_index = {p: i for i, p in enumerate(dict.fromkeys(it.path for it in items))}
