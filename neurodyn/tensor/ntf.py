@@ -563,7 +563,8 @@ def fit_restarts(
     **kw,
 ) -> list[CPResult]:
     """Fit from ``n_restarts`` random initialisations, in ``jobs`` processes; results sorted by
-    error (best first), independent of ``jobs``. ``solver``: a key of :data:`SOLVERS`."""
+    error (best first), independent of ``jobs``. ``solver``: a key of :data:`SOLVERS`. ``x``:
+    a dense tensor with ``mask``, or an :class:`ObservedTensor` (``mask`` None)."""
     fit = SOLVERS[solver]
     fits = map_tasks(lambda s, tick: fit(x, rank, mask, seed=s, **kw),
                      restart_seeds(seed, n_restarts), jobs=jobs)

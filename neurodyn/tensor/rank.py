@@ -166,6 +166,9 @@ def scan_ranks(
 ) -> RankScan:
     """Fit every candidate rank with restarts and a held-out split, and choose one.
 
+    ``x`` is a dense tensor with ``mask``, or an :class:`ObservedTensor` (``mask`` None; fitted
+    and scored on its observed blocks only).
+
     Seeds: restarts of rank ``r`` use :func:`neurodyn.tensor.ntf.restart_seeds` of
     ``seed + r``; the held-out split of rank ``r`` uses ``seed + 1000 + r``. The fits run in
     ``jobs`` processes (results do not depend on it); a bar counts them. The result's
