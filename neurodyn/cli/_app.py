@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
 import traceback
@@ -221,8 +222,6 @@ def _root(
 def check_config(ctx: Any, group: Any, data: dict[str, Any], path: Path, where: str = "") -> None:
     """Refuse tables and keys of a config file that name no command or option of ``group``
     (a typo would otherwise be ignored without a word), suggesting the closest name."""
-    import difflib
-
     for name, value in data.items():
         is_group = hasattr(group, "get_command")  # typer may vendor its own click
         cmd = group.get_command(ctx, name) if is_group else None
