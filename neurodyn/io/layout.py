@@ -101,6 +101,7 @@ _STAGES: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
         ("factors/weights", ("component",), _1),
         ("components/matrices", ("component", "neuron", "neuron_j"), _1),
         ("rank_selection/ranks", ("rank",), _),
+        ("rank_selection/scan_animals", ("scan_recording",), _),
         ("rank_selection/*", ("rank",), _1),
         ("restarts/errors", ("restart",), _1),
         ("restarts/*", ("restart",), _),

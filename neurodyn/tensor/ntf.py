@@ -9,17 +9,18 @@ Our solver (:func:`fit_ntf`) is hierarchical alternating least squares (HALS, Ci
 * the GEMMs run in float32 (the tensor's dtype) while every update is done in float64, and the
   loss comes from Gram matrices instead of a full reconstruction.
 
-Missing entries (``mask == False``) are handled by expectation-maximisation imputation: before
-each sweep they are filled with the current model (a numba pass over the tensor), which turns
-the masked least-squares loss into a sequence of majorisers that HALS decreases monotonically.
-With no missing entry this is plain HALS.
-
-A tensor given as its observed entries (:class:`neurodyn.tensor.observed.ObservedTensor`,
-per-animal blocks of observed pairs) is fitted with the *same iterates* without ever forming
-the dense tensor: the imputed tensor is ``X_fill = M o X + (1 - M) o model``, so each mode's
-MTTKRP is ``MTTKRP(model) + MTTKRP(M o (X - model))``. The first term comes from Gram matrices
-(mode 0: ``a @ (B^T B o C^T C)``), the second from the observed residuals only (numba kernels),
-so memory and time per sweep are proportional to the observed entries.
+Missing entries (``mask == False``, or the entries a tensor given as its observed row blocks,
+:class:`neurodyn.tensor.observed.ObservedTensor`, does not hold) are fitted by *exact* masked
+HALS: each factor row is updated by coordinate descent on the least-squares loss over its own
+observed entries, with its own ``R x R`` Gram matrix. With the blocks' window masks grouped
+into a few patterns (one per recording length, typically), the Grams of a sweep cost
+``O(rows x R^2)`` and the right-hand sides three float32 GEMMs over the observed rows, so
+memory and time are proportional to the observed entries and the dense tensor is never
+formed. A small ridge on every factor (:data:`RIDGE`) pins the scale of components whose mass
+would otherwise drift onto entries no animal observes. It replaces expectation-maximisation imputation (refilling missing entries with the
+model), whose convergence rate is the missing fraction: at 2 % observed (a worm collection) EM
+was still far from its optimum after 200 sweeps (rank 6, 100 worms: relative error 0.253 after
+200 EM sweeps and 27 s; 0.242 after 10 exact sweeps and 0.7 s).
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ from neurodyn.params import ParamError
 from neurodyn.tensor.observed import ObservedTensor
 from neurodyn.workers import map_tasks
 
+#: Ridge of the masked fit, as a fraction of the observed sum of squares at a balanced model:
+#: exact masked least squares leaves the scale of a component free where its mass sits on
+#: entries no animal observes, and HALS then grows it without bound (weights of 1e18 at 100
+#: worms, ranks 6 and 10); 1e-4 keeps the weights sane at no cost in error (100 worms: 0.229
+#: against 0.232 at rank 6, 0.2225 against 0.2230 at rank 10).
+RIDGE = 1e-4
 #: A tensor as the solvers take it: dense (with an optional mask) or its observed blocks.
 Tensor = np.ndarray | ObservedTensor
 
@@ -81,31 +88,6 @@ def khatri_rao(b: np.ndarray, c: np.ndarray) -> np.ndarray:
     return (b[:, None, :] * c[None, :, :]).reshape(-1, b.shape[1])
 
 
-@njit(parallel=True, cache=True)
-def _refill(x: np.ndarray, mask: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray):
-    """Overwrite unobserved entries of ``x`` (I, J, K) with the model; return two sums.
-
-    Returns ``(sum of x**2 before the refill, sum over unobserved of (x_old - model)**2)``.
-    """
-    I, J, K = x.shape
-    R = a.shape[1]
-    total = 0.0
-    change = 0.0
-    for i in prange(I):
-        for j in range(J):
-            for k in range(K):
-                v = x[i, j, k]
-                total += v * v
-                if not mask[i, j, k]:
-                    m = 0.0
-                    for r in range(R):
-                        m += a[i, r] * b[j, r] * c[k, r]
-                    d = v - m
-                    change += d * d
-                    x[i, j, k] = m
-    return total, change
-
-
 @njit(cache=True)
 def _entry(a: np.ndarray, b: np.ndarray, c: np.ndarray, p: int, w: int, k: int) -> float:
     """Model value ``sum_r a[p, r] b[w, r] c[k, r]``."""
@@ -113,74 +95,6 @@ def _entry(a: np.ndarray, b: np.ndarray, c: np.ndarray, p: int, w: int, k: int) 
     for r in range(a.shape[1]):
         m += a[p, r] * b[w, r] * c[k, r]
     return m
-
-
-@njit(parallel=True, cache=True)
-def _observed_residuals(values: np.ndarray, mask: np.ndarray, pair: np.ndarray,
-                        animal: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray,
-                        res: np.ndarray, g: np.ndarray, sq: np.ndarray) -> None:
-    """Residuals of the model on the observed entries of row blocks, in place.
-
-    ``res`` (E, W) = ``mask * (values - model)``; ``g`` (E, R) = ``res @ b`` (row part of the
-    first mode's residual MTTKRP); ``sq`` (E,) = squared residuals summed over windows.
-    """
-    E, W = values.shape
-    R = a.shape[1]
-    for e in prange(E):
-        p, k = pair[e], animal[e]
-        ac = np.empty(R)  # the row's a * c, so the model is one R-term product per window
-        gr = np.zeros(R)
-        for r in range(R):
-            ac[r] = a[p, r] * c[k, r]
-        s = 0.0
-        for w in range(W):
-            d = 0.0
-            if mask[e, w]:
-                m = 0.0
-                for r in range(R):
-                    m += ac[r] * b[w, r]
-                d = values[e, w] - m
-                for r in range(R):
-                    gr[r] += d * b[w, r]
-                s += d * d
-            res[e, w] = d
-        for r in range(R):
-            g[e, r] = gr[r]
-        sq[e] = s
-
-
-@njit(cache=True)
-def _scatter_rows(g: np.ndarray, index: np.ndarray, f: np.ndarray, f_index: np.ndarray,
-                  n: int) -> np.ndarray:
-    """``out[index[e]] += g[e] * f[f_index[e]]`` over rows ``e``; (n, R) float64."""
-    out = np.zeros((n, g.shape[1]))
-    for e in range(g.shape[0]):
-        i, j = index[e], f_index[e]
-        for r in range(g.shape[1]):
-            out[i, r] += g[e, r] * f[j, r]
-    return out
-
-
-@njit(parallel=True, cache=True)
-def _animal_window_sums(res: np.ndarray, offsets: np.ndarray, pair: np.ndarray,
-                        a: np.ndarray) -> np.ndarray:
-    """``z[k, w, r] = sum over rows e of animal k of res[e, w] * a[pair[e], r]``; (A, W, R).
-
-    Contracts the residuals over pairs once; the second and third modes' residual MTTKRPs
-    follow from ``z`` by small products (as ``Y = A^T X`` does in the dense sweep).
-    """
-    A = offsets.shape[0] - 1
-    W, R = res.shape[1], a.shape[1]
-    z = np.zeros((A, W, R))
-    for k in prange(A):
-        for e in range(offsets[k], offsets[k + 1]):
-            p = pair[e]
-            for w in range(W):
-                d = res[e, w]
-                if d != 0.0:
-                    for r in range(R):
-                        z[k, w, r] += d * a[p, r]
-    return z
 
 
 @njit(parallel=True, cache=True)
@@ -222,6 +136,152 @@ def model_where(mask: np.ndarray, pair: np.ndarray, animal: np.ndarray, a: np.nd
                 out[i] = _entry(a, b, c, pair[e], w, animal[e])
                 i += 1
     return out
+
+
+@njit(cache=True)
+def _hals_rows(f: np.ndarray, h: np.ndarray, gram: np.ndarray, eps: float, n_inner: int,
+               ridge: float = 0.0) -> None:
+    """Exact HALS of every row of ``f`` (n, R) in place, each with its own right-hand side
+    ``h[i]`` and Gram ``gram[i]`` (R, R), plus ``ridge`` on the diagonal (the penalty
+    ``ridge / 2 * ||f||^2``): ``n_inner`` coordinate-descent passes over the columns. A row
+    without data or ridge (zero Gram diagonal) is set to ``eps``."""
+    n, R = f.shape
+    for i in range(n):
+        for _ in range(n_inner):
+            for r in range(R):
+                g = gram[i, r, r] + ridge
+                if g <= 0.0:
+                    f[i, r] = eps
+                    continue
+                s = h[i, r]
+                for q in range(R):
+                    s -= gram[i, r, q] * f[i, q]
+                f[i, r] = max(eps, f[i, r] + (s - ridge * f[i, r]) / g)
+
+
+@njit(parallel=True, cache=True)
+def _pair_stats(xb: np.ndarray, pair: np.ndarray, animal: np.ndarray, group: np.ndarray,
+                by_pair: np.ndarray, starts: np.ndarray, c: np.ndarray, m: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """First-mode right-hand sides ``h[p] = sum_e xb[e] * c[animal[e]]`` and Grams
+    ``G[p] = sum_e m[group[e]]`` over the rows ``e`` of pair ``p`` (``by_pair[starts[p]:
+    starts[p + 1]]``); (P, R) and (P, R, R)."""
+    R = xb.shape[1]
+    P = starts.shape[0] - 1
+    h = np.zeros((P, R))
+    gram = np.zeros((P, R, R))
+    for p in prange(P):
+        for i in range(starts[p], starts[p + 1]):
+            e = by_pair[i]
+            k, g = animal[e], group[e]
+            for r in range(R):
+                h[p, r] += xb[e, r] * c[k, r]
+                for q in range(r, R):
+                    gram[p, r, q] += m[g, r, q]
+        for r in range(R):
+            for q in range(r):
+                gram[p, r, q] = gram[p, q, r]
+    return h, gram
+
+
+@njit(parallel=True, cache=True)
+def _group_outer(a: np.ndarray, pair: np.ndarray, by_group: np.ndarray, starts: np.ndarray
+                 ) -> np.ndarray:
+    """``S[g] = sum over rows e of group g of outer(a[pair[e]], a[pair[e]])`` (rows of group
+    ``g``: ``by_group[starts[g]:starts[g + 1]]``); (n_groups, R, R)."""
+    R = a.shape[1]
+    n_groups = starts.shape[0] - 1
+    out = np.zeros((n_groups, R, R))
+    for g in prange(n_groups):
+        for i in range(starts[g], starts[g + 1]):
+            p = pair[by_group[i]]
+            for r in range(R):
+                v = a[p, r]
+                for q in range(r, R):
+                    out[g, r, q] += v * a[p, q]
+        for r in range(R):
+            for q in range(r):
+                out[g, r, q] = out[g, q, r]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _animal_rhs(xb: np.ndarray, a: np.ndarray, pair: np.ndarray, offsets: np.ndarray
+                ) -> np.ndarray:
+    """Third-mode right-hand sides ``h[k] = sum over rows e of animal k of a[pair[e]] * xb[e]``."""
+    A, R = offsets.shape[0] - 1, xb.shape[1]
+    h = np.zeros((A, R))
+    for k in prange(A):
+        for e in range(offsets[k], offsets[k + 1]):
+            p = pair[e]
+            for r in range(R):
+                h[k, r] += a[p, r] * xb[e, r]
+    return h
+
+
+def _order(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by ``index`` (stable) and the start of each of the ``n`` values' runs."""
+    order = np.argsort(index, kind="stable")
+    starts = np.searchsorted(index[order], np.arange(n + 1))
+    return order.astype(np.int64), starts.astype(np.int64)
+
+
+@dataclass
+class RowGroups:
+    """Rows of an :class:`ObservedTensor` grouped by (animal, window mask); rows of one
+    recording share a mask, so there are about as many groups as animals.
+
+    ``group`` (E,): each row's group; ``animal`` (n_groups,) and ``mask`` (n_groups, W) float64:
+    each group's animal and windows; ``row_animal`` (E,); ``by_pair``/``pair_starts`` and
+    ``by_group``/``group_starts``: the rows sorted by pair / group and where each run starts.
+    """
+
+    group: np.ndarray
+    animal: np.ndarray
+    mask: np.ndarray
+    row_animal: np.ndarray
+    by_pair: np.ndarray
+    pair_starts: np.ndarray
+    by_group: np.ndarray
+    group_starts: np.ndarray
+
+    @classmethod
+    def of(cls, t: ObservedTensor) -> RowGroups:
+        packed = np.ascontiguousarray(np.packbits(t.mask, axis=1))
+        key = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+        _, first, pattern = np.unique(key, return_index=True, return_inverse=True)
+        animal = t.animal_index()
+        combo = animal * len(first) + pattern.ravel()
+        _, g_first, group = np.unique(combo, return_index=True, return_inverse=True)
+        group = group.ravel().astype(np.int64)
+        return cls(group, animal[g_first], t.mask[g_first].astype(np.float64), animal,
+                   *_order(t.pair_index, t.shape[0]), *_order(group, len(g_first)))
+
+    def animal_system(self, t: ObservedTensor, a: np.ndarray, b: np.ndarray,
+                      s_a: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Right-hand sides (A, R) and Grams (A, R, R) of the animal factor's masked least
+        squares given the pair and window factors (``s_a``: :func:`_group_outer` of ``a``)."""
+        if s_a is None:
+            s_a = _group_outer(a, t.pair_index, self.by_group, self.group_starts)
+        bg = np.einsum("gw,wr,ws->grs", self.mask, b, b)
+        xb = (t.values @ b.astype(np.float32)).astype(np.float64)
+        h = _animal_rhs(xb, a, t.pair_index, t.offsets)
+        gram = np.zeros((t.shape[2], a.shape[1], a.shape[1]))
+        np.add.at(gram, self.animal, s_a * bg)
+        return h, gram
+
+
+def animal_loadings(t: ObservedTensor, a: np.ndarray, b: np.ndarray, *, n_inner: int = 100,
+                    eps: float = 1e-12) -> np.ndarray:
+    """The non-negative animal factor (A, R) that best fits ``t``'s observed entries given
+    the pair factor ``a`` (P, R) and window factor ``b`` (W, R): per-animal masked
+    non-negative least squares, by ``n_inner`` HALS passes from zero."""
+    rows = RowGroups.of(t)
+    with threadpool_limits(limits=1, user_api="blas"):
+        h, gram = rows.animal_system(t, np.asarray(a, np.float64), np.asarray(b, np.float64))
+    c = np.full((t.shape[2], a.shape[1]), eps)
+    _hals_rows(c, h, gram, eps, n_inner)
+    return c
 
 
 def _hals_update(f: np.ndarray, mt: np.ndarray, v: np.ndarray, eps: float, n_inner: int) -> None:
@@ -306,13 +366,13 @@ def fit_ntf(
     ----------
     x : array (I, J, K) or ObservedTensor
         Non-negative data (float32 recommended; copied to float32 C order), or its observed
-        entries as row blocks (fitted in memory and time proportional to them, with the
-        same iterates as the dense masked fit; its relative errors are recorded from the
-        second sweep on, as for a dense tensor with missing entries).
+        entries as row blocks (fitted in memory and time proportional to them). A dense
+        tensor with missing entries is fitted in that form too: the same iterates.
     rank : int
         Number of components R.
     mask : bool array (I, J, K), optional
-        True where observed; unobserved entries do not enter the loss. Dense ``x`` only.
+        True where observed; unobserved entries (and their values) do not enter the loss.
+        Dense ``x`` only.
     n_iter_max : int
         Maximum number of sweeps.
     tol : float
@@ -342,43 +402,31 @@ def fit_ntf(
                                  init=init, eps=eps, n_inner=n_inner)
     if x.ndim != 3:
         raise InputError(None, f"NTF needs a 3-way tensor, got shape {x.shape}")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != x.shape:
+            raise InputError(None, f"mask shape {mask.shape} differs from tensor {x.shape}")
+        if not mask.all():  # exact masked HALS on the observed entries
+            return fit_ntf(ObservedTensor.from_dense(x, mask), rank, n_iter_max=n_iter_max,
+                           tol=tol, seed=seed, init=init, eps=eps, n_inner=n_inner)
     I, J, K = x.shape
     # the largest arrays: Khatri-Rao product, its float32 copy and the (R, J*K) projection,
     # and about six (R, R) Gram matrices and their products
     check_alloc((3 * max(J * K, I) + 6 * rank, rank), np.float64, f"the rank-{rank} NTF workspace",
                 param="rank")
     xf = np.array(x, dtype=np.float32, order="C", copy=True)
-    if mask is not None:
-        mask = np.ascontiguousarray(mask, dtype=bool)
-        if mask.shape != x.shape:
-            raise InputError(None, f"mask shape {mask.shape} differs from tensor {x.shape}")
-        if mask.all():
-            mask = None
-        else:
-            xf[~mask] = 0.0
-    I, J, K = xf.shape
     norm_obs2 = _checked_norm2(xf)
     if norm_obs2 == 0:
         raise InputError(None, "the tensor is zero on every observed entry")
     if init is None:
-        obs_frac = 1.0 if mask is None else float(mask.mean())
-        factors = random_init((I, J, K), rank, seed, np.sqrt(norm_obs2 / max(obs_frac, 1e-12)))
+        factors = random_init((I, J, K), rank, seed, np.sqrt(norm_obs2))
     else:
         factors = [np.array(f, dtype=np.float64) for f in init]
     a, b, c = factors
     x0 = xf.reshape(I, J * K)
     errors: list[float] = []
-    inner_prev = gram_prev = 0.0
-    for it in range(n_iter_max):
-        if mask is not None:
-            total, change = _refill(xf, mask, a, b, c)
-            if it > 0:
-                # masked loss of the previous sweep's model
-                loss = total - 2.0 * inner_prev + gram_prev - change
-                errors.append(np.sqrt(max(loss, 0.0) / norm_obs2))
-                if len(errors) > 1 and abs(errors[-2] - errors[-1]) < tol:
-                    break
-        ga, gb, gc = a.T @ a, b.T @ b, c.T @ c
+    for _ in range(n_iter_max):
+        gb, gc = b.T @ b, c.T @ c
         mt = (x0 @ khatri_rao(b, c).astype(np.float32)).astype(np.float64)
         _hals_update(a, mt, gb * gc, eps, n_inner)
         ga = a.T @ a
@@ -389,17 +437,14 @@ def fit_ntf(
         mt = np.einsum("rjk,jr->kr", y, b)
         _hals_update(c, mt, ga * gb, eps, n_inner)
         gc = c.T @ c
-        inner_prev = float(np.sum(c * mt))
-        gram_prev = float(np.sum(ga * gb * gc))
-        if mask is None:
-            loss = norm_obs2 - 2.0 * inner_prev + gram_prev
-            errors.append(np.sqrt(max(loss, 0.0) / norm_obs2))
-            if len(errors) > 1 and abs(errors[-2] - errors[-1]) < tol:
-                break
+        loss = norm_obs2 - 2.0 * float(np.sum(c * mt)) + float(np.sum(ga * gb * gc))
+        errors.append(np.sqrt(max(loss, 0.0) / norm_obs2))
+        if len(errors) > 1 and abs(errors[-2] - errors[-1]) < tol:
+            break
         _balance([a, b, c])
-    n_iter = it + 1
+    n_iter = len(errors)
     weights, unit = normalise([a, b, c])
-    err = masked_relative_error(x, mask, weights, unit)
+    err = masked_relative_error(x, None, weights, unit)
     return CPResult(weights, unit, err, np.asarray(errors), n_iter, seed)
 
 
@@ -420,13 +465,13 @@ def _observed_norm2(t: ObservedTensor) -> float:
 
 def _fit_observed(t: ObservedTensor, rank: int, *, n_iter_max: int, tol: float, seed: int,
                   init: list[np.ndarray] | None, eps: float, n_inner: int) -> CPResult:
-    """:func:`fit_ntf` on observed row blocks: the dense EM-HALS sweep with each MTTKRP of
-    the imputed tensor split into a Gram part (the model) and an observed-residual part."""
+    """:func:`fit_ntf` on observed row blocks by exact masked HALS (see the module notes):
+    per sweep, each mode's rows get their right-hand sides from one float32 GEMM over the
+    observed rows (unobserved values are stored as 0) and their Grams from per-group sums."""
     P, W, A = t.shape
     E = t.n_rows
-    # residuals (E, W) float32, their row products (E, R) and per-row losses, the (A, W, R)
-    # pair contraction, the (P, R) first-mode MTTKRP and about six (R, R) Gram matrices
-    check_alloc((E * (W / 2 + rank + 1) + A * W * rank + 3 * P * rank + 6 * rank * rank,),
+    # two (E, R) row products, the (P, R, R) pair Grams, (A + W, R, R) and group Grams
+    check_alloc((2 * E * rank + (P + A + W) * rank * (rank + 1) + 3 * P * rank,),
                 np.float64, f"the rank-{rank} NTF workspace", param="rank")
     norm_obs2 = _observed_norm2(t)
     if norm_obs2 == 0:
@@ -437,31 +482,36 @@ def _fit_observed(t: ObservedTensor, rank: int, *, n_iter_max: int, tol: float, 
     else:
         factors = [np.array(f, dtype=np.float64) for f in init]
     a, b, c = factors
-    pair, animal = t.pair_index, t.animal_index()
-    res = np.empty((E, W), dtype=np.float32)
-    g = np.empty((E, rank))
-    sq = np.empty(E)
+    pair = t.pair_index
+    rows = RowGroups.of(t)
+    # RIDGE x the loss scale, per unit of squared factor norm of a balanced model of that scale
+    per_mode = np.cbrt(norm_obs2 / (rank * max(t.observed_fraction, 1e-12)))
+    ridge = RIDGE * norm_obs2 / (3 * rank * per_mode)
     errors: list[float] = []
-    for it in range(n_iter_max):
-        # the model of this sweep's imputation (the dense code refills with it)
-        a0, b0, c0 = a.copy(), b.copy(), c.copy()
-        _observed_residuals(t.values, t.mask, pair, animal, a0, b0, c0, res, g, sq)
-        if it > 0:
-            errors.append(np.sqrt(max(float(np.sum(sq)), 0.0) / norm_obs2))
-            if len(errors) > 1 and abs(errors[-2] - errors[-1]) < tol:
-                break
-        gb0, gc0 = b0.T @ b0, c0.T @ c0
-        mt = a0 @ (gb0 * gc0) + _scatter_rows(g, pair, c0, animal, P)
-        _hals_update(a, mt, gb0 * gc0, eps, n_inner)
-        ga, cross_a = a.T @ a, a0.T @ a
-        z = _animal_window_sums(res, t.offsets, pair, a)
-        mt = b0 @ (cross_a * gc0) + np.einsum("kwr,kr->wr", z, c0)
-        _hals_update(b, mt, ga * gc0, eps, n_inner)
-        gb = b.T @ b
-        mt = c0 @ (cross_a * (b0.T @ b)) + np.einsum("kwr,wr->kr", z, b)
-        _hals_update(c, mt, ga * gb, eps, n_inner)
+    for _ in range(n_iter_max):
+        # mode 0: rows of pair p span its animals' observed windows
+        bg = np.einsum("gw,wr,ws->grs", rows.mask, b, b)
+        cc = c[rows.animal]
+        xb = (t.values @ b.astype(np.float32)).astype(np.float64)
+        h, gram = _pair_stats(xb, pair, rows.row_animal, rows.group, rows.by_pair,
+                              rows.pair_starts, c, bg * cc[:, :, None] * cc[:, None, :])
+        _hals_rows(a, h, gram, eps, n_inner, ridge)
+        # mode 1: window w sees the rows whose mask holds it
+        s_a = _group_outer(a, pair, rows.by_group, rows.group_starts)
+        v = (a[pair] * c[rows.row_animal]).astype(np.float32)
+        h = (t.values.T @ v).astype(np.float64)
+        gram = np.einsum("gw,grs->wrs", rows.mask, s_a * cc[:, :, None] * cc[:, None, :])
+        _hals_rows(b, h, gram, eps, n_inner, ridge)
+        # mode 2: animal k's rows over their observed windows
+        h, gram = rows.animal_system(t, a, b, s_a)
+        _hals_rows(c, h, gram, eps, n_inner, ridge)
+        # the masked loss of this sweep's model, from the last mode's statistics
+        loss = norm_obs2 - 2.0 * float(np.sum(c * h)) + float(np.einsum("kr,krs,ks->", c, gram, c))
+        errors.append(np.sqrt(max(loss, 0.0) / norm_obs2))
         _balance([a, b, c])
-    n_iter = it + 1
+        if len(errors) > 1 and abs(errors[-2] - errors[-1]) < tol:
+            break
+    n_iter = len(errors)
     weights, unit = normalise([a, b, c])
     err = masked_relative_error(t, None, weights, unit)
     return CPResult(weights, unit, err, np.asarray(errors), n_iter, seed)

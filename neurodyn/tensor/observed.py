@@ -83,6 +83,14 @@ class ObservedTensor:
         return ObservedTensor(self.shape, self.pair_index, self.offsets,
                               np.where(mask, self.values, np.float32(0)), mask)
 
+    def animals_subset(self, animals: np.ndarray) -> ObservedTensor:
+        """The tensor of the given animals only (in the given order), their blocks copied."""
+        animals = np.asarray(animals, dtype=np.int64)
+        rows = [np.arange(self.offsets[k], self.offsets[k + 1]) for k in animals]
+        return ObservedTensor.from_blocks(
+            (self.shape[0], self.shape[1], len(animals)), [self.pair_index[r] for r in rows],
+            [self.values[r] for r in rows], [self.mask[r] for r in rows])
+
     @classmethod
     def from_blocks(cls, shape: tuple[int, int, int], pair_index: list[np.ndarray],
                     values: list[np.ndarray], mask: list[np.ndarray]) -> ObservedTensor:

@@ -66,7 +66,12 @@ class FactorizeParams(StageParams):
                        metavar="LIST")
     restarts: int = param(5, "Random initialisations per rank (best kept; seeds recorded).", ge=1)
     max_iter: int = param(200, "Maximum HALS sweeps per fit.", ge=1)
-    tol: float = param(1e-6, "Stop when the relative error improves by less than this.", ge=0)
+    tol: float = param(1e-5, "Stop when the relative error improves by less than this in a "
+                       "sweep.", ge=0)
+    scan_animals: int = param(
+        100, "--rank auto on a tensor of more animals than this: scan the ranks on this many "
+        "animals drawn with --seed (recorded), then fit the chosen rank on all of them from "
+        "the scan's best fit. 0: scan on all.", ge=0)
     heldout: float = param(0.1, "Fraction of observed entries held out to score each rank.",
                            gt=0, lt=1)
     min_stability: float = param(

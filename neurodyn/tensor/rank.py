@@ -10,7 +10,14 @@ import numpy as np
 from neurodyn.progress import bar
 from neurodyn.selection import Selection, edge_warnings, gain_warning
 from neurodyn.tensor.align import factor_match_score
-from neurodyn.tensor.ntf import CPResult, Tensor, fit_ntf, model_where, restart_seeds
+from neurodyn.tensor.ntf import (
+    CPResult,
+    Tensor,
+    animal_loadings,
+    fit_ntf,
+    model_where,
+    restart_seeds,
+)
 from neurodyn.tensor.observed import ObservedTensor
 from neurodyn.workers import map_tasks
 
@@ -205,6 +212,24 @@ def scan_ranks(
     sel = rank_selection(ranks, held, held_se, stab, base, base_se, chosen, min_stability,
                          tolerance)
     return RankScan(ranks, err, stab, held, chosen, all_fits, sel)
+
+
+def scan_subset(n_animals: int, size: int, seed: int) -> np.ndarray | None:
+    """The animals (sorted indices) a rank scan runs on: ``size`` of ``n_animals`` drawn with
+    ``seed``, or None (all of them) when ``size`` is 0 or not smaller."""
+    if not 0 < size < n_animals:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n_animals, size, replace=False))
+
+
+def extend_fit(t: ObservedTensor, fit: CPResult, **kw) -> CPResult:
+    """Fit every animal of ``t`` starting from ``fit`` of some of them: its pair and window
+    factors, with each animal's loadings solved for them (:func:`animal_loadings`), then
+    :func:`fit_ntf` (keywords) to convergence. The result keeps ``fit``'s seed."""
+    scale = np.cbrt(fit.weights)[None, :]
+    a, b = fit.factors[0] * scale, fit.factors[1] * scale
+    c = animal_loadings(t, a, b)
+    return fit_ntf(t, fit.rank, init=[a, b, c], seed=fit.seed, **kw)
 
 
 def rank_selection(ranks: np.ndarray, held: np.ndarray, held_se: np.ndarray, stab: np.ndarray,

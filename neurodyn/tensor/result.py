@@ -4,7 +4,8 @@
 components by descending weight); ``/components/matrices`` (R, N, N) float32, each the pair
 factor unfolded into a symmetric non-negative matrix with zero diagonal; ``/labels``,
 ``/pairs``, ``/windows`` (W, 2) s, ``/animals``; ``/rank_selection/{ranks, error, stability,
-heldout_error}`` (attr ``chosen``); ``/restarts/{seeds, errors, n_iter}`` of the chosen rank;
+heldout_error}`` (attr ``chosen``; ``scan_animals``, the indices of the animals the ranks were
+scanned on, when ``--scan-animals`` took a subset); ``/restarts/{seeds, errors, n_iter}`` of the chosen rank;
 ``/events`` copied from the affinity file; ``/model_selection`` (every candidate's held-out
 error with its standard error, the constant-tensor baseline, the choice, reason and
 warnings: :class:`neurodyn.selection.Selection`); attrs ``rank``, ``loss`` (= ``relative_error``),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,18 @@ from neurodyn.selection import emit
 from neurodyn.tensor import result
 from neurodyn.tensor.ntf import fit_restarts
 from neurodyn.tensor.params import FactorizeParams, parse_ranks
-from neurodyn.tensor.rank import heldout_scores, rank_selection, scan_ranks, stability
+from neurodyn.tensor.rank import (
+    extend_fit,
+    heldout_scores,
+    rank_selection,
+    scan_ranks,
+    scan_subset,
+    stability,
+)
 
 __all__ = ["parse_ranks", "run"]
+
+log = logging.getLogger(__name__)
 
 
 def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, seed: int = 0,
@@ -50,20 +60,30 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
         raise ParamError("solver", f"{p.solver} needs a fixed --rank: rank selection scores "
                                    "held-out entries, which only the default solver can skip")
     if p.rank == "auto":
+        subset = scan_subset(x.shape[2], p.scan_animals, seed + 2000)
         scan = scan_ranks(
-            x, mask, parse_ranks(p.ranks), n_restarts=p.restarts, seed=seed,
-            heldout_fraction=p.heldout, min_stability=p.min_stability, tolerance=p.slack,
-            jobs=p.jobs, **fit_kw,
+            x if subset is None else x.animals_subset(subset), mask, parse_ranks(p.ranks),
+            n_restarts=p.restarts, seed=seed, heldout_fraction=p.heldout,
+            min_stability=p.min_stability, tolerance=p.slack, jobs=p.jobs, **fit_kw,
         )
         rank = scan.chosen
         selection = scan.selection
         fits = scan.fits[rank]
+        stab = stability(fits)
         curves = dict(ranks=scan.ranks, error=scan.error, stability=scan.stability,
                       heldout_error=scan.heldout_error)
+        if subset is not None:
+            log.info("rank %d chosen on %d of %d animals; fitting it on all", rank,
+                     len(subset), x.shape[2])
+            fits = [extend_fit(x, fits[0], **fit_kw)]
+            curves["scan_animals"] = subset
+            selection.reason += (f"; ranks scanned on {len(subset)} of {x.shape[2]} animals "
+                                 "(--scan-animals), the chosen rank then fitted on all")
     else:
         rank = int(p.rank)
         fits = fit_restarts(x, rank, mask, n_restarts=p.restarts, seed=seed + rank, jobs=p.jobs,
                             solver=p.solver, **fit_kw)
+        stab = stability(fits)
         held, held_se, base, base_se = heldout_scores(x, mask, rank, fraction=p.heldout,
                                              seed=seed + 1000 + rank, **fit_kw)
         curves = dict(ranks=np.array([rank]), error=np.array([fits[0].relative_error]),
@@ -83,7 +103,7 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
         restarts=dict(seeds=np.array([r.seed for r in fits], dtype=np.int64),
                       errors=np.array([r.relative_error for r in fits]),
                       n_iter=np.array([r.n_iter for r in fits], dtype=np.int64)),
-        rank=rank, relative_error=best.relative_error, stability=stability(fits),
+        rank=rank, relative_error=best.relative_error, stability=stab,
         best_seed=best.seed, events=aff.events, model_selection=selection.tree(),
     )
     with atomic_h5(out, stage=result.STAGE, params=p.to_dict(), inputs=[input_path], seed=seed) as f:

@@ -5,11 +5,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from neurodyn.affinity import result as affinity_result
+from neurodyn.affinity.tensor import AffinityTensor
 from neurodyn.errors import InputError
+from neurodyn.io.store import atomic_h5
 from neurodyn.params import ParamError
-from neurodyn.tensor.ntf import fit_ntf, fit_restarts, fit_tensorly, masked_relative_error
+from neurodyn.recording import empty_events
+from neurodyn.tensor import result
+from neurodyn.tensor.align import factor_match_score
+from neurodyn.tensor.ntf import (
+    animal_loadings,
+    fit_ntf,
+    fit_restarts,
+    fit_tensorly,
+    masked_relative_error,
+)
 from neurodyn.tensor.observed import ObservedTensor
-from neurodyn.tensor.rank import heldout_scores, scan_ranks
+from neurodyn.tensor.rank import extend_fit, heldout_scores, scan_ranks, scan_subset
+from neurodyn.tensor.stage import run
 
 
 def collection(seed=0, shape=(60, 20, 7), rank=3):
@@ -94,3 +107,82 @@ def test_block_input_refusals():
     neg = ObservedTensor.from_dense(-x, mask)
     with pytest.raises(InputError, match="non-negative"):
         fit_ntf(neg, 2)
+
+
+def masked_gradients(x, mask, factors):
+    """Gradients of 0.5 * ||M o (X - [[a, b, c]])||^2 with respect to each factor, computed
+    densely (the reference the block solver is checked against)."""
+    a, b, c = factors
+    res = np.where(mask, np.einsum("ir,jr,kr->ijk", a, b, c) - x, 0.0)
+    return [np.einsum("ijk,jr,kr->ir", res, b, c), np.einsum("ijk,ir,kr->jr", res, a, c),
+            np.einsum("ijk,ir,jr->kr", res, a, b)]
+
+
+def test_exact_masked_hals_descends_to_a_stationary_point_of_the_masked_loss():
+    x, mask = collection(seed=4)
+    mask &= np.random.default_rng(1).random(x.shape) < 0.5  # and many more entries missing
+    fit = fit_ntf(x, 3, mask, seed=2, n_iter_max=400, tol=1e-12)
+    # every sweep lowers the (ridge-penalised) masked loss; float32 products round at ~1e-6
+    assert np.all(np.diff(fit.errors) <= 1e-5)
+    assert fit.errors[-1] == pytest.approx(fit.relative_error, rel=1e-4)
+    factors = [f * np.cbrt(fit.weights)[None, :] for f in fit.factors]
+    scale = np.sum((mask * x) ** 2) ** 0.5
+    for f, g in zip(factors, masked_gradients(x.astype(np.float64), mask, factors), strict=True):
+        free = f > 1e-6 * f.max()
+        # KKT: zero gradient where a factor is free, non-negative where it sits at its floor
+        assert np.abs(g[free]).max() < 2e-3 * scale
+        assert g[~free].min(initial=0.0) > -2e-3 * scale
+
+
+def test_mostly_missing_tensor_is_recovered_in_few_sweeps():
+    rng = np.random.default_rng(0)
+    shape, rank = (300, 30, 40), 3
+    true = [rng.gamma(2.0, 1.0, (n, rank)) for n in shape]
+    x = np.einsum("ir,jr,kr->ijk", *true).astype(np.float32)
+    mask = np.repeat((rng.random((shape[0], shape[2])) < 0.08)[:, None, :], shape[1], axis=1)
+    fit = fit_ntf(ObservedTensor.from_dense(x, mask), rank, seed=0, n_iter_max=60, tol=0)
+    # 8 % of the pairs per animal: EM imputation was still far off after 200 sweeps here
+    assert fit.relative_error < 0.01
+    assert factor_match_score(true, fit.factors)[0] > 0.95
+
+
+def test_animal_loadings_and_extending_a_subset_fit_to_every_animal():
+    rng = np.random.default_rng(2)
+    shape, rank = (80, 25, 30), 3
+    true = [rng.gamma(2.0, 1.0, (n, rank)) for n in shape]
+    x = np.einsum("ir,jr,kr->ijk", *true).astype(np.float32)
+    mask = np.repeat((rng.random((shape[0], shape[2])) < 0.3)[:, None, :], shape[1], axis=1)
+    t = ObservedTensor.from_dense(x, mask)
+    # given the true pair and window factors, the loadings are the true ones
+    np.testing.assert_allclose(animal_loadings(t, true[0], true[1]), true[2], rtol=1e-4)
+    sub = scan_subset(shape[2], 10, seed=0)
+    assert len(sub) == 10 and np.all(np.diff(sub) > 0) and scan_subset(30, 0, 0) is None
+    part = fit_ntf(t.animals_subset(sub), rank, seed=3, n_iter_max=100, tol=0)
+    full = extend_fit(t, part, n_iter_max=30, tol=0)
+    assert full.seed == part.seed and full.factors[2].shape == (shape[2], rank)
+    scratch = fit_ntf(t, rank, seed=3, n_iter_max=30, tol=0)
+    assert full.relative_error < 0.01 and full.relative_error <= scratch.relative_error + 1e-4
+
+
+def test_factorize_scans_ranks_on_a_subset_of_animals(tmp_path):
+    x, mask = collection(seed=5, shape=(45, 20, 12))
+    n = 10  # 45 pairs of 10 neurons
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n)], dtype=np.int64)
+
+    t = AffinityTensor(observed=ObservedTensor.from_dense(x, mask), pairs=pairs,
+                       labels=[f"N{i}" for i in range(n)],
+                       windows=np.stack([np.arange(20.0), np.arange(20.0) + 1], axis=1),
+                       animals=[f"w{k}" for k in range(12)], present=np.ones((12, n), bool),
+                       events=empty_events(), fs=1.0)
+    with atomic_h5(tmp_path / "aff.h5", stage=affinity_result.STAGE) as f:
+        affinity_result.write(f, t, "differential")
+    run(tmp_path / "aff.h5", tmp_path / "ntf.h5", rank="auto", ranks="1-4", restarts=2,
+        scan_animals=6, seed=1)
+    res = result.read(tmp_path / "ntf.h5")
+    scanned = res.rank_selection["scan_animals"]
+    assert len(scanned) == 6 and res.factors["animal"].shape == (12, res.rank)
+    assert res.rank == 3 and res.relative_error < 0.1
+    assert "6 of 12 animals" in res.model_selection["@reason"]
+    run(tmp_path / "aff.h5", tmp_path / "all.h5", rank="auto", ranks="1-4", restarts=2,
+        scan_animals=0, seed=1)
+    assert "scan_animals" not in result.read(tmp_path / "all.h5").rank_selection
