@@ -10,11 +10,9 @@ real subprocesses under /usr/bin/time, which reports wall time, user+sys CPU tim
 of each stage on its own. CPU time is the figure to compare on a loaded machine.
 
 Factorize reads the tensor as per-animal observed blocks and is timed at a fixed ``--rank``
-with ``--max-iter`` sweeps and one restart (the per-sweep cost, plus its held-out refit); the
-cost of ``--rank auto --ranks 2-10 --restarts 5`` is projected from it (sum of ranks / rank x
-restarts x held-out refits x the default 200 sweeps, an upper bound: fits usually stop
-earlier). ``--auto SIZES`` also runs that rank scan for real (default sweeps and tolerance,
-``--jobs`` processes) at those sizes. With ``--keep DIR`` a size's simulated parquet is reused
+with ``--max-iter`` sweeps and one restart (the per-sweep cost, plus its held-out refit).
+``--auto SIZES`` also runs ``--rank auto --ranks 2-10`` for real at those sizes (default
+sweeps, tolerance and ``--scan-animals``; ``--jobs`` processes). With ``--keep DIR`` a size's simulated parquet is reused
 when present. Growth exponents are least-squares slopes of log(cost) on log(worms). Goals: 900
 worms ingest -> affinity -> NTF under 10 min on 2 cores, peak RSS under 8 GB, ingest and
 affinity at most linear in worms.
@@ -94,21 +92,17 @@ def main() -> None:
                 row["auto"]["n_iter"] = f["restarts/n_iter"][()].tolist()
         rows.append(row)
         print(f"{n} worms done", file=sys.stderr, flush=True)
-    lo, hi = (int(v) for v in a.ranks.split("-"))
-    # one fixed-rank fit = max_iter sweeps + a held-out refit; auto = 5 restarts + held-out per rank
-    auto_factor = sum(range(lo, hi + 1)) / a.rank * (5 + 1) / 2 * 200 / a.max_iter
     print(f"\nneurodyn collection scale ({os.cpu_count()} cores; wall inflated by load, CPU = "
           "user+sys)\n")
     print(f"{'worms':>6} {'parquet MB':>10} {'tensor P x W x A':>20} {'obs':>5} | "
           f"{'ingest wall/cpu s':>17} {'RSS MB':>7} | {'affinity wall/cpu s':>19} {'RSS MB':>7} | "
-          f"{'NTF r' + str(a.rank) + ' wall/cpu s':>18} {'RSS MB':>7} | {'auto 2-10 proj. cpu h':>21}")
+          f"{'NTF r' + str(a.rank) + ' wall/cpu s':>18} {'RSS MB':>7}")
     for r in rows:
         P, W, A = r["shape"]
         i, f, t = r["ingest"], r["affinity"], r["ntf"]
         print(f"{r['worms']:>6} {r['mb']:>10.0f} {f'{P} x {W} x {A}':>20} {r['obs']:>5.2f} | "
               f"{i['wall']:>8.1f}/{i['cpu']:<8.1f} {i['rss']:>7.0f} | {f['wall']:>9.1f}/{f['cpu']:<9.1f} "
-              f"{f['rss']:>7.0f} | {t['wall']:>8.1f}/{t['cpu']:<9.1f} {t['rss']:>7.0f} | "
-              f"{t['cpu'] * auto_factor / 3600:>21.1f}")
+              f"{f['rss']:>7.0f} | {t['wall']:>8.1f}/{t['cpu']:<9.1f} {t['rss']:>7.0f}")
     for r in rows:
         if "auto" in r:
             t, i, f = r["auto"], r["ingest"], r["affinity"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue as queue_mod
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -34,13 +35,20 @@ def n_workers(jobs: int, n_tasks: int) -> int:
     Raises ``ValueError`` for 0 or below -1.
     """
     jobs = check_jobs(jobs)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores if jobs == -1 else jobs, n_tasks))
+    return max(1, min(_cores() if jobs == -1 else jobs, n_tasks))
 
 
-def _setup(payload: bytes, q: Any) -> None:
+def _cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _setup(payload: bytes, q: Any, threads: int) -> None:
     fn, tasks = cloudpickle.loads(payload)
     _JOB.update(fn=fn, tasks=tasks, queue=q)
+    numba = sys.modules.get("numba")  # loaded with fn's module when its kernels use it
+    if numba is not None:  # the cores shared out between workers, not every core each
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def _run(i: int) -> Any:
@@ -75,7 +83,7 @@ def map_tasks(fn: Callable[[Any, Tick], Any], tasks: Sequence[Any], *, jobs: int
     with ctx.Manager() as manager:
         q = manager.Queue()
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_setup,
-                                 initargs=(payload, q)) as ex:
+                                 initargs=(payload, q, max(1, _cores() // workers))) as ex:
             futs = [ex.submit(_run, i) for i in range(len(tasks))]
             while True:
                 try:

@@ -52,7 +52,8 @@ def factorize(
     stability and held-out entry error, and keeps the smallest stable rank whose held-out error
     is within --slack of the best. It prints every rank's held-out error with its standard
     error, the choice and why, and warns when the choice is at an end of --ranks or does not
-    beat a constant tensor. Output: /factors/{pairs,time,animal,weights},
+    beat a constant tensor. On a collection of more than --scan-animals animals the ranks are
+    scanned on that many (drawn with --seed), then the chosen rank is fitted on all. Output: /factors/{pairs,time,animal,weights},
     /components/matrices (R,N,N), /rank_selection/*, /model_selection, /events.
 
     Example: neurodyn factorize run/affinity.h5 --out run/ntf.h5 --rank auto --ranks 2-10

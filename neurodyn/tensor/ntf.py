@@ -138,39 +138,49 @@ def model_where(mask: np.ndarray, pair: np.ndarray, animal: np.ndarray, a: np.nd
     return out
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _hals_rows(f: np.ndarray, h: np.ndarray, gram: np.ndarray, eps: float, n_inner: int,
                ridge: float = 0.0) -> None:
     """Exact HALS of every row of ``f`` (n, R) in place, each with its own right-hand side
     ``h[i]`` and Gram ``gram[i]`` (R, R), plus ``ridge`` on the diagonal (the penalty
-    ``ridge / 2 * ||f||^2``): ``n_inner`` coordinate-descent passes over the columns. A row
-    without data or ridge (zero Gram diagonal) is set to ``eps``."""
+    ``ridge / 2 * ||f||^2``): up to ``n_inner`` coordinate-descent passes over the columns,
+    fewer once a pass moves the row by under 1 % of what the first did. A row without data or
+    ridge (zero Gram diagonal) is set to ``eps``."""
     n, R = f.shape
-    for i in range(n):
-        for _ in range(n_inner):
+    for i in prange(n):
+        first = 0.0
+        for sweep in range(n_inner):
+            moved = 0.0
             for r in range(R):
                 g = gram[i, r, r] + ridge
                 if g <= 0.0:
                     f[i, r] = eps
                     continue
-                s = h[i, r]
+                s = h[i, r] - ridge * f[i, r]
                 for q in range(R):
                     s -= gram[i, r, q] * f[i, q]
-                f[i, r] = max(eps, f[i, r] + (s - ridge * f[i, r]) / g)
+                new = max(eps, f[i, r] + s / g)
+                moved += (new - f[i, r]) ** 2
+                f[i, r] = new
+            if sweep == 0:
+                first = moved
+            elif moved <= 1e-4 * first:
+                break
 
 
 @njit(parallel=True, cache=True)
-def _pair_stats(xb: np.ndarray, pair: np.ndarray, animal: np.ndarray, group: np.ndarray,
-                by_pair: np.ndarray, starts: np.ndarray, c: np.ndarray, m: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _pair_stats(xb: np.ndarray, animal: np.ndarray, group: np.ndarray, by_pair: np.ndarray,
+                starts: np.ndarray, c: np.ndarray, m: np.ndarray, h: np.ndarray,
+                gram: np.ndarray) -> None:
     """First-mode right-hand sides ``h[p] = sum_e xb[e] * c[animal[e]]`` and Grams
-    ``G[p] = sum_e m[group[e]]`` over the rows ``e`` of pair ``p`` (``by_pair[starts[p]:
-    starts[p + 1]]``); (P, R) and (P, R, R)."""
+    ``gram[p] = sum_e m[group[e]]`` over the rows ``e`` of pair ``p`` (``by_pair[starts[p]:
+    starts[p + 1]]``), written into ``h`` (P, R) and ``gram`` (P, R, R)."""
     R = xb.shape[1]
-    P = starts.shape[0] - 1
-    h = np.zeros((P, R))
-    gram = np.zeros((P, R, R))
-    for p in prange(P):
+    for p in prange(starts.shape[0] - 1):
+        for r in range(R):
+            h[p, r] = 0.0
+            for q in range(r, R):
+                gram[p, r, q] = 0.0
         for i in range(starts[p], starts[p + 1]):
             e = by_pair[i]
             k, g = animal[e], group[e]
@@ -181,7 +191,6 @@ def _pair_stats(xb: np.ndarray, pair: np.ndarray, animal: np.ndarray, group: np.
         for r in range(R):
             for q in range(r):
                 gram[p, r, q] = gram[p, q, r]
-    return h, gram
 
 
 @njit(parallel=True, cache=True)
@@ -487,15 +496,16 @@ def _fit_observed(t: ObservedTensor, rank: int, *, n_iter_max: int, tol: float, 
     # RIDGE x the loss scale, per unit of squared factor norm of a balanced model of that scale
     per_mode = np.cbrt(norm_obs2 / (rank * max(t.observed_fraction, 1e-12)))
     ridge = RIDGE * norm_obs2 / (3 * rank * per_mode)
+    h_a, gram_a = np.empty((P, rank)), np.empty((P, rank, rank))
     errors: list[float] = []
     for _ in range(n_iter_max):
         # mode 0: rows of pair p span its animals' observed windows
         bg = np.einsum("gw,wr,ws->grs", rows.mask, b, b)
         cc = c[rows.animal]
         xb = (t.values @ b.astype(np.float32)).astype(np.float64)
-        h, gram = _pair_stats(xb, pair, rows.row_animal, rows.group, rows.by_pair,
-                              rows.pair_starts, c, bg * cc[:, :, None] * cc[:, None, :])
-        _hals_rows(a, h, gram, eps, n_inner, ridge)
+        _pair_stats(xb, rows.row_animal, rows.group, rows.by_pair, rows.pair_starts, c,
+                    bg * cc[:, :, None] * cc[:, None, :], h_a, gram_a)
+        _hals_rows(a, h_a, gram_a, eps, n_inner, ridge)
         # mode 1: window w sees the rows whose mask holds it
         s_a = _group_outer(a, pair, rows.by_group, rows.group_starts)
         v = (a[pair] * c[rows.row_animal]).astype(np.float32)
