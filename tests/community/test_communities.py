@@ -15,7 +15,7 @@ from sklearn.metrics import normalized_mutual_info_score as nmi
 from neurodyn.community import fit, wsbm
 from neurodyn.community.benchmark_graphs import lfr_weighted, planted_partition
 from neurodyn.community.leiden import leiden
-from neurodyn.community.nested import describe_partition, fit_wsbm
+from neurodyn.community.nested import describe_partition, fit_wsbm, weight_code_of
 from neurodyn.io.store import atomic_h5, put
 
 
@@ -253,22 +253,24 @@ def test_auto_equals_the_best_forced_variant_and_beats_leiden_partition():
     """Each variant's search is seeded on its own: auto's description length is exactly the
     minimum of the forced fits (topology and weight codes), and no longer than Leiden's
     partition under the same code. On strength-weighted LFR graphs (weights ~ products of node
-    factors) the log-normal weight code describes the graph much shorter."""
+    factors, internal and external ones) the split code describes the graph much shorter than
+    the one-factor log-normal code, and that much shorter than the exponential one."""
     W, truth = lfr_weighted(n=60, avg_degree=12, max_degree=30, mu=0.3, min_community=10,
                             max_community=25, strength_exponent=1.0, seed=23)
     auto = fit_wsbm(W, seed=4, weights="auto")
     forced = [fit_wsbm(W, seed=4, degree_corrected=dc, weights=w)
-              for dc in (True, False) for w in ("exponential", "lognormal")]
+              for dc in (True, False) for w in ("exponential", "lognormal", "split")]
     assert auto.candidates == {f.ensemble: f.description_length for f in forced}
-    assert set(auto.candidates) == {"dc", "ndc_dense", "dc_lognormal", "ndc_dense_lognormal"}
+    assert set(auto.candidates) == {"dc", "ndc_dense", "dc_lognormal", "ndc_dense_lognormal",
+                                    "dc_split", "ndc_dense_split"}  # fmt: skip
     assert auto.description_length == min(auto.candidates.values())
-    assert auto.ensemble.endswith("_lognormal")
-    assert auto.description_length < fit_wsbm(W, seed=4).description_length - 100
+    assert auto.ensemble.endswith("_split") and nmi(truth, auto.membership) == 1.0
+    c = auto.candidates
+    assert c["dc_split"] < c["dc_lognormal"] - 100 and c["dc_lognormal"] < c["dc"] - 100
     lb = leiden(W, seed=4)
     for f in forced:
-        w = "lognormal" if f.ensemble.endswith("_lognormal") else "exponential"
         described = describe_partition(W, lb, degree_corrected=f.degree_corrected, dense=True,
-                                       weights=w)
+                                       weights=weight_code_of(f.ensemble))
         assert f.description_length <= described.description_length + 1e-9
 
 
