@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
           f"{py or 'not run (not importable or skipped)'}")  # fmt: skip
     # warm-up: numba compilation is not part of the timings
     W, _ = planted_partition([10, 10], 0.5, 0.1, seed=0)
-    fit_wsbm(W, seed=0)
+    fit_wsbm(W, seed=0, weights="auto")
     hdr = (f"{'setting':<24s} {'B_true':>6s} | {'auto':>5s} {'B':>5s} {'t_auto':>6s} {'DC?':>4s} "
            f"{'SP?':>4s} {'lvl':>5s} {'dDL':>7s} {'dDL*':>7s} | {'exp':>5s} {'t_exp':>5s} | {'DC':>5s} {'t_DC':>5s} | {'Leiden':>6s} {'t_L':>6s} | "
            f"{'g-t':>5s} {'t_g-t':>6s} | {'goal':>5s}")  # fmt: skip
