@@ -38,8 +38,6 @@ from neurodyn.community.wsbm import (
     pair_weight_term,
 )
 
-#: relative residual to which the split weight code's factors are solved during its search
-SPLIT_TOL = 1e-6
 #: with more blocks than this, a node only tries the blocks of its neighbours (and a new one)
 ALL_CANDIDATES_BELOW = 24
 
@@ -526,49 +524,55 @@ def refine(g: LevelGraph, b: np.ndarray, rng: np.random.Generator, max_sweeps: i
 
 
 def refine_split(g: LevelGraph, split: wsbm.SplitFactors, b: np.ndarray,
-                 rng: np.random.Generator, max_sweeps: int = 4,
-                 n_trials: int = 2) -> tuple[np.ndarray, float]:  # fmt: skip
-    """Polish partition ``b`` under the split log-normal weight code (its statistics depend on
-    the partition, so each candidate move refits the factors): sweeps of single-node moves,
-    each node trying the ``n_trials`` other blocks it has most edges to, then the best merge
-    of two blocks while one lowers the flat description length. ``g`` carries the topology
-    code (``weighted = W_NONE``).
+                 rng: np.random.Generator, max_sweeps: int = 6) -> tuple[np.ndarray, float]:  # fmt: skip
+    """Polish partition ``b`` under the split log-normal weight code, whose statistics depend
+    on the partition: sweeps of single-node moves, then the best merge of two blocks while one
+    lowers the flat description length. ``g`` carries the topology code (``weighted =
+    W_NONE``).
+
+    A node tries every block it has edges to; the weight part of each move is screened with
+    the other nodes' factors held (:meth:`wsbm.SplitFactors.screen`), and the best screened
+    move is made if the refitted description length (all factors) is shorter.
 
     Returns the compact partition and its flat description length (nats, constants included).
     """
     b = wsbm.compact(b)
-    wdl = split.weight_dl(b, SPLIT_TOL)
+    wdl = split.weight_dl(b)
     for _ in range(max_sweeps):
         state = _State(g, b)
         moved = False
         for i in rng.permutation(g.n):
             r = b[i]
-            best, best_s, best_w = -1e-9, -1, 0.0
-            counts = np.bincount(b[g.A[i] > 0], minlength=b.max() + 1)
-            counts[r] = 0
-            for s in np.argsort(-counts, kind="stable")[:n_trials]:
-                if counts[s] == 0:
-                    break
+            base = split.screen(b, i, r)
+            best, best_s, best_d = -1e-9, -1, 0.0
+            for s in np.unique(b[g.A[i] > 0]):
+                if s == r:
+                    continue
                 d = move_delta_kernel(*state.args(), i, s)
-                b[i] = s
-                w = split.weight_dl(b, SPLIT_TOL)
-                b[i] = r
-                if d + w - wdl < best:
-                    best, best_s, best_w = d + w - wdl, s, w
-            if best_s >= 0:
-                b[i], wdl, moved = best_s, best_w, True
+                total = d + split.screen(b, i, s) - base
+                if total < best:
+                    best, best_s, best_d = total, s, d
+            if best_s < 0:
+                continue
+            u, v = split.u.copy(), split.v
+            b[i] = best_s
+            w = split.weight_dl(b)
+            if best_d + w - wdl < -1e-9:
+                wdl, moved = w, True
                 state = _State(g, b)
+            else:
+                b[i] = r
+                split.u[:], split.v = u, v
         b = wsbm.compact(b)
         if not moved:
             break
-    dl = level_objective(g, b) + split.const + split.weight_dl(b, SPLIT_TOL)
+    dl = level_objective(g, b) + split.const + wdl
     while b.max() > 0:
         trials = []
         for r in range(int(b.max()) + 1):
             for s in range(r):
                 t = wsbm.compact(np.where(b == r, s, b))
-                trials.append((level_objective(g, t) + split.const
-                               + split.weight_dl(t, SPLIT_TOL), t))  # fmt: skip
+                trials.append((level_objective(g, t) + split.const + split.weight_dl(t), t))
         t_dl, t = min(trials, key=lambda x: x[0])
         if t_dl >= dl - 1e-9:
             break

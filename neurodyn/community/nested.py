@@ -35,7 +35,6 @@ import numpy as np
 
 from neurodyn.community import wsbm
 from neurodyn.community.fit import (
-    SPLIT_TOL,
     LevelGraph,
     agglomerate,
     level_objective,
@@ -184,8 +183,8 @@ def level_graph(A: np.ndarray, X: np.ndarray, dc: bool, dense: bool, weighted: b
 
 def split_graph(g: LevelGraph, split: wsbm.SplitFactors, b: np.ndarray) -> LevelGraph:
     """Level 0 under the split weight code at partition ``b`` (``g``: its topology code)."""
-    Y, const = split.statistics(b)
-    return LevelGraph(g.A, Y, g.ens, wsbm.W_LOGNORMAL, 0.0, split.v0, g.table, const)
+    Y, const, v0 = split.statistics(b)
+    return LevelGraph(g.A, Y, g.ens, wsbm.W_LOGNORMAL, 0.0, v0, g.table, const)
 
 
 #: Leiden (weighted modularity) resolutions whose partitions seed the search (a third start at
@@ -261,11 +260,12 @@ def _search_split(g: LevelGraph, split: wsbm.SplitFactors, candidates: list[np.n
     """Lowest nested description length under the split weight code (``g``: the topology
     code) among ``candidates`` (another search's partitions, from which the ``n_polish`` best
     by flat description length are polished by :func:`fit.refine_split`) and the ``starts``
-    (so the result is never longer than a start)."""
-    flat = sorted(((level_objective(g, b) + split.const + split.weight_dl(b, SPLIT_TOL), i)
+    (polished too, and as given: the result is never longer than a start)."""
+    flat = sorted(((level_objective(g, b) + split.const + split.weight_dl(b), i)
                    for i, b in enumerate(candidates)))  # fmt: skip
     pool = list(starts) + [candidates[i] for _, i in flat[:n_nested]]
-    pool += [refine_split(g, split, candidates[i], rng)[0] for _, i in flat[:n_polish]]
+    polish = _distinct(list(starts) + [candidates[i] for _, i in flat[:n_polish]])
+    pool += [refine_split(g, split, b, rng)[0] for b in polish]
     best = min((_nested_dl(split_graph(g, split, b), b) for b in _distinct(pool)),
                key=lambda x: x[0])  # fmt: skip
     return best[0], best[1]

@@ -40,13 +40,14 @@ positive real weight of each edge, in three parts, all in nats:
   Or log-normal (``W_LOGNORMAL``, :func:`lognormal_statistics`): the log-weights less
   least-squares node factors (``ln w_ij ~ u_i + u_j``) are normal per block pair, mean and
   variance integrated out (:func:`normal_term`); at the same resolution the constant is
-  ``sum ln w + E ln(1/epsilon)`` plus ``1/2 ln k_i`` per node factor. Products of node
+  ``sum ln w + E ln(1/epsilon)`` plus the node factors' cost (:func:`factor_cost`). Products of node
   factors (strength-driven weights, as in weighted LFR graphs) then no longer masquerade as
   blocks; which code is shorter is measured, not assumed.
 
   Or split log-normal (:class:`SplitFactors`): the same with two factors per node, one for
   its edges inside its block and one for its edges to other blocks, ``ln w_ij ~ u_i^d + u_j^d``
-  with ``d = [b_i != b_j]``, refitted for each partition (each factor ``1/2 ln k_i^d``). In
+  with ``d = [b_i != b_j]``, refitted for each partition (the residuals' prior scale chosen
+  by description length on a grid). In
   weighted LFR graphs each node's internal and external strengths are set apart, and the
   one-factor residuals then split each community into sub-blocks of nodes with a similar
   internal/external contrast; the split factors describe such weights exactly at the planted
@@ -459,8 +460,8 @@ def lognormal_statistics(A: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, floa
     code describes the centred residuals ``y_ij``: normal per block pair, :func:`normal_term`.
     Since ``dy = dw / w``, the density of the weights is that of ``y`` over ``prod w``; at the
     resolution of the exponential code (mean weight ``2^-WEIGHT_BITS``) the constant is
-    ``sum ln w + E (WEIGHT_BITS ln 2 - ln mean w)``, plus ``1/2 ln k_i`` for each node factor
-    (each estimated from ``k_i`` edges), so both codes give positive lengths, in nats, of the
+    ``sum ln w + E (WEIGHT_BITS ln 2 - ln mean w)``, plus :func:`factor_cost` for the node
+    factors (each estimated from ``k_i`` edges), so both codes give positive lengths, in nats, of the
     same data, independent of the unit of the weights.
 
     Returns
@@ -483,8 +484,22 @@ def lognormal_statistics(A: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, floa
     Y[i, j] = y + 1j * y * y
     Y[j, i] = Y[i, j]
     v0 = max(float(y.var()), 1e-12)
-    k = A.sum(axis=1)
-    return Y, v0, jacobian(w) + 0.5 * float(np.log(k[k > 0]).sum())
+    k = A.sum(axis=1).astype(np.float64)
+    return Y, v0, jacobian(w) + factor_cost(k, float(lw.var()), v0)
+
+
+@nb.njit(cache=True)
+def factor_cost(k: np.ndarray, tau2: float, v: float) -> float:
+    """Cost of node factors estimated from ``k`` (S,) edges each (slots with ``k = 0`` have
+    none), nats: ``sum 1/2 ln(1 + k tau2 / v)``, the Laplace (BIC-like) cost of a factor with
+    prior spread ``tau2`` (the variance of the log-weights) coded to the precision its ``k``
+    edges give at residual scale ``v``: factors that fit their edges exactly are not free
+    when ``v`` is small."""
+    total = 0.0
+    for a in range(k.shape[0]):
+        if k[a] > 0:
+            total += 0.5 * math.log(1.0 + k[a] * tau2 / v)
+    return total
 
 
 def jacobian(w: np.ndarray) -> float:
@@ -500,11 +515,15 @@ class SplitFactors:
     Each node has two factors, one for its edges inside its block and one for its edges to
     other blocks: ``ln w_ij = u_i^d + u_j^d + y_ij``, ``d = [b_i != b_j]`` (weighted LFR
     graphs give each node an internal and an external strength). The factors are fitted by
-    least squares for each partition (:func:`node_factors`; each costs ``1/2 ln k_i^d``, as
-    in :func:`lognormal_statistics`), and the residuals ``y`` are normal per block pair
-    (:func:`normal_term`, prior scale ``v0`` of the one-factor code, so both codes use the same
-    prior). The constant :func:`jacobian` is that of the one-factor code. Unlike the other
-    codes, the edge statistics depend on the partition: :meth:`weight_dl` evaluates them.
+    least squares for each partition (:func:`node_factors`; cost :func:`factor_cost`, as in
+    :func:`lognormal_statistics`), and the residuals ``y`` are normal per block pair
+    (:func:`normal_term`). Their prior scale ``v0`` is chosen by description length among
+    ``v_1 4^-k`` (``v_1`` the one-factor code's scale) down to the resolution of the
+    log-weights, ``2^-2 WEIGHT_BITS``, at a cost of ``ln(number of scales)``: where the factors
+    describe the weights almost exactly, a fixed scale would hide the fit (the normal code's
+    length is then set by the prior scale, and lumping edges into fewer block pairs is
+    cheaper). The constant :func:`jacobian` is that of the one-factor code. Unlike the other
+    codes, the statistics depend on the partition: :meth:`weight_dl` evaluates them.
 
     Parameters
     ----------
@@ -517,32 +536,47 @@ class SplitFactors:
         self.ei, self.ej = (x.astype(np.int64) for x in np.nonzero(np.triu(A, 1)))
         w = X[self.ei, self.ej]
         self.lw = np.log(w) if w.size else w
-        self.v0 = lognormal_statistics(A, X)[1]
-        self.const = jacobian(w) if w.size else 0.0
+        self.v1 = lognormal_statistics(A, X)[1]
+        self.tau2 = float(self.lw.var()) if w.size else 0.0
+        floor = 2.0 ** (-2 * WEIGHT_BITS)
+        self.n_scales = 1 + max(0, int(math.log(self.v1 / floor) / math.log(4.0)))
+        self.const = (jacobian(w) if w.size else 0.0) + math.log(self.n_scales)
         self.u = np.zeros(2 * self.N)
+        self.v = self.v1
 
-    def weight_dl(self, b: np.ndarray, tol: float = 1e-10) -> float:
-        """Factor costs plus the normal terms of partition ``b`` (nats, no constant; the
-        factors warm-started from the last call, solved to relative residual ``tol``)."""
-        return float(split_weight_dl(self.ei, self.ej, self.lw, np.asarray(b, np.int64),
-                                     self.v0, self.u, tol))  # fmt: skip
+    def weight_dl(self, b: np.ndarray) -> float:
+        """Factor costs plus the normal terms of partition ``b`` at the best scale (nats, no
+        constant). The factors are warm-started from the last call and kept in ``self.u``, the
+        scale in ``self.v``."""
+        dl, self.v = split_weight_dl(self.ei, self.ej, self.lw, np.asarray(b, np.int64), self.v1,
+                                     self.n_scales, self.tau2, self.u, 1e-10)  # fmt: skip
+        return float(dl)
 
-    def statistics(self, b: np.ndarray) -> tuple[np.ndarray, float]:
-        """``(Y, const)`` of partition ``b`` for the log-normal kernels: ``Y`` (N, N) complex
-        residual statistics as in :func:`lognormal_statistics`, ``const`` the constant plus
-        the factor costs."""
+    def screen(self, b: np.ndarray, i: int, s: int) -> float:
+        """:meth:`weight_dl` if node ``i`` moved to block ``s``, approximated: the factors and
+        the scale of the last :meth:`weight_dl` call held, except node ``i``'s factors,
+        refitted (mean residual)."""
+        return float(split_screen(self.ei, self.ej, self.lw, b, self.u, i, s, self.v, 1,
+                                  self.tau2))  # fmt: skip
+
+    def statistics(self, b: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """``(Y, const, v0)`` of partition ``b`` for the log-normal kernels: ``Y`` (N, N)
+        complex residual statistics as in :func:`lognormal_statistics`, ``const`` the constant
+        plus the factor costs, ``v0`` the chosen prior scale."""
         b = np.asarray(b, np.int64)  # cold start: a partition always gets the same value
-        y, cost = split_residuals(self.ei, self.ej, self.lw, b, np.zeros(2 * self.N))
+        u = np.zeros(2 * self.N)
+        y, k = split_residuals(self.ei, self.ej, self.lw, b, u, 1e-10)
+        v0 = _best_scale(self.ei, self.ej, y, b, self.v1, self.n_scales, k, self.tau2)[1]
         Y = np.zeros((self.N, self.N), np.complex128)
         Y[self.ei, self.ej] = y + 1j * y * y
         Y[self.ej, self.ei] = Y[self.ei, self.ej]
-        return Y, self.const + cost
+        return Y, self.const + factor_cost(k, self.tau2, v0), v0
 
 
 @nb.njit(cache=True)
-def split_residuals(ei, ej, lw, b, u, tol=1e-10):
-    """Residuals of the split factors of partition ``b`` and the factors' cost ``sum 1/2 ln
-    k_i^d`` (``u`` (2N,) warm start, updated; ``tol`` of :func:`node_factors`)."""
+def split_residuals(ei, ej, lw, b, u, tol):
+    """Residuals of the split factors of partition ``b`` and each factor's edge count ``k``
+    (2N,) (``u`` (2N,) warm start, updated; ``tol`` of :func:`node_factors`)."""
     N = b.shape[0]
     E = ei.shape[0]
     si = np.empty(E, np.int64)
@@ -554,18 +588,54 @@ def split_residuals(ei, ej, lw, b, u, tol=1e-10):
         sj[e] = ej[e] + d
         k[si[e]] += 1.0
         k[sj[e]] += 1.0
-    y = node_factors(si, sj, lw, u, tol)
-    cost = 0.0
-    for a in range(2 * N):
-        if k[a] > 0:
-            cost += 0.5 * math.log(k[a])
-    return y, cost
+    return node_factors(si, sj, lw, u, tol), k
 
 
 @nb.njit(cache=True)
-def split_weight_dl(ei, ej, lw, b, v0, u, tol):
-    """:func:`normal_term` per block pair of the split residuals plus the factor costs."""
-    y, cost = split_residuals(ei, ej, lw, b, u, tol)
+def split_weight_dl(ei, ej, lw, b, v1, n_scales, tau2, u, tol):
+    """Factor costs plus :func:`normal_term` per block pair of the split residuals at the
+    best prior scale ``v1 4^-k``, ``k < n_scales``; returns ``(length, scale)``."""
+    y, k = split_residuals(ei, ej, lw, b, u, tol)
+    return _best_scale(ei, ej, y, b, v1, n_scales, k, tau2)
+
+
+@nb.njit(cache=True)
+def split_screen(ei, ej, lw, b, u, i, s, v1, n_scales, tau2):
+    """Approximate :func:`split_weight_dl` after moving node ``i`` to block ``s``: factors
+    ``u`` held except node ``i``'s two, set to the mean residual of its edges of each kind."""
+    N = b.shape[0]
+    E = ei.shape[0]
+    r = b[i]
+    b[i] = s
+    acc = np.zeros(2)
+    num = np.zeros(2)
+    k = np.zeros(2 * N)
+    for e in range(E):
+        d = 1 if b[ei[e]] != b[ej[e]] else 0
+        k[ei[e] + N * d] += 1.0
+        k[ej[e] + N * d] += 1.0
+        if ei[e] == i or ej[e] == i:
+            j = ej[e] if ei[e] == i else ei[e]
+            acc[d] += lw[e] - u[j + N * d]
+            num[d] += 1.0
+    ui = np.zeros(2)
+    for d in range(2):
+        ui[d] = acc[d] / num[d] if num[d] > 0 else 0.0
+    y = np.empty(E)
+    for e in range(E):
+        d = 1 if b[ei[e]] != b[ej[e]] else 0
+        fa = ui[d] if ei[e] == i else u[ei[e] + N * d]
+        fb = ui[d] if ej[e] == i else u[ej[e] + N * d]
+        y[e] = lw[e] - fa - fb
+    best = _best_scale(ei, ej, y, b, v1, n_scales, k, tau2)[0]
+    b[i] = r
+    return best
+
+
+@nb.njit(cache=True)
+def _best_scale(ei, ej, y, b, v1, n_scales, k, tau2):
+    """``(length, scale)``: the sum of :func:`normal_term` over block pairs plus
+    :func:`factor_cost` of the factors' edge counts ``k``, at the best scale ``v1 4^-j``."""
     B = 0
     for i in range(b.shape[0]):
         B = max(B, b[i] + 1)
@@ -579,10 +649,16 @@ def split_weight_dl(ei, ej, lw, b, v0, u, tol):
         cnt[r, s] += 1
         s1[r, s] += y[e]
         s2[r, s] += y[e] * y[e]
-    for r in range(B):
-        for s in range(r, B):
-            cost += normal_term(cnt[r, s], s1[r, s], s2[r, s], v0)
-    return cost
+    best, best_v = np.inf, v1
+    for j in range(n_scales):
+        v0 = v1 * 4.0 ** (-j)
+        tot = factor_cost(k, tau2, v0)
+        for r in range(B):
+            for s in range(r, B):
+                tot += normal_term(cnt[r, s], s1[r, s], s2[r, s], v0)
+        if tot < best:
+            best, best_v = tot, v0
+    return best, best_v
 
 
 def partitions_table_for(A: np.ndarray) -> np.ndarray:
