@@ -537,32 +537,31 @@ def refine_split(g: LevelGraph, split: wsbm.SplitFactors, b: np.ndarray,
     Returns the compact partition and its flat description length (nats, constants included).
     """
     b = wsbm.compact(b)
-    wdl = split.weight_dl(b)
     for _ in range(max_sweeps):
+        wdl = split.weight_dl(b)
         state = _State(g, b)
         moved = False
         for i in rng.permutation(g.n):
             r = b[i]
-            base = split.screen(b, i, r)
             best, best_s, best_d = -1e-9, -1, 0.0
             for s in np.unique(b[g.A[i] > 0]):
                 if s == r:
                     continue
                 d = move_delta_kernel(*state.args(), i, s)
-                total = d + split.screen(b, i, s) - base
+                total = d + split.screen(b, i, s)
                 if total < best:
                     best, best_s, best_d = total, s, d
             if best_s < 0:
                 continue
-            u, v = split.u.copy(), split.v
+            kept = split.u.copy(), split.v, split._pairs
             b[i] = best_s
             w = split.weight_dl(b)
             if best_d + w - wdl < -1e-9:
                 wdl, moved = w, True
                 state = _State(g, b)
-            else:
+            else:  # back to b and its factors
                 b[i] = r
-                split.u[:], split.v = u, v
+                split.u[:], split.v, split._pairs = kept
         b = wsbm.compact(b)
         if not moved:
             break

@@ -543,21 +543,28 @@ class SplitFactors:
         self.const = (jacobian(w) if w.size else 0.0) + math.log(self.n_scales)
         self.u = np.zeros(2 * self.N)
         self.v = self.v1
+        ends = np.r_[self.ei, self.ej]
+        self.inc = np.argsort(ends, kind="stable") % max(self.ei.size, 1)  # edges of each node
+        self.ptr = np.r_[0, np.cumsum(np.bincount(ends, minlength=self.N))].astype(np.int64)
+        self._pairs: tuple = ()
 
     def weight_dl(self, b: np.ndarray) -> float:
         """Factor costs plus the normal terms of partition ``b`` at the best scale (nats, no
         constant). The factors are warm-started from the last call and kept in ``self.u``, the
         scale in ``self.v``."""
-        dl, self.v = split_weight_dl(self.ei, self.ej, self.lw, np.asarray(b, np.int64), self.v1,
-                                     self.n_scales, self.tau2, self.u, 1e-10)  # fmt: skip
+        b = np.asarray(b, np.int64)
+        dl, self.v = split_weight_dl(self.ei, self.ej, self.lw, b, self.v1, self.n_scales,
+                                     self.tau2, self.u, 1e-10)  # fmt: skip
+        self._pairs = split_pairs(self.ei, self.ej, self.lw, b, self.u, int(b.max()) + 1)
         return float(dl)
 
     def screen(self, b: np.ndarray, i: int, s: int) -> float:
-        """:meth:`weight_dl` if node ``i`` moved to block ``s``, approximated: the factors and
-        the scale of the last :meth:`weight_dl` call held, except node ``i``'s factors,
-        refitted (mean residual)."""
-        return float(split_screen(self.ei, self.ej, self.lw, b, self.u, i, s, self.v, 1,
-                                  self.tau2))  # fmt: skip
+        """Change of :meth:`weight_dl` if node ``i`` moved to block ``s``, approximated: the
+        factors and the scale of the last :meth:`weight_dl` call held, except node ``i``'s
+        factors, refitted (mean residual); :func:`split_screen`. ``b`` must be the partition
+        of that call."""
+        return float(split_screen(self.ei, self.ej, self.lw, b, self.u, *self._pairs, self.ptr,
+                                  self.inc, i, s, self.v, self.tau2))  # fmt: skip
 
     def statistics(self, b: np.ndarray) -> tuple[np.ndarray, float, float]:
         """``(Y, const, v0)`` of partition ``b`` for the log-normal kernels: ``Y`` (N, N)
@@ -600,36 +607,82 @@ def split_weight_dl(ei, ej, lw, b, v1, n_scales, tau2, u, tol):
 
 
 @nb.njit(cache=True)
-def split_screen(ei, ej, lw, b, u, i, s, v1, n_scales, tau2):
-    """Approximate :func:`split_weight_dl` after moving node ``i`` to block ``s``: factors
-    ``u`` held except node ``i``'s two, set to the mean residual of its edges of each kind."""
+def split_pairs(ei, ej, lw, b, u, B):
+    """Residuals ``y`` (E,) at factors ``u``, block-pair statistics ``cnt, s1, s2`` (B, B)
+    (upper triangle: count, sum, sum of squares of ``y``) and factor edge counts ``k`` (2N,)."""
     N = b.shape[0]
     E = ei.shape[0]
-    r = b[i]
-    b[i] = s
-    acc = np.zeros(2)
-    num = np.zeros(2)
+    y = np.empty(E)
+    cnt = np.zeros((B, B), np.int64)
+    s1 = np.zeros((B, B))
+    s2 = np.zeros((B, B))
     k = np.zeros(2 * N)
     for e in range(E):
-        d = 1 if b[ei[e]] != b[ej[e]] else 0
-        k[ei[e] + N * d] += 1.0
-        k[ej[e] + N * d] += 1.0
-        if ei[e] == i or ej[e] == i:
-            j = ej[e] if ei[e] == i else ei[e]
-            acc[d] += lw[e] - u[j + N * d]
-            num[d] += 1.0
-    ui = np.zeros(2)
-    for d in range(2):
-        ui[d] = acc[d] / num[d] if num[d] > 0 else 0.0
-    y = np.empty(E)
-    for e in range(E):
-        d = 1 if b[ei[e]] != b[ej[e]] else 0
-        fa = ui[d] if ei[e] == i else u[ei[e] + N * d]
-        fb = ui[d] if ej[e] == i else u[ej[e] + N * d]
-        y[e] = lw[e] - fa - fb
-    best = _best_scale(ei, ej, y, b, v1, n_scales, k, tau2)[0]
-    b[i] = r
-    return best
+        d = N if b[ei[e]] != b[ej[e]] else 0
+        y[e] = lw[e] - u[ei[e] + d] - u[ej[e] + d]
+        k[ei[e] + d] += 1.0
+        k[ej[e] + d] += 1.0
+        r, t = min(b[ei[e]], b[ej[e]]), max(b[ei[e]], b[ej[e]])
+        cnt[r, t] += 1
+        s1[r, t] += y[e]
+        s2[r, t] += y[e] * y[e]
+    return y, cnt, s1, s2, k
+
+
+@nb.njit(cache=True)
+def split_screen(ei, ej, lw, b, u, y, cnt, s1, s2, k, ptr, inc, i, s, v, tau2):
+    """Approximate change of :func:`split_weight_dl` (at scale ``v``) if node ``i`` moves to
+    block ``s``: the factors ``u`` held except node ``i``'s two, set to the mean residual of
+    its edges of each kind. ``y, cnt, s1, s2, k``: :func:`split_pairs` at ``u``; ``inc[ptr[i]:
+    ptr[i + 1]]`` the edges of node ``i``. O(degree + B^2)."""
+    N = b.shape[0]
+    B = cnt.shape[0]
+    r = b[i]
+    acc = np.zeros(2)
+    num = np.zeros(2)
+    for idx in range(ptr[i], ptr[i + 1]):
+        e = inc[idx]
+        j = ej[e] if ei[e] == i else ei[e]
+        d = 1 if b[j] != s else 0
+        acc[d] += lw[e] - u[j + N * d]
+        num[d] += 1.0
+    dcnt = np.zeros((B, B), np.int64)
+    ds1 = np.zeros((B, B))
+    ds2 = np.zeros((B, B))
+    dk = np.zeros(2 * N)
+    for idx in range(ptr[i], ptr[i + 1]):
+        e = inc[idx]
+        j = ej[e] if ei[e] == i else ei[e]
+        d_old = 1 if b[j] != r else 0
+        d_new = 1 if b[j] != s else 0
+        p, q = min(r, b[j]), max(r, b[j])
+        dcnt[p, q] -= 1
+        ds1[p, q] -= y[e]
+        ds2[p, q] -= y[e] * y[e]
+        y_new = lw[e] - acc[d_new] / num[d_new] - u[j + N * d_new]
+        p, q = min(s, b[j]), max(s, b[j])
+        dcnt[p, q] += 1
+        ds1[p, q] += y_new
+        ds2[p, q] += y_new * y_new
+        dk[i + N * d_old] -= 1.0
+        dk[j + N * d_old] -= 1.0
+        dk[i + N * d_new] += 1.0
+        dk[j + N * d_new] += 1.0
+    delta = 0.0
+    for p in range(B):
+        for q in range(p, B):
+            if dcnt[p, q] != 0 or ds1[p, q] != 0.0 or ds2[p, q] != 0.0:
+                delta += normal_term(cnt[p, q] + dcnt[p, q], s1[p, q] + ds1[p, q],
+                                     s2[p, q] + ds2[p, q], v)  # fmt: skip
+                delta -= normal_term(cnt[p, q], s1[p, q], s2[p, q], v)
+    one = np.zeros(1)
+    for a in range(2 * N):
+        if dk[a] != 0.0:
+            one[0] = k[a] + dk[a]
+            delta += factor_cost(one, tau2, v)
+            one[0] = k[a]
+            delta -= factor_cost(one, tau2, v)
+    return delta
 
 
 @nb.njit(cache=True)
