@@ -524,7 +524,7 @@ def refine(g: LevelGraph, b: np.ndarray, rng: np.random.Generator, max_sweeps: i
 
 
 def refine_split(g: LevelGraph, split: wsbm.SplitFactors, b: np.ndarray,
-                 rng: np.random.Generator, max_sweeps: int = 6) -> tuple[np.ndarray, float]:  # fmt: skip
+                 rng: np.random.Generator, max_sweeps: int = 4) -> tuple[np.ndarray, float]:  # fmt: skip
     """Polish partition ``b`` under the split log-normal weight code, whose statistics depend
     on the partition: sweeps of single-node moves, then the best merge of two blocks while one
     lowers the flat description length. ``g`` carries the topology code (``weighted =
@@ -565,15 +565,4 @@ def refine_split(g: LevelGraph, split: wsbm.SplitFactors, b: np.ndarray,
         b = wsbm.compact(b)
         if not moved:
             break
-    dl = level_objective(g, b) + split.const + wdl
-    while b.max() > 0:
-        trials = []
-        for r in range(int(b.max()) + 1):
-            for s in range(r):
-                t = wsbm.compact(np.where(b == r, s, b))
-                trials.append((level_objective(g, t) + split.const + split.weight_dl(t), t))
-        t_dl, t = min(trials, key=lambda x: x[0])
-        if t_dl >= dl - 1e-9:
-            break
-        b, dl = t, t_dl
     return b, level_objective(g, b) + split.const + split.weight_dl(b)
