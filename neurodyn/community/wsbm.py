@@ -554,7 +554,7 @@ class SplitFactors:
         scale in ``self.v``."""
         b = np.asarray(b, np.int64)
         dl, self.v = split_weight_dl(self.ei, self.ej, self.lw, b, self.v1, self.n_scales,
-                                     self.tau2, self.u, 1e-10)  # fmt: skip
+                                     self.tau2, self.u)  # fmt: skip
         self._pairs = split_pairs(self.ei, self.ej, self.lw, b, self.u, int(b.max()) + 1)
         return float(dl)
 
@@ -572,7 +572,7 @@ class SplitFactors:
         plus the factor costs, ``v0`` the chosen prior scale."""
         b = np.asarray(b, np.int64)  # cold start: a partition always gets the same value
         u = np.zeros(2 * self.N)
-        y, k = split_residuals(self.ei, self.ej, self.lw, b, u, 1e-10)
+        y, k = split_residuals(self.ei, self.ej, self.lw, b, u)
         v0 = _best_scale(self.ei, self.ej, y, b, self.v1, self.n_scales, k, self.tau2)[1]
         Y = np.zeros((self.N, self.N), np.complex128)
         Y[self.ei, self.ej] = y + 1j * y * y
@@ -581,9 +581,9 @@ class SplitFactors:
 
 
 @nb.njit(cache=True)
-def split_residuals(ei, ej, lw, b, u, tol):
+def split_residuals(ei, ej, lw, b, u):
     """Residuals of the split factors of partition ``b`` and each factor's edge count ``k``
-    (2N,) (``u`` (2N,) warm start, updated; ``tol`` of :func:`node_factors`)."""
+    (2N,) (``u`` (2N,) warm start, updated)."""
     N = b.shape[0]
     E = ei.shape[0]
     si = np.empty(E, np.int64)
@@ -595,14 +595,14 @@ def split_residuals(ei, ej, lw, b, u, tol):
         sj[e] = ej[e] + d
         k[si[e]] += 1.0
         k[sj[e]] += 1.0
-    return node_factors(si, sj, lw, u, tol), k
+    return node_factors(si, sj, lw, u), k
 
 
 @nb.njit(cache=True)
-def split_weight_dl(ei, ej, lw, b, v1, n_scales, tau2, u, tol):
+def split_weight_dl(ei, ej, lw, b, v1, n_scales, tau2, u):
     """Factor costs plus :func:`normal_term` per block pair of the split residuals at the
     best prior scale ``v1 4^-k``, ``k < n_scales``; returns ``(length, scale)``."""
-    y, k = split_residuals(ei, ej, lw, b, u, tol)
+    y, k = split_residuals(ei, ej, lw, b, u)
     return _best_scale(ei, ej, y, b, v1, n_scales, k, tau2)
 
 

@@ -635,6 +635,25 @@ def test_node_factors_match_dense_least_squares_also_when_singular():
     assert np.allclose(res, _lstsq_residuals(i, j, y, i, j, 11), atol=1e-7)
 
 
+def test_lognormal_statistics_match_their_formula():
+    """One-factor log-normal code of a tiny graph: centred least-squares residuals (dense
+    solver), prior scale = their variance, constant sum ln w + E (24 ln 2 - ln mean w) +
+    sum_i 1/2 ln(1 + k_i tau2 / v0) (tau2 the log-weights' variance)."""
+    W, _ = tiny_reference_graph()
+    A, X = wsbm.edges_from_weights(W)
+    i, j = np.nonzero(np.triu(A, 1))
+    lw = np.log(X[i, j])
+    y = _lstsq_residuals(i, j, lw, i, j, W.shape[0])
+    y -= y.mean()
+    k = A.sum(axis=1)
+    Y, v0, const = wsbm.lognormal_statistics(A, X)
+    assert np.allclose(Y.real[i, j], y, atol=1e-8) and np.allclose(Y.imag[i, j], y**2, atol=1e-8)
+    assert np.isclose(v0, y.var())
+    expected = (lw.sum() + lw.size * (24 * np.log(2) - np.log(np.exp(lw).mean()))
+                + 0.5 * np.log(1 + k[k > 0] * lw.var() / y.var()).sum())  # fmt: skip
+    assert np.isclose(const, expected, rtol=0, atol=1e-8)
+
+
 def test_split_code_matches_its_formula_term_by_term():
     """Split log-normal description length of a tiny graph, written out: topology code +
     sum ln w + E (24 ln 2 - ln mean w) + ln(number of scales) + at the best scale v (v1 4^-j
