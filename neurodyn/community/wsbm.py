@@ -540,7 +540,7 @@ class SplitFactors:
         self.tau2 = float(self.lw.var()) if w.size else 0.0
         floor = 2.0 ** (-2 * WEIGHT_BITS)
         self.n_scales = 1 + max(0, int(math.log(self.v1 / floor) / math.log(4.0)))
-        self.const = (jacobian(w) if w.size else 0.0) + math.log(self.n_scales)
+        self.const = jacobian(w) + math.log(self.n_scales) if w.size else 0.0  # no edges: nothing
         self.u = np.zeros(2 * self.N)
         self.v = self.v1
         ends = np.r_[self.ei, self.ej]
