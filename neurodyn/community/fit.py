@@ -14,6 +14,10 @@ to a single block; the caller chooses among them (the number of blocks is inferr
 
 Kernels update block statistics incrementally; a move or merge changes only the terms of the
 two blocks involved (O(B) per candidate).
+
+The split log-normal weight code (:class:`wsbm.SplitFactors`), whose edge statistics depend on
+the partition, is polished by :func:`refine_split` instead: node moves screened with the other
+factors held, the best one refitted.
 """
 
 from __future__ import annotations
@@ -526,9 +530,8 @@ def refine(g: LevelGraph, b: np.ndarray, rng: np.random.Generator, max_sweeps: i
 def refine_split(g: LevelGraph, split: wsbm.SplitFactors, b: np.ndarray,
                  rng: np.random.Generator, max_sweeps: int = 4) -> tuple[np.ndarray, float]:  # fmt: skip
     """Polish partition ``b`` under the split log-normal weight code, whose statistics depend
-    on the partition: sweeps of single-node moves, then the best merge of two blocks while one
-    lowers the flat description length. ``g`` carries the topology code (``weighted =
-    W_NONE``).
+    on the partition: sweeps of single-node moves until none shortens the flat description
+    length (at most ``max_sweeps``). ``g`` carries the topology code (``weighted = W_NONE``).
 
     A node tries every block it has edges to; the weight part of each move is screened with
     the other nodes' factors held (:meth:`wsbm.SplitFactors.screen`), and the best screened
