@@ -20,8 +20,8 @@ Per setting, the mean over graphs of the level-0 NMI with the planted partition 
 
 and the CPU seconds per graph (``time.process_time`` of this process, or of the graph-tool
 subprocess: one core, less sensitive to a shared machine than wall time), the fraction of
-graphs where auto chose the degree-corrected code (``DC?``) and the log-normal weight code
-(``LN?``), ``lvl``: the best NMI over auto's non-trivial hierarchy levels, and ``dDL``: the mean of auto's
+graphs where auto chose the degree-corrected code (``DC?``) and the split log-normal weight
+code (``SP?``), ``lvl``: the best NMI over auto's non-trivial hierarchy levels, and ``dDL``: the mean of auto's
 description length minus that of Leiden's partition under auto's code (nats; negative = the
 SBM found a shorter description than Leiden's partition), and ``dDL*`` the same against the
 planted partition: negative where the model prefers what it found to the truth (then the model,
@@ -47,7 +47,7 @@ from sklearn.metrics import normalized_mutual_info_score as nmi
 
 from neurodyn.community.benchmark_graphs import lfr_weighted, planted_partition
 from neurodyn.community.leiden import leiden
-from neurodyn.community.nested import describe_partition, fit_wsbm
+from neurodyn.community.nested import describe_partition, fit_wsbm, weight_code_of
 
 BASE = dict(n=125, avg_degree=25.0, max_degree=100, mu=0.5, mu_w=0.5, strength_exponent=1.0)
 SETTINGS = [  # (name, overrides of BASE, seed offset)
@@ -127,7 +127,7 @@ def ours(W: np.ndarray, truth: np.ndarray, seed: int) -> dict:
     lb = leiden(W, seed=seed)
     t_leiden = time.process_time() - t0
     code = dict(degree_corrected=res.degree_corrected, dense=True,
-                weights="lognormal" if res.ensemble.endswith("_lognormal") else "exponential")
+                weights=weight_code_of(res.ensemble))
     ref = describe_partition(W, lb, **code)
     planted = describe_partition(W, truth, **code)
     levels = [b for b in res.level_memberships() if b.max() > 0]
@@ -137,7 +137,7 @@ def ours(W: np.ndarray, truth: np.ndarray, seed: int) -> dict:
                 ddl=res.description_length - ref.description_length, B=res.n_blocks,
                 ddl_truth=res.description_length - planted.description_length,
                 best_level=max((nmi(truth, b) for b in levels), default=0.0),
-                lognormal=res.ensemble.endswith("_lognormal"),
+                split=res.ensemble.endswith("_split"),
                 B_true=len(np.unique(truth)))  # fmt: skip
 
 
@@ -159,9 +159,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
           f"{py or 'not run (not importable or skipped)'}")  # fmt: skip
     # warm-up: numba compilation is not part of the timings
     W, _ = planted_partition([10, 10], 0.5, 0.1, seed=0)
-    fit_wsbm(W, seed=0)
+    fit_wsbm(W, seed=0, weights="auto")
     hdr = (f"{'setting':<24s} {'B_true':>6s} | {'auto':>5s} {'B':>5s} {'t_auto':>6s} {'DC?':>4s} "
-           f"{'LN?':>4s} {'lvl':>5s} {'dDL':>7s} {'dDL*':>7s} | {'exp':>5s} {'t_exp':>5s} | {'DC':>5s} {'t_DC':>5s} | {'Leiden':>6s} {'t_L':>6s} | "
+           f"{'SP?':>4s} {'lvl':>5s} {'dDL':>7s} {'dDL*':>7s} | {'exp':>5s} {'t_exp':>5s} | {'DC':>5s} {'t_DC':>5s} | {'Leiden':>6s} {'t_L':>6s} | "
            f"{'g-t':>5s} {'t_g-t':>6s} | {'goal':>5s}")  # fmt: skip
     print(hdr)
     print("-" * len(hdr))
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
         gt_txt = f"{mean('gt'):5.2f} {mean('t_gt'):6.2f}" if gt_rows else f"{'-':>5s} {'-':>6s}"
         print(f"{name:<24s} {mean('B_true'):6.1f} | {mean('auto'):5.2f} {mean('B'):5.1f} "
               f"{mean('t_auto'):6.2f} {mean('chose_dc'):4.1f} "
-              f"{mean('lognormal'):4.1f} {mean('best_level'):5.2f} {mean('ddl'):7.1f} {mean('ddl_truth'):7.1f} | "
+              f"{mean('split'):4.1f} {mean('best_level'):5.2f} {mean('ddl'):7.1f} {mean('ddl_truth'):7.1f} | "
               f"{mean('exp'):5.2f} {mean('t_exp'):5.2f} | "
               f"{mean('dc'):5.2f} {mean('t_dc'):5.2f} | {mean('leiden'):6.2f} "
               f"{mean('t_leiden'):6.3f} | {gt_txt} | {goal:>5s}", flush=True)  # fmt: skip

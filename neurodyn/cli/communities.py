@@ -27,9 +27,12 @@ def communities(
 
     The default model is a nested stochastic block model whose edge weights are exponential
     per block pair (as in Dyballa et al. 2024, who used graph-tool) or log-normal per block
-    pair after removing node factors (--weights lognormal; auto fits both and keeps the
-    shorter description); the number of communities at every level is inferred by minimising the
-    description length, with and without degree correction. The search starts from single neurons and from Leiden partitions at several
+    pair after removing node factors (--weights lognormal), or after removing two factors per
+    node, one for its edges inside its community and one for the others (--weights split:
+    weights set by internal and external node strengths, as in weighted LFR graphs); auto
+    fits all three and keeps the shortest description. The number of communities at every
+    level is inferred by minimising the description length, with and without degree
+    correction. The search starts from single neurons and from Leiden partitions at several
     resolutions, and keeps the shortest description.
 
     Description length: the number of nats (natural-log units; 1 nat = 1.4427 bits) needed to

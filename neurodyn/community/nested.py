@@ -15,11 +15,13 @@ fitted greedily for the promising ones and the shortest exact nested description
 Each variant's search has its own random stream, so ``"auto"`` returns exactly the shortest of
 the variants fitted alone.
 
-Weights are modelled at level 0 only, by one of two codes (``weights``; ``"auto"`` fits both
-and keeps the shorter description): exponential (one rate per level-0 block pair, Gamma prior
-integrated out; the default) or log-normal (the log-weights less least-squares node
+Weights are modelled at level 0 only, by one of three codes (``weights``; ``"auto"`` fits
+all and keeps the shortest description): exponential (one rate per level-0 block pair, Gamma
+prior integrated out; the default), log-normal (the log-weights less least-squares node
 factors, normal per block pair, mean and variance integrated out; see
-:func:`wsbm.lognormal_statistics`). The levels above describe the block edge counts, as in
+:func:`wsbm.lognormal_statistics`), or split log-normal (each node has a factor for its edges
+inside its block and one for the others, refitted for each partition:
+:class:`wsbm.SplitFactors`). The levels above describe the block edge counts, as in
 Peixoto's 2014 nested SBM. (Peixoto 2018 also places the weight hyperparameters in the hierarchy; not done
 here.) The search is greedy (merges and zero-temperature node moves), so it returns a local
 minimum of the description length.
@@ -32,7 +34,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurodyn.community import wsbm
-from neurodyn.community.fit import LevelGraph, agglomerate, refine
+from neurodyn.community.fit import (
+    LevelGraph,
+    agglomerate,
+    level_objective,
+    refine,
+    refine_split,
+)
 from neurodyn.community.leiden import leiden
 from neurodyn.community.wsbm import ENS_MULTI
 
@@ -52,7 +60,7 @@ class NestedSBM:
         Variant chosen.
     candidates : dict
         Description length of the best fit of each variant tried (``"dc"``, ``"ndc"``,
-        ``"ndc_dense"``; ``"_lognormal"`` appended for the log-normal weight code).
+        ``"ndc_dense"``; ``"_lognormal"`` or ``"_split"`` appended for the log-normal codes).
     ensemble : str
         Key of the chosen variant in ``candidates``.
     """
@@ -127,20 +135,30 @@ def _nested_dl(g: LevelGraph, b: np.ndarray):
 
 VARIANT_KEYS = {(True, False): "dc", (False, False): "ndc", (False, True): "ndc_dense"}
 #: weight codes: name -> (wsbm code, suffix of the variant key)
-WEIGHT_CODES = {"exponential": (wsbm.W_EXP, ""), "lognormal": (wsbm.W_LOGNORMAL, "_lognormal")}
+WEIGHT_CODES = {"exponential": (wsbm.W_EXP, ""), "lognormal": (wsbm.W_LOGNORMAL, "_lognormal"),
+                "split": (wsbm.W_LOGNORMAL, "_split")}
 
 
 def weight_code_of(ensemble: str) -> str:
     """The weight code of a variant key such as ``"dc_lognormal"``."""
-    return "lognormal" if ensemble.endswith("_lognormal") else "exponential"
+    for code, (_, suffix) in WEIGHT_CODES.items():
+        if suffix and ensemble.endswith(suffix):
+            return code
+    return "exponential"
+
+
+def topology_key(ensemble: str) -> str:
+    """The topology part of a variant key: ``"ndc_dense_split"`` -> ``"ndc_dense"``."""
+    return ensemble.removesuffix(WEIGHT_CODES[weight_code_of(ensemble)][1])
 
 
 def weight_codes(weights: str) -> list[str]:
-    """The weight codes to compare: ``"auto"`` = both."""
+    """The weight codes to compare: ``"auto"`` = all of them."""
     if weights == "auto":
         return list(WEIGHT_CODES)
     if weights not in WEIGHT_CODES:
-        raise ValueError(f"weights must be 'exponential', 'lognormal' or 'auto', got {weights!r}")
+        raise ValueError(f"weights must be one of {', '.join(WEIGHT_CODES)} or 'auto', got "
+                         f"{weights!r}")  # fmt: skip
     return [weights]
 
 
@@ -157,8 +175,17 @@ def level_graph(A: np.ndarray, X: np.ndarray, dc: bool, dense: bool, weighted: b
     if weights == "lognormal":
         Y, v0, const = lognormal or wsbm.lognormal_statistics(A, X)
         return LevelGraph(A, Y, ens, wsbm.W_LOGNORMAL, 0.0, v0, table, const)
+    if weights == "split":  # the weights' statistics depend on the partition: see split_graph
+        return LevelGraph(A, X, ens, wsbm.W_NONE, 1.0, 1.0, table)
     alpha, beta = wsbm.weight_prior(X, A)
     return LevelGraph(A, X, ens, wsbm.W_EXP, alpha, beta, table)
+
+
+def split_graph(g: LevelGraph, split: wsbm.SplitFactors, b: np.ndarray) -> LevelGraph:
+    """Level 0 under the split weight code at partition ``b`` (``g``: its topology code)."""
+    Y, const, v0 = split.statistics(b)
+    return LevelGraph(g.A, Y, g.ens, wsbm.W_LOGNORMAL, 0.0, v0, g.table, const)
+
 
 #: Leiden (weighted modularity) resolutions whose partitions seed the search (a third start at
 #: 4.0 cost 50% more time for 1.6 nats shorter descriptions on the issue-18 graphs, NMI equal)
@@ -196,14 +223,15 @@ def leiden_starts(W: np.ndarray, seed: int, resolutions=None) -> list[np.ndarray
 
 
 def _search(g: LevelGraph, rng: np.random.Generator, n_init: int, n_candidates: int,
-            starts: list[np.ndarray], n_nested: int = 6) -> tuple[float, list[np.ndarray]]:  # fmt: skip
-    """Lowest nested description length found for one variant.
+            starts: list[np.ndarray], n_nested: int = 6):  # fmt: skip
+    """Lowest nested description length found for one variant: ``(dl, levels, candidates)``.
 
     Level-0 candidates: the snapshots of ``n_init`` agglomerations from singletons and of one
     agglomeration from each start (its node-move sweeps, then merges down from it). Per
     agglomeration the ``n_candidates`` best snapshots by flat description length are polished
     by :func:`fit.refine`; the hierarchy is fitted for them, for the ``n_nested`` best
     snapshots and for the starts as given; the shortest nested description length wins.
+    ``candidates``: the distinct level-0 partitions compared.
     """
     chosen: list[np.ndarray] = []
     for init in [None] * max(0, n_init) + list(starts):
@@ -212,18 +240,43 @@ def _search(g: LevelGraph, rng: np.random.Generator, n_init: int, n_candidates: 
         chosen += [snaps[i][0] for i in order[:n_nested]]
         chosen += [refine(g, snaps[i][0], rng) for i in order[:n_candidates]]
     chosen += list(starts)  # as given: the result is never longer than a start
-    best: tuple[float, list[np.ndarray]] | None = None
-    seen: set[bytes] = set()
-    for b in chosen:
+    candidates = _distinct(chosen)
+    best = min((_nested_dl(g, b) for b in candidates), key=lambda x: x[0])
+    return best[0], best[1], candidates
+
+
+def _distinct(parts: list[np.ndarray]) -> list[np.ndarray]:
+    """The distinct partitions among ``parts`` (compact labels), in order of first appearance."""
+    out: dict[bytes, np.ndarray] = {}
+    for b in parts:
         b = wsbm.compact(b)
-        if b.tobytes() in seen:
-            continue
-        seen.add(b.tobytes())
-        dl, levels = _nested_dl(g, b)
-        if best is None or dl < best[0] - 1e-9:
-            best = (dl, levels)
-    assert best is not None
-    return best
+        out.setdefault(b.tobytes(), b)
+    return list(out.values())
+
+
+def _search_split(g: LevelGraph, split: wsbm.SplitFactors, candidates: list[np.ndarray],
+                  starts: list[np.ndarray], rng: np.random.Generator, n_polish: int = 2,
+                  n_nested: int = 3):  # fmt: skip
+    """Lowest nested description length under the split weight code (``g``: the topology
+    code) among ``candidates`` (another search's partitions, from which the ``n_polish`` best
+    by flat description length are polished by :func:`fit.refine_split`) and the ``starts``
+    (polished too, and as given: the result is never longer than a start)."""
+    flat = sorted(((level_objective(g, b) + split.const + split.weight_dl(b), i)
+                   for i, b in enumerate(candidates)))  # fmt: skip
+    pool = list(starts) + [candidates[i] for _, i in flat[:n_nested]]
+    polish = _distinct(list(starts) + [candidates[i] for _, i in flat[:n_polish]])
+    pool += [refine_split(g, split, b, rng)[0] for b in polish]
+    best = min((_nested_dl(split_graph(g, split, b), b) for b in _distinct(pool)),
+               key=lambda x: x[0])  # fmt: skip
+    return best[0], best[1]
+
+
+def _stream(seed: int, topology: str, code: str) -> np.random.Generator:
+    """The random stream of one variant's search: it does not depend on which other variants
+    are fitted (so ``"auto"`` is never longer than a variant forced alone)."""
+    stream = [list(VARIANT_KEYS.values()).index(topology)]
+    stream += [list(WEIGHT_CODES).index(code)] if code != "exponential" else []
+    return np.random.default_rng([seed, *stream])
 
 
 def fit_wsbm(
@@ -270,14 +323,18 @@ def fit_wsbm(
     leiden_seeds : bool
         Also start from Leiden partitions (weighted modularity at resolutions
         ``LEIDEN_RESOLUTIONS``): each is polished and agglomerated further.
-    weights : {"exponential", "auto", "lognormal"}
+    weights : {"exponential", "auto", "lognormal", "split"}
         Weight code: exponential per block pair (graph-tool's ``real-exponential``; the
         default), or log-normal per block pair after removing least-squares node factors
         (:func:`wsbm.lognormal_statistics`; like graph-tool's ``real-normal`` on
-        log-weights); ``"auto"`` fits both with each topology code and keeps the shortest.
-        Log-normal is not the default: on affinity patterns with planted co-active groups
-        (tests/pipeline/test_connectome_e2e.py) it is shorter but splits the groups, since
-        on the log scale the many near-zero affinities weigh as much as the large ones.
+        log-weights), or ``"split"``: the same with two factors per node, one for its edges
+        inside its block and one for the others (:class:`wsbm.SplitFactors`; searched among
+        the log-normal code's partitions and the Leiden starts, polished by
+        :func:`fit.refine_split`); ``"auto"`` fits all three with each topology code and keeps
+        the shortest. The log-normal codes are not the default: on affinity patterns with
+        planted co-active groups (tests/pipeline/test_connectome_e2e.py) the one-factor code
+        is shorter but splits the groups, since on the log scale the many near-zero
+        affinities weigh as much as the large ones.
 
     Returns
     -------
@@ -294,18 +351,30 @@ def fit_wsbm(
     if A.sum() == 0:  # no edges: nothing to learn, one block
         variants, codes = variants[:1], codes[:1]
     starts = leiden_starts(np.where(A > 0, W, 0.0), seed) if leiden_seeds and A.sum() else []
-    ln_stats = wsbm.lognormal_statistics(A, X) if "lognormal" in codes else None
+    ln_stats = wsbm.lognormal_statistics(A, X) if {"lognormal", "split"} & set(codes) else None
+    split = wsbm.SplitFactors(A, X) if "split" in codes else None
     best: tuple[float, list[np.ndarray], bool, str] | None = None
     candidates: dict[str, float] = {}
     for dc, dn in variants:
         table = wsbm.partitions_table_for(A) if dc else np.zeros((1, 1))
+        topo = VARIANT_KEYS[(dc, dn)]
+        found = {}  # weight code -> (dl, levels, level-0 partitions compared)
         for code in codes:
-            key = VARIANT_KEYS[(dc, dn)] + (WEIGHT_CODES[code][1] if weighted else "")
-            stream = [list(VARIANT_KEYS.values()).index(VARIANT_KEYS[(dc, dn)])]
-            stream += [list(WEIGHT_CODES).index(code)] if code != "exponential" else []
-            rng = np.random.default_rng([seed, *stream])
-            g = level_graph(A, X, dc, dn, weighted, code, table, ln_stats)
-            dl, levels = _search(g, rng, n_init, n_candidates, starts)
+            if code == "split":  # searched among the log-normal code's partitions
+                if "lognormal" not in found:
+                    g = level_graph(A, X, dc, dn, weighted, "lognormal", table, ln_stats)
+                    found["lognormal"] = _search(g, _stream(seed, topo, "lognormal"), n_init,
+                                                 n_candidates, starts)  # fmt: skip
+                g = level_graph(A, X, dc, dn, weighted, "split", table)
+                dl, levels = _search_split(g, split, found["lognormal"][2], starts,
+                                           _stream(seed, topo, "split"))  # fmt: skip
+            else:
+                if code not in found:
+                    g = level_graph(A, X, dc, dn, weighted, code, table, ln_stats)
+                    found[code] = _search(g, _stream(seed, topo, code), n_init, n_candidates,
+                                          starts)  # fmt: skip
+                dl, levels, _ = found[code]
+            key = topo + (WEIGHT_CODES[code][1] if weighted else "")
             candidates[key] = dl
             if best is None or dl < best[0] - 1e-9:
                 best = (dl, levels, dc, key)
@@ -326,14 +395,16 @@ def describe_partition(
     """Wrap a given level-0 partition (e.g. from Leiden) in a nested SBM: fit the levels above
     and compute its description length, so that other methods are scored on the same scale.
 
-    ``degree_corrected``, ``dense`` and ``weights`` (``"exponential"`` or ``"lognormal"``)
-    pick the code (see :func:`fit_wsbm`). Deterministic: :func:`fit_wsbm` gives a partition it
-    evaluates the same description length."""
+    ``degree_corrected``, ``dense`` and ``weights`` (``"exponential"``, ``"lognormal"`` or
+    ``"split"``) pick the code (see :func:`fit_wsbm`). Deterministic: :func:`fit_wsbm` gives a
+    partition it evaluates the same description length."""
     if weights not in WEIGHT_CODES:
-        raise ValueError(f"weights must be 'exponential' or 'lognormal', got {weights!r}")
+        raise ValueError(f"weights must be one of {', '.join(WEIGHT_CODES)}, got {weights!r}")
     A, X = wsbm.edges_from_weights(W, threshold)
     dc, dn = bool(degree_corrected), bool(dense) and not degree_corrected
     g = level_graph(A, X, dc, dn, weighted, weights)
+    if weighted and weights == "split":
+        g = split_graph(g, wsbm.SplitFactors(A, X), b)
     dl, levels = _nested_dl(g, b)
     key = VARIANT_KEYS[(dc, dn)] + (WEIGHT_CODES[weights][1] if weighted else "")
     return NestedSBM(levels, dl, degree_corrected, {key: dl}, key)

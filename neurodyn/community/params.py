@@ -25,6 +25,7 @@ class WeightCode(Choice):
     auto = "auto"
     exponential = "exponential"
     lognormal = "lognormal"
+    split = "split"
 
 
 class Objective(Choice):
@@ -77,7 +78,9 @@ class CommunitiesParams(StageParams):
                                 "block pair (graph-tool's real-exponential); lognormal = "
                                 "log-weights less node factors, normal per block pair (for "
                                 "strength-driven weights; on affinity patterns it splits "
-                                "co-active groups); auto = both, the shorter kept.")
+                                "co-active groups); split = lognormal with an internal and an "
+                                "external factor per node (weighted LFR strengths); auto = all "
+                                "three, the shortest kept.")
     restarts: int = param(1, "sbm: searches from single neurons per variant, besides the Leiden "
                           "starts (best kept).", ge=1, aliases=("n_init",))
     threshold: float = param(0.0, "Affinities at or below this are treated as absent edges.")

@@ -9,7 +9,7 @@
     /component_<r>/levels/<l>/membership (N,)   community of each neuron at hierarchy level l
     /component_<r> attrs: description_length (nats), description_length_bits, degree_corrected,
         n_blocks, n_levels, method, ensemble ("ndc", "ndc_dense" or "dc", with
-        "_lognormal" appended for the log-normal weight code),
+        "_lognormal" or "_split" appended for the log-normal weight codes),
         description_length_<variant> (nats) for each variant fitted and, for method sbm,
         description_length_leiden: Leiden's partition under the chosen code
     /overview/{activity (K', W), component (K',), community (K',)}   when the input has

@@ -18,6 +18,7 @@ from neurodyn.community.nested import (
     describe_partition,
     fit_wsbm,
     model_variants,
+    topology_key,
     weight_code_of,
     weight_codes,
 )
@@ -91,7 +92,7 @@ def communities_of(W: np.ndarray, p: dict[str, Any], seed: int):
                        threshold=float(p["threshold"]), weights=str(p["weights"]))  # fmt: skip
         # the Leiden partition under the chosen code: how much shorter the SBM's description is
         ref = describe_partition(W, b, degree_corrected=res.degree_corrected,
-                                 dense=res.ensemble.removesuffix("_lognormal") != "ndc",
+                                 dense=topology_key(res.ensemble) != "ndc",
                                  threshold=float(p["threshold"]),
                                  weights=weight_code_of(res.ensemble))  # fmt: skip
         res.candidates["leiden"] = ref.description_length

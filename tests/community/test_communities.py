@@ -15,7 +15,7 @@ from sklearn.metrics import normalized_mutual_info_score as nmi
 from neurodyn.community import fit, wsbm
 from neurodyn.community.benchmark_graphs import lfr_weighted, planted_partition
 from neurodyn.community.leiden import leiden
-from neurodyn.community.nested import describe_partition, fit_wsbm
+from neurodyn.community.nested import describe_partition, fit_wsbm, weight_code_of
 from neurodyn.io.store import atomic_h5, put
 
 
@@ -253,22 +253,24 @@ def test_auto_equals_the_best_forced_variant_and_beats_leiden_partition():
     """Each variant's search is seeded on its own: auto's description length is exactly the
     minimum of the forced fits (topology and weight codes), and no longer than Leiden's
     partition under the same code. On strength-weighted LFR graphs (weights ~ products of node
-    factors) the log-normal weight code describes the graph much shorter."""
+    factors, internal and external ones) the split code describes the graph much shorter than
+    the one-factor log-normal code, and that much shorter than the exponential one."""
     W, truth = lfr_weighted(n=60, avg_degree=12, max_degree=30, mu=0.3, min_community=10,
                             max_community=25, strength_exponent=1.0, seed=23)
     auto = fit_wsbm(W, seed=4, weights="auto")
     forced = [fit_wsbm(W, seed=4, degree_corrected=dc, weights=w)
-              for dc in (True, False) for w in ("exponential", "lognormal")]
+              for dc in (True, False) for w in ("exponential", "lognormal", "split")]
     assert auto.candidates == {f.ensemble: f.description_length for f in forced}
-    assert set(auto.candidates) == {"dc", "ndc_dense", "dc_lognormal", "ndc_dense_lognormal"}
+    assert set(auto.candidates) == {"dc", "ndc_dense", "dc_lognormal", "ndc_dense_lognormal",
+                                    "dc_split", "ndc_dense_split"}  # fmt: skip
     assert auto.description_length == min(auto.candidates.values())
-    assert auto.ensemble.endswith("_lognormal")
-    assert auto.description_length < fit_wsbm(W, seed=4).description_length - 100
+    assert auto.ensemble.endswith("_split") and np.array_equal(auto.membership, wsbm.compact(truth))
+    c = auto.candidates
+    assert c["dc_split"] < c["dc_lognormal"] - 100 and c["dc_lognormal"] < c["dc"] - 100
     lb = leiden(W, seed=4)
     for f in forced:
-        w = "lognormal" if f.ensemble.endswith("_lognormal") else "exponential"
         described = describe_partition(W, lb, degree_corrected=f.degree_corrected, dense=True,
-                                       weights=w)
+                                       weights=weight_code_of(f.ensemble))
         assert f.description_length <= described.description_length + 1e-9
 
 
@@ -613,3 +615,95 @@ def test_lfr_strength_weights_match_degrees_and_internal_share():
     ok = ((W > 0) & same).any(1) & ((W > 0) & ~same).any(1)  # both kinds of edge present
     assert np.allclose(W.sum(1), k**1.5, rtol=1e-6)
     assert np.allclose((W * same).sum(1)[ok] / W.sum(1)[ok], 0.7, atol=1e-6)
+
+
+def _lstsq_residuals(i, j, y, slot_i, slot_j, n_slots):
+    """Least-squares residuals of ``y_e ~ u[slot_i] + u[slot_j]`` by a dense solver."""
+    D = np.zeros((y.size, n_slots))
+    D[np.arange(y.size), slot_i] += 1.0
+    D[np.arange(y.size), slot_j] += 1.0
+    return y - D @ np.linalg.lstsq(D, y, rcond=None)[0]
+
+
+def test_node_factors_match_dense_least_squares_also_when_singular():
+    """CG factors give the least-squares residuals of a dense solver, on a graph with a
+    bipartite component (a star and a square: the system is singular there)."""
+    i = np.array([0, 0, 0, 4, 5, 6, 7, 8, 8, 9])
+    j = np.array([1, 2, 3, 5, 6, 7, 4, 9, 10, 10])
+    y = np.random.default_rng(0).normal(0, 1, i.size)
+    res = wsbm.node_factors(i, j, y, np.zeros(11))
+    assert np.allclose(res, _lstsq_residuals(i, j, y, i, j, 11), atol=1e-7)
+
+
+def test_lognormal_statistics_match_their_formula():
+    """One-factor log-normal code of a tiny graph: centred least-squares residuals (dense
+    solver), prior scale = their variance, constant sum ln w + E (24 ln 2 - ln mean w) +
+    sum_i 1/2 ln(1 + k_i tau2 / v0) (tau2 the log-weights' variance)."""
+    W, _ = tiny_reference_graph()
+    A, X = wsbm.edges_from_weights(W)
+    i, j = np.nonzero(np.triu(A, 1))
+    lw = np.log(X[i, j])
+    y = _lstsq_residuals(i, j, lw, i, j, W.shape[0])
+    y -= y.mean()
+    k = A.sum(axis=1)
+    Y, v0, const = wsbm.lognormal_statistics(A, X)
+    assert np.allclose(Y.real[i, j], y, atol=1e-8) and np.allclose(Y.imag[i, j], y**2, atol=1e-8)
+    assert np.isclose(v0, y.var())
+    expected = (lw.sum() + lw.size * (24 * np.log(2) - np.log(np.exp(lw).mean()))
+                + 0.5 * np.log(1 + k[k > 0] * lw.var() / y.var()).sum())  # fmt: skip
+    assert np.isclose(const, expected, rtol=0, atol=1e-8)
+
+
+def test_split_code_matches_its_formula_term_by_term():
+    """Split log-normal description length of a tiny graph, written out: topology code +
+    sum ln w + E (24 ln 2 - ln mean w) + ln(number of scales) + at the best scale v (v1 4^-j
+    >= 2^-48, v1 the one-factor code's scale) the factors' 1/2 ln(1 + k tau2 / v) (tau2 the
+    log-weights' variance; k each factor's edges) and per block pair the normal code of the
+    least-squares residuals (inside and outside factors by a dense solver)."""
+    W, b = tiny_reference_graph()
+    A, X = wsbm.edges_from_weights(W)
+    i, j = np.nonzero(np.triu(A, 1))
+    w = X[i, j]
+    out = (b[i] != b[j]).astype(int)
+    N = W.shape[0]
+    y = _lstsq_residuals(i, j, np.log(w), i + N * out, j + N * out, 2 * N)
+    k = np.bincount(np.r_[i + N * out, j + N * out], minlength=2 * N)
+    k = k[k > 0]
+    v1 = wsbm.lognormal_statistics(A, X)[1]
+    scales = [v1 * 4.0**-s for s in range(200) if v1 * 4.0**-s >= 2.0**-48]
+    expected = (describe_partition(W, b, degree_corrected=True, weighted=False).description_length
+                + np.log(w).sum() + w.size * (24 * np.log(2) - np.log(w.mean()))
+                + np.log(len(scales)))  # fmt: skip
+    pairs = np.sort(np.c_[b[i], b[j]], axis=1)
+    codes = []
+    for v in scales:
+        codes.append(0.5 * np.log(1 + k * np.log(w).var() / v).sum())
+        for r, s in itertools.combinations_with_replacement(range(3), 2):
+            sel = (pairs[:, 0] == r) & (pairs[:, 1] == s)
+            codes[-1] += wsbm.normal_term(int(sel.sum()), y[sel].sum(), (y[sel] ** 2).sum(), v)
+    expected += min(codes)
+    ours = describe_partition(W, b, degree_corrected=True, weights="split").description_length
+    assert np.isclose(ours, expected, rtol=0, atol=1e-6)
+
+
+def test_split_code_prefers_the_planted_partition_of_strength_weights():
+    """Weighted-LFR weights (products of internal / external node factors): at the planted
+    partition the split residuals vanish, and polishing a start with 12 nodes moved to wrong
+    blocks restores the planted partition, which no other code prefers."""
+    W, truth = lfr_weighted(n=60, avg_degree=12, max_degree=30, mu=0.4, mu_w=0.4,
+                            min_community=10, max_community=25, strength_exponent=1.5, seed=5)
+    A, X = wsbm.edges_from_weights(W)
+    split = wsbm.SplitFactors(A, X)
+    Y = split.statistics(truth)[0]
+    assert np.abs(Y.real).max() < 1e-6
+    rng = np.random.default_rng(1)
+    start = truth.copy()
+    moved = rng.choice(60, 12, replace=False)
+    start[moved] = (start[moved] + 1) % (truth.max() + 1)
+    g = fit.LevelGraph(A, X, wsbm.ENS_DC, wsbm.W_NONE, table=wsbm.partitions_table_for(A))
+    b, dl = fit.refine_split(g, split, start, rng)
+    assert np.array_equal(b, wsbm.compact(truth))
+    assert np.isclose(dl, fit.level_objective(g, b) + split.const + split.weight_dl(b))
+    for w in ("exponential", "lognormal"):
+        f = fit_wsbm(W, seed=0, degree_corrected=True, weights=w)
+        assert nmi(truth, f.membership) < 0.9
