@@ -549,10 +549,10 @@ def _batch_se(ind: np.ndarray, batches: int = 20) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kernel, sweeps, temperatures", [
-    ("single", 2500, 1),
-    ("split-merge", 2500, 1),
+    pytest.param("single", 2500, 1, id="single"),
+    pytest.param("split-merge", 2500, 1, id="split-merge"),
     pytest.param("gibbs", 2500, 4, id="replica-exchange"),
-    pytest.param("anneal", 10000, 1, marks=pytest.mark.slow),  # the longest
+    pytest.param("anneal", 10000, 1, marks=pytest.mark.slow, id="anneal"),  # the longest
 ])
 def test_label_kernels_leave_partition_posterior_invariant(kernel, sweeps, temperatures):
     """Exactness of the label kernels on a problem small enough that all 5 partitions of 3
