@@ -479,7 +479,7 @@ def test_recovery_published_setting_short_chain():
 
 
 def test_replica_exchange_recovers_planted_partition():
-    """Replica exchange (2 replicas per chain, b = 1 and 0.3) on the published setting: 80
+    """Replica exchange (2 replicas per chain, b = 1 and 0.8) on the published setting: 80
     sweeps of the b = 1 replica recover the planted neuron and state partitions and the number
     of clusters (measured: ARI 1.0 and 0.98)."""
     truth, z, s, acc = _fit_sim(5, 80, temperatures=2)
