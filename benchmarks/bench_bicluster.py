@@ -14,7 +14,10 @@ because the host is shared.
 
 ``--real`` fits real recordings with 4 chains on 2 processes, once with the sampler as it was
 before issue 16 ("before": no scale / dispersion / state-run moves, trajectories started at 0)
-and once as it is now ("after"), and once with ``--until-converged`` (10-minute budget); it
+and once as it is now ("after"), and once with ``--until-converged`` (10-minute budget);
+``--configs`` picks others (``defaults``: the stage's defaults; ``tempered``: "after" with
+``--temperatures`` replicas per chain down to b = ``--temper-min``; ``matched``: "after" with as
+many sweeps as ``tempered`` runs replica sweeps). It
 prints rank-normalised R-hat, bulk ESS per second of the log-likelihood, the pairwise ARI of
 the chains' final neuron partitions and state sequences, and the wall time:
 
@@ -164,7 +167,12 @@ def real_datasets(names: list[str], tmp: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def real_fit(y: np.ndarray, label: str, sweeps: int, until: bool) -> None:
+def real_fit(y: np.ndarray, label: str, sweeps: int, until: bool, temperatures: int = 1,
+             temper_min: float = 0.85) -> None:
+    """Fit 4 chains with one of the configurations ``before``, ``after``, ``defaults`` (the
+    stage's defaults, as pipelines/sample.toml runs it), ``tempered`` (``after`` with
+    ``temperatures`` replicas per chain) or ``matched`` (``after`` with ``temperatures`` times
+    the sweeps: the same number of replica sweeps as ``tempered``) and print diagnostics."""
     from itertools import combinations
 
     from neurodyn.bicluster.fit import fit
@@ -172,8 +180,12 @@ def real_fit(y: np.ndarray, label: str, sweeps: int, until: bool) -> None:
 
     before = dict(scale_moves=0, state_moves=0, init_latents=False, state_split_merge=0)
     after = dict(scale_moves=2, init_latents=True)  # opt-in: see SamplerConfig.scale_moves
+    kw = {"before": before, "defaults": {}, "after": after, "matched": after,
+          "tempered": after | dict(temperatures=temperatures, temper_min=temper_min)}[label]
+    if label == "matched":
+        sweeps *= temperatures
     cfg = SamplerConfig(iters=sweeps if not until else 20 * sweeps, burn_in=sweeps // 4, thin=1,
-                        **(before if label == "before" else after))
+                        **kw)
     t0 = time.perf_counter()
     res = fit(y, cfg, Priors(), seed=0, chains=4, jobs=2, desc=label,
               until=Until(seconds=600.0) if until else None)
@@ -183,10 +195,15 @@ def real_fit(y: np.ndarray, label: str, sweeps: int, until: bool) -> None:
     pairs = list(combinations(range(len(zs)), 2))
     ari_z = min(ari(zs[a], zs[b]) for a, b in pairs)
     rh = ", ".join(f"{n} {d['rhat_' + n]:.3f}" for n in ("loglik", "n_clusters", "n_states"))
+    tr = res["traces"]
+    per_chain = "; ".join(f"{n} " + "/".join(f"{v:.{p}f}" for v in tr[n].mean(axis=1))
+                          for n, p in (("loglik", 0), ("n_states", 2)))
     print(f"  {label + (' --until-converged' if until else ''):28s} R-hat {rh}; bulk ESS/s loglik "
           f"{d['ess_bulk_loglik'] / wall:.2f} (ESS {d['ess_bulk_loglik']:.0f}); min pairwise ARI "
           f"of final neuron partitions {ari_z:.2f}; sweeps/chain {d['sweeps_per_chain']}; "
-          f"wall {wall:.0f} s" + (f"; stopped by {d['stopped_by']}" if until else ""))
+          f"wall {wall:.0f} s" + (f"; stopped by {d['stopped_by']}" if until else "")
+          + (f"; exchange acceptance {d['swap_acceptance']:.2f}" if label == "tempered" else "")
+          + f"\n    chain means: {per_chain}")
 
 
 def real(a) -> None:
@@ -197,8 +214,9 @@ def real(a) -> None:
     for name, y in data.items():
         print(f"{name}: {y.shape[0]} units x {y.shape[1]} bins, 4 chains x {a.real_sweeps} sweeps "
               f"(burn-in {a.real_sweeps // 4}), 2 processes; {load()}")
-        for label in ("before", "after"):
-            real_fit(y, label, a.real_sweeps, until=False)
+        for label in a.configs.split(","):
+            real_fit(y, label, a.real_sweeps, until=False, temperatures=a.temperatures,
+                     temper_min=a.temper_min)
         if not a.skip_until:
             real_fit(y, "after", a.real_sweeps, until=True)
 
@@ -209,6 +227,11 @@ def main() -> None:
     ap.add_argument("--real-sweeps", type=int, default=400)
     ap.add_argument("--datasets", default="rat16,phy64")
     ap.add_argument("--skip-until", action="store_true")
+    ap.add_argument("--configs", default="before,after",
+                    help="with --real: comma-separated before, after, defaults, tempered, matched "
+                    "(see real_fit)")
+    ap.add_argument("--temperatures", type=int, default=4, help="replicas of 'tempered'")
+    ap.add_argument("--temper-min", type=float, default=0.85, help="its smallest b")
     ap.add_argument("--sweeps", type=int, default=300)
     ap.add_argument("--scaled-sweeps", type=int, default=3)
     ap.add_argument("--skip-scaled", action="store_true")

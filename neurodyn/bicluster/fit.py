@@ -197,7 +197,7 @@ def summarize(outs: list[dict], cfg: SamplerConfig) -> dict:
     diag: dict = summarize_traces(traces)
     kinds = ("split", "merge", "move", "anneal_split", "anneal_merge", "relabel", "relabel_bin",
              "state_split", "state_merge", "scale_mu_scale",
-             "scale_mu_shift", "scale_latent", "scale_dispersion")
+             "scale_mu_shift", "scale_latent", "scale_dispersion", "swap")
     stats = {k: sum(o["stats"].get(k, 0) for o in outs) for kind in kinds for k in (f"{kind}_prop", f"{kind}_acc")}
     for kind in kinds:
         diag[f"{kind}_acceptance"] = stats[f"{kind}_acc"] / max(stats[f"{kind}_prop"], 1)

@@ -109,6 +109,16 @@ class SamplerConfig(StageParams):
         4.0, "Annealed split-merge: how the ladder's rungs crowd at both ends, g_k = (1 + "
         "tanh(s (2k / K - 1)) / tanh(s)) / 2 (exact for any s > 0; larger s, finer steps near "
         "g = 0 and 1 where the likelihood changes fastest).", gt=0, cli=False)
+    temperatures: int = param(
+        1, "Replicas per chain for replica exchange (1: off): replica k samples prior x "
+        "likelihood^b_k, b_k geometric from 1 down to --temper-min, and adjacent replicas "
+        "exchange states each sweep (exact; only b = 1 is kept). Each replica costs a sweep. "
+        "On the rat sample it did not pay: 4 replicas (b >= 0.8) mixed worse than 4 times the "
+        "sweeps of one chain, and exchanges need b steps of ~0.05, so a ladder down to b = 0.3 "
+        "needs ~20 replicas; off by default.", ge=1)
+    temper_min: float = param(0.8, "Smallest inverse temperature b of the replica-exchange "
+                              "ladder (exchange acceptance ~0.36 with 4 replicas on the rat "
+                              "sample).", gt=0, lt=1)
     warmup: int = param(25, "Initial sweeps (within burn-in) with neuron labels held fixed.", ge=0,
                         cli=False)
     init: str = param("factor", INIT_HELP, choices=("factor", "one", "separate", "random"))

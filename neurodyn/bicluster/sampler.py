@@ -56,6 +56,11 @@ box |X| <= X_MAX (:func:`in_box`); every block rejects proposals outside it, whi
 block exact for the restricted target and keeps chains finite on real data, where prior draws of
 explosive dynamics over thousands of bins otherwise overflow.
 
+Replica exchange (``temperatures`` > 1, off by default; :mod:`.tempering`): a chain runs the
+sweep on that many replicas, replica k at likelihood^b_k (``Model.beta``; the Polya-Gamma
+blocks and the scale moves take b, r moves by a tempered Metropolis step at b < 1, the annealed
+move runs at b = 1 only), then adjacent replicas exchange states; only b = 1 is recorded.
+
 Nothing is restarted or reset during sampling. Thinned post-burn-in samples feed an
 :class:`~.summaries.Accumulator`, so memory does not grow with the number of iterations.
 """
@@ -69,7 +74,7 @@ import numpy as np
 
 from neurodyn.bicluster.anneal import Annealer
 from neurodyn.bicluster.blocks import Dynamics, Loadings, States, Trajectories
-from neurodyn.bicluster.dispersion import draw_dispersion
+from neurodyn.bicluster.dispersion import dispersion_mh, draw_dispersion
 from neurodyn.bicluster.labels import LabelGibbs, SingleMove
 from neurodyn.bicluster.model import Priors, SamplerConfig
 from neurodyn.bicluster.pg import draw_omega, kappa
@@ -77,17 +82,22 @@ from neurodyn.bicluster.scale import ScaleMoves
 from neurodyn.bicluster.splitmerge import SplitMerge
 from neurodyn.bicluster.summaries import Accumulator
 from neurodyn.bicluster.target import ChainState, Model
+from neurodyn.bicluster.tempering import Replicas, temperature_ladder
 
 BLOCKS = ("dispersion", "polya_gamma", "trajectories", "states", "dynamics", "labels", "split_merge",
-          "anneal", "scale")
+          "anneal", "scale", "exchange")
 
 
 class Kernel:
     """The moves of one chain, composed into a sweep (see the module docstring)."""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, tempered_dispersion: bool = False) -> None:
+        """``tempered_dispersion``: at ``model.beta`` < 1 update r by a Metropolis step of the
+        tempered target (replica exchange); without it r is held fixed there (the thermodynamic
+        integration of :mod:`.evidence` conditions on r)."""
         m, cfg = model, model.cfg
         self.model = m
+        self.tempered_dispersion = tempered_dispersion
         self.trajectories = Trajectories(m)
         self.states = States(m)
         self.dynamics = Dynamics(m)
@@ -122,6 +132,9 @@ class Kernel:
 
         if m.nb and m.beta == 1.0:
             st.r = draw_dispersion(m.y, st.r, psi, m.pri.r_shape, m.pri.r_rate, rng)
+        elif m.nb and self.tempered_dispersion:
+            st.r = dispersion_mh(m.y, st.r, psi, m.pri.r_shape, m.pri.r_rate, m.beta,
+                              min(1.0, 0.2 / np.sqrt(m.beta)), rng)
         lap("dispersion")
         om = draw_omega(m.y, st.r, psi, rng, m.beta)
         kap = kappa(m.y, st.r, m.beta)
@@ -137,7 +150,7 @@ class Kernel:
             ("labels", self.label_gibbs if labels and label_gibbs else self.loadings, 1),
             ("labels", self.single, int(labels and single_moves)),
             ("split_merge", self.split_merge, n_sm if labels else 0),
-            ("anneal", self.annealer, int(labels and anneal)),
+            ("anneal", self.annealer, int(labels and anneal and m.beta == 1.0)),
             ("scale", self.scaler, scale),
             ("scale", self.dynamics, scale),
         )
@@ -150,28 +163,40 @@ class Kernel:
 
 class Chain:
     """One chain that advances sweep by sweep (so that a driver can stop it when the chains
-    agree): its model, state, random stream, accumulator and traces."""
+    agree): its model, replicas (one, or ``cfg.temperatures`` with replica exchange; see
+    :mod:`.tempering`), random stream, accumulator and traces of the b = 1 replica."""
 
     def __init__(self, y: np.ndarray, cfg: SamplerConfig, pri: Priors, seed,
                  init: str | None = None) -> None:
         self.cfg = cfg
         self.rng = np.random.default_rng(seed)
         self.model = Model(y, cfg, pri)
-        self.kernel = Kernel(self.model)
-        self.st = self.model.init_state(init or cfg.init, self.rng)
-        self.psi = self.model.psi(self.st)
+        self.kernel = Kernel(self.model, tempered_dispersion=True)
+        self.replicas = Replicas(self.model, temperature_ladder(cfg.temperatures, cfg.temper_min),
+                                 init or cfg.init, self.rng)
         m = self.model
         self.acc = Accumulator(m.N, m.T, m.q, m.L, cfg.max_similarity_bins)
         self.all_k: list[int] = []
         self.all_s: list[int] = []
         self.it = 0
 
+    @property
+    def st(self) -> ChainState:
+        """State of the b = 1 replica (the one recorded)."""
+        return self.replicas.states[0]
+
+    @property
+    def psi(self) -> np.ndarray:
+        return self.replicas.psis[0]
+
     def step(self, timing: dict | None = None) -> tuple[float, float, float] | None:
-        """One sweep; returns (n_clusters, n_states, log-likelihood) when the sweep is a kept
-        (post-burn-in, thinned) draw, else None."""
-        cfg, m, st, it = self.cfg, self.model, self.st, self.it
+        """One sweep (of every replica); returns (n_clusters, n_states, log-likelihood) of the
+        b = 1 replica when the sweep is a kept (post-burn-in, thinned) draw, else None."""
+        cfg, m, it = self.cfg, self.model, self.it
         anneal = cfg.anneal_every > 0 and (it + 1) % cfg.anneal_every == 0
-        self.psi = self.kernel.sweep(st, self.psi, self.rng, timing, labels=it >= cfg.warmup, anneal=anneal)
+        self.replicas.sweep(self.kernel, self.rng, it, timing, labels=it >= cfg.warmup,
+                            anneal=anneal)
+        st = self.st
         n_states = int(np.unique(st.s).size)
         self.all_k.append(len(st.xs))
         self.all_s.append(n_states)
@@ -186,7 +211,8 @@ class Chain:
         st = self.st
         return {"acc": self.acc, "n_clusters_all": np.array(self.all_k),
                 "n_states_all": np.array(self.all_s), "stats": dict(st.stats),
-                "final_z": st.z.copy(), "final_s": st.s.copy(), "sweeps": self.it}
+                "final_z": st.z.copy(), "final_s": st.s.copy(), "sweeps": self.it,
+                "swap_acceptance": self.replicas.acceptance()}
 
 
 def run_chain(

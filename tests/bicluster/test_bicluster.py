@@ -452,7 +452,7 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path, saved_figures):
     assert not (tmp_path / "x.h5").exists()
 
 
-def _fit_sim(seed, iters, init="factor", burn_in=None, anneal_every=0, **sim):
+def _fit_sim(seed, iters, init="factor", burn_in=None, anneal_every=0, temperatures=1, **sim):
     from neurodyn.bicluster.model import Priors, SamplerConfig
     from neurodyn.bicluster.sampler import run_chain
     from neurodyn.bicluster.simulate import simulate_bicluster
@@ -460,7 +460,7 @@ def _fit_sim(seed, iters, init="factor", burn_in=None, anneal_every=0, **sim):
     rec, truth = simulate_bicluster(seed=seed, **sim)
     y = rec.data.T.astype(float)
     cfg = SamplerConfig(iters=iters, burn_in=iters // 2 if burn_in is None else burn_in, thin=2,
-                        init=init, anneal_every=anneal_every)
+                        init=init, anneal_every=anneal_every, temperatures=temperatures)
     out = run_chain(y, cfg, Priors(), seed + 100)
     acc = out["acc"]
     z = point_estimate(acc.neuron_co / acc.n)
@@ -473,6 +473,16 @@ def test_recovery_published_setting_short_chain():
     and state partitions and the number of clusters (400-sweep chains on seeds 0-2 pass too,
     ~40 s each: dropped from the suite for time)."""
     truth, z, s, acc = _fit_sim(5, 150)
+    assert ari(truth["clusters"], z) >= 0.95
+    assert ari(truth["states"], s) >= 0.8
+    assert np.bincount(acc.n_clusters).argmax() == 3
+
+
+def test_replica_exchange_recovers_planted_partition():
+    """Replica exchange (2 replicas per chain, b = 1 and 0.8) on the published setting: 80
+    sweeps of the b = 1 replica recover the planted neuron and state partitions and the number
+    of clusters (measured: ARI 1.0 and 0.98)."""
+    truth, z, s, acc = _fit_sim(5, 80, temperatures=2)
     assert ari(truth["clusters"], z) >= 0.95
     assert ari(truth["states"], s) >= 0.8
     assert np.bincount(acc.n_clusters).argmax() == 3
@@ -501,31 +511,33 @@ def test_all_in_one_and_all_separate_starts_agree():
     assert ari(truth["clusters"], z) >= 0.95
 
 
-def _partition_chain(y, kernel: str, sweeps: int, seed: int) -> np.ndarray:
+def _partition_chain(y, kernel: str, sweeps: int, seed: int, temperatures: int = 1) -> np.ndarray:
     """(sweeps, 5) indicators of the 5 partitions of 3 neurons along one chain (N = 3, p = 1,
     one state) whose labels move by one kernel only: "gibbs" (collapsed Gibbs, algorithm 8),
     "single" (trajectory-collapsed single-neuron moves), "split-merge" or "anneal" (annealed
-    split-merge, 8 rungs)."""
+    split-merge, 8 rungs). ``temperatures`` > 1 runs that many replicas (b from 1 down to 0.02)
+    with replica exchange and records the b = 1 one."""
+    from neurodyn.bicluster import tempering
     from neurodyn.bicluster.model import Priors, SamplerConfig
     from neurodyn.bicluster.sampler import Kernel
     from neurodyn.bicluster.target import Model
 
     m = Model(y, SamplerConfig(latent_dim=1, max_states=1, warmup=0, anneal_rungs=8, scale_moves=0),
               Priors())  # the scale moves have their own test (ratio = target x Jacobian)
-    k = Kernel(m)
+    k = Kernel(m, tempered_dispersion=True)
     k.annealer.split_prob = 0.5  # the default 0.1 mixes too slowly for a short test
     k.annealer.c0 = 0.4  # make the delayed-acceptance screen bite (0.24 similarity: 0.6 nats)
     rng = np.random.default_rng(seed)
-    st = m.init_state("one", rng)
-    psi = m.psi(st)
+    reps = tempering.Replicas(m, tempering.temperature_ladder(temperatures, 0.02), "one", rng)
     parts = [(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1), (0, 1, 2)]
     sm = 5 if kernel == "split-merge" else 0
     out = np.zeros((sweeps, 5))
     for it in range(sweeps):
-        psi = k.sweep(st, psi, rng, label_gibbs=kernel == "gibbs", single_moves=kernel == "single",
-                     split_merge=sm, anneal=kernel == "anneal")
+        reps.sweep(k, rng, it, label_gibbs=kernel == "gibbs", single_moves=kernel == "single",
+                   split_merge=sm, anneal=kernel == "anneal")
         first: dict = {}
-        out[it, parts.index(tuple(first.setdefault(v, len(first)) for v in st.z))] = 1.0
+        z = reps.states[0].z
+        out[it, parts.index(tuple(first.setdefault(v, len(first)) for v in z))] = 1.0
     return out
 
 
@@ -536,18 +548,22 @@ def _batch_se(ind: np.ndarray, batches: int = 20) -> np.ndarray:
     return means.std(axis=0, ddof=1) / np.sqrt(batches)
 
 
-@pytest.mark.parametrize("kernel, sweeps", [
-    ("single", 2500),
-    ("split-merge", 2500),
-    pytest.param("anneal", 10000, marks=pytest.mark.slow),  # the longest of the three
+@pytest.mark.parametrize("kernel, sweeps, temperatures", [
+    pytest.param("single", 2500, 1, id="single"),
+    pytest.param("split-merge", 2500, 1, id="split-merge"),
+    pytest.param("gibbs", 2500, 4, id="replica-exchange"),
+    pytest.param("anneal", 10000, 1, marks=pytest.mark.slow, id="anneal"),  # the longest
 ])
-def test_label_kernels_leave_partition_posterior_invariant(kernel, sweeps):
+def test_label_kernels_leave_partition_posterior_invariant(kernel, sweeps, temperatures):
     """Exactness of the label kernels on a problem small enough that all 5 partitions of 3
     neurons carry posterior mass: a chain moving labels only by the single-neuron moves or only
     by split-merge must visit the partitions with the frequencies of a chain moving them only by
     collapsed label Gibbs (a different, independently derived kernel). The single-neuron moves
     failed this (TV 0.08, 15 sd) while they scored the reverse move and the partition prior
-    without counting the moved neuron in its new cluster. The tolerance is twice the expected
+    without counting the moved neuron in its new cluster. Replica exchange (4 replicas, b down
+    to 0.02, tempered Polya-Gamma draws and dispersion steps): the b = 1 replica must keep the
+    posterior; with every exchange accepted instead of the Metropolis ratio it failed (TV 0.092
+    against a tolerance of 0.043). The tolerance is twice the expected
     total variation of two runs of the same law, sqrt(2 / pi) * sum_k sd_k, with sd_k from
     batch means of both runs."""
     from neurodyn.bicluster.simulate import simulate_bicluster
@@ -555,7 +571,7 @@ def test_label_kernels_leave_partition_posterior_invariant(kernel, sweeps):
     rec, _ = simulate_bicluster(n_neurons=3, n_clusters=2, n_bins=8, latent_dim=1, segment=8, seed=0)
     y = rec.data.T.astype(float)
     ref = _partition_chain(y, "gibbs", 2500, seed=1)[100:]
-    sm = _partition_chain(y, kernel, sweeps, seed=2)[100:]
+    sm = _partition_chain(y, kernel, sweeps, seed=2, temperatures=temperatures)[100:]
     p_ref, p_sm = ref.mean(axis=0), sm.mean(axis=0)
     assert p_ref.min() > 0.08  # every partition has non-negligible mass
     tol = np.sqrt(2 / np.pi) * np.sum(np.sqrt(_batch_se(ref) ** 2 + _batch_se(sm) ** 2))
