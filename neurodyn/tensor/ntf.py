@@ -140,12 +140,12 @@ def model_where(mask: np.ndarray, pair: np.ndarray, animal: np.ndarray, a: np.nd
 
 @njit(parallel=True, cache=True)
 def _hals_rows(f: np.ndarray, h: np.ndarray, gram: np.ndarray, eps: float, n_inner: int,
-               ridge: float = 0.0) -> None:
+               ridge: float = 0.0, stop: float = 1e-4) -> None:
     """Exact HALS of every row of ``f`` (n, R) in place, each with its own right-hand side
     ``h[i]`` and Gram ``gram[i]`` (R, R), plus ``ridge`` on the diagonal (the penalty
     ``ridge / 2 * ||f||^2``): up to ``n_inner`` coordinate-descent passes over the columns,
-    fewer once a pass moves the row by under 1 % of what the first did. A row without data or
-    ridge (zero Gram diagonal) is set to ``eps``."""
+    fewer once a pass moves the row (squared) by under ``stop`` times what the first did.
+    A row without data or ridge (zero Gram diagonal) is set to ``eps``."""
     n, R = f.shape
     for i in prange(n):
         first = 0.0
@@ -164,7 +164,7 @@ def _hals_rows(f: np.ndarray, h: np.ndarray, gram: np.ndarray, eps: float, n_inn
                 f[i, r] = new
             if sweep == 0:
                 first = moved
-            elif moved <= 1e-4 * first:
+            elif moved <= stop * first:
                 break
 
 
@@ -289,7 +289,7 @@ def animal_loadings(t: ObservedTensor, a: np.ndarray, b: np.ndarray, *, n_inner:
     with threadpool_limits(limits=1, user_api="blas"):
         h, gram = rows.animal_system(t, np.asarray(a, np.float64), np.asarray(b, np.float64))
     c = np.full((t.shape[2], a.shape[1]), eps)
-    _hals_rows(c, h, gram, eps, n_inner)
+    _hals_rows(c, h, gram, eps, n_inner, 0.0, 0.0)
     return c
 
 
