@@ -16,11 +16,12 @@ observed entries, with its own ``R x R`` Gram matrix. With the blocks' window ma
 into a few patterns (one per recording length, typically), the Grams of a sweep cost
 ``O(rows x R^2)`` and the right-hand sides three float32 GEMMs over the observed rows, so
 memory and time are proportional to the observed entries and the dense tensor is never
-formed. A small ridge on every factor (:data:`RIDGE`) pins the scale of components whose mass
-would otherwise drift onto entries no animal observes. It replaces expectation-maximisation imputation (refilling missing entries with the
-model), whose convergence rate is the missing fraction: at 2 % observed (a worm collection) EM
-was still far from its optimum after 200 sweeps (rank 6, 100 worms: relative error 0.253 after
-200 EM sweeps and 27 s; 0.242 after 10 exact sweeps and 0.7 s).
+formed. A small ridge on every factor (:data:`RIDGE`) pins the scale of components whose
+mass would otherwise drift onto entries no animal observes. It replaces expectation-
+maximisation imputation (refilling missing entries with the model), whose convergence rate is
+the missing fraction: at 2 % observed (a worm collection) EM was still far from its optimum
+after 200 sweeps (rank 6, 100 worms: relative error 0.253 after 200 EM sweeps and 24 s; 0.244
+after 10 exact sweeps and 0.7 s).
 """
 
 from __future__ import annotations

@@ -87,9 +87,9 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
         held, held_se, base, base_se = heldout_scores(x, mask, rank, fraction=p.heldout,
                                              seed=seed + 1000 + rank, **fit_kw)
         curves = dict(ranks=np.array([rank]), error=np.array([fits[0].relative_error]),
-                      stability=np.array([stability(fits)]), heldout_error=np.array([held]))
+                      stability=np.array([stab]), heldout_error=np.array([held]))
         selection = rank_selection(np.array([rank]), np.array([held]), np.array([held_se]),
-                                   np.array([stability(fits)]), np.array([base]),
+                                   np.array([stab]), np.array([base]),
                                    np.array([base_se]), rank,
                                    p.min_stability, p.slack)
         selection.reason = "fixed by --rank"

@@ -134,25 +134,28 @@ def test_exact_masked_hals_descends_to_a_stationary_point_of_the_masked_loss():
         assert g[~free].min(initial=0.0) > -2e-3 * scale
 
 
-def test_mostly_missing_tensor_is_recovered_in_few_sweeps():
-    rng = np.random.default_rng(0)
-    shape, rank = (300, 30, 40), 3
+def exact_low_rank(seed, shape, rank, pairs_observed):
+    """A noise-free rank-``rank`` tensor, each animal observing a fraction of the pairs (all
+    their windows): the planted factors and the tensor's observed blocks."""
+    rng = np.random.default_rng(seed)
     true = [rng.gamma(2.0, 1.0, (n, rank)) for n in shape]
     x = np.einsum("ir,jr,kr->ijk", *true).astype(np.float32)
-    mask = np.repeat((rng.random((shape[0], shape[2])) < 0.08)[:, None, :], shape[1], axis=1)
-    fit = fit_ntf(ObservedTensor.from_dense(x, mask), rank, seed=0, n_iter_max=60, tol=0)
+    seen = rng.random((shape[0], shape[2])) < pairs_observed
+    return true, ObservedTensor.from_dense(x, np.repeat(seen[:, None, :], shape[1], axis=1))
+
+
+def test_mostly_missing_tensor_is_recovered_in_few_sweeps():
+    rank = 3
+    true, t = exact_low_rank(0, (300, 30, 40), rank, 0.08)
+    fit = fit_ntf(t, rank, seed=0, n_iter_max=60, tol=0)
     # 8 % of the pairs per animal: EM imputation was still far off after 200 sweeps here
     assert fit.relative_error < 0.01
     assert factor_match_score(true, fit.factors)[0] > 0.95
 
 
 def test_animal_loadings_and_extending_a_subset_fit_to_every_animal():
-    rng = np.random.default_rng(2)
     shape, rank = (80, 25, 30), 3
-    true = [rng.gamma(2.0, 1.0, (n, rank)) for n in shape]
-    x = np.einsum("ir,jr,kr->ijk", *true).astype(np.float32)
-    mask = np.repeat((rng.random((shape[0], shape[2])) < 0.3)[:, None, :], shape[1], axis=1)
-    t = ObservedTensor.from_dense(x, mask)
+    true, t = exact_low_rank(2, shape, rank, 0.3)
     # given the true pair and window factors, the loadings are the true ones
     np.testing.assert_allclose(animal_loadings(t, true[0], true[1]), true[2], rtol=1e-4)
     sub = scan_subset(shape[2], 10, seed=0)
