@@ -72,8 +72,11 @@ class FactorizeParams(StageParams):
         100, "--rank auto on a tensor of more animals than this: scan the ranks on this many "
         "animals drawn with --seed (recorded), then fit the chosen rank on all of them from "
         "the scan's best fit. 0: scan on all.", ge=0)
-    heldout: float = param(0.1, "Fraction of observed entries held out to score each rank.",
+    heldout: float = param(0.1, "Fraction of (animal, window) slabs held out to score each rank.",
                            gt=0, lt=1)
+    heldout_starts: int = param(
+        2, "Initialisations of each rank's held-out fit; the one with the lowest error on the "
+        "fitted entries is scored (one start lets a local optimum make the curve jagged).", ge=1)
     min_stability: float = param(
         0.8, "Restart similarity (factor match score) a rank needs to be chosen.", ge=0, le=1)
     jobs: int = param(1, "Parallel processes for the restarts and candidate ranks (-1: all "

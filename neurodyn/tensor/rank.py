@@ -50,73 +50,133 @@ def stability(fits: Sequence[CPResult]) -> float:
     return float(np.mean([factor_match_score(ref, f.factors)[0] for f in fits[1:]]))
 
 
-def _held_split(x: np.ndarray, mask: np.ndarray | None, fraction: float, seed: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Observed entries kept for fitting, and the held-out ones (drawn with ``seed``)."""
+def held_slabs(observed: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """The (animal, window) slabs held out, (A, W) bool, among the ``observed`` ones (A, W).
+
+    Each observed slab is held out with probability ``fraction`` (drawn with ``seed``), except
+    that every animal and every window keeps at least one fitted slab and at least one slab is
+    held out, so every factor row stays estimable and the score is defined.
+    """
     rng = np.random.default_rng(seed)
-    observed = np.ones(x.shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    held = observed & (rng.random(x.shape) < fraction)
-    return observed & ~held, held
+    held = observed & (rng.random(observed.shape) < fraction)
+    for view in (held, held.T):  # animals, then windows: keep one fitted slab in each
+        obs = observed if view is held else observed.T
+        for i in np.flatnonzero(np.all(view == obs, axis=1) & obs.any(axis=1)):
+            view[i, rng.choice(np.flatnonzero(view[i]))] = False
+    if not held.any() and np.count_nonzero(observed) > 1:
+        on = np.argwhere(observed)
+        held[tuple(on[rng.integers(len(on))])] = True
+    return held
 
 
-def _held_split_observed(t: ObservedTensor, fraction: float, seed: int
-                         ) -> tuple[ObservedTensor, np.ndarray]:
-    """Observed blocks without the held-out entries, and the held-out (E, W) mask: each
-    observed entry held out with probability ``fraction`` (drawn with ``seed``, row block by
-    row block, so no (E, W) float64 draw is ever held)."""
-    rng = np.random.default_rng(seed)
-    held = np.zeros(t.mask.shape, dtype=bool)
-    step = max(1, (1 << 20) // max(1, t.shape[1]))
-    for lo in range(0, t.n_rows, step):
-        m = t.mask[lo:lo + step]
-        held[lo:lo + step] = m & (rng.random(m.shape) < fraction)
-    return t.with_mask(t.mask & ~held), held
-
-
-def relative_error_se(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
-    """``sqrt(sum (truth - pred)^2 / sum truth^2)`` over held-out entries, and its standard
-    error over the sampling of those entries (delta method on the ratio of sums; entries
-    treated as independent)."""
-    e = (np.asarray(truth, np.float64) - pred) ** 2
-    s = np.asarray(truth, np.float64) ** 2
+def _error_influence(truth: np.ndarray, pred: np.ndarray, clusters: np.ndarray
+                     ) -> tuple[float, np.ndarray]:
+    """Relative error ``sqrt(sum (truth - pred)^2 / sum truth^2)`` over held-out entries, and
+    each cluster's influence on it (delta method on the ratio of sums), whose spread gives the
+    standard error over the sampling of clusters (held-out slabs, whose entries are not
+    independent)."""
+    _, inv = np.unique(clusters, return_inverse=True)
+    inv = inv.ravel()
+    e = np.bincount(inv, (np.asarray(truth, np.float64) - pred) ** 2)
+    s = np.bincount(inv, np.asarray(truth, np.float64) ** 2)
     den = float(s.sum())
-    if den <= 0 or e.size < 2:
-        return 0.0, 0.0
+    if den <= 0:
+        return 0.0, np.zeros(e.size)
     ratio = float(e.sum()) / den
-    var = e.size * np.var(e - ratio * s, ddof=1) / den ** 2
     err = float(np.sqrt(ratio))
-    return err, float(np.sqrt(var) / (2 * err)) if err > 0 else 0.0
+    return err, (e - ratio * s) / (2 * err * den) if err > 0 else np.zeros(e.size)
+
+
+def _se(influence: np.ndarray) -> float:
+    n = influence.size
+    return float(np.sqrt(n * np.var(influence, ddof=1))) if n > 1 else 0.0
+
+
+@dataclass
+class HeldOut:
+    """Held-out relative error of a fit and of the constant baseline on the same entries, with
+    each held-out slab's influence on them (standard errors; paired differences between fits
+    scored on the same split, see :meth:`diff_se`)."""
+
+    error: float
+    baseline: float
+    influence: np.ndarray
+    baseline_influence: np.ndarray
+
+    @property
+    def se(self) -> float:
+        return _se(self.influence)
+
+    @property
+    def baseline_se(self) -> float:
+        return _se(self.baseline_influence)
+
+    @property
+    def gain(self) -> float:
+        """Improvement over the baseline (positive: better)."""
+        return self.baseline - self.error
+
+    @property
+    def gain_se(self) -> float:
+        """Standard error of :attr:`gain`, paired slab by slab."""
+        return _se(self.baseline_influence - self.influence)
+
+    def diff_se(self, other: HeldOut) -> float:
+        """Standard error of ``self.error - other.error``, paired slab by slab (both scored on
+        the same held-out split)."""
+        return _se(self.influence - other.influence)
+
+
+def _best_start(x: Tensor, rank: int, mask: np.ndarray | None, seed: int, starts: int,
+                kw: dict) -> CPResult:
+    seeds = [seed] if starts <= 1 else restart_seeds(seed, starts)
+    return min((fit_ntf(x, rank, mask, seed=s, **kw) for s in seeds),
+               key=lambda f: f.relative_error)
 
 
 def heldout_scores(x: Tensor, mask: np.ndarray | None, rank: int, *, fraction: float = 0.1,
-                   seed: int = 0, **kw) -> tuple[float, float, float, float]:
-    """Held-out relative error of a rank-``rank`` fit and its standard error, and the same
-    of the trivial baseline (every held-out entry predicted by the mean of the fitted ones).
+                   seed: int = 0, split_seed: int | None = None, starts: int = 1,
+                   **kw) -> HeldOut:
+    """Held-out relative error of a rank-``rank`` fit, and that of the trivial baseline (every
+    held-out entry predicted by the mean of the fitted ones).
 
-    The held-out entries are drawn with ``seed`` among the observed ones (for an
-    :class:`ObservedTensor`, among its blocks' entries: a different draw from the dense
-    tensor's); the fit is initialised with ``seed`` too.
+    Whole (animal, window) slabs are held out (:func:`held_slabs`, drawn with ``split_seed``,
+    default ``seed``): every observed pair of an animal in a window, so the fit cannot lean on
+    that animal's other pairs at that moment, and standard errors count slabs, not entries. A
+    dense tensor with a mask and the same tensor as an :class:`ObservedTensor` hold out the
+    same entries. The fit is initialised with ``seed``; with ``starts`` > 1, from that many
+    seeds (:func:`neurodyn.tensor.ntf.restart_seeds` of ``seed``), keeping the fit with the
+    lowest error on the fitted entries (the held-out ones never choose).
     """
+    split_seed = seed if split_seed is None else split_seed
     if isinstance(x, ObservedTensor):
-        fitted_t, held = _held_split_observed(x, fraction, seed)
-        fit = fit_ntf(fitted_t, rank, seed=seed, **kw)
+        animal = x.animal_index()
+        observed = np.zeros((x.shape[2], x.shape[1]), dtype=bool)
+        np.logical_or.at(observed, animal, x.mask)
+        held = x.mask & held_slabs(observed, fraction, split_seed)[animal]
+        fitted_t = x.with_mask(x.mask & ~held)
+        fit = _best_start(fitted_t, rank, None, seed, starts, kw)
         a, b, c = fit.factors
-        pred = model_where(held, x.pair_index, x.animal_index(), a * fit.weights[None, :], b, c)
+        pred = model_where(held, x.pair_index, animal, a * fit.weights[None, :], b, c)
         truth = x.values[held].astype(np.float64)
+        rows, windows = np.nonzero(held)
+        clusters = animal[rows] * x.shape[1] + windows
         n_fit = fitted_t.nnz
         mean = float(np.sum(fitted_t.values, dtype=np.float64)) / n_fit if n_fit else 0.0
-        err, se = relative_error_se(truth, pred)
-        base, base_se = relative_error_se(truth, np.full(truth.shape, mean))
-        return err, se, base, base_se
-    fitted, held = _held_split(x, mask, fraction, seed)
-    fit = fit_ntf(x, rank, fitted, seed=seed, **kw)
-    a, b, c = fit.factors
-    idx = np.nonzero(held)
-    pred = np.einsum("r,nr,nr,nr->n", fit.weights, a[idx[0]], b[idx[1]], c[idx[2]])
-    truth = np.asarray(x[idx], dtype=np.float64)
-    err, se = relative_error_se(truth, pred)
-    base, base_se = relative_error_se(truth, np.full(truth.shape, float(np.mean(x[fitted]))))
-    return err, se, base, base_se
+    else:
+        observed = np.ones(x.shape, dtype=bool) if mask is None else np.asarray(mask, bool)
+        held = observed & held_slabs(observed.any(axis=0).T, fraction, split_seed).T[None]
+        fitted = observed & ~held
+        fit = _best_start(x, rank, fitted, seed, starts, kw)
+        a, b, c = fit.factors
+        idx = np.nonzero(held)
+        pred = np.einsum("r,nr,nr,nr->n", fit.weights, a[idx[0]], b[idx[1]], c[idx[2]])
+        truth = np.asarray(x[idx], dtype=np.float64)
+        clusters = idx[2] * x.shape[1] + idx[1]
+        mean = float(np.mean(x[fitted], dtype=np.float64))
+    err, infl = _error_influence(truth, pred, clusters)
+    base, base_infl = _error_influence(truth, np.full(truth.shape, mean), clusters)
+    return HeldOut(err, base, infl, base_infl)
 
 
 def heldout_error(
@@ -128,11 +188,9 @@ def heldout_error(
     seed: int = 0,
     **kw,
 ) -> float:
-    """Relative error on a random ``fraction`` of observed entries hidden from the fit.
-
-    The held-out entries are drawn with ``seed``; the fit is initialised with ``seed`` too.
-    """
-    return heldout_scores(x, mask, rank, fraction=fraction, seed=seed, **kw)[0]
+    """Relative error on a random ``fraction`` of observed (animal, window) slabs hidden from
+    the fit (:func:`heldout_scores`)."""
+    return heldout_scores(x, mask, rank, fraction=fraction, seed=seed, **kw).error
 
 
 def choose_rank(
@@ -166,6 +224,7 @@ def scan_ranks(
     n_restarts: int = 5,
     seed: int = 0,
     heldout_fraction: float = 0.1,
+    heldout_starts: int = 1,
     min_stability: float = 0.8,
     tolerance: float = 0.1,
     jobs: int = 1,
@@ -177,7 +236,9 @@ def scan_ranks(
     and scored on its observed blocks only).
 
     Seeds: restarts of rank ``r`` use :func:`neurodyn.tensor.ntf.restart_seeds` of
-    ``seed + r``; the held-out split of rank ``r`` uses ``seed + 1000 + r``. The fits run in
+    ``seed + r``; every rank is scored on one held-out split, drawn with ``seed + 1000`` (so
+    ranks are compared slab by slab), by the best of ``heldout_starts`` fits (on the fitted
+    entries) initialised from ``seed + 1000 + r``. The fits run in
     ``jobs`` processes (results do not depend on it); a bar counts them. The result's
     ``selection`` reports every rank's held-out error with its standard error, the choice,
     why, and warnings (edge of the range, no stable rank, no gain over a constant tensor).
@@ -189,7 +250,8 @@ def scan_ranks(
     def one(task, tick):
         kind, r, s = task
         out = (fit_ntf(x, r, mask, seed=s, **kw) if kind == "fit" else
-               heldout_scores(x, mask, r, fraction=heldout_fraction, seed=s, **kw))
+               heldout_scores(x, mask, r, fraction=heldout_fraction, seed=s,
+                              split_seed=seed + 1000, starts=heldout_starts, **kw))
         tick(1)
         return out
 
@@ -198,7 +260,8 @@ def scan_ranks(
         res = map_tasks(one, tasks, jobs=jobs, tick=pbar.update)
     finally:
         pbar.close()
-    err, stab, held, held_se, base, base_se = (np.zeros(len(ranks)) for _ in range(6))
+    err, stab = np.zeros(len(ranks)), np.zeros(len(ranks))
+    scores: list[HeldOut] = []
     all_fits: dict[int, list[CPResult]] = {}
     for n, r in enumerate(ranks):
         fits = sorted((f for t, f in zip(tasks, res) if t[:2] == ("fit", r)),
@@ -206,11 +269,10 @@ def scan_ranks(
         all_fits[int(r)] = fits
         err[n] = fits[0].relative_error
         stab[n] = stability(fits)
-        held[n], held_se[n], base[n], base_se[n] = next(
-            f for t, f in zip(tasks, res) if t[:2] == ("held", r))
+        scores.append(next(f for t, f in zip(tasks, res) if t[:2] == ("held", r)))
+    held = np.array([h.error for h in scores])
     chosen = choose_rank(ranks, held, stab, min_stability=min_stability, tolerance=tolerance)
-    sel = rank_selection(ranks, held, held_se, stab, base, base_se, chosen, min_stability,
-                         tolerance)
+    sel = rank_selection(ranks, scores, stab, chosen, min_stability, tolerance)
     return RankScan(ranks, err, stab, held, chosen, all_fits, sel)
 
 
@@ -232,28 +294,35 @@ def extend_fit(t: ObservedTensor, fit: CPResult, **kw) -> CPResult:
     return fit_ntf(t, fit.rank, init=[a, b, c], seed=fit.seed, **kw)
 
 
-def rank_selection(ranks: np.ndarray, held: np.ndarray, held_se: np.ndarray, stab: np.ndarray,
-                   base: np.ndarray, base_se: np.ndarray, chosen: int, min_stability: float,
-                   tolerance: float) -> Selection:
-    """The :class:`Selection` report of a rank scan (see :func:`choose_rank` for the rule)."""
+def rank_selection(ranks: np.ndarray, scores: Sequence[HeldOut], stab: np.ndarray, chosen: int,
+                   min_stability: float, tolerance: float) -> Selection:
+    """The :class:`Selection` report of a rank scan (see :func:`choose_rank` for the rule);
+    ``scores`` are every rank's :class:`HeldOut`, on one split."""
+    held = np.array([h.error for h in scores])
     i = int(np.flatnonzero(ranks == chosen)[0])
     stable = stab >= min_stability
     pool = stable if stable.any() else np.ones_like(stable)
     b = int(np.flatnonzero(pool)[np.argmin(held[pool])])
     reason = (f"smallest {'stable ' if stable.any() else ''}rank whose held-out error is within "
               f"{tolerance:g} x the scan's improvement of the lowest one (rank {int(ranks[b])}: "
-              f"{held[b]:.4f} ± {held_se[b]:.4f}); restart stability {stab[i]:.2f}")
-    sel = Selection("rank", ranks, held, held_se, "relative error", False, chosen, reason,
-                    score_name="held-out entry error", baseline=float(np.mean(base)),
-                    baseline_se=float(np.mean(base_se)),
+              f"{held[b]:.4f} ± {scores[b].se:.4f}")
+    if b != i:
+        reason += (f"; rank {chosen} differs by {held[i] - held[b]:+.4f} ± "
+                   f"{scores[i].diff_se(scores[b]):.4f}, paired over held-out slabs")
+    reason += f"); restart stability {stab[i]:.2f}"
+    sel = Selection("rank", ranks, held, np.array([h.se for h in scores]), "relative error",
+                    False, chosen, reason, score_name="held-out entry error",
+                    baseline=float(np.mean([h.baseline for h in scores])),
+                    baseline_se=float(np.mean([h.baseline_se for h in scores])),
                     baseline_name="constant tensor (mean of fitted entries)",
-                    gain=base - held, gain_se=held_se)
+                    gain=np.array([h.gain for h in scores]),
+                    gain_se=np.array([h.gain_se for h in scores]))
     sel.warnings += edge_warnings(sel, "--ranks")
     if not stable.any():
         sel.warnings.append(f"no rank reached restart stability {min_stability:g} (best "
                             f"{stab.max():.2f}): factors differ between restarts")
-    w = gain_warning(float(base[i] - held[i]), float(held_se[i]), "relative error",
-                     f"rank {chosen}", "a constant tensor")
+    w = gain_warning(scores[i].gain, scores[i].gain_se, "relative error", f"rank {chosen}",
+                     "a constant tensor")
     if w:
         sel.warnings.append(w)
     return sel

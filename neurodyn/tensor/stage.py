@@ -64,6 +64,7 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
         scan = scan_ranks(
             x if subset is None else x.animals_subset(subset), mask, parse_ranks(p.ranks),
             n_restarts=p.restarts, seed=seed, heldout_fraction=p.heldout,
+            heldout_starts=p.heldout_starts,
             min_stability=p.min_stability, tolerance=p.slack, jobs=p.jobs, **fit_kw,
         )
         rank = scan.chosen
@@ -84,13 +85,11 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
         fits = fit_restarts(x, rank, mask, n_restarts=p.restarts, seed=seed + rank, jobs=p.jobs,
                             solver=p.solver, **fit_kw)
         stab = stability(fits)
-        held, held_se, base, base_se = heldout_scores(x, mask, rank, fraction=p.heldout,
-                                             seed=seed + 1000 + rank, **fit_kw)
+        held = heldout_scores(x, mask, rank, fraction=p.heldout, seed=seed + 1000 + rank,
+                              split_seed=seed + 1000, starts=p.heldout_starts, **fit_kw)
         curves = dict(ranks=np.array([rank]), error=np.array([fits[0].relative_error]),
-                      stability=np.array([stab]), heldout_error=np.array([held]))
-        selection = rank_selection(np.array([rank]), np.array([held]), np.array([held_se]),
-                                   np.array([stab]), np.array([base]),
-                                   np.array([base_se]), rank,
+                      stability=np.array([stab]), heldout_error=np.array([held.error]))
+        selection = rank_selection(np.array([rank]), [held], np.array([stab]), rank,
                                    p.min_stability, p.slack)
         selection.reason = "fixed by --rank"
     emit(selection, str(input_path))

@@ -14,6 +14,7 @@ from neurodyn.recording import empty_events
 from neurodyn.tensor import result
 from neurodyn.tensor.align import factor_match_score
 from neurodyn.tensor.ntf import (
+    RowGroups,
     animal_loadings,
     fit_ntf,
     fit_restarts,
@@ -21,7 +22,13 @@ from neurodyn.tensor.ntf import (
     masked_relative_error,
 )
 from neurodyn.tensor.observed import ObservedTensor
-from neurodyn.tensor.rank import extend_fit, heldout_scores, scan_ranks, scan_subset
+from neurodyn.tensor.rank import (
+    extend_fit,
+    held_slabs,
+    heldout_scores,
+    scan_ranks,
+    scan_subset,
+)
 from neurodyn.tensor.stage import run
 
 
@@ -88,9 +95,14 @@ def test_restarts_heldout_and_scan_accept_blocks():
     dense = fit_restarts(x, 3, mask, n_restarts=2, seed=0, **kw)
     assert [f.seed for f in fits] == [f.seed for f in dense]
     assert fits[0].relative_error == pytest.approx(dense[0].relative_error, rel=1e-5)
-    err, se, base, base_se = heldout_scores(t, None, 3, fraction=0.2, seed=5, **kw)
-    assert 0 < err < 0.3 < base and se > 0 and base_se > 0
-    assert heldout_scores(t, None, 3, fraction=0.2, seed=5, **kw)[0] == err  # deterministic
+    h = heldout_scores(t, None, 3, fraction=0.2, seed=5, **kw)
+    assert 0 < h.error < 0.3 < h.baseline and h.se > 0 and h.baseline_se > 0
+    assert h.gain_se > 0
+    assert heldout_scores(t, None, 3, fraction=0.2, seed=5, **kw).error == h.error
+    # the dense tensor with its mask holds out the same entries: the same baseline
+    dense_h = heldout_scores(x, mask, 3, fraction=0.2, seed=5, **kw)
+    assert dense_h.baseline == pytest.approx(h.baseline, rel=1e-6)
+    assert dense_h.error == pytest.approx(h.error, rel=1e-3)
     scan = scan_ranks(t, None, [1, 3], n_restarts=2, seed=0, **kw)
     assert scan.heldout_error[1] < scan.heldout_error[0]
 
@@ -189,3 +201,45 @@ def test_factorize_scans_ranks_on_a_subset_of_animals(tmp_path):
     run(tmp_path / "aff.h5", tmp_path / "all.h5", rank="auto", ranks="1-4", restarts=2,
         scan_animals=0, seed=1)
     assert "scan_animals" not in result.read(tmp_path / "all.h5").rank_selection
+
+
+def test_held_out_slabs_leave_every_animal_and_window_estimable():
+    rng = np.random.default_rng(0)
+    observed = rng.random((40, 30)) < 0.5
+    observed[0] = False
+    observed[1, :] = False
+    observed[1, 3] = True  # an animal with one window keeps it
+    for seed in range(20):
+        held = held_slabs(observed, 0.5, seed)
+        assert not np.any(held & ~observed) and held.any()
+        fitted = observed & ~held
+        assert np.all(fitted.any(axis=1) == observed.any(axis=1))
+        assert np.all(fitted.any(axis=0) == observed.any(axis=0))
+    frac = held_slabs(observed, 0.1, 1).sum() / observed.sum()
+    assert 0.05 < frac < 0.15
+
+
+def test_held_out_scoring_keeps_one_group_per_animal():
+    """Slabs keep rows of an animal on one window mask (entry-wise hold-out gave every row its
+    own, and a 36x slower fit at 100 worms)."""
+    x, mask = collection(seed=2)
+    mask[:] = mask[:, :1, :]  # every window of an observed row
+    t = ObservedTensor.from_dense(x, mask)
+    observed = np.zeros((t.shape[2], t.shape[1]), bool)
+    np.logical_or.at(observed, t.animal_index(), t.mask)
+    held = t.mask & held_slabs(observed, 0.2, 3)[t.animal_index()]
+    assert len(RowGroups.of(t.with_mask(t.mask & ~held)).animal) == t.shape[2]
+
+
+def test_ranks_scored_on_one_split_are_compared_slab_by_slab():
+    x, mask = collection(seed=4)
+    t = ObservedTensor.from_dense(x, mask)
+    kw = dict(fraction=0.2, split_seed=7, n_iter_max=60, tol=1e-7)
+    h3, other = (heldout_scores(t, None, 3, seed=s, **kw) for s in (3, 11))
+    h4 = heldout_scores(t, None, 4, seed=4, **kw)
+    assert h3.baseline == h4.baseline == other.baseline  # the same held-out entries
+    assert h3.influence.shape == h4.influence.shape
+    # two good fits err on the same slabs: the paired difference is more certain than unpaired
+    assert 0 < other.diff_se(h3) < 0.6 * np.hypot(h3.se, other.se)
+    best = heldout_scores(t, None, 3, seed=3, starts=3, **kw)  # best start by fitted error
+    assert best.error <= 0.1 and best.error == pytest.approx(h3.error, abs=0.02)
