@@ -51,22 +51,28 @@ def stability(fits: Sequence[CPResult]) -> float:
 
 
 def held_slabs(observed: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """The (animal, window) slabs held out, (A, W) bool, among the ``observed`` ones (A, W).
+    """The held-out windows of each animal, (A, W) bool, among its ``observed`` ones (A, W).
 
-    Each observed slab is held out with probability ``fraction`` (drawn with ``seed``), except
-    that every animal and every window keeps at least one fitted slab and at least one slab is
-    held out, so every factor row stays estimable and the score is defined.
+    Each observed (animal, window) is held with probability ``fraction`` (drawn with ``seed``),
+    except that every animal keeps at least one fitted window and at least one is held out, so
+    every pair row keeps fitted entries and the score is defined.
     """
     rng = np.random.default_rng(seed)
     held = observed & (rng.random(observed.shape) < fraction)
-    for view in (held, held.T):  # animals, then windows: keep one fitted slab in each
-        obs = observed if view is held else observed.T
-        for i in np.flatnonzero(np.all(view == obs, axis=1) & obs.any(axis=1)):
-            view[i, rng.choice(np.flatnonzero(view[i]))] = False
+    for i in np.flatnonzero(np.all(held == observed, axis=1) & observed.any(axis=1)):
+        held[i, rng.choice(np.flatnonzero(held[i]))] = False
     if not held.any() and np.count_nonzero(observed) > 1:
         on = np.argwhere(observed)
         held[tuple(on[rng.integers(len(on))])] = True
     return held
+
+
+def held_pairs(n_animals: int, n_pairs: int, fraction: float, seed: int) -> np.ndarray:
+    """The pairs whose entries each animal holds out (in its held-out windows), (A, P) bool:
+    each with probability ``fraction``, drawn animal by animal with ``seed``."""
+    rng = np.random.default_rng([seed, 1])
+    return np.stack([rng.random(n_pairs) < fraction for _ in range(n_animals)]) \
+        if n_animals else np.zeros((0, n_pairs), dtype=bool)
 
 
 def _error_influence(truth: np.ndarray, pred: np.ndarray, clusters: np.ndarray
@@ -140,39 +146,48 @@ def heldout_scores(x: Tensor, mask: np.ndarray | None, rank: int, *, fraction: f
     """Held-out relative error of a rank-``rank`` fit, and that of the trivial baseline (every
     held-out entry predicted by the mean of the fitted ones).
 
-    Whole (animal, window) slabs are held out (:func:`held_slabs`, drawn with ``split_seed``,
-    default ``seed``): every observed pair of an animal in a window, so the fit cannot lean on
-    that animal's other pairs at that moment, and standard errors count slabs, not entries. A
-    dense tensor with a mask and the same tensor as an :class:`ObservedTensor` hold out the
-    same entries. The fit is initialised with ``seed``; with ``starts`` > 1, from that many
-    seeds (:func:`neurodyn.tensor.ntf.restart_seeds` of ``seed``), keeping the fit with the
-    lowest error on the fitted entries (the held-out ones never choose).
+    Blocks are held out (bi-cross-validation): each animal hides ``sqrt(fraction)`` of its
+    windows (:func:`held_slabs`) in ``sqrt(fraction)`` of its pairs (:func:`held_pairs`), both
+    drawn with ``split_seed`` (default ``seed``), so about ``fraction`` of the entries. The
+    window factor at a held-out window is still fitted on that animal's other pairs, and the
+    pair factor on its other windows, so no alignment of time across animals is assumed; every
+    animal keeps two window masks, which keeps the fit grouped by animal. Standard errors count
+    (animal, window) slabs, not entries. A dense tensor with a mask and the same tensor as an
+    :class:`ObservedTensor` hold out the same entries. The fit is initialised with ``seed``;
+    with ``starts`` > 1, from that many seeds (:func:`neurodyn.tensor.ntf.restart_seeds` of
+    ``seed``), keeping the fit with the lowest error on the fitted entries (the held-out ones
+    never choose).
     """
     split_seed = seed if split_seed is None else split_seed
+    f = float(np.sqrt(fraction))
+    P, W, A = x.shape
+    pairs = held_pairs(A, P, f, split_seed)
     if isinstance(x, ObservedTensor):
         animal = x.animal_index()
-        observed = np.zeros((x.shape[2], x.shape[1]), dtype=bool)
+        observed = np.zeros((A, W), dtype=bool)
         np.logical_or.at(observed, animal, x.mask)
-        held = x.mask & held_slabs(observed, fraction, split_seed)[animal]
+        held = (x.mask & held_slabs(observed, f, split_seed)[animal]
+                & pairs[animal, x.pair_index][:, None])
         fitted_t = x.with_mask(x.mask & ~held)
         fit = _best_start(fitted_t, rank, None, seed, starts, kw)
         a, b, c = fit.factors
         pred = model_where(held, x.pair_index, animal, a * fit.weights[None, :], b, c)
         truth = x.values[held].astype(np.float64)
         rows, windows = np.nonzero(held)
-        clusters = animal[rows] * x.shape[1] + windows
+        clusters = animal[rows] * W + windows
         n_fit = fitted_t.nnz
         mean = float(np.sum(fitted_t.values, dtype=np.float64)) / n_fit if n_fit else 0.0
     else:
         observed = np.ones(x.shape, dtype=bool) if mask is None else np.asarray(mask, bool)
-        held = observed & held_slabs(observed.any(axis=0).T, fraction, split_seed).T[None]
+        held = (observed & held_slabs(observed.any(axis=0).T, f, split_seed).T[None]
+                & pairs.T[:, None, :])
         fitted = observed & ~held
         fit = _best_start(x, rank, fitted, seed, starts, kw)
         a, b, c = fit.factors
         idx = np.nonzero(held)
         pred = np.einsum("r,nr,nr,nr->n", fit.weights, a[idx[0]], b[idx[1]], c[idx[2]])
         truth = np.asarray(x[idx], dtype=np.float64)
-        clusters = idx[2] * x.shape[1] + idx[1]
+        clusters = idx[2] * W + idx[1]
         mean = float(np.mean(x[fitted], dtype=np.float64))
     err, infl = _error_influence(truth, pred, clusters)
     base, base_infl = _error_influence(truth, np.full(truth.shape, mean), clusters)
@@ -188,8 +203,8 @@ def heldout_error(
     seed: int = 0,
     **kw,
 ) -> float:
-    """Relative error on a random ``fraction`` of observed (animal, window) slabs hidden from
-    the fit (:func:`heldout_scores`)."""
+    """Relative error on about ``fraction`` of the observed entries, hidden from the fit in
+    blocks (:func:`heldout_scores`)."""
     return heldout_scores(x, mask, rank, fraction=fraction, seed=seed, **kw).error
 
 

@@ -24,6 +24,7 @@ from neurodyn.tensor.ntf import (
 from neurodyn.tensor.observed import ObservedTensor
 from neurodyn.tensor.rank import (
     extend_fit,
+    held_pairs,
     held_slabs,
     heldout_scores,
     scan_ranks,
@@ -203,7 +204,7 @@ def test_factorize_scans_ranks_on_a_subset_of_animals(tmp_path):
     assert "scan_animals" not in result.read(tmp_path / "all.h5").rank_selection
 
 
-def test_held_out_slabs_leave_every_animal_and_window_estimable():
+def test_held_out_windows_leave_every_animal_estimable():
     rng = np.random.default_rng(0)
     observed = rng.random((40, 30)) < 0.5
     observed[0] = False
@@ -214,21 +215,23 @@ def test_held_out_slabs_leave_every_animal_and_window_estimable():
         assert not np.any(held & ~observed) and held.any()
         fitted = observed & ~held
         assert np.all(fitted.any(axis=1) == observed.any(axis=1))
-        assert np.all(fitted.any(axis=0) == observed.any(axis=0))
     frac = held_slabs(observed, 0.1, 1).sum() / observed.sum()
     assert 0.05 < frac < 0.15
 
 
-def test_held_out_scoring_keeps_one_group_per_animal():
-    """Slabs keep rows of an animal on one window mask (entry-wise hold-out gave every row its
-    own, and a 36x slower fit at 100 worms)."""
+def test_held_out_blocks_keep_two_groups_per_animal():
+    """Held-out blocks give an animal's rows two window masks (entry-wise hold-out gave every
+    row its own, and a 36x slower fit at 100 worms)."""
     x, mask = collection(seed=2)
     mask[:] = mask[:, :1, :]  # every window of an observed row
     t = ObservedTensor.from_dense(x, mask)
+    animal = t.animal_index()
     observed = np.zeros((t.shape[2], t.shape[1]), bool)
-    np.logical_or.at(observed, t.animal_index(), t.mask)
-    held = t.mask & held_slabs(observed, 0.2, 3)[t.animal_index()]
-    assert len(RowGroups.of(t.with_mask(t.mask & ~held)).animal) == t.shape[2]
+    np.logical_or.at(observed, animal, t.mask)
+    held = (t.mask & held_slabs(observed, 0.5, 3)[animal]
+            & held_pairs(t.shape[2], t.shape[0], 0.5, 3)[animal, t.pair_index][:, None])
+    assert 0.15 < held.sum() / t.mask.sum() < 0.35
+    assert len(RowGroups.of(t.with_mask(t.mask & ~held)).animal) == 2 * t.shape[2]
 
 
 def test_ranks_scored_on_one_split_are_compared_slab_by_slab():
