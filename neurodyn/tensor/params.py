@@ -72,8 +72,10 @@ class FactorizeParams(StageParams):
         100, "--rank auto on a tensor of more animals than this: scan the ranks on this many "
         "animals drawn with --seed (recorded), then fit the chosen rank on all of them from "
         "the scan's best fit. 0: scan on all.", ge=0)
-    heldout: float = param(0.1, "Fraction of observed entries held out to score each rank, in blocks: each animal hides about sqrt(F) of its pairs in about sqrt(F) of its windows.",
-                           gt=0, lt=1)
+    heldout: float = param(
+        0.1, "Fraction of observed entries held out to score each rank, in blocks: each animal "
+        "hides a share of its pairs (the square root: 32 percent for 0.1) in as large a "
+        "share of its windows.", gt=0, lt=1)
     heldout_starts: int = param(
         2, "Initialisations of each rank's held-out fit; the one with the lowest error on the "
         "fitted entries is scored (one start lets a local optimum make the curve jagged).", ge=1)
