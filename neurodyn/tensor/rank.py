@@ -50,7 +50,7 @@ def stability(fits: Sequence[CPResult]) -> float:
     return float(np.mean([factor_match_score(ref, f.factors)[0] for f in fits[1:]]))
 
 
-def held_slabs(observed: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+def held_windows(observed: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """The held-out windows of each animal, (A, W) bool, among its ``observed`` ones (A, W).
 
     Each observed (animal, window) is held with probability ``fraction`` (drawn with ``seed``),
@@ -147,7 +147,7 @@ def heldout_scores(x: Tensor, mask: np.ndarray | None, rank: int, *, fraction: f
     held-out entry predicted by the mean of the fitted ones).
 
     Blocks are held out (bi-cross-validation): each animal hides ``sqrt(fraction)`` of its
-    windows (:func:`held_slabs`) in ``sqrt(fraction)`` of its pairs (:func:`held_pairs`), both
+    windows (:func:`held_windows`) in ``sqrt(fraction)`` of its pairs (:func:`held_pairs`), both
     drawn with ``split_seed`` (default ``seed``), so about ``fraction`` of the entries. The
     window factor at a held-out window is still fitted on that animal's other pairs, and the
     pair factor on its other windows, so no alignment of time across animals is assumed; every
@@ -166,7 +166,7 @@ def heldout_scores(x: Tensor, mask: np.ndarray | None, rank: int, *, fraction: f
         animal = x.animal_index()
         observed = np.zeros((A, W), dtype=bool)
         np.logical_or.at(observed, animal, x.mask)
-        held = (x.mask & held_slabs(observed, f, split_seed)[animal]
+        held = (x.mask & held_windows(observed, f, split_seed)[animal]
                 & pairs[animal, x.pair_index][:, None])
         fitted_t = x.with_mask(x.mask & ~held)
         fit = _best_start(fitted_t, rank, None, seed, starts, kw)
@@ -179,7 +179,7 @@ def heldout_scores(x: Tensor, mask: np.ndarray | None, rank: int, *, fraction: f
         mean = float(np.sum(fitted_t.values, dtype=np.float64)) / n_fit if n_fit else 0.0
     else:
         observed = np.ones(x.shape, dtype=bool) if mask is None else np.asarray(mask, bool)
-        held = (observed & held_slabs(observed.any(axis=0).T, f, split_seed).T[None]
+        held = (observed & held_windows(observed.any(axis=0).T, f, split_seed).T[None]
                 & pairs.T[:, None, :])
         fitted = observed & ~held
         fit = _best_start(x, rank, fitted, seed, starts, kw)
@@ -192,6 +192,12 @@ def heldout_scores(x: Tensor, mask: np.ndarray | None, rank: int, *, fraction: f
     err, infl = _error_influence(truth, pred, clusters)
     base, base_infl = _error_influence(truth, np.full(truth.shape, mean), clusters)
     return HeldOut(err, base, infl, base_infl)
+
+
+def rank_heldout(x: Tensor, mask: np.ndarray | None, rank: int, seed: int, **kw) -> HeldOut:
+    """:func:`heldout_scores` of ``rank`` as a scan scores it: the split drawn with ``seed +
+    1000`` (one for every rank), the fit initialised from ``seed + 1000 + rank``."""
+    return heldout_scores(x, mask, rank, seed=seed + 1000 + rank, split_seed=seed + 1000, **kw)
 
 
 def heldout_error(
@@ -251,22 +257,21 @@ def scan_ranks(
     and scored on its observed blocks only).
 
     Seeds: restarts of rank ``r`` use :func:`neurodyn.tensor.ntf.restart_seeds` of
-    ``seed + r``; every rank is scored on one held-out split, drawn with ``seed + 1000`` (so
-    ranks are compared slab by slab), by the best of ``heldout_starts`` fits (on the fitted
-    entries) initialised from ``seed + 1000 + r``. The fits run in
+    ``seed + r``; every rank is scored on one held-out split (:func:`rank_heldout`, so ranks
+    are compared slab by slab), by the best of ``heldout_starts`` fits on the fitted entries. The fits run in
     ``jobs`` processes (results do not depend on it); a bar counts them. The result's
     ``selection`` reports every rank's held-out error with its standard error, the choice,
     why, and warnings (edge of the range, no stable rank, no gain over a constant tensor).
     """
     ranks = np.array(sorted(set(int(r) for r in ranks)), dtype=np.int64)
     tasks = [("fit", int(r), s) for r in ranks for s in restart_seeds(seed + int(r), n_restarts)]
-    tasks += [("held", int(r), seed + 1000 + int(r)) for r in ranks]
+    tasks += [("held", int(r), seed) for r in ranks]
 
     def one(task, tick):
         kind, r, s = task
         out = (fit_ntf(x, r, mask, seed=s, **kw) if kind == "fit" else
-               heldout_scores(x, mask, r, fraction=heldout_fraction, seed=s,
-                              split_seed=seed + 1000, starts=heldout_starts, **kw))
+               rank_heldout(x, mask, r, s, fraction=heldout_fraction, starts=heldout_starts,
+                            **kw))
         tick(1)
         return out
 

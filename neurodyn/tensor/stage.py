@@ -20,7 +20,7 @@ from neurodyn.tensor.ntf import fit_restarts
 from neurodyn.tensor.params import FactorizeParams, parse_ranks
 from neurodyn.tensor.rank import (
     extend_fit,
-    heldout_scores,
+    rank_heldout,
     rank_selection,
     scan_ranks,
     scan_subset,
@@ -85,8 +85,8 @@ def run(input_path: Path, out: Path, params: FactorizeParams | None = None, *, s
         fits = fit_restarts(x, rank, mask, n_restarts=p.restarts, seed=seed + rank, jobs=p.jobs,
                             solver=p.solver, **fit_kw)
         stab = stability(fits)
-        held = heldout_scores(x, mask, rank, fraction=p.heldout, seed=seed + 1000 + rank,
-                              split_seed=seed + 1000, starts=p.heldout_starts, **fit_kw)
+        held = rank_heldout(x, mask, rank, seed, fraction=p.heldout, starts=p.heldout_starts,
+                            **fit_kw)
         curves = dict(ranks=np.array([rank]), error=np.array([fits[0].relative_error]),
                       stability=np.array([stab]), heldout_error=np.array([held.error]))
         selection = rank_selection(np.array([rank]), [held], np.array([stab]), rank,

@@ -25,7 +25,7 @@ from neurodyn.tensor.observed import ObservedTensor
 from neurodyn.tensor.rank import (
     extend_fit,
     held_pairs,
-    held_slabs,
+    held_windows,
     heldout_scores,
     scan_ranks,
     scan_subset,
@@ -211,11 +211,11 @@ def test_held_out_windows_leave_every_animal_estimable():
     observed[1, :] = False
     observed[1, 3] = True  # an animal with one window keeps it
     for seed in range(20):
-        held = held_slabs(observed, 0.5, seed)
+        held = held_windows(observed, 0.5, seed)
         assert not np.any(held & ~observed) and held.any()
         fitted = observed & ~held
         assert np.all(fitted.any(axis=1) == observed.any(axis=1))
-    frac = held_slabs(observed, 0.1, 1).sum() / observed.sum()
+    frac = held_windows(observed, 0.1, 1).sum() / observed.sum()
     assert 0.05 < frac < 0.15
 
 
@@ -228,7 +228,7 @@ def test_held_out_blocks_keep_two_groups_per_animal():
     animal = t.animal_index()
     observed = np.zeros((t.shape[2], t.shape[1]), bool)
     np.logical_or.at(observed, animal, t.mask)
-    held = (t.mask & held_slabs(observed, 0.5, 3)[animal]
+    held = (t.mask & held_windows(observed, 0.5, 3)[animal]
             & held_pairs(t.shape[2], t.shape[0], 0.5, 3)[animal, t.pair_index][:, None])
     assert 0.15 < held.sum() / t.mask.sum() < 0.35
     assert len(RowGroups.of(t.with_mask(t.mask & ~held)).animal) == 2 * t.shape[2]
