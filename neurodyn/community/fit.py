@@ -535,7 +535,8 @@ def refine_split(g: LevelGraph, split: wsbm.SplitFactors, b: np.ndarray,
 
     A node tries every block it has edges to; the weight part of each move is screened with
     the other nodes' factors held (:meth:`wsbm.SplitFactors.screen`), and the best screened
-    move is made if the refitted description length (all factors) is shorter.
+    move is made if the refitted description length (all factors) is shorter
+    (:func:`split_sweep_kernel`).
 
     Returns the compact partition and its flat description length (nats, constants included).
     """
@@ -543,29 +544,65 @@ def refine_split(g: LevelGraph, split: wsbm.SplitFactors, b: np.ndarray,
     for _ in range(max_sweeps):
         wdl = split.weight_dl(b)
         state = _State(g, b)
-        moved = False
-        for i in rng.permutation(g.n):
-            r = b[i]
-            best, best_s, best_d = -1e-9, -1, 0.0
-            for s in np.unique(b[g.A[i] > 0]):
-                if s == r:
-                    continue
-                d = move_delta_kernel(*state.args(), i, s)
-                total = d + split.screen(b, i, s)
-                if total < best:
-                    best, best_s, best_d = total, s, d
-            if best_s < 0:
-                continue
-            kept = split.u.copy(), split.v, split._pairs
-            b[i] = best_s
-            w = split.weight_dl(b)
-            if best_d + w - wdl < -1e-9:
-                wdl, moved = w, True
-                state = _State(g, b)
-            else:  # back to b and its factors
-                b[i] = r
-                split.u[:], split.v, split._pairs = kept
-        b = wsbm.compact(b)
+        order = rng.permutation(g.n).astype(np.int64)
+        moved, split.v = split_sweep_kernel(
+            *state.args(), order, split.ei, split.ej, split.lw, split.ptr, split.inc, split.u,
+            split.v, split.v1, split.n_scales, split.tau2, wdl)  # fmt: skip
+        b = wsbm.compact(state.b)
         if not moved:
             break
     return b, level_objective(g, b) + split.const + split.weight_dl(b)
+
+
+@nb.njit(cache=True)
+def split_sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e, hist, seta,
+                       counts, order, ei, ej, lw, ptr, inc, u, v, v1, n_scales, tau2, wdl):  # fmt: skip
+    """One sweep of :func:`refine_split` in the given node order; ``b`` and the block
+    statistics (topology code, ``weighted = W_NONE``) are updated in place, and so are the
+    factors ``u`` (warm start of the next refit). ``v``: the scale of the last refit, ``wdl``
+    its length at ``b``. Returns ``(moved, v)``."""
+    N = A.shape[0]
+    c = np.zeros(N, np.int64)
+    cw = np.zeros(N, np.complex128)
+    act = np.arange(N)
+    mark = np.zeros(N, np.bool_)
+    B = 0
+    for i in range(N):
+        B = max(B, b[i] + 1)
+    y, cnt, s1, s2, kk = wsbm.split_pairs(ei, ej, lw, b, u, B)
+    moved = False
+    for idx in range(order.shape[0]):
+        i = order[idx]
+        r = b[i]
+        _connections(A, X, b, i, c, cw)
+        mark[:] = False
+        for j in range(N):
+            if j != i and A[i, j] != 0:
+                mark[b[j]] = True
+        best, best_s, best_d = -1e-9, -1, 0.0
+        for s in range(N):  # ascending block labels, as np.unique
+            if not mark[s] or s == r:
+                continue
+            d = _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c, cw,
+                            A[i, i], X[i, i], k[i], r, s, counts[0], counts[1], N, act, N)
+            total = d + wsbm.split_screen(ei, ej, lw, b, u, y, cnt, s1, s2, kk, ptr, inc, i, s,
+                                          v, tau2)  # fmt: skip
+            if total < best:
+                best, best_s, best_d = total, s, d
+        if best_s < 0:
+            continue
+        kept = u.copy()
+        b[i] = best_s
+        w, v_new = wsbm.split_weight_dl(ei, ej, lw, b, v1, n_scales, tau2, u)
+        if best_d + w - wdl < -1e-9:
+            wdl, v, moved = w, v_new, True
+            counts[0] += _shift(m, xs, n, e, hist, seta, c, cw, A[i, i], X[i, i], k[i], r,
+                                best_s)  # fmt: skip
+            B = 0
+            for j in range(N):
+                B = max(B, b[j] + 1)
+            y, cnt, s1, s2, kk = wsbm.split_pairs(ei, ej, lw, b, u, B)
+        else:  # back to b and its factors
+            b[i] = r
+            u[:] = kept
+    return moved, v
