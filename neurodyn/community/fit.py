@@ -13,7 +13,8 @@ length most, until no move helps. The partition after every round is kept as a s
 to a single block; the caller chooses among them (the number of blocks is inferred).
 
 Kernels update block statistics incrementally; a move or merge changes only the terms of the
-two blocks involved (O(B) per candidate).
+two blocks involved: O(B) per candidate merge, O(neighbour blocks) per candidate move (the
+terms of pairs the node has no edges to are cached per block).
 
 The split log-normal weight code (:class:`wsbm.SplitFactors`), whose edge statistics depend on
 the partition, is polished by :func:`refine_split` instead: node moves screened with the other
@@ -150,27 +151,70 @@ def _local(ens, weighted, alpha, beta, table, n, m, xs, e, seta, r, s, nnz, E, N
 
 
 @nb.njit(cache=True)
-def _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c, cw, loops, xloops,
-                ki, r, s, nnz, E, N, act, nact):  # fmt: skip
+def _zterm(ens, ns, nt, m):
+    """Edge-placement change of block pair (s, t) (``m`` edges) when block s gains a node
+    that has no edges to t (size-dependent codes; weights unchanged)."""
+    return pair_term(ens, ns + 1, nt, m, False) - pair_term(ens, ns, nt, m, False)
+
+
+@nb.njit(cache=True)
+def _z_block(ens, n, m, u, act, nact):
+    """``Z[u]``: the sum of :func:`_zterm` of block u over every other non-empty block."""
+    z = 0.0
+    for idx in range(nact):
+        t = act[idx]
+        if t != u and n[t] > 0:
+            z += _zterm(ens, n[u], n[t], m[u, t])
+    return z
+
+
+@nb.njit(cache=True)
+def _removal(ens, weighted, alpha, beta, n, m, xs, c, cw, r, act, nact, R):
+    """Pair-term change of each block pair (r, t), t != r, when a node (edge counts ``c`` and
+    weights ``cw`` to each block) leaves block r: ``R[t]`` (0 where nothing changes); returns
+    their sum."""
+    size_dep = ens == ENS_SIMPLE or ens == ENS_MULTI
+    nr = n[r]
+    tot = 0.0
+    for idx in range(nact):
+        t = act[idx]
+        R[t] = 0.0
+        if t == r or n[t] == 0 or (c[t] == 0 and not size_dep):
+            continue
+        R[t] = (_pair(ens, weighted, alpha, beta, nr - 1, n[t], m[r, t] - c[t], xs[r, t] - cw[t], False)
+                - _pair(ens, weighted, alpha, beta, nr, n[t], m[r, t], xs[r, t], False))  # fmt: skip
+        tot += R[t]
+    return tot
+
+
+@nb.njit(cache=True)
+def _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c, cw, loops,
+                       xloops, ki, r, s, nnz, E, N, nbl, nnb, R, rem, Z):  # fmt: skip
     """Change of the description length if a node (edge counts ``c`` and weights ``cw`` to each
     block, ``loops`` self-loops, degree ``ki``) moves from block r to block s; state unchanged.
 
-    Only the pairs (r, t) and (s, t) change, and for the degree-corrected and Poisson codes
-    (pair terms independent of block sizes) only those with ``c[t] > 0``: O(B) at worst.
+    O(number of neighbour blocks): ``nbl[:nnb]`` the blocks the node has edges to, ``R, rem``
+    from :func:`_removal` for its block r, ``Z`` (N,) the :func:`_z_block` of every block
+    (size-dependent codes; unused otherwise).
+
+    The pairs (s, t) with no edges of the node to t change only with the size of s: their sum
+    is ``Z[s]`` less the pair (s, r); the pairs (r, t) are the node's removal, the same for
+    every s (less the pair (r, s)).
     """
     size_dep = ens == ENS_SIMPLE or ens == ENS_MULTI
     nr, ns = n[r], n[s]
-    d = 0.0
-    for idx in range(nact):
-        t = act[idx]
-        if t == r or t == s or n[t] == 0 or (c[t] == 0 and not size_dep):
+    d = rem - R[s]
+    if size_dep:
+        d += Z[s] - _zterm(ens, ns, nr, m[s, r])
+    for idx in range(nnb):
+        t = nbl[idx]
+        if t == r or t == s:
             continue
         nt = n[t]
-        d += _pair(ens, weighted, alpha, beta, nr - 1, nt, m[r, t] - c[t], xs[r, t] - cw[t], False)
-        d -= _pair(ens, weighted, alpha, beta, nr, nt, m[r, t], xs[r, t], False)
         d += _pair(ens, weighted, alpha, beta, ns + 1, nt, m[s, t] + c[t], xs[s, t] + cw[t], False)
-        if ns > 0:
-            d -= _pair(ens, weighted, alpha, beta, ns, nt, m[s, t], xs[s, t], False)
+        d -= _pair(ens, weighted, alpha, beta, ns, nt, m[s, t], xs[s, t], False)
+        if size_dep:
+            d -= _zterm(ens, ns, nt, m[s, t])
     # the pairs among r and s
     d -= _pair(ens, weighted, alpha, beta, nr, nr, m[r, r], xs[r, r], True)
     if nr > 1:
@@ -192,6 +236,17 @@ def _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c, c
     if dn != 0:
         d += _global(N, nnz + dn, E) - _global(N, nnz, E)
     return d
+
+
+@nb.njit(cache=True)
+def _neighbour_blocks(c, nbl):
+    """The blocks with ``c > 0`` into ``nbl``; returns their number."""
+    nnb = 0
+    for t in range(c.shape[0]):
+        if c[t] > 0:
+            nbl[nnb] = t
+            nnb += 1
+    return nnb
 
 
 @nb.njit(cache=True)
@@ -263,8 +318,15 @@ def move_delta_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e
     if r == s:
         return 0.0
     act = np.arange(N)
-    return _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c, cw, A[i, i],
-                       X[i, i], k[i], r, s, counts[0], counts[1], N, act, N)  # fmt: skip
+    nbl = np.zeros(N, np.int64)
+    nnb = _neighbour_blocks(c, nbl)
+    R = np.zeros(N)
+    rem = _removal(ens, weighted, alpha, beta, n, m, xs, c, cw, r, act, N, R)
+    Z = np.zeros(N)
+    Z[s] = _z_block(ens, n, m, s, act, N)
+    return _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c, cw,
+                              A[i, i], X[i, i], k[i], r, s, counts[0], counts[1], N, nbl, nnb,
+                              R, rem, Z)  # fmt: skip
 
 
 @nb.njit(cache=True)
@@ -274,17 +336,31 @@ def sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e, his
 
     ``allow_new``: a node may also move to a new (empty) block. Candidate blocks: all of them
     while there are at most ``all_below``, else only blocks holding a neighbour of the node
-    (and the new block).
+    (and the new block). Each candidate costs O(neighbour blocks) (:func:`_move_delta`;
+    the size-dependent codes keep ``Z`` up to date as nodes move).
     """
     N = A.shape[0]
+    size_dep = ens == ENS_SIMPLE or ens == ENS_MULTI
     c = np.zeros(N, np.int64)
     cw = np.zeros(N, np.complex128)
     act = np.zeros(N, np.int64)
+    nbl = np.zeros(N, np.int64)
+    R = np.zeros(N)
+    Z = np.zeros(N)
+    nact = 0
+    for t in range(N):
+        if n[t] > 0:
+            act[nact] = t
+            nact += 1
+    if size_dep:
+        for idx in range(nact):
+            Z[act[idx]] = _z_block(ens, n, m, act[idx], act, nact)
     gain = 0.0
     for idx in range(order.shape[0]):
         i = order[idx]
         r = b[i]
         _connections(A, X, b, i, c, cw)
+        nnb = _neighbour_blocks(c, nbl)
         empty = -1
         nact = 0
         for t in range(N):
@@ -296,19 +372,36 @@ def sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, e, his
         if empty >= 0:
             act[nact] = empty
             nact += 1
+            R[empty] = 0.0
+            Z[empty] = 0.0
+        rem = _removal(ens, weighted, alpha, beta, n, m, xs, c, cw, r, act, nact, R)
         best, best_s = -tol, -1
         for a in range(nact):
             s = act[a]
             if s == r or (nact > all_below and c[s] == 0 and s != empty):
                 continue
-            d = _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c, cw,
-                            A[i, i], X[i, i], k[i], r, s, counts[0], counts[1], N, act, nact)
+            d = _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c,
+                                   cw, A[i, i], X[i, i], k[i], r, s, counts[0], counts[1], N,
+                                   nbl, nnb, R, rem, Z)  # fmt: skip
             if d < best:
                 best, best_s = d, s
         if best_s >= 0:
-            counts[0] += _shift(m, xs, n, e, hist, seta, c, cw, A[i, i], X[i, i], k[i], r, best_s)
-            b[i] = best_s
+            s = best_s
+            if size_dep:  # the pairs (u, r) and (u, s) of every other block u change
+                for a in range(nact):
+                    u = act[a]
+                    if u != r and u != s and n[u] > 0:
+                        Z[u] -= _zterm(ens, n[u], n[r], m[u, r]) + _zterm(ens, n[u], n[s], m[u, s])
+            counts[0] += _shift(m, xs, n, e, hist, seta, c, cw, A[i, i], X[i, i], k[i], r, s)
+            b[i] = s
             gain -= best
+            if size_dep:
+                for a in range(nact):
+                    u = act[a]
+                    if u != r and u != s and n[u] > 0:
+                        Z[u] += _zterm(ens, n[u], n[r], m[u, r]) + _zterm(ens, n[u], n[s], m[u, s])
+                Z[r] = _z_block(ens, n, m, r, act, nact)
+                Z[s] = _z_block(ens, n, m, s, act, nact)
     return gain
 
 
@@ -565,6 +658,9 @@ def split_sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, 
     c = np.zeros(N, np.int64)
     cw = np.zeros(N, np.complex128)
     act = np.arange(N)
+    nbl = np.zeros(N, np.int64)
+    R = np.zeros(N)
+    Z = np.zeros(N)
     mark = np.zeros(N, np.bool_)
     B = 0
     for i in range(N):
@@ -580,11 +676,15 @@ def split_sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, 
             if j != i and A[i, j] != 0:
                 mark[b[j]] = True
         best, best_s, best_d = -1e-9, -1, 0.0
+        nnb = _neighbour_blocks(c, nbl)
+        rem = _removal(ens, weighted, alpha, beta, n, m, xs, c, cw, r, act, N, R)
         for s in range(N):  # ascending block labels, as np.unique
             if not mark[s] or s == r:
                 continue
-            d = _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c, cw,
-                            A[i, i], X[i, i], k[i], r, s, counts[0], counts[1], N, act, N)
+            Z[s] = _z_block(ens, n, m, s, act, N)
+            d = _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c,
+                                   cw, A[i, i], X[i, i], k[i], r, s, counts[0], counts[1], N, nbl,
+                                   nnb, R, rem, Z)  # fmt: skip
             total = d + wsbm.split_screen(ei, ej, lw, b, u, y, cnt, s1, s2, kk, ptr, inc, i, s,
                                           v, tau2)  # fmt: skip
             if total < best:
