@@ -120,17 +120,26 @@ def fit_hierarchy(m: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     return levels
 
 
-def _nested_dl(g: LevelGraph, b: np.ndarray):
+def _nested_dl(g: LevelGraph, b: np.ndarray, cache: dict | None = None):
     """Nested description length of level-0 partition ``b`` and its levels. The hierarchy
     search has a fixed seed, so a partition always gets the same value (wherever it comes
-    from: the search, Leiden, a user)."""
+    from: the search, Leiden, a user). The levels above depend on the partition alone, not on
+    the level-0 code: ``cache`` (partition bytes -> levels above and their length) shares
+    them between the codes of one fit."""
     b = wsbm.compact(b)
     B = int(b.max()) + 1
     n, m, xs = wsbm.block_stats(g.A, g.X, b, B)
     dl = wsbm.level_dl(n, m, xs, g.ens, g.weighted, g.alpha, g.beta)
     dl += wsbm.degree_terms(g.A, b, B, g.ens, g.table)
-    upper = fit_hierarchy(m, np.random.default_rng(0))
-    return float(dl + wsbm.upper_levels_dl(m, upper) + g.wconst), [b, *upper]
+    key = b.tobytes()
+    if cache is None or key not in cache:
+        upper = fit_hierarchy(m, np.random.default_rng(0))
+        found = upper, wsbm.upper_levels_dl(m, upper)
+        if cache is None:
+            cache = {}
+        cache[key] = found
+    upper, upper_dl = cache[key]
+    return float(dl + upper_dl + g.wconst), [b, *upper]
 
 
 VARIANT_KEYS = {(True, False): "dc", (False, False): "ndc", (False, True): "ndc_dense"}
@@ -223,7 +232,7 @@ def leiden_starts(W: np.ndarray, seed: int, resolutions=None) -> list[np.ndarray
 
 
 def _search(g: LevelGraph, rng: np.random.Generator, n_init: int, n_candidates: int,
-            starts: list[np.ndarray], n_nested: int = 6):  # fmt: skip
+            starts: list[np.ndarray], n_nested: int = 6, cache: dict | None = None):  # fmt: skip
     """Lowest nested description length found for one variant: ``(dl, levels, candidates)``.
 
     Level-0 candidates: the snapshots of ``n_init`` agglomerations from singletons and of one
@@ -241,7 +250,7 @@ def _search(g: LevelGraph, rng: np.random.Generator, n_init: int, n_candidates: 
         chosen += [refine(g, snaps[i][0], rng) for i in order[:n_candidates]]
     chosen += list(starts)  # as given: the result is never longer than a start
     candidates = _distinct(chosen)
-    best = min((_nested_dl(g, b) for b in candidates), key=lambda x: x[0])
+    best = min((_nested_dl(g, b, cache) for b in candidates), key=lambda x: x[0])
     return best[0], best[1], candidates
 
 
@@ -256,7 +265,7 @@ def _distinct(parts: list[np.ndarray]) -> list[np.ndarray]:
 
 def _search_split(g: LevelGraph, split: wsbm.SplitFactors, candidates: list[np.ndarray],
                   starts: list[np.ndarray], rng: np.random.Generator, n_polish: int = 2,
-                  n_nested: int = 3):  # fmt: skip
+                  n_nested: int = 3, cache: dict | None = None):  # fmt: skip
     """Lowest nested description length under the split weight code (``g``: the topology
     code) among ``candidates`` (another search's partitions, from which the ``n_polish`` best
     by flat description length are polished by :func:`fit.refine_split`) and the ``starts``
@@ -266,7 +275,7 @@ def _search_split(g: LevelGraph, split: wsbm.SplitFactors, candidates: list[np.n
     pool = list(starts) + [candidates[i] for _, i in flat[:n_nested]]
     polish = _distinct(list(starts) + [candidates[i] for _, i in flat[:n_polish]])
     pool += [refine_split(g, split, b, rng)[0] for b in polish]
-    best = min((_nested_dl(split_graph(g, split, b), b) for b in _distinct(pool)),
+    best = min((_nested_dl(split_graph(g, split, b), b, cache) for b in _distinct(pool)),
                key=lambda x: x[0])  # fmt: skip
     return best[0], best[1]
 
@@ -355,6 +364,7 @@ def fit_wsbm(
     split = wsbm.SplitFactors(A, X) if "split" in codes else None
     best: tuple[float, list[np.ndarray], bool, str] | None = None
     candidates: dict[str, float] = {}
+    upper: dict = {}  # levels above each level-0 partition compared (shared by the codes)
     for dc, dn in variants:
         table = wsbm.partitions_table_for(A) if dc else np.zeros((1, 1))
         topo = VARIANT_KEYS[(dc, dn)]
@@ -364,15 +374,15 @@ def fit_wsbm(
                 if "lognormal" not in found:
                     g = level_graph(A, X, dc, dn, weighted, "lognormal", table, ln_stats)
                     found["lognormal"] = _search(g, _stream(seed, topo, "lognormal"), n_init,
-                                                 n_candidates, starts)  # fmt: skip
+                                                 n_candidates, starts, cache=upper)  # fmt: skip
                 g = level_graph(A, X, dc, dn, weighted, "split", table)
                 dl, levels = _search_split(g, split, found["lognormal"][2], starts,
-                                           _stream(seed, topo, "split"))  # fmt: skip
+                                           _stream(seed, topo, "split"), cache=upper)  # fmt: skip
             else:
                 if code not in found:
                     g = level_graph(A, X, dc, dn, weighted, code, table, ln_stats)
                     found[code] = _search(g, _stream(seed, topo, code), n_init, n_candidates,
-                                          starts)  # fmt: skip
+                                          starts, cache=upper)  # fmt: skip
                 dl, levels, _ = found[code]
             key = topo + (WEIGHT_CODES[code][1] if weighted else "")
             candidates[key] = dl
