@@ -733,9 +733,25 @@ def partitions_table_for(A: np.ndarray) -> np.ndarray:
 def compact(b: np.ndarray) -> np.ndarray:
     """Relabel a membership vector to ``0..B-1`` in order of first appearance."""
     b = np.asarray(b)
+    if b.ndim == 1 and b.size and b.dtype.kind in "iu" and 0 <= b.min() and b.max() < 4 * b.size:
+        return _compact_labels(b.astype(np.int64))  # the search's labels: no sort
     _, first, inv = np.unique(b, return_index=True, return_inverse=True)
     order = np.argsort(np.argsort(first))
     return order[inv].astype(np.int64)
+
+
+@nb.njit(cache=True)
+def _compact_labels(b: np.ndarray) -> np.ndarray:
+    """:func:`compact` of labels ``0 <= b < 4 len(b)`` in one pass."""
+    new = np.full(4 * b.shape[0], -1, np.int64)
+    out = np.empty(b.shape[0], np.int64)
+    B = 0
+    for i in range(b.shape[0]):
+        if new[b[i]] < 0:
+            new[b[i]] = B
+            B += 1
+        out[i] = new[b[i]]
+    return out
 
 
 def description_length(

@@ -166,6 +166,15 @@ def test_incremental_moves_and_merges_match_full_recomputation(ens, code):
     assert args[-1][0] == 2 == len(np.unique(state.b))
 
 
+def test_compact_relabels_in_order_of_first_appearance():
+    assert wsbm.compact(np.array([7, 7, 2, 9, 2])).tolist() == [0, 0, 1, 2, 1]
+    assert wsbm.compact(np.array([5, -1, 5, 300])).tolist() == [0, 1, 0, 2]  # any labels
+    b = np.random.default_rng(0).integers(0, 40, 30)
+    first = {x: i for i, x in reversed(list(enumerate(b)))}
+    rank = {x: r for r, x in enumerate(sorted(first, key=first.get))}
+    assert wsbm.compact(b).tolist() == [rank[x] for x in b]
+
+
 def test_merge_delta_matches_full_recomputation():
     W = random_graph(N=12, p=0.4, seed=7)
     A, X = wsbm.edges_from_weights(W)
