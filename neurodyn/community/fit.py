@@ -681,7 +681,8 @@ def split_sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, 
         for s in range(N):  # ascending block labels, as np.unique
             if not mark[s] or s == r:
                 continue
-            Z[s] = _z_block(ens, n, m, s, act, N)
+            if ens == ENS_SIMPLE or ens == ENS_MULTI:
+                Z[s] = _z_block(ens, n, m, s, act, N)
             d = _move_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, c,
                                    cw, A[i, i], X[i, i], k[i], r, s, counts[0], counts[1], N, nbl,
                                    nnb, R, rem, Z)  # fmt: skip
