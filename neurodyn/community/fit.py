@@ -410,15 +410,15 @@ def _merge_delta(ens, weighted, alpha, beta, table, n, m, xs, e, hist, seta, r, 
                  act, nact):  # fmt: skip
     """Change of the description length if blocks r and s merge (state unchanged).
 
-    Pairs (r, t), (s, t) with no edges to t change only for the size-dependent codes.
+    Pairs (r, t), (s, t) with no edges to t cost nothing before and after (every code's pair
+    term is 0 without edges): O(B) checks, pair terms for the neighbours of r and s only.
     """
-    size_dep = ens == ENS_SIMPLE or ens == ENS_MULTI
     nr, ns = n[r], n[s]
     nm = nr + ns
     d = 0.0
     for idx in range(nact):
         t = act[idx]
-        if n[t] == 0 or t == r or t == s or (not size_dep and m[r, t] == 0 and m[s, t] == 0):
+        if n[t] == 0 or t == r or t == s or (m[r, t] == 0 and m[s, t] == 0):
             continue
         d += _pair(ens, weighted, alpha, beta, nm, n[t], m[r, t] + m[s, t], xs[r, t] + xs[s, t],
                    False)  # fmt: skip
