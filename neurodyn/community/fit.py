@@ -661,7 +661,6 @@ def split_sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, 
     nbl = np.zeros(N, np.int64)
     R = np.zeros(N)
     Z = np.zeros(N)
-    mark = np.zeros(N, np.bool_)
     B = 0
     for i in range(N):
         B = max(B, b[i] + 1)
@@ -671,15 +670,12 @@ def split_sweep_kernel(A, X, ens, weighted, alpha, beta, table, k, b, n, m, xs, 
         i = order[idx]
         r = b[i]
         _connections(A, X, b, i, c, cw)
-        mark[:] = False
-        for j in range(N):
-            if j != i and A[i, j] != 0:
-                mark[b[j]] = True
         best, best_s, best_d = -1e-9, -1, 0.0
         nnb = _neighbour_blocks(c, nbl)
         rem = _removal(ens, weighted, alpha, beta, n, m, xs, c, cw, r, act, N, R)
-        for s in range(N):  # ascending block labels, as np.unique
-            if not mark[s] or s == r:
+        for a in range(nnb):  # the blocks it has edges to, ascending (as np.unique)
+            s = nbl[a]
+            if s == r:
                 continue
             if ens == ENS_SIMPLE or ens == ENS_MULTI:
                 Z[s] = _z_block(ens, n, m, s, act, N)
