@@ -272,10 +272,11 @@ def scan_ranks(
         out = (fit_ntf(x, r, mask, seed=s, **kw) if kind == "fit" else
                rank_heldout(x, mask, r, s, fraction=heldout_fraction, starts=heldout_starts,
                             **kw))
-        tick(1)
+        tick(1 if kind == "fit" else heldout_starts)  # a held-out score runs that many fits
         return out
 
-    pbar = bar(len(tasks), desc="factorize ranks", unit="fits")
+    n_fits = sum(1 if t[0] == "fit" else heldout_starts for t in tasks)
+    pbar = bar(n_fits, desc="factorize ranks", unit="fits")
     try:
         res = map_tasks(one, tasks, jobs=jobs, tick=pbar.update)
     finally:

@@ -121,6 +121,28 @@ def test_rank_scan_warns_at_the_edge_and_is_independent_of_jobs():
     np.testing.assert_array_equal(a.fits[2][0].factors[0], b.fits[2][0].factors[0])
 
 
+def test_rank_scan_bar_counts_every_fit(monkeypatch):
+    """The bar's total is every fit run: restarts, plus ``heldout_starts`` per held-out score."""
+    import neurodyn.tensor.rank as rank_mod
+
+    seen = {}
+
+    class Bar:
+        def __init__(self, total, **kw):
+            seen["total"], seen["done"] = total, 0
+
+        def update(self, n):
+            seen["done"] += n
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(rank_mod, "bar", Bar)
+    x, _ = planted(seed=4, shape=(20, 10, 3), rank=2, noise=0.1)
+    scan_ranks(x, None, [1, 2], n_restarts=2, heldout_starts=3, seed=0, n_iter_max=5)
+    assert seen == {"total": 2 * 2 + 2 * 3, "done": 2 * 2 + 2 * 3}
+
+
 def test_choose_rank_rule_and_parsing():
     ranks = np.array([1, 2, 3, 4])
     assert choose_rank(ranks, np.array([0.9, 0.5, 0.495, 0.3]), np.array([1, 1, 1, 0.5])) == 2
