@@ -148,7 +148,10 @@ def fit(
         for ch, timing in zip(runs, timings):
             outs.append(ch.result() | {"timing": timing})
     else:
-        ctx = mp.get_context("fork")
+        # a clean fork server: forking this process once numba / OpenMP threads run (an
+        # earlier stage's kernels) can deadlock the child (as in :mod:`neurodyn.workers`)
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
         with ctx.Manager() as manager:
             q = manager.Queue()
             stop_at = manager.Value("i", cfg.iters) if until is not None else None

@@ -864,8 +864,7 @@ def test_scale_moves_accept_with_target_ratio_times_numerical_jacobian():
 def test_until_converged_stops_all_chains_together_and_says_why():
     """--until-converged: chains stop after the same number of sweeps, early, and the output
     names the rule that ended the run (targets met; time budget). Chains interleaved in this
-    process (jobs=1): a forked pool may hang in a process whose BLAS threads already ran, as in
-    a test session; benchmarks/bench_bicluster.py --real runs the parallel path."""
+    process (jobs=1); :func:`test_parallel_chains_equal_serial_ones` runs the parallel path."""
     jobs = 1
     from neurodyn.bicluster.fit import fit
     from neurodyn.bicluster.model import Priors, SamplerConfig, Until
@@ -883,3 +882,26 @@ def test_until_converged_stops_all_chains_together_and_says_why():
               until=Until(rhat=1.0001, ess=1e9, seconds=0.0, every=0.0))
     assert res["diagnostics"]["stopped_by"] == "time budget"
     assert res["diagnostics"]["sweeps_per_chain"] < 2000
+
+
+def test_parallel_chains_equal_serial_ones():
+    """Chains in worker processes (a fork server: safe after this test session's numba and BLAS
+    threads ran) draw what the serial chains draw, and --until-converged stops them."""
+    from neurodyn.bicluster.fit import fit
+    from neurodyn.bicluster.model import Priors, SamplerConfig, Until
+
+    rec, _ = _small_counts()
+    y = rec.data.T.astype(float)[:, :60]
+    cfg = SamplerConfig(iters=2000, burn_in=2, thin=1, warmup=2, max_states=3)
+    until = Until(rhat=10.0, ess=1.0, seconds=600.0, every=0.0)
+    par = fit(y, cfg, Priors(), seed=4, chains=2, jobs=2, until=until)
+    ser = fit(y, cfg, Priors(), seed=4, chains=2, jobs=1, until=until)
+    assert par["diagnostics"]["stopped_by"] == "converged"
+    assert par["diagnostics"]["sweeps_per_chain"] < 2000
+    a, b = par["traces"]["n_states_all"], ser["traces"]["n_states_all"]
+    n = min(a.shape[1], b.shape[1])
+    assert n >= 20
+    np.testing.assert_array_equal(a[:, :n], b[:, :n])
+    a, b = par["traces"]["loglik"], ser["traces"]["loglik"]
+    n = min(a.shape[1], b.shape[1])
+    np.testing.assert_array_equal(a[:, :n], b[:, :n])
