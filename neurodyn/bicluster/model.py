@@ -94,6 +94,12 @@ class SamplerConfig(StageParams):
         "integrated out (0: off). On real recordings they speed the climb out of the start "
         "(rat sample: log-likelihood R-hat 1.54 -> 1.23 at 300 sweeps), but on the published "
         "simulation they cost planted-partition recovery, so they are opt-in (try 2).", ge=0)
+    noise_moves: int = param(
+        0, "Rounds per sweep of collapsed scale moves of each state's noise covariance Q, the "
+        "trajectories integrated out (Kalman normalisers) and redrawn (0: off).", ge=0,
+        cli=False)
+    noise_sd: float = param(0.3, "Proposal sd (log) of the noise-covariance scale move.", gt=0,
+                            cli=False)
     scale_sd: float = param(0.2, "Proposal sd of the scale (log) and location moves.", gt=0,
                             cli=False)
     dispersion_sd: float = param(0.5, "Proposal sd (log) of the mean-preserving dispersion "

@@ -905,3 +905,91 @@ def test_parallel_chains_equal_serial_ones():
     a, b = par["traces"]["loglik"], ser["traces"]["loglik"]
     n = min(a.shape[1], b.shape[1])
     np.testing.assert_array_equal(a[:, :n], b[:, :n])
+
+
+def test_noise_scale_move_ratio_and_invariance():
+    """Collapsed scale move of Q_l: (1) its prior ratio equals inverse-Wishart x matrix-normal
+    log densities (scipy) plus the log Jacobian by finite differences; (2) alternated with FFBS
+    of the trajectories it leaves the same distribution of Q as the exact Gibbs pair
+    X | Q (FFBS) and Q | X, A, b (inverse-Wishart); a wrong ratio shifts the moments."""
+    from scipy.stats import invwishart
+
+    from neurodyn.bicluster.model import Priors, SamplerConfig
+    from neurodyn.bicluster.noise import NoiseScale, log_scale_ratio
+    from neurodyn.bicluster.states import _iw_draw, mn_logpdf
+    from neurodyn.bicluster.target import Model
+
+    rng = np.random.default_rng(1)
+    q, k0, psi0, nu0 = 2, 1.0, 0.1, 6.0
+    Q = np.array([[0.3, 0.1], [0.1, 0.2]])
+    ws = [rng.normal(size=(q, q + 1)) * 0.3 for _ in range(2)]
+    c = 1.7
+
+    def log_prior(Qm):
+        return (invwishart(df=nu0, scale=psi0 * np.eye(q)).logpdf(Qm)
+                + sum(mn_logpdf(W, np.zeros_like(W), Qm, k0 * np.eye(q + 1)) for W in ws))
+
+    iu = np.triu_indices(q)
+
+    def vech_map(v, c=c):
+        M = np.zeros((q, q))
+        M[iu] = v
+        M = M + np.triu(M, 1).T
+        return (c * M)[iu]
+
+    v0 = Q[iu]
+    jac = np.stack([(vech_map(v0 + 1e-6 * u) - vech_map(v0)) / 1e-6 for u in np.eye(v0.size)], 1)
+    expect = log_prior(c * Q) - log_prior(Q) + np.linalg.slogdet(jac)[1]
+    assert log_scale_ratio(Q, ws, c, psi0, nu0, k0) == pytest.approx(expect, abs=1e-6)
+
+    # (2) invariance on a small problem: 2 neurons x 40 bins, one cluster, two fixed states
+    N, T = 2, 40
+    m = Model(rng.poisson(2.0, (N, T)).astype(float), SamplerConfig(latent_dim=1, max_states=2),
+              Priors(q_mean=0.2, nu0_extra=3.0))
+    st = m.init_state("one", rng)
+    st.s = np.repeat([0, 1, 0, 1], 10)
+    st.theta = rng.normal(size=st.theta.shape) * 0.5
+    kap, om = 3.0 * rng.normal(size=(N, T)), rng.uniform(2.0, 6.0, (N, T))  # informative
+    A = np.stack([0.5 * np.eye(q), -0.3 * np.eye(q)])
+    st.dyn = [(A, np.array([[0.1, 0.0], [0.0, -0.2]]))]
+    st.Q = np.stack([0.2 * np.eye(q), 0.2 * np.eye(q)])
+    info = obs_info(kap, om, m.off, st.theta, np.arange(N))
+    move = NoiseScale(m, sd=0.5, rounds=4)  # several: a wrong ratio drifts further
+
+    def draw_x():
+        st.xs = [m.info_pass(info, st.dyn[0], st.Q, st.s, rng, True)[0]]
+
+    def gibbs_q():
+        X, (A, b) = st.xs[0], st.dyn[0]
+        for l in range(2):
+            t = np.flatnonzero(st.s[1:] == l) + 1
+            e = X[t] - X[t - 1] @ A[l].T - b[l]
+            W = np.column_stack([A[l], b[l]])
+            st.Q[l] = _iw_draw(m.psi0 * np.eye(q) + k0 * W @ W.T + e.T @ e, m.nu0 + q + 1 + t.size,
+                               rng)
+
+    def run(with_move, n=2000):
+        """Q recorded after the move (or after the reference's extra Gibbs pair): a move that
+        breaks the target's invariance leaves it off there."""
+        out = []
+        draw_x()
+        for _ in range(n):
+            gibbs_q()
+            draw_x()
+            if with_move:
+                move.step(st, kap, om, rng)
+            else:
+                gibbs_q()
+            out.append([np.log(np.trace(st.Q[0])), np.log(np.trace(st.Q[1])), st.Q[0, 0, 1]])
+            draw_x()
+        return np.array(out)[200:]
+
+    ref = run(False)
+    new = run(True)
+    assert 0.3 < st.stats["noise_scale_acc"] / st.stats["noise_scale_prop"] < 0.95
+    def se2(a, n_batches=20):  # squared standard error of the mean by batch means
+        a = a[: len(a) // n_batches * n_batches].reshape(n_batches, -1, a.shape[1]).mean(1)
+        return a.var(0, ddof=1) / n_batches
+
+    se = np.sqrt(se2(ref) + se2(new))
+    assert np.all(np.abs(ref.mean(0) - new.mean(0)) < 4 * se), (ref.mean(0), new.mean(0), se)
