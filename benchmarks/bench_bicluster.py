@@ -170,7 +170,9 @@ def real_datasets(names: list[str], tmp: Path) -> dict[str, np.ndarray]:
 def real_fit(y: np.ndarray, label: str, sweeps: int, until: bool, temperatures: int = 1,
              temper_min: float = 0.85) -> None:
     """Fit 4 chains with one of the configurations ``before``, ``after``, ``defaults`` (the
-    stage's defaults, as pipelines/sample.toml runs it), ``tempered`` (``after`` with
+    stage's defaults, as pipelines/sample.toml runs it), ``noise`` (the defaults with one round of
+    collapsed noise-covariance moves, ``noise_moves=1``; ``noise_after``: ``after`` with them),
+    ``tempered`` (``after`` with
     ``temperatures`` replicas per chain) or ``matched`` (``after`` with ``temperatures`` times
     the sweeps: the same number of replica sweeps as ``tempered``) and print diagnostics."""
     from itertools import combinations
@@ -181,6 +183,7 @@ def real_fit(y: np.ndarray, label: str, sweeps: int, until: bool, temperatures: 
     before = dict(scale_moves=0, state_moves=0, init_latents=False, state_split_merge=0)
     after = dict(scale_moves=2, init_latents=True)  # opt-in: see SamplerConfig.scale_moves
     kw = {"before": before, "defaults": {}, "after": after, "matched": after,
+          "noise": dict(noise_moves=1), "noise_after": after | dict(noise_moves=1),
           "tempered": after | dict(temperatures=temperatures, temper_min=temper_min)}[label]
     if label == "matched":
         sweeps *= temperatures
@@ -228,8 +231,8 @@ def main() -> None:
     ap.add_argument("--datasets", default="rat16,phy64")
     ap.add_argument("--skip-until", action="store_true")
     ap.add_argument("--configs", default="before,after",
-                    help="with --real: comma-separated before, after, defaults, tempered, matched "
-                    "(see real_fit)")
+                    help="with --real: comma-separated before, after, defaults, noise, noise_after, "
+                    "tempered, matched (see real_fit)")
     ap.add_argument("--temperatures", type=int, default=4, help="replicas of 'tempered'")
     ap.add_argument("--temper-min", type=float, default=0.85, help="its smallest b")
     ap.add_argument("--sweeps", type=int, default=300)
