@@ -100,6 +100,11 @@ class SamplerConfig(StageParams):
         cli=False)
     noise_sd: float = param(0.3, "Proposal sd (log) of the noise-covariance scale move.", gt=0,
                             cli=False)
+    state_windows: int = param(
+        0, "Proposals per sweep that move a window of bins (all in one state) to another state, "
+        "the trajectories integrated out (Kalman normalisers) and redrawn (0: off).", ge=0,
+        cli=False)
+    window_max: int = param(20, "Longest window (bins) of those proposals.", ge=1, cli=False)
     scale_sd: float = param(0.2, "Proposal sd of the scale (log) and location moves.", gt=0,
                             cli=False)
     dispersion_sd: float = param(0.5, "Proposal sd (log) of the mean-preserving dispersion "
