@@ -105,6 +105,12 @@ class SamplerConfig(StageParams):
         "the trajectories integrated out (Kalman normalisers) and redrawn (0: off).", ge=0,
         cli=False)
     window_max: int = param(20, "Longest window (bins) of those proposals.", ge=1, cli=False)
+    loading_moves: int = param(
+        0, "Rounds per sweep of collapsed scale moves of each cluster's loadings (how much of "
+        "its members' variance its latent axes carry), the trajectory integrated out and "
+        "redrawn (0: off).", ge=0, cli=False)
+    loading_sd: float = param(0.2, "Proposal sd (log) of the loading scale move.", gt=0,
+                              cli=False)
     scale_sd: float = param(0.2, "Proposal sd of the scale (log) and location moves.", gt=0,
                             cli=False)
     dispersion_sd: float = param(0.5, "Proposal sd (log) of the mean-preserving dispersion "
