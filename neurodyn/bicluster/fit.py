@@ -199,7 +199,7 @@ def summarize(outs: list[dict], cfg: SamplerConfig) -> dict:
               for name in ("n_clusters", "n_states", "loglik")}
     diag: dict = summarize_traces(traces)
     kinds = ("split", "merge", "move", "anneal_split", "anneal_merge", "relabel", "relabel_bin",
-             "state_split", "state_merge", "noise_scale", "state_boundary", "scale_mu_scale",
+             "state_split", "state_merge", "noise_scale", "scale_mu_scale",
              "scale_mu_shift", "scale_latent", "scale_dispersion", "swap")
     stats = {k: sum(o["stats"].get(k, 0) for o in outs) for kind in kinds for k in (f"{kind}_prop", f"{kind}_acc")}
     for kind in kinds:

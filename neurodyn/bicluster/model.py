@@ -101,11 +101,6 @@ class SamplerConfig(StageParams):
         "on the published simulation they change neither the recovery nor the speed.", ge=0)
     noise_sd: float = param(0.3, "Proposal sd (log) of the noise-covariance scale move.", gt=0,
                             cli=False)
-    boundary_moves: int = param(
-        0, "Proposals per sweep that shift a boundary between two states by up to "
-        "boundary_max bins, the trajectories integrated out (Kalman normalisers) and redrawn "
-        "(0: off).", ge=0, cli=False)
-    boundary_max: int = param(20, "Largest shift (bins) of those proposals.", ge=1, cli=False)
     scale_sd: float = param(0.2, "Proposal sd of the scale (log) and location moves.", gt=0,
                             cli=False)
     dispersion_sd: float = param(0.5, "Proposal sd (log) of the mean-preserving dispersion "

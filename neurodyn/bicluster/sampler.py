@@ -8,9 +8,8 @@ on the chain's :class:`~.target.Model` (data and fixed quantities, no moves):
 1. r_i | y, psi (omega integrated out): CRT augmentation (:mod:`.dispersion`; NB only).
 2. omega | y, r, psi: Polya-Gamma draws (:mod:`.pg`). Blocks 3-7 condition on omega.
 3. X_k | theta, omega, s, dynamics: FFBS per cluster (:mod:`.ffbs`); before it (``noise_moves``
-   rounds) collapsed scale moves of each state's noise covariance Q_l and (``boundary_moves``)
-   shifts of the boundaries between states, with every trajectory integrated out and redrawn
-   (:mod:`.collapsed`).
+   rounds) collapsed scale moves of each state's noise covariance Q_l with every trajectory
+   integrated out and redrawn (:mod:`.noise`).
 4. s | X, dynamics, pi: discrete FFBS; then (``state_moves`` each) collapsed relabellings of
    state runs and of single bins, and ``state_split_merge`` collapsed split-merge proposals of
    whole states, with pi and the dynamics integrated out (:mod:`.relabel`); then beta, pi | s:
@@ -77,10 +76,10 @@ import numpy as np
 
 from neurodyn.bicluster.anneal import Annealer
 from neurodyn.bicluster.blocks import Dynamics, Loadings, States, Trajectories
-from neurodyn.bicluster.collapsed import NoiseScale, StateBoundaries
 from neurodyn.bicluster.dispersion import dispersion_mh, draw_dispersion
 from neurodyn.bicluster.labels import LabelGibbs, SingleMove
 from neurodyn.bicluster.model import Priors, SamplerConfig
+from neurodyn.bicluster.noise import NoiseScale
 from neurodyn.bicluster.pg import draw_omega, kappa
 from neurodyn.bicluster.scale import ScaleMoves
 from neurodyn.bicluster.splitmerge import SplitMerge
@@ -112,7 +111,6 @@ class Kernel:
         self.annealer = Annealer(m, cfg.anneal_rungs, cfg.anneal_inner)
         self.scaler = ScaleMoves(m, cfg.scale_sd, cfg.scale_moves, cfg.dispersion_sd)
         self.noise = NoiseScale(m, cfg.noise_sd, cfg.noise_moves)
-        self.boundaries = StateBoundaries(m, cfg.boundary_max, cfg.boundary_moves)
 
     def sweep(self, st: ChainState, psi: np.ndarray, rng: np.random.Generator,
               timing: dict | None = None, labels: bool = True, label_gibbs: bool = True,
@@ -151,7 +149,6 @@ class Kernel:
             # it leaves omega stale, and the next sweep redraws omega first; the scale moves
             # integrate the dynamics out, which are redrawn after them
             ("trajectories", self.noise, int(cfg.noise_moves > 0)),
-            ("trajectories", self.boundaries, int(cfg.boundary_moves > 0)),
             ("trajectories", self.trajectories, 1),
             ("states", self.states, 1),
             ("dynamics", self.dynamics, 1),

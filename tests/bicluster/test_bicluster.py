@@ -914,8 +914,8 @@ def test_noise_scale_move_ratio_and_invariance():
     X | Q (FFBS) and Q | X, A, b (inverse-Wishart); a wrong ratio shifts the moments."""
     from scipy.stats import invwishart
 
-    from neurodyn.bicluster.collapsed import NoiseScale, log_scale_ratio
     from neurodyn.bicluster.model import Priors, SamplerConfig
+    from neurodyn.bicluster.noise import NoiseScale, log_scale_ratio
     from neurodyn.bicluster.states import _iw_draw, mn_logpdf
     from neurodyn.bicluster.target import Model
 
@@ -994,59 +994,3 @@ def test_noise_scale_move_ratio_and_invariance():
     se = np.sqrt(se2(ref) + se2(new))
     assert np.all(np.abs(ref.mean(0) - new.mean(0)) < 4 * se), (ref.mean(0), new.mean(0), se)
 
-
-def test_state_boundary_move_leaves_the_state_posterior_invariant():
-    """Boundary shifts of the state sequence with the trajectories integrated out, after the
-    exact Gibbs pair s | X (discrete FFBS) and X | s (FFBS), leave the state sequence where one
-    more Gibbs draw of s leaves it (a wrong ratio, or half the normalisers, shifts it)."""
-    from neurodyn.bicluster.collapsed import StateBoundaries
-    from neurodyn.bicluster.ffbs import state_loglik
-    from neurodyn.bicluster.model import Priors, SamplerConfig
-    from neurodyn.bicluster.states import sample_states
-    from neurodyn.bicluster.target import Model
-
-    rng = np.random.default_rng(2)
-    N, T, q = 2, 16, 2
-    m = Model(rng.poisson(2.0, (N, T)).astype(float), SamplerConfig(latent_dim=1, max_states=2),
-              Priors())
-    st = m.init_state("one", rng)
-    st.theta = rng.normal(size=st.theta.shape) * 0.5
-    kap, om = 6.0 * rng.normal(size=(N, T)), rng.uniform(5.0, 15.0, (N, T))
-    st.dyn = [(np.stack([0.9 * np.eye(q), 0.2 * np.eye(q)]), np.array([[0.0, 0.1], [0.3, -0.2]]))]
-    st.Q = np.stack([0.05 * np.eye(q), 0.5 * np.eye(q)])
-    st.pi = np.array([[0.9, 0.1], [0.4, 0.6]])
-    info = obs_info(kap, om, m.off, st.theta, np.arange(N))
-    move = StateBoundaries(m, max_shift=4, rounds=8)
-
-    def draw_x():
-        st.xs = [m.info_pass(info, st.dyn[0], st.Q, st.s, rng, True)[0]]
-
-    def gibbs_s():
-        A, b = st.dyn[0]
-        E = state_loglik(st.xs[0][None], A[None], b[None], st.Q[None])
-        st.s = sample_states(E, st.pi, rng.random(T))
-
-    def run(with_move, n=2500):
-        out = []
-        draw_x()
-        for _ in range(n):
-            gibbs_s()
-            draw_x()
-            if with_move:
-                move.step(st, kap, om, rng)
-            else:
-                gibbs_s()
-            out.append([np.mean(st.s == 0), np.mean(st.s[:T // 2] == 0), st.s[T // 2]])
-            draw_x()
-        return np.array(out, dtype=float)[200:]
-
-    ref = run(False)
-    new = run(True)
-    assert 0.05 < st.stats["state_boundary_acc"] / st.stats["state_boundary_prop"] < 0.95
-
-    def se2(a, n_batches=20):  # squared standard error of the mean by batch means
-        a = a[: len(a) // n_batches * n_batches].reshape(n_batches, -1, a.shape[1]).mean(1)
-        return a.var(0, ddof=1) / n_batches
-
-    se = np.sqrt(se2(ref) + se2(new))
-    assert np.all(np.abs(ref.mean(0) - new.mean(0)) < 4 * se), (ref.mean(0), new.mean(0), se)
