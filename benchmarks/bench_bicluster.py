@@ -170,8 +170,8 @@ def real_datasets(names: list[str], tmp: Path) -> dict[str, np.ndarray]:
 def real_fit(y: np.ndarray, label: str, sweeps: int, until: bool, temperatures: int = 1,
              temper_min: float = 0.85) -> None:
     """Fit 4 chains with one of the configurations ``before``, ``after``, ``defaults`` (the
-    stage's defaults, as pipelines/sample.toml runs it), ``no_noise`` / ``after_no_noise`` (the
-    defaults / ``after`` without the collapsed noise-covariance moves, ``noise_moves=0``),
+    stage's defaults, as pipelines/sample.toml runs it), ``noise`` (the defaults with the
+    collapsed noise-covariance moves), ``after_no_noise`` (``after`` without them),
     ``tempered`` (``after`` with
     ``temperatures`` replicas per chain) or ``matched`` (``after`` with ``temperatures`` times
     the sweeps: the same number of replica sweeps as ``tempered``) and print diagnostics."""
@@ -182,9 +182,9 @@ def real_fit(y: np.ndarray, label: str, sweeps: int, until: bool, temperatures: 
 
     before = dict(scale_moves=0, state_moves=0, init_latents=False, state_split_merge=0,
                   noise_moves=0)
-    after = dict(scale_moves=2, init_latents=True)  # opt-in: see SamplerConfig.scale_moves
+    after = dict(scale_moves=2, init_latents=True, noise_moves=1)  # opt-in: see SamplerConfig
     kw = {"before": before, "defaults": {}, "after": after, "matched": after,
-          "no_noise": dict(noise_moves=0), "after_no_noise": after | dict(noise_moves=0),
+          "noise": dict(noise_moves=1), "after_no_noise": after | dict(noise_moves=0),
           "tempered": after | dict(temperatures=temperatures, temper_min=temper_min)}[label]
     if label == "matched":
         sweeps *= temperatures
@@ -232,7 +232,7 @@ def main() -> None:
     ap.add_argument("--datasets", default="rat16,phy64")
     ap.add_argument("--skip-until", action="store_true")
     ap.add_argument("--configs", default="before,after",
-                    help="with --real: comma-separated before, after, defaults, no_noise, after_no_noise, "
+                    help="with --real: comma-separated before, after, defaults, noise, after_no_noise, "
                     "tempered, matched (see real_fit)")
     ap.add_argument("--temperatures", type=int, default=4, help="replicas of 'tempered'")
     ap.add_argument("--temper-min", type=float, default=0.85, help="its smallest b")
