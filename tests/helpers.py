@@ -61,3 +61,23 @@ def rgb_codes(img, stride: int = 2):
 
     rgb = (np.asarray(img)[::stride, ::stride, :3] * 255).astype(np.uint32).reshape(-1, 3)
     return (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+
+
+def fit_bicluster_sim(seed, iters, init="factor", burn_in=None, anneal_every=0, temperatures=1,
+                      **sim):
+    """One bi-clustering chain on a simulated recording: (truth, neuron and state point
+    estimates, accumulator); the second half of the sweeps kept unless ``burn_in``."""
+    from neurodyn.bicluster.model import Priors, SamplerConfig
+    from neurodyn.bicluster.sampler import run_chain
+    from neurodyn.bicluster.simulate import simulate_bicluster
+    from neurodyn.bicluster.summaries import point_estimate
+
+    rec, truth = simulate_bicluster(seed=seed, **sim)
+    y = rec.data.T.astype(float)
+    cfg = SamplerConfig(iters=iters, burn_in=iters // 2 if burn_in is None else burn_in, thin=2,
+                        init=init, anneal_every=anneal_every, temperatures=temperatures)
+    out = run_chain(y, cfg, Priors(), seed + 100)
+    acc = out["acc"]
+    z = point_estimate(acc.neuron_co / acc.n)
+    s = point_estimate((acc.state_co / acc.n).astype(float))
+    return truth, z, s, acc

@@ -8,7 +8,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from helpers import assert_not_blank
+from helpers import assert_not_blank, fit_bicluster_sim
 from scipy.special import gammaln
 from sklearn.metrics import adjusted_rand_score as ari
 
@@ -452,27 +452,13 @@ def test_cli_simulate_fit_figures_and_bad_input(cli, tmp_path, saved_figures):
     assert not (tmp_path / "x.h5").exists()
 
 
-def _fit_sim(seed, iters, init="factor", burn_in=None, anneal_every=0, temperatures=1, **sim):
-    from neurodyn.bicluster.model import Priors, SamplerConfig
-    from neurodyn.bicluster.sampler import run_chain
-    from neurodyn.bicluster.simulate import simulate_bicluster
-
-    rec, truth = simulate_bicluster(seed=seed, **sim)
-    y = rec.data.T.astype(float)
-    cfg = SamplerConfig(iters=iters, burn_in=iters // 2 if burn_in is None else burn_in, thin=2,
-                        init=init, anneal_every=anneal_every, temperatures=temperatures)
-    out = run_chain(y, cfg, Priors(), seed + 100)
-    acc = out["acc"]
-    z = point_estimate(acc.neuron_co / acc.n)
-    s = point_estimate((acc.state_co / acc.n).astype(float))
-    return truth, z, s, acc
 
 
 def test_recovery_published_setting_short_chain():
     """The published setting (30 neurons, 3 clusters, 500 bins): 150 sweeps recover the neuron
     and state partitions and the number of clusters (400-sweep chains on seeds 0-2 pass too,
     ~40 s each: dropped from the suite for time)."""
-    truth, z, s, acc = _fit_sim(5, 150)
+    truth, z, s, acc = fit_bicluster_sim(5, 150)
     assert ari(truth["clusters"], z) >= 0.95
     assert ari(truth["states"], s) >= 0.8
     assert np.bincount(acc.n_clusters).argmax() == 3
@@ -482,7 +468,7 @@ def test_replica_exchange_recovers_planted_partition():
     """Replica exchange (2 replicas per chain, b = 1 and 0.8) on the published setting: 80
     sweeps of the b = 1 replica recover the planted neuron and state partitions and the number
     of clusters (measured: ARI 1.0 and 0.98)."""
-    truth, z, s, acc = _fit_sim(5, 80, temperatures=2)
+    truth, z, s, acc = fit_bicluster_sim(5, 80, temperatures=2)
     assert ari(truth["clusters"], z) >= 0.95
     assert ari(truth["states"], s) >= 0.8
     assert np.bincount(acc.n_clusters).argmax() == 3
@@ -493,22 +479,8 @@ def test_split_merge_from_all_in_one_recovers_planted_partition():
     """From all neurons in one cluster, only split moves can create the planted clusters early:
     the trajectory-collapsed split-merge must be accepted and the chain reach the truth. (The
     all-separate start on the same seed is the next test: the two extremes agree.)"""
-    truth, z_one, _, _ = _fit_sim(3, 150, init="one")
+    truth, z_one, _, _ = fit_bicluster_sim(3, 150, init="one")
     assert ari(truth["clusters"], z_one) >= 0.95
-
-
-@pytest.mark.slow
-def test_all_in_one_and_all_separate_starts_agree():
-    """Split-merge works from both extremes: chains started with all neurons in one cluster (the
-    test above, same seed) and with every neuron alone (here) both reach the planted partition,
-    so they agree with each other. From
-    every neuron alone the one-step moves stall at 15-20 pure clusters (~360 nats below the
-    planted partition; see the sampler's docstring); the annealed split-merge (block 9, one
-    proposal per sweep) merges them: on this seed the chain reaches the planted partition after
-    about 210 sweeps (120-145 on seeds 0 and 1; see benchmarks/bicluster_anneal.py). Without
-    block 9 it stops at 13-16 clusters. 300 sweeps, the last 60 kept: ARI 1.0 measured."""
-    truth, z, _, _ = _fit_sim(3, 300, init="separate", burn_in=240, anneal_every=1)
-    assert ari(truth["clusters"], z) >= 0.95
 
 
 def _partition_chain(y, kernel: str, sweeps: int, seed: int, temperatures: int = 1) -> np.ndarray:
