@@ -28,8 +28,11 @@ if [ "$#" -eq 0 ]; then bash scripts/check_install.sh >"$work/install.log" 2>&1 
 
 # two worker processes: the suite is CPU-bound and CI has 2 cores (NEURODYN_TEST_WORKERS=0: serial).
 # A test module runs on one worker (--dist loadfile): its module fixtures are built and its numba
-# kernels compiled once, not on both workers; tests/conftest.py orders the modules.
-python3 -m pytest -q -n "${NEURODYN_TEST_WORKERS:-2}" --dist loadfile --durations=15 "$@"
+# kernels compiled once, not on both workers; tests/conftest.py orders the modules, which
+# --no-loadscope-reorder keeps (xdist otherwise sorts modules by their number of tests, which
+# left the one-test, 200 s module tests/bicluster/test_bicluster_anneal.py to start last).
+python3 -m pytest -q -n "${NEURODYN_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder \
+    --durations=15 "$@"
 rc=$?
 
 wait "$NEURODYN_SETUP_PID"
