@@ -266,17 +266,17 @@ def scan_ranks(
     ranks = np.array(sorted(set(int(r) for r in ranks)), dtype=np.int64)
     tasks = [("fit", int(r), s) for r in ranks for s in restart_seeds(seed + int(r), n_restarts)]
     tasks += [("held", int(r), seed) for r in ranks]
+    cost = {"fit": 1, "held": heldout_starts}  # fits per task: a held-out score runs several
 
     def one(task, tick):
         kind, r, s = task
         out = (fit_ntf(x, r, mask, seed=s, **kw) if kind == "fit" else
                rank_heldout(x, mask, r, s, fraction=heldout_fraction, starts=heldout_starts,
                             **kw))
-        tick(1 if kind == "fit" else heldout_starts)  # a held-out score runs that many fits
+        tick(cost[kind])
         return out
 
-    n_fits = sum(1 if t[0] == "fit" else heldout_starts for t in tasks)
-    pbar = bar(n_fits, desc="factorize ranks", unit="fits")
+    pbar = bar(sum(cost[t[0]] for t in tasks), desc="factorize ranks", unit="fits")
     try:
         res = map_tasks(one, tasks, jobs=jobs, tick=pbar.update)
     finally:

@@ -870,13 +870,11 @@ def test_parallel_chains_equal_serial_ones():
     ser = fit(y, cfg, Priors(), seed=4, chains=2, jobs=1, until=until)
     assert par["diagnostics"]["stopped_by"] == "converged"
     assert par["diagnostics"]["sweeps_per_chain"] < 2000
-    a, b = par["traces"]["n_states_all"], ser["traces"]["n_states_all"]
-    n = min(a.shape[1], b.shape[1])
-    assert n >= 20
-    np.testing.assert_array_equal(a[:, :n], b[:, :n])
-    a, b = par["traces"]["loglik"], ser["traces"]["loglik"]
-    n = min(a.shape[1], b.shape[1])
-    np.testing.assert_array_equal(a[:, :n], b[:, :n])
+    for name in ("n_states_all", "loglik"):  # the chains stop a few sweeps apart: common prefix
+        a, b = par["traces"][name], ser["traces"][name]
+        n = min(a.shape[1], b.shape[1])
+        assert n >= 20 or name == "loglik"
+        np.testing.assert_array_equal(a[:, :n], b[:, :n])
 
 
 def test_noise_scale_move_ratio_and_invariance():
